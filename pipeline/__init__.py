@@ -1,0 +1,3 @@
+"""embedlab: fine-tuning experiments on the input layers (token embeddings, positions) of language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,108 @@
+"""`pipeline`: a thin command line over `pipeline.train`, `pipeline.evaluation` and `pipeline.recipe`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+
+DESCRIPTION = """\
+Fine-tune a pretrained encoder (BERT family or GPT-2 family) on a downstream task while freezing or
+fine-tuning its token-embedding and positional layers, all chosen in one recipe YAML.
+
+examples:
+  pipeline validate recipes/quickstart.yaml             check a recipe, print it with every default
+  pipeline train recipes/quickstart.yaml                fine-tune; writes the recipe's output_dir
+  pipeline train recipes/quickstart.yaml layers.token_embeddings=freeze output_dir=runs/frozen
+  pipeline eval runs/quickstart eval.splits=[test]      re-score a saved run on another split
+  pipeline schema                                       every recipe field, its default and meaning
+
+On several GPUs or processes: accelerate launch --config_file accelerate_config.yaml -m pipeline train RECIPE
+"""
+
+OVERRIDES_HELP = "recipe overrides as dotted key=value, values parsed as YAML (train.lr=3e-5 eval.splits=[test])"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pipeline.recipe import load_recipe
+    from pipeline.train import train
+
+    run_dir = train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite)
+    print(f"run folder: {run_dir}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pipeline.evaluation import evaluate_saved
+
+    scores = evaluate_saved(Path(args.run), args.overrides)
+    if args.output:
+        import json
+
+        Path(args.output).write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from pipeline.recipe import dump_recipe, load_recipe
+
+    print(dump_recipe(load_recipe(args.recipe, args.overrides)), end="")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from pipeline.recipe import recipe_reference
+
+    print(recipe_reference())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pipeline", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"embedlab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="fine-tune as a recipe says and write a run folder")
+    train.add_argument("recipe", help="recipe YAML file")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("eval", help="re-evaluate a finished run folder or a saved model inside one")
+    evaluate.add_argument("run", help="run folder (or its model/ or checkpoints/step-N/ folder)")
+    evaluate.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    evaluate.add_argument("--output", help="also write the scores to this JSON file")
+    evaluate.set_defaults(handler=_eval)
+
+    validate = commands.add_parser("validate", help="check a recipe and print it with every default filled in")
+    validate.add_argument("recipe", help="recipe YAML file")
+    validate.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    validate.set_defaults(handler=_validate)
+
+    schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
+    schema.set_defaults(handler=_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; bad input ends with one `error:` line on stderr and exit code 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Evaluation: predictions gathered over all processes, scored with the recipe's `evaluate` metrics.
+
+`evaluate_saved` is `pipeline eval`: it re-scores a saved fine-tuned model on the splits of its run's recipe.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.errors import PipelineError
+from pipeline.metrics import compute_all
+from pipeline.recipe import load_recipe
+from pipeline.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from pipeline.train import Experiment
+
+
+def predict(exp: Experiment, model: torch.nn.Module, loader: DataLoader) -> tuple[list[int], list[int], list[list[float]]]:
+    """Predicted ids, gold ids and class probabilities for every example of a prepared loader, in order.
+
+    `gather_for_metrics` collects the batches of all processes and drops the duplicates that even
+    sharding adds at the end, so every process gets the full, ordered list.
+    """
+    model.eval()
+    predictions, references, probabilities = [], [], []
+    for batch in loader:
+        with torch.no_grad(), exp.accelerator.autocast():
+            logits = model(**batch).logits.float()  # (batch, num_labels)
+        logits, labels = exp.accelerator.gather_for_metrics((logits, batch["labels"]))
+        predictions += exp.task.predict(logits).tolist()
+        references += labels.tolist()
+        probabilities += logits.softmax(dim=-1).tolist()
+    return predictions, references, probabilities
+
+
+def evaluate_split(exp: Experiment, model: torch.nn.Module, loader: DataLoader) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Metric scores and per-example prediction records for one prepared loader."""
+    predictions, references, probabilities = predict(exp, model, loader)
+    return compute_all(exp.metrics, predictions, references), exp.task.records(predictions, references, probabilities)
+
+
+def evaluate_all_splits(exp: Experiment, model: torch.nn.Module) -> dict[str, tuple[dict[str, float], list[dict[str, Any]]]]:
+    """Scores and records for every split named in `eval.splits`."""
+    results = {}
+    for split in exp.recipe.eval.splits:
+        loader = DataLoader(exp.splits[split], batch_size=exp.recipe.eval.batch_size, collate_fn=exp.task.collator(exp.tokenizer))
+        results[split] = evaluate_split(exp, model, exp.accelerator.prepare_data_loader(loader))
+    return results
+
+
+def write_final_evaluation(exp: Experiment, model: torch.nn.Module, run: RunFolder, summary: dict[str, Any]) -> None:
+    """Predictions for every eval split, then `metrics.json` (written last: it marks a finished run)."""
+    results = evaluate_all_splits(exp, model)
+    for split, (scores, records) in results.items():
+        run.write_jsonl(f"predictions-{split}.jsonl", records)
+        exp.accelerator.print(f"final {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+    run.write_json("metrics.json", {**{split: scores for split, (scores, _) in results.items()}, "train": summary})
+
+
+def locate_run(path: Path) -> tuple[Path, Path]:
+    """(run folder holding recipe.yaml, model folder) for a run folder or a saved model/checkpoint inside one."""
+    if (path / "recipe.yaml").is_file() and (path / "model" / "config.json").is_file():
+        return path, path / "model"
+    if (path / "config.json").is_file():
+        for parent in path.parents:
+            if (parent / "recipe.yaml").is_file():
+                return parent, path
+    raise PipelineError(f"'{path}' is neither a finished run folder nor a saved model inside one")
+
+
+def evaluate_saved(path: Path, overrides: list[str]) -> dict[str, dict[str, float]]:
+    """Re-score a saved fine-tuned model on its run's eval splits (`key=value` overrides change e.g. eval.splits)."""
+    from pipeline.train import setup
+
+    run_dir, model_dir = locate_run(path)
+    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    exp = setup(recipe, trained_model=model_dir)
+    model = exp.accelerator.prepare_model(exp.model, evaluation_mode=True)
+    scores = {split: scores for split, (scores, _) in evaluate_all_splits(exp, model).items()}
+    exp.accelerator.print(json.dumps(scores, indent=2))
+    return scores

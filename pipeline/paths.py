@@ -1,0 +1,49 @@
+"""Paths in recipes: local paths, `pkg://package/sub/path` (inside an installed package), or Hub ids."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+PKG_SCHEME = "pkg://"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def resolve_package_path(uri: str) -> Path:
+    """Turn `pkg://name/sub/path` into a path inside the installed package `name`, without importing it.
+
+    The package is located with `importlib.util.find_spec`, which reads no code of a top-level package.
+    The result must stay inside the package folder (no `..` escapes).
+    """
+    rest = uri[len(PKG_SCHEME) :]
+    package, _, sub_path = rest.partition("/")
+    if not package.isidentifier():
+        raise ValueError(f"'{uri}' must look like pkg://package_name/path/inside")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"package '{package}' is not installed (pip install it, or use a local path)")
+    root = Path(next(iter(spec.submodule_search_locations))).resolve()
+    target = (root / sub_path).resolve()
+    if not target.is_relative_to(root):
+        raise ValueError(f"'{uri}' points outside the package folder {root}")
+    return target
+
+
+def resolve_local_path(value: str) -> Path:
+    """A recipe path as a local `Path` (pkg:// resolved, ~ expanded, relative to the working directory)."""
+    if value.startswith(PKG_SCHEME):
+        return resolve_package_path(value)
+    return Path(value).expanduser()
+
+
+def looks_like_hub_id(value: str) -> bool:
+    """True for `name` or `org/name` strings that are not an existing local path."""
+    return not value.startswith(PKG_SCHEME) and bool(_HUB_ID.match(value)) and not Path(value).exists()
+
+
+def resolve_model_path(value: str) -> str:
+    """What `from_pretrained` should get: a local folder as a string, or the Hub id unchanged."""
+    if looks_like_hub_id(value):
+        return value
+    return str(resolve_local_path(value))

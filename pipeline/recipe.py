@@ -1,0 +1,319 @@
+"""The recipe: one typed schema (pydantic v2), loaded from YAML plus `key=value` overrides, validated once.
+
+Every default of the product lives in this file. `pipeline schema` prints the reference built from it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import PipelineError
+from pipeline.metrics import KNOWN_METRICS, is_metric_path
+from pipeline.paths import PKG_SCHEME, looks_like_hub_id, resolve_local_path
+
+DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+
+
+class Strict(BaseModel):
+    """Base for every recipe section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _existing_path(value: str) -> str:
+    """Check that a local or pkg:// path exists; return the value as written (recipes stay portable)."""
+    path = resolve_local_path(value)
+    if not path.exists():
+        raise ValueError(f"'{value}' does not exist" + (f" (resolved to {path})" if value.startswith(PKG_SCHEME) else ""))
+    return value
+
+
+class ModelConfig(Strict):
+    family: Literal["bert", "gpt2"] = Field(
+        description="Encoder family: `bert` (any encoder with absolute position embeddings: BERT, RoBERTa, "
+        "DistilBERT, MiniLM...) or `gpt2` (GPT-2 family; pads with EOS, pools the last non-pad token)."
+    )
+    name_or_path: str | None = Field(
+        None, description="Pretrained checkpoint: local folder, `pkg://package/path`, or Hub id."
+    )
+    config: dict[str, Any] | None = Field(
+        None,
+        description="Instead of a checkpoint: architecture settings of a freshly initialised model "
+        "(e.g. `{n_layer: 2, n_embd: 128}`); `vocab_size` defaults to the tokenizer's size.",
+    )
+    tokenizer: str | None = Field(None, description="Tokenizer folder or Hub id; defaults to `name_or_path`.")
+    max_length: int | None = Field(
+        None, gt=0, description="Truncate inputs to this many tokens; default: the model's position limit."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a Hub checkpoint.")
+    trust_remote_code: bool = Field(False, description="Allow a Hub checkpoint to run its own Python code.")
+
+    @field_validator("name_or_path", "tokenizer")
+    @classmethod
+    def _checkpoint_exists(cls, value: str | None) -> str | None:
+        if value is None or looks_like_hub_id(value):
+            return value
+        return _existing_path(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.name_or_path is None) == (self.config is None):
+            raise ValueError("set exactly one of model.name_or_path (pretrained) or model.config (from scratch)")
+        if self.config is not None and self.tokenizer is None:
+            raise ValueError("model.config builds a fresh model, so model.tokenizer must name a tokenizer")
+        return self
+
+
+class LayerPolicy(Strict):
+    policy: Literal["freeze", "finetune"] = Field(
+        "finetune", description="`freeze`: no gradient, no optimizer state; `finetune`: trained."
+    )
+    lr_multiplier: float = Field(1.0, gt=0, description="This layer's learning rate is `train.lr` times this.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, value: Any) -> Any:
+        return {"policy": value} if isinstance(value, str) else value
+
+
+class LayersConfig(Strict):
+    token_embeddings: LayerPolicy = Field(
+        default_factory=LayerPolicy, description="Policy for the token-embedding table (`freeze` or `finetune`)."
+    )
+    positions: LayerPolicy = Field(
+        default_factory=LayerPolicy, description="Policy for the learned absolute position table."
+    )
+
+
+class SequenceClassificationTask(Strict):
+    type: Literal["sequence-classification"] = Field(description="The task; selects head, data adapter, metrics.")
+    text_column: str = Field("text", description="Column holding the input text.")
+    text_pair_column: str | None = Field(None, description="Second text column, for sentence-pair inputs.")
+    label_column: str = Field("label", description="Column holding the label (string or integer).")
+
+
+class DataConfig(Strict):
+    hub_id: str | None = Field(None, description="Hub data set id, e.g. `glue` (needs the network).")
+    hub_config: str | None = Field(None, description="Hub data set configuration, e.g. `sst2`.")
+    revision: str | None = Field(None, description="Hub data set revision.")
+    files: str | dict[str, str] | None = Field(
+        None, description="Local csv/json/jsonl/parquet: one file (the train split) or `{split: path}`."
+    )
+    folder: str | None = Field(None, description="Folder-per-class tree: `<folder>/<label>/*.txt`.")
+    train_split: str = Field("train", description="Split to train on.")
+    holdout: dict[str, float] = Field(
+        default_factory=lambda: {"validation": 0.2},
+        description="Splits carved out of the train split, stratified by label, when the data has only one.",
+    )
+    split_seed: int = Field(42, description="Seed of the holdout split (separate from `train.seed`).")
+    max_train_samples: int | None = Field(None, gt=0, description="Use only this many training examples.")
+    max_eval_samples: int | None = Field(None, gt=0, description="Use only this many examples per eval split.")
+
+    @field_validator("folder")
+    @classmethod
+    def _folder_exists(cls, value: str | None) -> str | None:
+        if value is not None and not resolve_local_path(_existing_path(value)).is_dir():
+            raise ValueError(f"'{value}' is not a folder")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _files_exist(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for path in [value] if isinstance(value, str) else (value or {}).values():
+            _existing_path(path)
+            if Path(path).suffix.lower() not in DATA_FORMATS:
+                raise ValueError(f"'{path}': unknown format; use one of {', '.join(DATA_FORMATS)}")
+        return value
+
+    @field_validator("holdout")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not 0 < f < 1 for f in value.values()) or sum(value.values()) >= 1:
+            raise ValueError(f"fractions must be in (0, 1) and sum below 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [name for name in ("hub_id", "files", "folder") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of data.hub_id, data.files or data.folder (got {given or 'none'})")
+        return self
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(3, gt=0, description="Passes over the training data.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps (wins over epochs).")
+    batch_size: int = Field(16, gt=0, description="Examples per optimizer step, summed over all processes.")
+    micro_batch_size: int | None = Field(
+        None, gt=0, description="Examples per forward pass on one device; the rest is gradient accumulation."
+    )
+    lr: float = Field(5e-5, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and norms).")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    adam_eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt"] = Field(
+        "linear", description="Learning-rate schedule (transformers `get_scheduler` names)."
+    )
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warm-up as a fraction of all optimizer steps.")
+    warmup_steps: int = Field(0, ge=0, description="Warm-up in optimizer steps (use this or warmup_ratio).")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the gradient norm to this; null: no clipping.")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Autocast precision (fp16 needs a GPU).")
+    seed: int = Field(42, description="Seed of model initialisation, dropout and data order.")
+    eval_every_steps: int | None = Field(
+        None, gt=0, description="Evaluate every N optimizer steps; null: at the end of every epoch."
+    )
+    save_every_steps: int | None = Field(None, gt=0, description="Save a model checkpoint every N optimizer steps.")
+    log_every_steps: int = Field(10, gt=0, description="Write a line to log.jsonl every N optimizer steps.")
+    report_to: list[Literal["tensorboard"]] = Field(
+        default_factory=list, description="Experiment trackers, through Accelerate (`[tensorboard]`)."
+    )
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> TrainConfig:
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("set train.warmup_steps or train.warmup_ratio, not both")
+        if self.micro_batch_size and self.batch_size % self.micro_batch_size:
+            raise ValueError(f"train.batch_size {self.batch_size} is not a multiple of train.micro_batch_size")
+        return self
+
+
+class EvalConfig(Strict):
+    metrics: list[str] = Field(
+        default_factory=lambda: ["accuracy", "f1_macro"],
+        description=f"Metrics: {', '.join(KNOWN_METRICS)}; a path to an `evaluate` script; or `hub:NAME`.",
+    )
+    splits: list[str] = Field(
+        default_factory=lambda: ["validation"],
+        min_length=1,
+        description="Splits evaluated at the end; the first is also evaluated during training.",
+    )
+    batch_size: int = Field(64, gt=0, description="Examples per evaluation forward pass on one device.")
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name in KNOWN_METRICS or name.startswith("hub:") or is_metric_path(name):
+                continue
+            close = difflib.get_close_matches(name, list(KNOWN_METRICS), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"unknown metric '{name}'; {hint}known: {', '.join(KNOWN_METRICS)}, or hub:NAME")
+        return names
+
+
+class Recipe(Strict):
+    output_dir: str = Field(description="Run folder to create; an existing one is refused unless --overwrite.")
+    model: ModelConfig
+    task: SequenceClassificationTask
+    data: DataConfig
+    layers: LayersConfig = Field(default_factory=LayersConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Set `a.b.c=value` in a raw recipe mapping; the value is parsed as YAML (`3`, `true`, `[a, b]`, `null`)."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise PipelineError(f"override '{assignment}' must look like key=value (e.g. train.lr=3e-5)")
+    *parents, leaf = key.split(".")
+    node = raw
+    for depth, part in enumerate(parents):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            where = ".".join(parents[: depth + 1])
+            raise PipelineError(f"cannot set '{key}': {where} is {node!r}, not a mapping", field=where)
+    node[leaf] = yaml.safe_load(text)
+
+
+def _sibling_fields(loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the schema section that holds `loc`'s last part (for "did you mean" hints)."""
+    model: type[BaseModel] = Recipe
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """All problems of a recipe on one line: `dotted.field: what is wrong (hint)`."""
+    problems = []
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = ".".join(str(p) for p in loc) or "recipe"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), _sibling_fields(loc), n=1)
+            message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
+        elif item["type"] == "missing":
+            message = "required but missing"
+        elif "input" in item and not isinstance(item["input"], dict | list):
+            message += f" (got {item['input']!r})"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
+    """Validate a raw mapping into a `Recipe`, turning every schema error into one `PipelineError` line."""
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{source}: a recipe must be a YAML mapping of sections, got {type(raw).__name__}")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise PipelineError(f"{source}: {format_validation_error(error)}") from None
+
+
+def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recipe:
+    """Read a recipe YAML file, apply `key=value` overrides, validate it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"recipe file '{path}' not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw = {} if raw is None else raw
+    for assignment in overrides:
+        if isinstance(raw, dict):
+            apply_override(raw, assignment)
+    return parse_recipe(raw, source=str(path))
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe (every default filled in) as YAML, in schema order."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def recipe_reference() -> str:
+    """A Markdown table of every recipe field: dotted name, type, default, description."""
+    rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            nested = [a for a in (annotation, *typing.get_args(annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
+            if nested:
+                walk(nested[0], f"{prefix}{name}.")
+                continue
+            if field.is_required():
+                default = "required"
+            else:
+                value = field.get_default(call_default_factory=True)
+                default = f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
+            kind = str(annotation).replace("typing.", "").replace("|", "\\|")
+            rows.append(f"| `{prefix}{name}` | {kind} | {default} | {field.description or ''} |")
+
+    walk(Recipe, "")
+    return "\n".join(rows)

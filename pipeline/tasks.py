@@ -1,0 +1,132 @@
+"""Task adapters, keyed by the recipe's `task.type`: each knows its head, how to encode data and read predictions.
+
+A new task (token classification, regression, ...) is one class here plus its recipe section; the trainer and
+evaluator only use the `Task` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict
+from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from pipeline.errors import PipelineError
+from pipeline.recipe import SequenceClassificationTask
+
+
+class Task(Protocol):
+    """What the trainer needs from a task."""
+
+    auto_class: Any  # the transformers Auto class that adds this task's head
+
+    def check_columns(self, splits: DatasetDict) -> None: ...
+    def fit_labels(self, train: Dataset) -> None: ...
+    def use_labels(self, id2label: dict[int, str]) -> None: ...
+    def head_kwargs(self) -> dict[str, Any]: ...
+    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> Dataset: ...
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any: ...
+    def predict(self, logits: torch.Tensor) -> torch.Tensor: ...
+    def records(self, predictions: list[int], references: list[int], scores: list[list[float]]) -> list[dict[str, Any]]: ...
+
+
+def _label_sort_key(value: str) -> tuple[int, float | str]:
+    """Numeric labels in numeric order ("2" before "10"), then the rest alphabetically."""
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
+
+
+class SequenceClassification:
+    """`sequence-classification`: one label per text or text pair; the head reads the pooled sequence."""
+
+    auto_class = AutoModelForSequenceClassification
+
+    def __init__(self, cfg: SequenceClassificationTask):
+        self.cfg = cfg
+        self.labels: list[str] = []
+
+    def check_columns(self, splits: DatasetDict) -> None:
+        """Every split must hold the recipe's text, pair and label columns."""
+        wanted = {"task.text_column": self.cfg.text_column, "task.label_column": self.cfg.label_column}
+        if self.cfg.text_pair_column:
+            wanted["task.text_pair_column"] = self.cfg.text_pair_column
+        for name, split in splits.items():
+            for field, column in wanted.items():
+                if column not in split.column_names:
+                    raise PipelineError(f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field)
+
+    def fit_labels(self, train: Dataset) -> None:
+        """Label names from a `ClassLabel` feature, else the sorted distinct values of the train split."""
+        feature = train.features[self.cfg.label_column]
+        if isinstance(feature, ClassLabel):
+            self.labels = list(feature.names)
+        else:
+            self.labels = sorted({str(value) for value in train[self.cfg.label_column]}, key=_label_sort_key)
+        if len(self.labels) < 2:
+            raise PipelineError(f"the train split has {len(self.labels)} distinct label(s); need at least 2", field="task.label_column")
+
+    def use_labels(self, id2label: dict[int, str]) -> None:
+        """Reuse the label order a trained model was saved with."""
+        self.labels = [id2label[i] for i in range(len(id2label))]
+
+    def head_kwargs(self) -> dict[str, Any]:
+        return {
+            "num_labels": len(self.labels),
+            "id2label": dict(enumerate(self.labels)),
+            "label2id": {label: i for i, label in enumerate(self.labels)},
+        }
+
+    def _label_ids(self, split: Dataset, name: str) -> list[int]:
+        feature = split.features[self.cfg.label_column]
+        values = split[self.cfg.label_column]
+        if isinstance(feature, ClassLabel) and feature.names == self.labels:
+            if any(value < 0 for value in values):
+                raise PipelineError(f"split '{name}' has unlabelled rows (label -1)", field="eval.splits")
+            return list(values)
+        index = {label: i for i, label in enumerate(self.labels)}
+        names = [feature.int2str(v) if isinstance(feature, ClassLabel) else str(v) for v in values]
+        unseen = sorted({label for label in names if label not in index})
+        if unseen:
+            raise PipelineError(
+                f"split '{name}' has labels never seen in training: {unseen[:5]}{' ...' if len(unseen) > 5 else ''}",
+                field="task.label_column",
+            )
+        return [index[label] for label in names]
+
+    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> Dataset:
+        """Tokenize (truncating to `max_length`, no padding: the collator pads each batch) and add `labels`."""
+        label_ids = self._label_ids(split, name)
+        text_column, pair_column = self.cfg.text_column, self.cfg.text_pair_column
+
+        def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
+            texts = ["" if text is None else str(text) for text in batch[text_column]]
+            pairs = ["" if text is None else str(text) for text in batch[pair_column]] if pair_column else None
+            return tokenizer(texts, pairs, truncation=True, max_length=max_length)
+
+        encoded = split.map(tokenize, batched=True, remove_columns=split.column_names, desc=f"tokenizing {name}")
+        return encoded.add_column("labels", label_ids)
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
+        return DataCollatorWithPadding(tokenizer)
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class ids from logits of shape (batch, num_labels) → (batch,)."""
+        return logits.argmax(dim=-1)
+
+    def records(self, predictions: list[int], references: list[int], scores: list[list[float]]) -> list[dict[str, Any]]:
+        """One JSON-ready row per example: gold label, predicted label, class probabilities."""
+        return [
+            {"index": i, "label": self.labels[gold], "prediction": self.labels[guess], "probabilities": [round(p, 6) for p in probs]}
+            for i, (gold, guess, probs) in enumerate(zip(references, predictions, scores, strict=True))
+        ]
+
+
+TASKS: dict[str, type] = {"sequence-classification": SequenceClassification}
+
+
+def build_task(cfg: SequenceClassificationTask) -> Task:
+    """The task adapter registered for `cfg.type`."""
+    return TASKS[cfg.type](cfg)

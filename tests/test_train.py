@@ -1,0 +1,176 @@
+"""End to end on CPU with tiny models: train, evaluate, run folder, freeze semantics, reload, `pipeline eval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import GPT2_TOKENIZER, recipe_dict, write_recipe
+from pipeline.cli import main
+from pipeline.layers import build_optimizer
+from pipeline.models import input_layers
+from pipeline.recipe import parse_recipe
+from pipeline.train import setup, train
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+def run(raw: dict) -> Path:
+    from accelerate.state import AcceleratorState, PartialState
+
+    AcceleratorState._reset_state(True)
+    PartialState._reset_state()
+    return train(parse_recipe(raw))
+
+
+@pytest.fixture(scope="module")
+def bert_run(tmp_path_factory, tiny_bert) -> Path:
+    """One finished BERT run shared by the tests that only read its folder."""
+    import conftest
+
+    folder = tmp_path_factory.mktemp("bert-run")
+    data = {}
+    for split, count, seed in (("train", 48, 0), ("validation", 16, 1)):
+        path = folder / f"{split}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in conftest.make_examples(count, seed)))
+        data[split] = str(path)
+    return run(recipe_dict(tiny_bert, data, folder / "run", train={"max_steps": 6, "eval_every_steps": 3}))
+
+
+def test_bert_run_folder_is_complete(bert_run):
+    for name in ("recipe.yaml", "parameters.tsv", "log.jsonl", "metrics.json", "batching.json", "predictions-validation.jsonl"):
+        assert (bert_run / name).is_file(), name
+    metrics = json.loads((bert_run / "metrics.json").read_text())
+    assert 0.0 <= metrics["validation"]["accuracy"] <= 1.0
+    assert metrics["train"]["steps"] == 6
+    log = read_jsonl(bert_run / "log.jsonl")
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in log if r.get("split") == "validation"] == [3, 6]
+    resolved = parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text()))
+    assert resolved.train.max_steps == 6 and resolved.train.scheduler == "linear"
+    table = (bert_run / "parameters.tsv").read_text().splitlines()
+    assert table[0] == "group\tname\tshape\tstatus\tcount\tlr"
+    assert any(line.startswith("token_embeddings\tbert.embeddings.word_embeddings.weight\t23x32\ttrainable") for line in table)
+
+
+def test_saved_model_reloads_and_reproduces_predictions(bert_run):
+    model = AutoModelForSequenceClassification.from_pretrained(bert_run / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(bert_run / "model")
+    rows = read_jsonl(Path(parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).data.files["validation"]))
+    saved = read_jsonl(bert_run / "predictions-validation.jsonl")
+    with torch.no_grad():
+        logits = model(**tokenizer([r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
+    assert [model.config.id2label[i] for i in logits.argmax(-1).tolist()] == [r["prediction"] for r in saved]
+    assert [r["label"] for r in rows] == [r["label"] for r in saved]
+    probabilities = torch.tensor([r["probabilities"] for r in saved])
+    assert torch.allclose(logits.softmax(-1), probabilities, atol=1e-4)
+
+
+def test_pipeline_eval_rescores_a_run(bert_run, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    assert main(["eval", str(bert_run), "--output", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    expected = json.loads((bert_run / "metrics.json").read_text())
+    assert scores["validation"] == pytest.approx(expected["validation"])
+
+
+def test_freeze_keeps_embeddings_bit_identical_and_out_of_the_optimizer(tmp_path, jsonl_data, tiny_bert):
+    raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": "freeze"})
+    run_dir = run(raw)
+    before, after = saved_tensors(tiny_bert), saved_tensors(run_dir / "model")
+    assert torch.equal(before["embeddings.word_embeddings.weight"], after["bert.embeddings.word_embeddings.weight"])
+    assert not torch.equal(before["embeddings.position_embeddings.weight"], after["bert.embeddings.position_embeddings.weight"])
+    summary = json.loads((run_dir / "metrics.json").read_text())["train"]
+    vocab_rows = before["embeddings.word_embeddings.weight"].numel()
+    assert summary["frozen_parameters"] == vocab_rows
+    assert summary["optimizer_state_numel"] == 2 * summary["trainable_parameters"]  # AdamW: two moments each
+    assert "frozen" in next(line for line in (run_dir / "parameters.tsv").read_text().splitlines() if "word_embeddings" in line)
+
+
+def test_frozen_tensors_get_no_optimizer_state(tmp_path, jsonl_data, tiny_bert):
+    raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": "freeze", "positions": "freeze"})
+    exp = setup(parse_recipe(raw))
+    optimizer = build_optimizer(exp.model, exp.recipe.layers, exp.recipe.train)
+    layers = input_layers(exp.model)
+    frozen = {id(layers.token_embeddings.weight), id(layers.positions.weight)}
+    assert not frozen & {id(p) for group in optimizer.param_groups for p in group["params"]}
+    batch = exp.task.collator(exp.tokenizer)([exp.splits["train"][i] for i in range(4)])
+    exp.model(**batch).loss.backward()
+    optimizer.step()
+    assert layers.token_embeddings.weight.grad is None
+    assert not frozen & {id(p) for p in optimizer.state}
+    assert len(optimizer.state) == sum(1 for p in exp.model.parameters() if p.requires_grad)
+
+
+def test_lr_multiplier_sets_the_embedding_group_rate(tmp_path, jsonl_data, tiny_bert):
+    raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": {"policy": "finetune", "lr_multiplier": 0.1}})
+    exp = setup(parse_recipe(raw))
+    optimizer = build_optimizer(exp.model, exp.recipe.layers, exp.recipe.train)
+    rates = {group["layer_group"]: group["lr"] for group in optimizer.param_groups}
+    assert rates["token_embeddings"] == pytest.approx(1e-4)
+    assert rates["encoder"] == pytest.approx(1e-3)
+
+
+def test_finetune_changes_the_embeddings(bert_run, tiny_bert):
+    before, after = saved_tensors(tiny_bert), saved_tensors(bert_run / "model")
+    assert not torch.equal(before["embeddings.word_embeddings.weight"], after["bert.embeddings.word_embeddings.weight"])
+
+
+def test_gpt2_checkpoint_trains_and_pads_with_eos(tmp_path, jsonl_data, tiny_gpt2):
+    raw = recipe_dict(tiny_gpt2, jsonl_data, tmp_path / "run", family="gpt2", layers={"positions": "freeze"})
+    run_dir = run(raw)
+    config = json.loads((run_dir / "model" / "config.json").read_text())
+    assert config["pad_token_id"] == 50256  # <|endoftext|>
+    before, after = saved_tensors(tiny_gpt2), saved_tensors(run_dir / "model")
+    assert torch.equal(before["wpe.weight"], after["transformer.wpe.weight"])
+    assert not torch.equal(before["wte.weight"], after["transformer.wte.weight"])
+    assert len(read_jsonl(run_dir / "predictions-validation.jsonl")) == 16
+
+
+def test_gpt2_pools_the_last_real_token(tmp_path, jsonl_data, tiny_gpt2):
+    """Right padding must not change a text's logits: the head reads its last non-pad token."""
+    exp = setup(parse_recipe(recipe_dict(tiny_gpt2, jsonl_data, tmp_path / "run", family="gpt2")))
+    exp.model.eval()
+    tokenizer = exp.tokenizer
+    alone = tokenizer(["good movie"], return_tensors="pt")
+    padded = tokenizer(["good movie", "a much longer text that forces padding"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(exp.model(**alone).logits[0], exp.model(**padded).logits[0], atol=1e-5)
+
+
+def test_gpt2_from_config_with_the_shipped_tokenizer(tmp_path, jsonl_data):
+    model = {"name_or_path": None, "config": {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 64}, "tokenizer": GPT2_TOKENIZER}
+    run_dir = run(recipe_dict(None, jsonl_data, tmp_path / "run", family="gpt2", model=model, train={"max_steps": 2}))
+    config = json.loads((run_dir / "model" / "config.json").read_text())
+    assert config["n_layer"] == 1 and config["vocab_size"] == 50257
+
+
+def test_existing_run_folder_is_refused_unless_overwrite(bert_run, tmp_path, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).model_dump(mode="json"))
+    before = (bert_run / "metrics.json").read_text()
+    assert main(["train", str(recipe)]) == 2
+    assert "already holds a run; pass --overwrite" in capsys.readouterr().err
+    assert (bert_run / "metrics.json").read_text() == before
+
+
+def test_tensorboard_tracking(tmp_path, jsonl_data, tiny_bert):
+    run_dir = run(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "report_to": ["tensorboard"]}))
+    assert list(run_dir.glob("tensorboard/**/events.out.tfevents.*"))
+
+
+def test_max_length_beyond_the_position_table_is_refused(tmp_path, jsonl_data, tiny_bert, capsys):
+    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", model={"max_length": 512}))
+    assert main(["train", str(recipe)]) == 2
+    assert "model.max_length: 512 exceeds the model's limit of 64 positions" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
