@@ -130,11 +130,6 @@ def resolve_max_length(cfg: ModelConfig, model: PreTrainedModel, tokenizer: PreT
     return cfg.max_length or limit
 
 
-def count_parameters(module: nn.Module) -> int:
-    """Number of scalar parameters in a module."""
-    return sum(parameter.numel() for parameter in module.parameters())
-
-
 def default_device_is_cpu() -> bool:
     """True on hosts without a GPU-like accelerator: then Accelerate is built with `cpu=True`."""
     mps = getattr(torch.backends, "mps", None)

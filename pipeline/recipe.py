@@ -163,7 +163,9 @@ class TrainConfig(Strict):
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warm-up as a fraction of all optimizer steps.")
     warmup_steps: int = Field(0, ge=0, description="Warm-up in optimizer steps (use this or warmup_ratio).")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the gradient norm to this; null: no clipping.")
-    mixed_precision: Literal["no", "fp16", "bf16"] = Field("no", description="Autocast precision (fp16 needs a GPU).")
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = Field(
+        None, description="Autocast precision (fp16 needs a GPU); null: as `accelerate launch` says, else no."
+    )
     seed: int = Field(42, description="Seed of model initialisation, dropout and data order.")
     eval_every_steps: int | None = Field(
         None, gt=0, description="Evaluate every N optimizer steps; null: at the end of every epoch."
@@ -312,7 +314,8 @@ def recipe_reference() -> str:
             else:
                 value = field.get_default(call_default_factory=True)
                 default = f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
-            kind = str(annotation).replace("typing.", "").replace("|", "\\|")
+            kind = (annotation.__name__ if isinstance(annotation, type) else str(annotation)).replace("typing.", "")
+            kind = kind.replace("|", "\\|")
             rows.append(f"| `{prefix}{name}` | {kind} | {default} | {field.description or ''} |")
 
     walk(Recipe, "")

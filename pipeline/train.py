@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
+import transformers
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from datasets import DatasetDict
@@ -89,7 +92,11 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
     trained_model: a saved fine-tuned model folder to evaluate instead of the recipe's model; its label order
     is reused and only the eval splits are encoded.
     """
-    world_size = PartialState(cpu=default_device_is_cpu()).num_processes
+    state = PartialState(cpu=default_device_is_cpu())
+    if not state.is_main_process:  # one copy of load reports and progress bars is enough
+        transformers.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+    world_size = state.num_processes
     micro_batch_size, accumulation_steps = batch_plan(recipe.train, world_size)
     accelerator = make_accelerator(recipe, accumulation_steps)
     set_seed(recipe.train.seed)
@@ -143,7 +150,8 @@ def peak_memory_mb(device: torch.device) -> float | None:
         import resource  # not on Windows
     except ImportError:
         return None
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10, 1)  # Linux reports KiB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
 
 
 def save_model(exp: Experiment, model: torch.nn.Module, folder: Path) -> None:

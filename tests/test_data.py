@@ -21,7 +21,7 @@ def test_class_folders_read_labels_and_count_bad_bytes(tmp_path):
     (tmp_path / "tech" / "bad.txt").write_bytes(b"caf\xe9")
     data, undecodable = read_class_folders(tmp_path)
     assert data["label"] == ["sport", "sport", "tech", "tech"]
-    assert data["text"][:3] == ["goal", "match", "caf\ufffd"]
+    assert data["text"] == ["goal", "match", "chip", "caf\ufffd"]
     assert undecodable == 1
 
 

@@ -174,3 +174,15 @@ def test_max_length_beyond_the_position_table_is_refused(tmp_path, jsonl_data, t
     assert main(["train", str(recipe)]) == 2
     assert "model.max_length: 512 exceeds the model's limit of 64 positions" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_sentence_pairs_reach_the_tokenizer_as_pairs(tmp_path, tiny_bert):
+    rows = [{"first": f"good movie {i}", "second": "great plot" if i % 2 else "awful plot", "label": i % 2} for i in range(12)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    task = {"type": "sequence-classification", "text_column": "first", "text_pair_column": "second"}
+    exp = setup(parse_recipe(recipe_dict(tiny_bert, str(data), tmp_path / "run", task=task, data={"files": str(data), "holdout": {"validation": 0.25}})))
+    example = exp.splits["train"][0]
+    assert example["input_ids"].count(exp.tokenizer.sep_token_id) == 2  # [CLS] a [SEP] b [SEP]
+    assert 1 in example["token_type_ids"]
+    assert exp.task.labels == ["0", "1"]

@@ -1,0 +1,22 @@
+"""GPU-only checks (skipped where no CUDA device is present): bf16 autocast training on one GPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import recipe_dict
+from pipeline.recipe import parse_recipe
+from pipeline.train import train
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+
+def test_bf16_training_on_one_gpu(tmp_path, jsonl_data, tiny_bert):
+    run_dir = train(parse_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"mixed_precision": "bf16"})))
+    summary = json.loads((run_dir / "metrics.json").read_text())["train"]
+    assert summary["steps"] == 4
+    assert summary["peak_memory_mb"] > 0  # torch.cuda.max_memory_allocated, not RSS
+    assert json.loads((run_dir / "batching.json").read_text())["processes"] == 1
