@@ -1,32 +1,44 @@
-"""Layer policies (freeze / finetune), optimizer parameter groups, and the parameter table of a run.
+"""Layer policies (freeze / finetune / replace), optimizer parameter groups, and the parameter table of a run.
 
-Every parameter belongs to exactly one layer group: `token_embeddings`, `positions`, `encoder` (the rest of
-the pretrained body) or `head` (the task head, outside `model.base_model`).
+Every parameter belongs to exactly one layer group: `token_embeddings`, `positions`, `input_projection` (linear
+maps added by surgery), `encoder` (the rest of the pretrained body) or `head` (outside `model.base_model`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import torch
-from transformers import PreTrainedModel
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
 from pipeline.models import input_layers
 from pipeline.recipe import LayersConfig, TrainConfig
+from pipeline.surgery import replace_positions, replace_token_embeddings, table_of
+from pipeline.vectors import Alignment
 
 log = logging.getLogger(__name__)
 
-LAYER_GROUPS = ("token_embeddings", "positions", "encoder", "head")
+LAYER_GROUPS = ("token_embeddings", "positions", "input_projection", "encoder", "head")
+LAYER_LIST_NAMES = ("layer", "layers", "h", "block", "blocks")
+_LAYER_INDEX = re.compile(r"\.(?:" + "|".join(LAYER_LIST_NAMES) + r")\.(\d+)\.")
 
 
 def layer_group_of_parameters(model: PreTrainedModel) -> dict[str, str]:
     """Map every parameter name of `model` to its layer group."""
     layers = input_layers(model)
-    special = {id(layers.token_embeddings.weight): "token_embeddings"}
-    if layers.positions is not None:
-        special[id(layers.positions.weight)] = "positions"
+    special: dict[int, str] = {}
+    for group, module in (("token_embeddings", layers.token_embeddings), ("positions", layers.positions)):
+        if module is None:
+            continue
+        for parameter in module.parameters():
+            special[id(parameter)] = "input_projection"
+        table = getattr(table_of(module), "weight", None)
+        if isinstance(table, nn.Parameter):
+            special[id(table)] = group
     body = {id(parameter) for parameter in model.base_model.parameters()}
     return {
         name: special.get(id(parameter), "encoder" if id(parameter) in body else "head")
@@ -34,66 +46,121 @@ def layer_group_of_parameters(model: PreTrainedModel) -> dict[str, str]:
     }
 
 
-def freeze(module: torch.nn.Module) -> None:
+def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
+    """The stack of transformer blocks, bottom first (BERT `encoder.layer`, GPT-2 `h`, DistilBERT `transformer.layer`)."""
+    for name, module in model.base_model.named_modules():
+        if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in LAYER_LIST_NAMES and len(module):
+            return module
+    raise PipelineError(f"cannot find the transformer blocks of {type(model).__name__}", field="layers.encoder")
+
+
+def freeze(module: nn.Module) -> None:
     """No gradients for this module: it stays bit-identical and gets no optimizer state."""
     for parameter in module.parameters():
         parameter.requires_grad_(False)
 
 
-def unfreeze(module: torch.nn.Module) -> None:
+def unfreeze(module: nn.Module) -> None:
     """Train this module's parameters."""
     for parameter in module.parameters():
         parameter.requires_grad_(True)
 
 
-def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> None:
-    """Flip `requires_grad` of the input layers as the recipe's `layers` section says."""
+def apply_surgery(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LayersConfig, seed: int) -> tuple[dict[str, str], Alignment | None]:
+    """Carry out the `replace` policies; returns what each input layer now is, and the vector alignment if any."""
     layers = input_layers(model)
-    for group, policy in (("token_embeddings", cfg.token_embeddings), ("positions", cfg.positions)):
-        module = getattr(layers, group)
-        if module is None:
-            if policy.policy != "finetune" or policy.lr_multiplier != 1.0:
-                raise PipelineError(
-                    f"{type(model).__name__} has no learned absolute position table (it uses rotary or "
-                    "relative positions), so this policy cannot apply",
-                    field=f"layers.{group}",
-                )
-            log.warning("%s has no learned absolute position table; layers.%s does nothing", type(model).__name__, group)
-            continue
-        freeze(module) if policy.policy == "freeze" else unfreeze(module)
+    sources = {"token_embeddings": "pretrained", "positions": "pretrained" if layers.positions is not None else "absent"}
+    alignment = None
+    if cfg.token_embeddings.policy == "replace":
+        sources["token_embeddings"], alignment = replace_token_embeddings(model, tokenizer, cfg.token_embeddings, seed)
+    if cfg.positions.policy == "replace":
+        sources["positions"] = replace_positions(model, tokenizer, cfg.positions)
+    return sources, alignment
 
 
-def _lr_multiplier(group: str, layers: LayersConfig) -> float:
-    policy = getattr(layers, group, None)
-    return policy.lr_multiplier if policy is not None else 1.0
+def _frozen_by_policy(policy) -> bool:
+    return policy.policy == "freeze" or (policy.policy == "replace" and policy.then == "freeze")
 
 
-def build_optimizer(model: PreTrainedModel, layers: LayersConfig, train: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters only, one param group per (layer group, decay or not).
+def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> dict[int, list[nn.Parameter]]:
+    """Flip `requires_grad` as the recipe's `layers` section says (after any surgery).
 
-    Frozen parameters are left out entirely, so the optimizer holds no state for them. One-dimensional
-    tensors (biases, norm scales) get no weight decay.
+    Returns the parameters to unfreeze later, keyed by optimizer step (`unfreeze_at_step`).
+    """
+    layers = input_layers(model)
+    groups_of = layer_group_of_parameters(model)
+    named = dict(model.named_parameters())
+    by_group = {group: [named[n] for n, g in groups_of.items() if g == group] for group in LAYER_GROUPS}
+    if layers.positions is None and cfg.positions.policy != "finetune":
+        raise PipelineError(
+            f"{type(model).__name__} has no learned absolute position table (it uses rotary or relative "
+            "positions), so this policy cannot apply",
+            field="layers.positions",
+        )
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    schedule: dict[int, list[nn.Parameter]] = {}
+    for group in ("token_embeddings", "positions", "encoder"):
+        policy = getattr(cfg, group)
+        frozen = list(by_group[group]) if _frozen_by_policy(policy) else []
+        if group == "encoder" and cfg.encoder.policy == "finetune" and cfg.encoder.freeze_bottom:
+            blocks = encoder_layers(model)
+            if cfg.encoder.freeze_bottom > len(blocks):
+                raise PipelineError(f"the model has only {len(blocks)} layers", field="layers.encoder.freeze_bottom")
+            frozen = [p for block in blocks[: cfg.encoder.freeze_bottom] for p in block.parameters()]
+        for parameter in frozen:
+            parameter.requires_grad_(False)
+        if frozen and policy.unfreeze_at_step:
+            schedule.setdefault(policy.unfreeze_at_step, []).extend(frozen)
+    return schedule
+
+
+def _learning_rate(name: str, group: str, layers: LayersConfig, train: TrainConfig, depth: int) -> float:
+    """train.lr × the group's multiplier × layer-wise decay (top block 1, embeddings decay^depth)."""
+    if group == "head":
+        multiplier = layers.head.lr_multiplier
+    elif group == "input_projection":
+        multiplier = 1.0
+    else:
+        multiplier = getattr(layers, group).lr_multiplier
+    decay = layers.encoder.layerwise_lr_decay
+    if decay == 1.0 or group == "head":
+        return train.lr * multiplier
+    match = _LAYER_INDEX.search(f".{name}")
+    if match:
+        distance = depth - 1 - int(match.group(1))
+    elif group != "encoder" or ".embeddings." in f".{name}":
+        distance = depth  # the input layers and what sits beside them (token types, embedding norm)
+    else:
+        distance = 0  # pooler, final norm: above the blocks
+    return train.lr * multiplier * decay**distance
+
+
+def build_optimizer(
+    model: PreTrainedModel, layers: LayersConfig, train: TrainConfig, later: list[nn.Parameter] = ()
+) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters (plus `later`: frozen now, unfrozen at a scheduled step).
+
+    Frozen parameters are left out, so the optimizer holds no state for them; scheduled ones are in, but AdamW
+    makes no state and no update for a parameter without a gradient. One param group per (layer group, lr,
+    decay or not); one-dimensional tensors (biases, norm scales) get no weight decay.
     """
     groups_of = layer_group_of_parameters(model)
-    param_groups = []
-    for group in LAYER_GROUPS:
-        for decay in (True, False):
-            params = [
-                parameter
-                for name, parameter in model.named_parameters()
-                if groups_of[name] == group and parameter.requires_grad and (parameter.ndim >= 2) == decay
-            ]
-            if params:
-                param_groups.append(
-                    {
-                        "params": params,
-                        "lr": train.lr * _lr_multiplier(group, layers),
-                        "weight_decay": train.weight_decay if decay else 0.0,
-                        "layer_group": group,
-                    }
-                )
-    if not param_groups:
+    scheduled = {id(p) for p in later}
+    depth = len(encoder_layers(model)) if layers.encoder.layerwise_lr_decay != 1.0 else 0
+    buckets: dict[tuple[str, float, bool], list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad and id(parameter) not in scheduled:
+            continue
+        group = groups_of[name]
+        key = (group, _learning_rate(name, group, layers, train, depth), parameter.ndim >= 2)
+        buckets.setdefault(key, []).append(parameter)
+    if not buckets:
         raise PipelineError("every parameter is frozen: nothing to train", field="layers")
+    param_groups = [
+        {"params": params, "lr": lr, "weight_decay": train.weight_decay if decay else 0.0, "layer_group": group}
+        for (group, lr, decay), params in sorted(buckets.items(), key=lambda item: (LAYER_GROUPS.index(item[0][0]), -item[0][1]))
+    ]
     return torch.optim.AdamW(param_groups, lr=train.lr, betas=train.adam_betas, eps=train.adam_eps)
 
 

@@ -32,13 +32,14 @@ UNBOUNDED_LENGTH = 1_000_000
 class InputLayers:
     """The input layers of a model.
 
-    token_embeddings: table of shape (vocab_size, hidden); one row per token id, shared by all positions.
-    positions: table of shape (max_positions, hidden) added to the token vectors, or None when the model
-        has no learned absolute table (rotary or relative position schemes).
+    token_embeddings: ids (batch, seq) → vectors (batch, seq, hidden); a table of shape (vocab_size, hidden),
+        one row per token id shared by all positions (possibly a narrower table plus a projection after surgery).
+    positions: position ids (batch, seq) → vectors (batch, seq, hidden) added to the token vectors, or None
+        when the model has no absolute table (rotary or relative position schemes).
     """
 
-    token_embeddings: nn.Embedding
-    positions: nn.Embedding | None
+    token_embeddings: nn.Module
+    positions: nn.Module | None
 
 
 def input_layers(model: PreTrainedModel) -> InputLayers:
@@ -48,7 +49,7 @@ def input_layers(model: PreTrainedModel) -> InputLayers:
     for owner in (getattr(base, "embeddings", None), base):
         for name in POSITION_ATTRIBUTES:
             candidate = getattr(owner, name, None)
-            if positions is None and isinstance(candidate, nn.Embedding):
+            if positions is None and isinstance(candidate, nn.Module):
                 positions = candidate
     return InputLayers(token_embeddings=model.get_input_embeddings(), positions=positions)
 

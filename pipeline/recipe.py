@@ -75,20 +75,115 @@ class LayerPolicy(Strict):
         "finetune", description="`freeze`: no gradient, no optimizer state; `finetune`: trained."
     )
     lr_multiplier: float = Field(1.0, gt=0, description="This layer's learning rate is `train.lr` times this.")
+    unfreeze_at_step: int | None = Field(
+        None, gt=0, description="Gradual unfreezing: a frozen layer becomes trainable at this optimizer step."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _from_shorthand(cls, value: Any) -> Any:
         return {"policy": value} if isinstance(value, str) else value
 
+    def _only_with_replace(self, names: tuple[str, ...]) -> None:
+        # Compared with the defaults, not with what was typed, so a saved resolved recipe loads again.
+        stray = [name for name in names if getattr(self, name) != type(self).model_fields[name].default]
+        if self.policy != "replace" and stray:
+            raise ValueError(f"{', '.join(stray)} only apply with policy: replace")
+        if self.unfreeze_at_step is not None and self.policy == "finetune":
+            raise ValueError("unfreeze_at_step applies to a frozen layer (policy: freeze, or replace with then: freeze)")
+
+
+REPLACE_TOKEN_FIELDS = ("then", "init", "std", "vectors", "vectors_vocab", "vectors_format", "fallback", "width")
+
+
+class TokenEmbeddingPolicy(LayerPolicy):
+    policy: Literal["freeze", "finetune", "replace"] = Field(
+        "finetune", description="`freeze`, `finetune`, or `replace` the table (then `then` applies to the new one)."
+    )
+    then: Literal["freeze", "finetune"] = Field("finetune", description="replace: train or freeze the new table.")
+    init: Literal["random", "vectors"] | None = Field(
+        None, description="replace: a fresh random table, or static word `vectors` aligned to the vocabulary."
+    )
+    std: float | None = Field(None, gt=0, description="replace/random: normal std (default: the old table's std).")
+    vectors: str | None = Field(
+        None, description="replace/vectors: GloVe/word2vec text (.txt/.vec/.gz), word2vec .bin, fastText .bin, or .npy."
+    )
+    vectors_vocab: str | None = Field(None, description="replace/vectors: the words of a .npy matrix (lines or parquet).")
+    vectors_format: Literal["auto", "text", "word2vec_binary", "fasttext", "npy"] = Field(
+        "auto", description="replace/vectors: file format; auto goes by the file name (and fastText's magic number)."
+    )
+    fallback: Literal["random", "mean", "subword"] = Field(
+        "random", description="replace/vectors: row for a token the file lacks (subword: mean of its known parts)."
+    )
+    width: Literal["project", "pad"] = Field(
+        "project", description="replace/vectors narrower than the model: a learned linear projection, or zero-padding."
+    )
+
+    @field_validator("vectors", "vectors_vocab")
+    @classmethod
+    def _vector_files_exist(cls, value: str | None) -> str | None:
+        return None if value is None else _existing_path(value)
+
+    @model_validator(mode="after")
+    def _replace_fields(self) -> TokenEmbeddingPolicy:
+        self._only_with_replace(REPLACE_TOKEN_FIELDS)
+        if self.policy == "replace" and self.init is None:
+            raise ValueError("policy: replace needs init: random or init: vectors")
+        if self.init == "vectors" and self.vectors is None:
+            raise ValueError("init: vectors needs a vectors file")
+        is_npy = self.vectors_format == "npy" or (self.vectors_format == "auto" and str(self.vectors).endswith(".npy"))
+        if self.init == "vectors" and is_npy and self.vectors_vocab is None:
+            raise ValueError("a .npy matrix needs vectors_vocab (its words, one per row: text lines or parquet)")
+        return self
+
+
+class PositionPolicy(LayerPolicy):
+    policy: Literal["freeze", "finetune", "replace"] = Field(
+        "finetune", description="`freeze`, `finetune`, or `replace` the absolute position table."
+    )
+    then: Literal["freeze", "finetune"] = Field("finetune", description="replace/learned or extend: train or freeze it.")
+    init: Literal["sinusoidal", "learned", "extend", "none"] | None = Field(
+        None,
+        description="replace: fixed `sinusoidal` buffer, fresh `learned` table, `extend` the pretrained one, "
+        "or `none` (no position signal).",
+    )
+    max_positions: int | None = Field(None, gt=0, description="replace: rows of the new table (default: as before).")
+    extend_mode: Literal["copy", "interpolate"] = Field(
+        "copy", description="extend: keep old rows and repeat them (`copy`), or resample the old table (`interpolate`)."
+    )
+    std: float | None = Field(None, gt=0, description="replace/learned: normal std (default: the old table's std).")
+    combine: Literal["add", "concat"] = Field(
+        "add", description="How position vectors meet token vectors: `add`, or `concat` then project to the hidden size."
+    )
+
+    @model_validator(mode="after")
+    def _replace_fields(self) -> PositionPolicy:
+        self._only_with_replace(("then", "init", "max_positions", "extend_mode", "std", "combine"))
+        if self.policy == "replace" and self.init is None:
+            raise ValueError("policy: replace needs init: sinusoidal, learned, extend or none")
+        if self.init in ("sinusoidal", "none") and self.then == "freeze":
+            raise ValueError(f"init: {self.init} is a fixed buffer; `then` does not apply")
+        return self
+
+
+class EncoderPolicy(LayerPolicy):
+    freeze_bottom: int = Field(0, ge=0, description="finetune: keep the lowest N transformer layers frozen.")
+    layerwise_lr_decay: float = Field(
+        1.0, gt=0, le=1, description="Layer l of L trains at lr × decay^(L−l); embeddings at decay^L."
+    )
+
+
+class HeadPolicy(Strict):
+    lr_multiplier: float = Field(1.0, gt=0, description="The task head's learning rate is `train.lr` times this.")
+
 
 class LayersConfig(Strict):
-    token_embeddings: LayerPolicy = Field(
-        default_factory=LayerPolicy, description="Policy for the token-embedding table (`freeze` or `finetune`)."
+    token_embeddings: TokenEmbeddingPolicy = Field(
+        default_factory=TokenEmbeddingPolicy, description="Policy for the token-embedding table."
     )
-    positions: LayerPolicy = Field(
-        default_factory=LayerPolicy, description="Policy for the learned absolute position table."
-    )
+    positions: PositionPolicy = Field(default_factory=PositionPolicy, description="Policy for the absolute position table.")
+    encoder: EncoderPolicy = Field(default_factory=EncoderPolicy, description="Policy for the rest of the pretrained body.")
+    head: HeadPolicy = Field(default_factory=HeadPolicy, description="The task head.")
 
 
 class SequenceClassificationTask(Strict):
@@ -227,17 +322,20 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     *parents, leaf = key.split(".")
     node = raw
     for depth, part in enumerate(parents):
-        node = node.setdefault(part, {})
+        child = node.setdefault(part, {})
+        if isinstance(child, str) and "policy" in _schema_fields(tuple(parents[: depth + 1])):
+            child = node[part] = {"policy": child}  # expand the `token_embeddings: freeze` shorthand
+        node = child
         if not isinstance(node, dict):
             where = ".".join(parents[: depth + 1])
             raise PipelineError(f"cannot set '{key}': {where} is {node!r}, not a mapping", field=where)
     node[leaf] = yaml.safe_load(text)
 
 
-def _sibling_fields(loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the schema section that holds `loc`'s last part (for "did you mean" hints)."""
+def _schema_fields(path: tuple[Any, ...]) -> list[str]:
+    """Field names of the schema section at a dotted path ([] where the path is no section)."""
     model: type[BaseModel] = Recipe
-    for part in loc[:-1]:
+    for part in path:
         field = model.model_fields.get(str(part))
         if field is None:
             return []
@@ -257,7 +355,7 @@ def format_validation_error(error: ValidationError) -> str:
         where = ".".join(str(p) for p in loc) or "recipe"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(loc[-1]), _sibling_fields(loc), n=1)
+            close = difflib.get_close_matches(str(loc[-1]), _schema_fields(loc[:-1]), n=1)
             message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
         elif item["type"] == "missing":
             message = "required but missing"

@@ -8,7 +8,7 @@ import importlib.util
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation import evaluate_split, write_final_evaluation
 from pipeline.layers import (
     apply_layer_policies,
+    apply_surgery,
     build_optimizer,
     format_group_table,
     format_parameter_tsv,
@@ -37,7 +38,9 @@ from pipeline.metrics import LoadedMetric, load_metric
 from pipeline.models import build_model, default_device_is_cpu, load_tokenizer, resolve_max_length
 from pipeline.recipe import Recipe, TrainConfig, dump_recipe
 from pipeline.run_folder import RunFolder, check_output_dir
+from pipeline.surgery import standard_state_dict
 from pipeline.tasks import Task, build_task
+from pipeline.vectors import coverage_report
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Experiment:
     max_length: int
     micro_batch_size: int  # examples per forward pass on one device
     accumulation_steps: int
+    unfreeze_schedule: dict[int, list[torch.nn.Parameter]] = field(default_factory=dict)  # step → parameters
+    input_report: dict[str, Any] = field(default_factory=dict)  # what each input layer is, vector coverage
 
 
 def batch_plan(train: TrainConfig, world_size: int) -> tuple[int, int]:
@@ -117,8 +122,13 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
         task.fit_labels(raw[recipe.data.train_split])
     tokenizer = load_tokenizer(model_cfg)
     model = build_model(model_cfg, task.auto_class, tokenizer, task.head_kwargs())
+    sources, alignment, schedule = {}, None, {}
+    if trained_model is None:  # a saved run already holds its replaced layers, as plain tables
+        sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed)
+        schedule = apply_layer_policies(model, recipe.layers)
+        if schedule and world_size > 1:
+            raise PipelineError("unfreeze_at_step runs in a single process for now", field="layers")
     max_length = resolve_max_length(model_cfg, model, tokenizer)
-    apply_layer_policies(model, recipe.layers)
 
     limits = {name: recipe.data.max_eval_samples for name in wanted} | {recipe.data.train_split: recipe.data.max_train_samples}
     with accelerator.main_process_first():
@@ -132,7 +142,13 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
         metrics = [load_metric(name) for name in recipe.eval.metrics]
     except Exception as error:  # evaluate raises many types (network, import, file); all mean "unusable metric"
         raise PipelineError(f"cannot load metric ({str(error).splitlines()[0]})", field="eval.metrics") from None
-    return Experiment(recipe, accelerator, task, tokenizer, model, splits, metrics, max_length, micro_batch_size, accumulation_steps)
+    report: dict[str, Any] = {"sources": sources}
+    if alignment is not None:
+        vocabulary = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
+        report["coverage"] = coverage_report(alignment, vocabulary, splits[recipe.data.train_split]["input_ids"])
+    return Experiment(
+        recipe, accelerator, task, tokenizer, model, splits, metrics, max_length, micro_batch_size, accumulation_steps, schedule, report
+    )
 
 
 def _loader(exp: Experiment, split: str, batch_size: int, shuffle: bool) -> DataLoader:
@@ -158,9 +174,10 @@ def save_model(exp: Experiment, model: torch.nn.Module, folder: Path) -> None:
     """`save_pretrained` the unwrapped model and the tokenizer, so `AutoModel*.from_pretrained(folder)` works."""
     acc = exp.accelerator
     acc.wait_for_everyone()
-    state_dict = acc.get_state_dict(model)
+    unwrapped = acc.unwrap_model(model)
+    state_dict = standard_state_dict(unwrapped, acc.get_state_dict(model))
     if acc.is_main_process:
-        acc.unwrap_model(model).save_pretrained(folder, state_dict=state_dict, save_function=acc.save)
+        unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=acc.save)
         exp.tokenizer.save_pretrained(folder)
     acc.wait_for_everyone()
 
@@ -172,10 +189,12 @@ def fit(exp: Experiment, run: RunFolder) -> dict[str, Any]:
     eval_split = recipe.eval.splits[0]
     train_loader = _loader(exp, recipe.data.train_split, exp.micro_batch_size, shuffle=True)
     eval_loader = _loader(exp, eval_split, recipe.eval.batch_size, shuffle=False)
-    optimizer = build_optimizer(exp.model, recipe.layers, train_cfg)
+    later = [p for params in exp.unfreeze_schedule.values() for p in params]
+    optimizer = build_optimizer(exp.model, recipe.layers, train_cfg, later)
 
     rows = parameter_rows(exp.model, optimizer)
     run.write_text("parameters.tsv", format_parameter_tsv(rows))
+    run.write_json("input_layers.json", exp.input_report)
     acc.print(format_group_table(rows))
 
     model, optimizer, train_loader, eval_loader = acc.prepare(exp.model, optimizer, train_loader, eval_loader)
@@ -229,6 +248,10 @@ def fit(exp: Experiment, run: RunFolder) -> dict[str, Any]:
                 scheduler.step()
             step += 1
             progress.update(1)
+            if step in exp.unfreeze_schedule:
+                for parameter in exp.unfreeze_schedule[step]:
+                    parameter.requires_grad_(True)
+                run.log({"step": step, "unfrozen_parameters": sum(p.numel() for p in exp.unfreeze_schedule[step])})
             if step % train_cfg.log_every_steps == 0 or step == total_steps:
                 mean_loss = acc.reduce(running_loss / micro_batches, reduction="mean").item()
                 record = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}

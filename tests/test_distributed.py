@@ -33,5 +33,5 @@ def test_two_process_launch_writes_one_run_folder(tmp_path, jsonl_data, tiny_ber
     assert len(predictions) == 16  # gathered from both ranks, without the padding duplicates
     assert result.stdout.count("run folder:") == 2  # both ranks finish; only rank 0 wrote files
     assert sorted(p.name for p in output_dir.iterdir()) == sorted(
-        ["batching.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl", "recipe.yaml"]
+        ["batching.json", "input_layers.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl", "recipe.yaml"]
     )

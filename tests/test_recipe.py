@@ -80,7 +80,7 @@ def test_resolved_recipe_round_trips(base):
         ({"train": {"lrr": 1}}, "train.lrr: unknown key; did you mean 'lr'?"),
         ({"train": {"lr": -1}}, "train.lr: Input should be greater than 0"),
         ({"train": {"batch_size": "many"}}, "train.batch_size: Input should be a valid integer"),
-        ({"layers": {"token_embeddings": "freez"}}, "layers.token_embeddings.policy: Input should be 'freeze' or 'finetune'"),
+        ({"layers": {"token_embeddings": "freez"}}, "layers.token_embeddings.policy: Input should be 'freeze', 'finetune' or 'replace'"),
         ({"eval": {"metrics": ["acuracy"]}}, "did you mean 'accuracy'?"),
         ({"model": {"family": "elmo"}}, "model.family: Input should be 'bert' or 'gpt2'"),
         ({"data": {"files": {"train": "/nonexistent/train.csv"}}}, "data.files: '/nonexistent/train.csv' does not exist"),
