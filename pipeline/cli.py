@@ -11,11 +11,12 @@ from pipeline import __version__
 from pipeline.errors import PipelineError
 
 DESCRIPTION = """\
-Fine-tune a pretrained encoder (BERT family or GPT-2 family) on a downstream task while freezing or
-fine-tuning its token-embedding and positional layers, all chosen in one recipe YAML.
+Fine-tune a pretrained encoder (BERT family or GPT-2 family) on a downstream task while freezing,
+fine-tuning or replacing its token-embedding and positional layers, all chosen in one recipe YAML.
 
 examples:
   pipeline validate recipes/quickstart.yaml             check a recipe, print it with every default
+  pipeline inspect recipes/glove-minilm.yaml            the input layers after surgery, vector coverage
   pipeline train recipes/quickstart.yaml                fine-tune; writes the recipe's output_dir
   pipeline train recipes/quickstart.yaml layers.token_embeddings=freeze output_dir=runs/frozen
   pipeline eval runs/quickstart eval.splits=[test]      re-score a saved run on another split
@@ -54,6 +55,15 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from pipeline.recipe import load_recipe
+    from pipeline.report import describe_input_layers
+    from pipeline.train import setup
+
+    print(describe_input_layers(setup(load_recipe(args.recipe, args.overrides))))
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from pipeline.recipe import recipe_reference
 
@@ -84,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("recipe", help="recipe YAML file")
     validate.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     validate.set_defaults(handler=_validate)
+
+    inspect = commands.add_parser("inspect", help="show the input layers after surgery, without training")
+    inspect.add_argument("recipe", help="recipe YAML file")
+    inspect.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
+    inspect.set_defaults(handler=_inspect)
 
     schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
     schema.set_defaults(handler=_schema)
