@@ -19,6 +19,7 @@ examples:
   pipeline inspect recipes/glove-minilm.yaml            the input layers after surgery, vector coverage
   pipeline train recipes/quickstart.yaml                fine-tune; writes the recipe's output_dir
   pipeline train recipes/quickstart.yaml layers.token_embeddings=freeze output_dir=runs/frozen
+  pipeline train recipes/quickstart.yaml --resume       continue after a crash, from the newest checkpoint
   pipeline eval runs/quickstart eval.splits=[test]      re-score a saved run on another split
   pipeline schema                                       every recipe field, its default and meaning
 
@@ -32,7 +33,7 @@ def _train(args: argparse.Namespace) -> int:
     from pipeline.recipe import load_recipe
     from pipeline.train import train
 
-    run_dir = train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite)
+    run_dir = train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite, resume=args.resume)
     print(f"run folder: {run_dir}")
     return 0
 
@@ -58,7 +59,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from pipeline.recipe import load_recipe
     from pipeline.report import describe_input_layers
-    from pipeline.train import setup
+    from pipeline.experiment import setup
 
     print(describe_input_layers(setup(load_recipe(args.recipe, args.overrides))))
     return 0
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", help="recipe YAML file")
     train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its newest whole checkpoint")
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("eval", help="re-evaluate a finished run folder or a saved model inside one")
@@ -107,13 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; bad input ends with one `error:` line on stderr and exit code 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Overrides may also follow an option (`train R --resume k=v`), which argparse leaves unparsed.
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if item.startswith("-") or "=" not in item or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.handler(args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

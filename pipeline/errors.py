@@ -4,6 +4,14 @@
 class PipelineError(Exception):
     """A recipe, data set or checkpoint the pipeline cannot use; the message names the field and a fix."""
 
+    exit_code = 2
+
     def __init__(self, message: str, field: str | None = None):
         self.field = field
         super().__init__(f"{field}: {message}" if field else message)
+
+
+class TrainingStopped(PipelineError):
+    """Training stopped on purpose (e.g. a non-finite loss) after saving what could be saved; exit code 3."""
+
+    exit_code = 3

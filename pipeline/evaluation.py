@@ -18,7 +18,7 @@ from pipeline.recipe import load_recipe
 from pipeline.run_folder import RunFolder
 
 if TYPE_CHECKING:
-    from pipeline.train import Experiment
+    from pipeline.experiment import Experiment
 
 
 def predict(exp: Experiment, model: torch.nn.Module, loader: DataLoader) -> tuple[list[int], list[int], list[list[float]]]:
@@ -67,16 +67,17 @@ def locate_run(path: Path) -> tuple[Path, Path]:
     """(run folder holding recipe.yaml, model folder) for a run folder or a saved model/checkpoint inside one."""
     if (path / "recipe.yaml").is_file() and (path / "model" / "config.json").is_file():
         return path, path / "model"
-    if (path / "config.json").is_file():
+    model_dir = path / "model" if (path / "model" / "config.json").is_file() else path  # checkpoints/step-N/
+    if (model_dir / "config.json").is_file():
         for parent in path.parents:
             if (parent / "recipe.yaml").is_file():
-                return parent, path
+                return parent, model_dir
     raise PipelineError(f"'{path}' is neither a finished run folder nor a saved model inside one")
 
 
 def evaluate_saved(path: Path, overrides: list[str]) -> dict[str, dict[str, float]]:
     """Re-score a saved fine-tuned model on its run's eval splits (`key=value` overrides change e.g. eval.splits)."""
-    from pipeline.train import setup
+    from pipeline.experiment import setup
 
     run_dir, model_dir = locate_run(path)
     recipe = load_recipe(run_dir / "recipe.yaml", overrides)

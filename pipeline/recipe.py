@@ -265,10 +265,20 @@ class TrainConfig(Strict):
     eval_every_steps: int | None = Field(
         None, gt=0, description="Evaluate every N optimizer steps; null: at the end of every epoch."
     )
-    save_every_steps: int | None = Field(None, gt=0, description="Save a model checkpoint every N optimizer steps.")
+    save_every_steps: int | None = Field(
+        None, gt=0, description="Save a checkpoint (full training state + model) every N optimizer steps."
+    )
+    checkpoint_every_epoch: bool = Field(True, description="Also save a checkpoint at the end of every epoch.")
+    keep_checkpoints: int = Field(2, gt=0, description="Keep the newest K checkpoints.")
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="A non-finite loss/gradient: `stop` (after saving the last good state) or `skip` the step."
+    )
     log_every_steps: int = Field(10, gt=0, description="Write a line to log.jsonl every N optimizer steps.")
     report_to: list[Literal["tensorboard"]] = Field(
         default_factory=list, description="Experiment trackers, through Accelerate (`[tensorboard]`)."
+    )
+    collective_timeout_s: int = Field(
+        600, gt=0, description="Several processes: a collective that waits longer than this fails the run."
     )
 
     @model_validator(mode="after")
@@ -291,6 +301,16 @@ class EvalConfig(Strict):
         description="Splits evaluated at the end; the first is also evaluated during training.",
     )
     batch_size: int = Field(64, gt=0, description="Examples per evaluation forward pass on one device.")
+    trust_metric_code: bool = Field(
+        False, description="Allow metric scripts given by path or `hub:NAME`: loading one runs its code."
+    )
+
+    @model_validator(mode="after")
+    def _scripts_need_trust(self) -> EvalConfig:
+        scripts = [name for name in self.metrics if name not in KNOWN_METRICS]
+        if scripts and not self.trust_metric_code:
+            raise ValueError(f"metric {scripts[0]!r} is a script that runs code when loaded; set eval.trust_metric_code: true to allow it")
+        return self
 
     @field_validator("metrics")
     @classmethod

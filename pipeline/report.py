@@ -9,7 +9,7 @@ from pipeline.models import input_layers
 from pipeline.surgery import table_of
 
 if TYPE_CHECKING:
-    from pipeline.train import Experiment
+    from pipeline.experiment import Experiment
 
 
 def describe_input_layers(exp: Experiment) -> str:

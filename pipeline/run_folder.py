@@ -29,6 +29,8 @@ class RunFolder:
     def __init__(self, path: Path, is_main: bool):
         self.path = path
         self.is_main = is_main
+        log_file = path / "log.jsonl"
+        self.log_lines = len(log_file.read_text(encoding="utf-8").splitlines()) if is_main and log_file.is_file() else 0
 
     @classmethod
     def create(cls, path: Path, is_main: bool, overwrite: bool) -> RunFolder:
@@ -57,3 +59,11 @@ class RunFolder:
         if self.is_main:
             with open(self.path / "log.jsonl", "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
+            self.log_lines += 1
+
+    def truncate_log(self, lines: int) -> None:
+        """Keep the first `lines` lines of `log.jsonl` (what a resumed checkpoint had seen)."""
+        if self.is_main and (self.path / "log.jsonl").is_file():
+            kept = (self.path / "log.jsonl").read_text(encoding="utf-8").splitlines()[:lines]
+            self.write_text("log.jsonl", "".join(line + "\n" for line in kept))
+            self.log_lines = len(kept)

@@ -25,7 +25,7 @@ class Task(Protocol):
     def fit_labels(self, train: Dataset) -> None: ...
     def use_labels(self, id2label: dict[int, str]) -> None: ...
     def head_kwargs(self) -> dict[str, Any]: ...
-    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> Dataset: ...
+    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> tuple[Dataset, dict[str, int]]: ...
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any: ...
     def predict(self, logits: torch.Tensor) -> torch.Tensor: ...
     def records(self, predictions: list[int], references: list[int], scores: list[list[float]]) -> list[dict[str, Any]]: ...
@@ -96,18 +96,27 @@ class SequenceClassification:
             )
         return [index[label] for label in names]
 
-    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> Dataset:
-        """Tokenize (truncating to `max_length`, no padding: the collator pads each batch) and add `labels`."""
+    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> tuple[Dataset, dict[str, int]]:
+        """Tokenize (truncating to `max_length`, no padding: the collator pads each batch) and add `labels`.
+
+        Returns the encoded split and counts of what was altered: empty texts (kept, as empty input) and texts
+        cut to `max_length` tokens. Nothing is dropped.
+        """
         label_ids = self._label_ids(split, name)
         text_column, pair_column = self.cfg.text_column, self.cfg.text_pair_column
 
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
             texts = ["" if text is None else str(text) for text in batch[text_column]]
             pairs = ["" if text is None else str(text) for text in batch[pair_column]] if pair_column else None
-            return tokenizer(texts, pairs, truncation=True, max_length=max_length)
+            encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+            full = tokenizer(texts, pairs, truncation=False, verbose=False)["input_ids"]
+            encoded["_truncated"] = [len(ids) > max_length for ids in full]
+            encoded["_empty"] = [not text.strip() for text in texts]
+            return encoded
 
         encoded = split.map(tokenize, batched=True, remove_columns=split.column_names, desc=f"tokenizing {name}")
-        return encoded.add_column("labels", label_ids)
+        counts = {"examples": len(encoded), "empty_texts": sum(encoded["_empty"]), "truncated": sum(encoded["_truncated"])}
+        return encoded.remove_columns(["_truncated", "_empty"]).add_column("labels", label_ids), counts
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
         return DataCollatorWithPadding(tokenizer)

@@ -1,154 +1,35 @@
-"""Fine-tuning: `setup` builds everything from a recipe (and fails before any output exists), `train` runs
-`fit`, the explicit Accelerate loop, and writes the run folder.
+"""Fine-tuning: `fit` is the explicit Accelerate loop (accumulate, autocast, backward, clip, step), with
+atomic checkpoints and exact resume; `train` checks the run folder, builds the experiment and writes the run.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import logging
 import math
+import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import datasets
 import torch
-import transformers
-from accelerate import Accelerator, PartialState
-from accelerate.utils import DataLoaderConfiguration, set_seed
-from datasets import DatasetDict
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase, get_scheduler
+from transformers import get_scheduler
 
-from pipeline.data import limit_examples, load_splits
-from pipeline.errors import PipelineError
+from pipeline.checkpoints import Progress, checkpoint_name, latest_checkpoint, partial_folder, seal
+from pipeline.errors import PipelineError, TrainingStopped
 from pipeline.evaluation import evaluate_split, write_final_evaluation
-from pipeline.layers import (
-    apply_layer_policies,
-    apply_surgery,
-    build_optimizer,
-    format_group_table,
-    format_parameter_tsv,
-    optimizer_state_numel,
-    parameter_rows,
-)
-from pipeline.metrics import LoadedMetric, load_metric
-from pipeline.models import build_model, default_device_is_cpu, load_tokenizer, resolve_max_length
-from pipeline.recipe import Recipe, TrainConfig, dump_recipe
+from pipeline.experiment import Experiment, setup
+from pipeline.layers import build_optimizer, format_group_table, format_parameter_tsv, optimizer_state_numel, parameter_rows
+from pipeline.recipe import Recipe, dump_recipe
 from pipeline.run_folder import RunFolder, check_output_dir
 from pipeline.surgery import standard_state_dict
-from pipeline.tasks import Task, build_task
-from pipeline.vectors import coverage_report
 
+log = logging.getLogger(__name__)
 
-@dataclass
-class Experiment:
-    """Everything a run needs, built and checked before the run folder is created."""
-
-    recipe: Recipe
-    accelerator: Accelerator
-    task: Task
-    tokenizer: PreTrainedTokenizerBase
-    model: PreTrainedModel
-    splits: DatasetDict  # tokenized, with `labels`
-    metrics: list[LoadedMetric]
-    max_length: int
-    micro_batch_size: int  # examples per forward pass on one device
-    accumulation_steps: int
-    unfreeze_schedule: dict[int, list[torch.nn.Parameter]] = field(default_factory=dict)  # step → parameters
-    input_report: dict[str, Any] = field(default_factory=dict)  # what each input layer is, vector coverage
-
-
-def batch_plan(train: TrainConfig, world_size: int) -> tuple[int, int]:
-    """(micro batch size, accumulation steps) so that one optimizer step sees `train.batch_size` examples."""
-    if train.batch_size % world_size:
-        raise PipelineError(f"{train.batch_size} examples per step cannot be split over {world_size} processes", field="train.batch_size")
-    per_process = train.batch_size // world_size
-    micro = min(train.micro_batch_size or per_process, per_process)
-    if per_process % micro:
-        raise PipelineError(f"{per_process} examples per process is not a multiple of {micro}", field="train.micro_batch_size")
-    return micro, per_process // micro
-
-
-def make_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerator:
-    """An Accelerator for this host: CPU (gloo across processes) where no GPU exists, else the GPUs."""
-    train = recipe.train
-    cpu = default_device_is_cpu()
-    if train.mixed_precision == "fp16" and cpu:
-        raise PipelineError("fp16 needs a GPU; use bf16 or no on this machine", field="train.mixed_precision")
-    if "tensorboard" in train.report_to and not (importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")):
-        raise PipelineError("tensorboard is not installed (pip install 'embedlab[tensorboard]')", field="train.report_to")
-    return Accelerator(
-        cpu=cpu,
-        mixed_precision=train.mixed_precision,
-        gradient_accumulation_steps=accumulation_steps,
-        log_with=list(train.report_to) or None,
-        project_dir=recipe.output_dir,
-        # A seedable sampler makes the shuffled order a function of (seed, epoch) on every process.
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-    )
-
-
-def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
-    """Build data, tokenizer, model (with layer policies) and metrics; raise `PipelineError` on bad input.
-
-    trained_model: a saved fine-tuned model folder to evaluate instead of the recipe's model; its label order
-    is reused and only the eval splits are encoded.
-    """
-    state = PartialState(cpu=default_device_is_cpu())
-    if not state.is_main_process:  # one copy of load reports and progress bars is enough
-        transformers.logging.set_verbosity_error()
-        datasets.disable_progress_bars()
-    world_size = state.num_processes
-    micro_batch_size, accumulation_steps = batch_plan(recipe.train, world_size)
-    accelerator = make_accelerator(recipe, accumulation_steps)
-    set_seed(recipe.train.seed)
-    task = build_task(recipe.task)
-    raw = load_splits(recipe.data, recipe.task.label_column)
-    wanted = list(dict.fromkeys(([] if trained_model else [recipe.data.train_split]) + recipe.eval.splits))
-    missing = [name for name in wanted if name not in raw]
-    if missing:
-        raise PipelineError(f"no split {missing} in the data (it has {sorted(raw)})", field="eval.splits")
-    raw = DatasetDict({name: raw[name] for name in wanted})
-    task.check_columns(raw)
-
-    model_cfg = recipe.model
-    if trained_model is not None:
-        model_cfg = model_cfg.model_copy(update={"name_or_path": str(trained_model), "tokenizer": None, "config": None, "revision": None})
-        task.use_labels({int(k): v for k, v in AutoConfig.from_pretrained(trained_model).id2label.items()})
-    else:
-        task.fit_labels(raw[recipe.data.train_split])
-    tokenizer = load_tokenizer(model_cfg)
-    model = build_model(model_cfg, task.auto_class, tokenizer, task.head_kwargs())
-    sources, alignment, schedule = {}, None, {}
-    if trained_model is None:  # a saved run already holds its replaced layers, as plain tables
-        sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed)
-        schedule = apply_layer_policies(model, recipe.layers)
-        if schedule and world_size > 1:
-            raise PipelineError("unfreeze_at_step runs in a single process for now", field="layers")
-    max_length = resolve_max_length(model_cfg, model, tokenizer)
-
-    limits = {name: recipe.data.max_eval_samples for name in wanted} | {recipe.data.train_split: recipe.data.max_train_samples}
-    with accelerator.main_process_first():
-        splits = DatasetDict(
-            {
-                name: task.encode(limit_examples(split, limits[name], recipe.data.split_seed), tokenizer, max_length, name)
-                for name, split in raw.items()
-            }
-        )
-    try:
-        metrics = [load_metric(name) for name in recipe.eval.metrics]
-    except Exception as error:  # evaluate raises many types (network, import, file); all mean "unusable metric"
-        raise PipelineError(f"cannot load metric ({str(error).splitlines()[0]})", field="eval.metrics") from None
-    report: dict[str, Any] = {"sources": sources}
-    if alignment is not None:
-        vocabulary = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
-        report["coverage"] = coverage_report(alignment, vocabulary, splits[recipe.data.train_split]["input_ids"])
-    return Experiment(
-        recipe, accelerator, task, tokenizer, model, splits, metrics, max_length, micro_batch_size, accumulation_steps, schedule, report
-    )
+__all__ = ["fit", "setup", "train", "train_experiment"]
 
 
 def _loader(exp: Experiment, split: str, batch_size: int, shuffle: bool) -> DataLoader:
@@ -182,8 +63,39 @@ def save_model(exp: Experiment, model: torch.nn.Module, folder: Path) -> None:
     acc.wait_for_everyone()
 
 
-def fit(exp: Experiment, run: RunFolder) -> dict[str, Any]:
-    """The training loop; returns a summary (steps, epochs, wall time). Logs to `log.jsonl` and trackers."""
+def save_checkpoint(exp: Experiment, model: torch.nn.Module, run: RunFolder, progress: Progress) -> None:
+    """Full training state plus the exported model, assembled aside and renamed into place (all processes)."""
+    acc = exp.accelerator
+    partial = partial_folder(run.path, progress.step)
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+    acc.wait_for_everyone()
+    acc.save_state(str(partial / "state"))
+    save_model(exp, model, partial / "model")
+    if acc.is_main_process:
+        seal(run.path, progress.step, progress, exp.recipe.train.keep_checkpoints)
+    acc.wait_for_everyone()
+
+
+def frozen_tables_agree(exp: Experiment, model: torch.nn.Module) -> bool | None:
+    """Whether every process holds the same frozen tensors (a checksum per tensor, gathered); None in one process."""
+    acc = exp.accelerator
+    if acc.num_processes == 1:
+        return None
+    frozen = [p for p in acc.unwrap_model(model).parameters() if not p.requires_grad]
+    sums = torch.stack([torch.stack([p.double().sum(), p.double().abs().sum()]) for p in frozen]) if frozen else torch.zeros(1, 2, dtype=torch.float64)
+    gathered = acc.gather(sums.to(acc.device).unsqueeze(0))
+    return bool(torch.all(gathered == gathered[0]))
+
+
+def fit(exp: Experiment, run: RunFolder, resume_from: tuple[Path, Progress] | None = None) -> dict[str, Any]:
+    """The training loop; returns a summary (steps, epochs, wall time...). Logs to `log.jsonl` and trackers.
+
+    resume_from: a checkpoint and its progress; training continues exactly where it stood (same weights,
+    optimizer and scheduler state, RNG states, and position in the epoch's shuffled order).
+    """
     acc, recipe = exp.accelerator, exp.recipe
     train_cfg = recipe.train
     eval_split = recipe.eval.splits[0]
@@ -204,40 +116,72 @@ def fit(exp: Experiment, run: RunFolder) -> dict[str, Any]:
     warmup = train_cfg.warmup_steps or round(train_cfg.warmup_ratio * total_steps)
     # Not passed to `prepare`: stepped once per optimizer step, whatever the number of processes.
     scheduler = get_scheduler(train_cfg.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
-    run.write_json(
-        "batching.json",
-        {
-            "batch_size": train_cfg.batch_size,
-            "micro_batch_size": exp.micro_batch_size,
-            "processes": acc.num_processes,
-            "accumulation_steps": exp.accumulation_steps,
-            "steps_per_epoch": steps_per_epoch,
-            "total_steps": total_steps,
-            "max_length": exp.max_length,
-        },
-    )
+    acc.register_for_checkpointing(scheduler)
+    batching = {
+        "batch_size": train_cfg.batch_size,
+        "micro_batch_size": exp.micro_batch_size,
+        "processes": acc.num_processes,
+        "accumulation_steps": exp.accumulation_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "max_length": exp.max_length,
+    }
+    state, resumed_at = Progress(), None
+    if resume_from is not None:
+        checkpoint, state = resume_from
+        resumed_at = state.step
+        saved = json.loads((run.path / "batching.json").read_text())
+        if {k: saved.get(k) for k in ("micro_batch_size", "processes")} != {k: batching[k] for k in ("micro_batch_size", "processes")}:
+            raise PipelineError(f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same", field="train")
+        acc.load_state(str(checkpoint / "state"))
+        run.truncate_log(state.log_lines)
+        for step_due, params in exp.unfreeze_schedule.items():
+            if step_due <= state.step:
+                for parameter in params:
+                    parameter.requires_grad_(True)
+        acc.print(f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch}, batch {state.batches_in_epoch})")
+    run.write_json("batching.json", batching)
     if train_cfg.report_to:
         acc.init_trackers("tensorboard", config={"lr": train_cfg.lr, "batch_size": train_cfg.batch_size, "seed": train_cfg.seed})
 
-    def evaluate_now(step: int, epoch: int) -> None:
+    def evaluate_now() -> None:
         scores, _ = evaluate_split(exp, model, eval_loader)
-        run.log({"step": step, "epoch": epoch, "split": eval_split, **scores})
-        acc.log({f"{eval_split}/{name}": value for name, value in scores.items()}, step=step)
-        acc.print(f"step {step} {eval_split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+        run.log({"step": state.step, "epoch": state.epoch, "split": eval_split, **scores})
+        acc.log({f"{eval_split}/{name}": value for name, value in scores.items()}, step=state.step)
+        acc.print(f"step {state.step} {eval_split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
         model.train()
 
-    progress = tqdm(total=total_steps, desc="training", disable=not acc.is_local_main_process)
-    step, started = 0, time.perf_counter()
+    def checkpoint_now() -> None:
+        state.log_lines = run.log_lines
+        save_checkpoint(exp, model, run, state)
+
+    progress = tqdm(total=total_steps, initial=state.step, desc="training", disable=not acc.is_local_main_process)
+    started = time.perf_counter()
     running_loss, micro_batches, grad_norm = torch.zeros((), device=acc.device), 0, None
-    for epoch in range(num_epochs):
+    first_epoch = state.epoch
+    for epoch in range(first_epoch, num_epochs):
+        state.epoch = epoch
         model.train()
-        for batch in train_loader:
+        train_loader.set_epoch(epoch)
+        batches = train_loader
+        if epoch == first_epoch and state.batches_in_epoch:
+            batches = acc.skip_first_batches(train_loader, state.batches_in_epoch)
+            batches.set_epoch(epoch)
+        else:
+            state.batches_in_epoch = 0
+        for batch in batches:
+            state.batches_in_epoch += 1
             with acc.accumulate(model):
                 with acc.autocast():
                     loss = model(**batch).loss
                 acc.backward(loss)
-                if acc.sync_gradients and train_cfg.max_grad_norm:
-                    grad_norm = acc.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm)
+                nonfinite = False
+                if acc.sync_gradients:
+                    # The norm is taken after the gradient all-reduce, so every process sees the same value.
+                    grad_norm = acc.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm or math.inf)
+                    nonfinite = acc.scaler is None and not math.isfinite(float(grad_norm))
+                    if nonfinite:
+                        optimizer.zero_grad()  # the offending update is never applied
                 optimizer.step()
                 optimizer.zero_grad()
             running_loss += loss.detach().float()
@@ -246,55 +190,93 @@ def fit(exp: Experiment, run: RunFolder) -> dict[str, Any]:
                 continue
             if not acc.optimizer_step_was_skipped:
                 scheduler.step()
-            step += 1
+            state.step += 1
             progress.update(1)
-            if step in exp.unfreeze_schedule:
-                for parameter in exp.unfreeze_schedule[step]:
+            if nonfinite:
+                run.log({"step": state.step, "epoch": epoch, "nonfinite_gradient": True, "action": train_cfg.on_nonfinite})
+                if train_cfg.on_nonfinite == "stop":
+                    checkpoint_now()
+                    raise TrainingStopped(
+                        f"non-finite loss or gradient at step {state.step} (epoch {epoch}); the weights before it are saved in "
+                        f"{run.path / 'checkpoints' / checkpoint_name(state.step)} (resume continues after the offending batch); "
+                        "set train.on_nonfinite=skip to skip such steps"
+                    )
+            if state.step in exp.unfreeze_schedule:
+                for parameter in exp.unfreeze_schedule[state.step]:
                     parameter.requires_grad_(True)
-                run.log({"step": step, "unfrozen_parameters": sum(p.numel() for p in exp.unfreeze_schedule[step])})
-            if step % train_cfg.log_every_steps == 0 or step == total_steps:
+                run.log({"step": state.step, "unfrozen_parameters": sum(p.numel() for p in exp.unfreeze_schedule[state.step])})
+            if state.step % train_cfg.log_every_steps == 0 or state.step == total_steps:
                 mean_loss = acc.reduce(running_loss / micro_batches, reduction="mean").item()
-                record = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
+                record = {"step": state.step, "epoch": epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
                 if grad_norm is not None:
                     record["grad_norm"] = float(grad_norm)
                 record["elapsed_s"] = round(time.perf_counter() - started, 3)
                 run.log(record)
-                acc.log({"train/loss": mean_loss, "train/lr": record["lr"]}, step=step)
+                acc.log({"train/loss": mean_loss, "train/lr": record["lr"]}, step=state.step)
                 progress.set_postfix(loss=f"{mean_loss:.4f}")
                 running_loss, micro_batches = torch.zeros((), device=acc.device), 0
-            if train_cfg.eval_every_steps and step % train_cfg.eval_every_steps == 0:
-                evaluate_now(step, epoch)
-            if train_cfg.save_every_steps and step % train_cfg.save_every_steps == 0:
-                save_model(exp, model, run.path / "checkpoints" / f"step-{step}")
-            if step >= total_steps:
+            if train_cfg.eval_every_steps and state.step % train_cfg.eval_every_steps == 0:
+                evaluate_now()
+            if train_cfg.save_every_steps and state.step % train_cfg.save_every_steps == 0:
+                checkpoint_now()
+            if state.step >= total_steps:
                 break
-        if not train_cfg.eval_every_steps:
-            evaluate_now(step, epoch)
-        if step >= total_steps:
+        if state.step >= total_steps:
+            if not train_cfg.eval_every_steps:
+                evaluate_now()
             break
+        if not train_cfg.eval_every_steps:
+            evaluate_now()
+        state.epoch, state.batches_in_epoch = epoch + 1, 0
+        if train_cfg.checkpoint_every_epoch:
+            checkpoint_now()
     progress.close()
     exp.model = model
     return {
-        "steps": step,
+        "steps": state.step,
         "epochs": epoch + 1,
         "train_wall_time_s": round(time.perf_counter() - started, 2),
+        "resumed_from_step": resumed_at,
         "trainable_parameters": sum(row.count for row in rows if row.trainable),
         "frozen_parameters": sum(row.count for row in rows if not row.trainable),
         "optimizer_state_numel": optimizer_state_numel(optimizer),
         "peak_memory_mb": peak_memory_mb(acc.device),
+        "frozen_tables_identical_across_processes": frozen_tables_agree(exp, model),
     }
 
 
-def train(recipe: Recipe, overwrite: bool = False) -> Path:
-    """Fine-tune as the recipe says and write the run folder; returns its path."""
+def start_run(recipe: Recipe, overwrite: bool, resume: bool) -> tuple[Path, tuple[Path, Progress] | None]:
+    """Check the run folder before anything is built: refuse to clobber a run, or find where to resume."""
     output_dir = Path(recipe.output_dir)
-    check_output_dir(output_dir, overwrite)
+    saved_recipe = output_dir / "recipe.yaml"
+    if not (resume and saved_recipe.is_file()):
+        check_output_dir(output_dir, overwrite)
+        return output_dir, None
+    if saved_recipe.read_text(encoding="utf-8") != dump_recipe(recipe):
+        raise PipelineError(f"the recipe differs from the one {output_dir} was started with ({saved_recipe}); resume needs the same recipe", field="output_dir")
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is None:
+        log.warning("no usable checkpoint in %s: starting from the beginning", output_dir)
+    return output_dir, checkpoint
+
+
+def train(recipe: Recipe, overwrite: bool = False, resume: bool = False) -> Path:
+    """Fine-tune as the recipe says and write the run folder; returns its path.
+
+    resume: continue the run in `output_dir` from its newest whole checkpoint (or start it, if there is none).
+    """
+    output_dir, checkpoint = start_run(recipe, overwrite, resume)
     exp = setup(recipe)
+    return train_experiment(exp, output_dir, overwrite=overwrite and not resume, resume_from=checkpoint)
+
+
+def train_experiment(exp: Experiment, output_dir: Path, overwrite: bool = False, resume_from: tuple[Path, Progress] | None = None) -> Path:
+    """Run `fit` on a built experiment, then save the model and the final evaluation."""
     acc = exp.accelerator
     run = RunFolder.create(output_dir, acc.is_main_process, overwrite)
     acc.wait_for_everyone()
-    run.write_text("recipe.yaml", dump_recipe(recipe))
-    summary = fit(exp, run)
+    run.write_text("recipe.yaml", dump_recipe(exp.recipe))
+    summary = fit(exp, run, resume_from)
     save_model(exp, exp.model, output_dir / "model")
     write_final_evaluation(exp, exp.model, run, summary)
     acc.end_training()

@@ -66,13 +66,29 @@ def _gensim():
     return KeyedVectors, load_facebook_vectors
 
 
-def _has_header(path: Path) -> bool:
+def _open_text(path: Path):
     import gzip
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+    return (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8", errors="replace")
+
+
+def _has_header(path: Path) -> bool:
+    with _open_text(path) as handle:
         first = handle.readline().split()
     return len(first) == 2 and all(part.isdigit() for part in first)
+
+
+def _check_text_rows(path: Path, header: bool) -> None:
+    """Every row must hold a word and the same number of values (gensim pads a short row without a word)."""
+    with _open_text(path) as handle:
+        if header:
+            handle.readline()
+        width = None
+        for number, line in enumerate(handle, start=2 if header else 1):
+            fields = len(line.rstrip("\n").rstrip(" ").split(" "))
+            width = width or fields
+            if fields != width and line.strip():
+                raise PipelineError(f"'{path}' line {number} has {fields - 1} values, earlier lines {width - 1}", field=FIELD)
 
 
 def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
@@ -95,9 +111,10 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
         if fmt == "fasttext":
             vectors = load_facebook_vectors(str(path))
             return WordVectors(dict(vectors.key_to_index), vectors.vectors, oov=lambda word: vectors.get_vector(word))
-        vectors = keyed_vectors.load_word2vec_format(
-            str(path), binary=fmt == "word2vec_binary", no_header=fmt == "text" and not _has_header(path)
-        )
+        header = fmt != "text" or _has_header(path)
+        if fmt == "text":
+            _check_text_rows(path, header)
+        vectors = keyed_vectors.load_word2vec_format(str(path), binary=fmt == "word2vec_binary", no_header=not header)
         return WordVectors(dict(vectors.key_to_index), vectors.vectors)
     except (OSError, ValueError, UnicodeDecodeError, EOFError, NotImplementedError) as error:
         raise PipelineError(f"cannot read '{path}' as {fmt} vectors ({str(error).splitlines()[0]})", field=FIELD) from None

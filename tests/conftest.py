@@ -50,22 +50,31 @@ def fresh_accelerate_state():
     PartialState._reset_state()
 
 
-@pytest.fixture(scope="session")
-def tiny_bert(tmp_path_factory) -> Path:
+def save_tiny_bert(folder: Path, **config: Any) -> Path:
     """A 2-layer, 32-wide BERT with a WordPiece vocabulary of the test words, saved like a Hub checkpoint."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     vocab = SPECIAL + FILLER + POSITIVE + NEGATIVE
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), model_max_length=64)
     tokenizer.save_pretrained(folder)
-    config = BertConfig(
+    bert_config = BertConfig(
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64,
+        intermediate_size=64, max_position_embeddings=64, **config,
     )
-    BertModel(config).save_pretrained(folder)
+    BertModel(bert_config).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_without_dropout(tmp_path_factory) -> Path:
+    """Deterministic forward passes: one process and two must then compute the same thing."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-nodrop"), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 
 
 @pytest.fixture(scope="session")

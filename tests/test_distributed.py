@@ -1,37 +1,95 @@
-"""`accelerate launch` with two CPU processes (gloo): one run folder, written once, same split of work."""
+"""`accelerate launch` with two CPU processes (gloo): one run folder, the same result as one process, frozen
+tables equal on every rank, and a dying rank ends the whole launch quickly."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import psutil
 import pytest
+import torch
+from safetensors.torch import load_file
 
-from conftest import recipe_dict, write_recipe
+from conftest import make_examples, recipe_dict, write_recipe
+
+LAUNCHER = os.path.join(os.path.dirname(sys.executable), "accelerate")
+ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+pytestmark = pytest.mark.skipif(not os.path.exists(LAUNCHER), reason="accelerate CLI not installed")
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "accelerate")), reason="accelerate CLI not installed")
-def test_two_process_launch_writes_one_run_folder(tmp_path, jsonl_data, tiny_bert):
-    output_dir = tmp_path / "run"
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, output_dir, train={"max_steps": 3, "batch_size": 8}))
-    launcher = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    command = [
-        launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-        "--dynamo_backend", "no", "--main_process_port", "29517", "-m", "pipeline", "train", str(recipe),
-    ]
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    batching = json.loads((output_dir / "batching.json").read_text())
+def launch(recipe: Path, processes: int, port: int, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
+    command = [LAUNCHER, "launch", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--num_processes", str(processes), "--main_process_port", str(port)]
+    command += ["--multi_gpu"] if processes > 1 else ["--cpu"]
+    command += ["-m", "pipeline", "train", str(recipe)]
+    if kwargs.pop("background", False):
+        return subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+
+
+def test_two_processes_match_one_and_write_one_run_folder(tmp_path, jsonl_data, tiny_bert_without_dropout):
+    sections = {"train": {"max_steps": 3, "batch_size": 8, "log_every_steps": 1}, "layers": {"token_embeddings": "freeze"}}
+    runs = {}
+    for processes, port in ((1, 29511), (2, 29512)):
+        output_dir = tmp_path / f"run-{processes}"
+        recipe = write_recipe(tmp_path / f"r{processes}.yaml", recipe_dict(tiny_bert_without_dropout, jsonl_data, output_dir, **sections))
+        result = launch(recipe, processes, port)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[processes] = output_dir
+    batching = json.loads((runs[2] / "batching.json").read_text())
     assert batching["processes"] == 2 and batching["micro_batch_size"] == 4 and batching["accumulation_steps"] == 1
-    metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert metrics["train"]["steps"] == 3
-    predictions = (output_dir / "predictions-validation.jsonl").read_text().splitlines()
-    assert len(predictions) == 16  # gathered from both ranks, without the padding duplicates
-    assert result.stdout.count("run folder:") == 2  # both ranks finish; only rank 0 wrote files
-    assert sorted(p.name for p in output_dir.iterdir()) == sorted(
+    assert sorted(p.name for p in runs[2].iterdir()) == sorted(
         ["batching.json", "input_layers.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl", "recipe.yaml"]
     )
+    one, two = (json.loads((runs[n] / "metrics.json").read_text()) for n in (1, 2))
+    assert two["train"]["frozen_tables_identical_across_processes"] is True
+    assert len((runs[2] / "predictions-validation.jsonl").read_text().splitlines()) == 16  # each example once
+    # Same 8 examples per step, gradients averaged over 2 × 4 instead of 1 × 8: equal up to float rounding.
+    assert two["validation"] == pytest.approx(one["validation"], abs=1e-6)
+    losses = [[json.loads(line)["loss"] for line in (runs[n] / "log.jsonl").read_text().splitlines() if "loss" in line] for n in (1, 2)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    weights = [load_file(runs[n] / "model" / "model.safetensors") for n in (1, 2)]
+    assert all(torch.allclose(weights[0][key], weights[1][key], atol=1e-5) for key in weights[0])
+    assert torch.equal(weights[0]["bert.embeddings.word_embeddings.weight"], weights[1]["bert.embeddings.word_embeddings.weight"])
+
+
+def rank_of(process: psutil.Process) -> str | None:
+    try:
+        return process.environ().get("RANK")
+    except psutil.Error:
+        return None
+
+
+def test_a_killed_rank_ends_the_launch_quickly(tmp_path, tiny_bert):
+    data = str(tmp_path / "train.jsonl")
+    Path(data).write_text("".join(json.dumps(row) + "\n" for row in make_examples(4000, 0)))
+    output_dir = tmp_path / "run"
+    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, {"train": data}, output_dir,
+                                                            train={"epochs": 50, "max_steps": None, "batch_size": 8, "log_every_steps": 1},
+                                                            eval={"splits": ["validation"]}))
+    launcher = launch(recipe, 2, 29513, background=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (output_dir / "log.jsonl").exists():
+            time.sleep(0.1)
+        assert launcher.poll() is None, "the launch ended before a rank could be killed"
+        workers = [p for p in psutil.Process(launcher.pid).children(recursive=True) if rank_of(p) == "1"]
+        assert workers, "no rank-1 worker found"
+        killed_at = time.monotonic()
+        workers[0].send_signal(signal.SIGKILL)
+        code = launcher.wait(timeout=120)
+        took = time.monotonic() - killed_at
+    finally:
+        for child in psutil.Process(launcher.pid).children(recursive=True) if launcher.poll() is None else []:
+            child.kill()
+        launcher.kill()
+    assert code != 0
+    assert took < 60, f"the launch took {took:.1f} s to exit after rank 1 died"
+    print(f"launch exited {took:.1f} s after rank 1 was killed")
+    assert not (output_dir / "metrics.json").exists()

@@ -11,7 +11,7 @@ from conftest import REPO, recipe_dict, write_recipe
 from pipeline.errors import PipelineError
 from pipeline.recipe import Recipe, apply_override, dump_recipe, load_recipe, parse_recipe, recipe_reference
 
-SHIPPED = sorted((REPO / "recipes").glob("*.yaml"))
+SHIPPED = sorted((REPO / "recipes").rglob("*.yaml"))
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def base(tmp_path, jsonl_data, tiny_bert) -> dict:
     return recipe_dict(tiny_bert, jsonl_data, tmp_path / "run")
 
 
-@pytest.mark.parametrize("recipe_path", SHIPPED, ids=[p.stem for p in SHIPPED])
+@pytest.mark.parametrize("recipe_path", SHIPPED, ids=[str(p.relative_to(REPO)) for p in SHIPPED])
 def test_shipped_recipe_validates(recipe_path: Path, monkeypatch):
     monkeypatch.chdir(REPO)  # shipped recipes use paths relative to the repository root
     recipe = load_recipe(recipe_path)

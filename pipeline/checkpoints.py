@@ -1,0 +1,98 @@
+"""Training checkpoints: written atomically, checked before use, the newest K kept.
+
+A checkpoint is `checkpoints/step-NNNNNNN/` holding `state/` (Accelerate `save_state`: model, optimizer,
+scheduler, RNG and sampler states of every process), `model/` (the exported model, so `pipeline eval` works on
+it), `progress.json` (where in the data the run stands) and `complete.json`, written last, which lists every
+file with its size. It is assembled under a hidden `.partial` name and renamed into place, so a crash leaves
+either a whole checkpoint or a partial folder that resume ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+MARKER = "complete.json"
+
+
+@dataclass
+class Progress:
+    """Where a run stands: optimizer steps done, current epoch, micro-batches of it consumed, log lines written."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    log_lines: int = 0
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:07d}"
+
+
+def list_files(folder: Path) -> dict[str, int]:
+    """Relative path → size of every file below `folder`."""
+    return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def partial_folder(run_dir: Path, step: int) -> Path:
+    return run_dir / CHECKPOINTS / f".{checkpoint_name(step)}.partial"
+
+
+def seal(run_dir: Path, step: int, progress: Progress, keep: int) -> Path:
+    """Finish a checkpoint assembled in its partial folder: progress, marker, atomic rename, pruning (main process)."""
+    partial = partial_folder(run_dir, step)
+    (partial / "progress.json").write_text(json.dumps(asdict(progress)) + "\n")
+    (partial / MARKER).write_text(json.dumps(list_files(partial), indent=1) + "\n")
+    final = run_dir / CHECKPOINTS / checkpoint_name(step)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(partial, final)
+    for _, old in valid_or_not(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def valid_or_not(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every non-partial checkpoint folder, oldest first."""
+    folder = run_dir / CHECKPOINTS
+    found = []
+    for path in folder.glob("step-*") if folder.is_dir() else []:
+        try:
+            found.append((int(path.name.removeprefix("step-")), path))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def problem_with(checkpoint: Path) -> str | None:
+    """Why a checkpoint cannot be used (missing marker, missing or truncated file), or None if it is whole."""
+    marker = checkpoint / MARKER
+    try:
+        expected = json.loads(marker.read_text())
+        json.loads((checkpoint / "progress.json").read_text())
+    except (OSError, ValueError):
+        return f"no readable {MARKER} / progress.json"
+    for name, size in expected.items():
+        path = checkpoint / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, expected {size}"
+    return None
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path, Progress] | None:
+    """The newest whole checkpoint and its progress; broken ones are skipped with a warning."""
+    for _, path in reversed(valid_or_not(run_dir)):
+        problem = problem_with(path)
+        if problem is None:
+            return path, Progress(**json.loads((path / "progress.json").read_text()))
+        log.warning("skipping checkpoint %s: %s", path, problem)
+    return None
