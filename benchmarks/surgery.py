@@ -32,7 +32,8 @@ SETTINGS = {
     "freeze / freeze": ["layers.token_embeddings=freeze", "layers.positions=freeze"],
     "GloVe-50d replace (frozen, projected) / finetune": GLOVE,
     "random replace / finetune": ["layers.token_embeddings.policy=replace", "layers.token_embeddings.init=random"],
-    "finetune / sinusoidal": ["layers.positions.policy=replace", "layers.positions.init=sinusoidal"],
+    "finetune / sinusoidal (scaled to the pretrained table's std)": ["layers.positions.policy=replace", "layers.positions.init=sinusoidal"],
+    "finetune / sinusoidal (paper values, scale 1)": ["layers.positions.policy=replace", "layers.positions.init=sinusoidal", "layers.positions.scale=1"],
     "finetune / none": ["layers.positions.policy=replace", "layers.positions.init=none"],
 }
 
@@ -41,10 +42,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-surgery.json")
+    parser.add_argument("--only", nargs="*", help="run just these settings (substring match) and update --out")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-surgery-"))
-    results = {}
-    for i, (name, overrides) in enumerate(SETTINGS.items()):
+    chosen = {name: o for name, o in SETTINGS.items() if not args.only or any(part in name for part in args.only)}
+    results = json.loads(args.out.read_text())["settings"] if args.only and args.out.exists() else {}
+    for i, (name, overrides) in enumerate(chosen.items()):
         output_dir = scratch / f"setting-{i}"
         command = [sys.executable, "-m", "pipeline", "train", str(RECIPE), f"output_dir={output_dir}", f"train.epochs={args.epochs}", *overrides]
         started = time.perf_counter()
@@ -59,9 +62,11 @@ def main() -> None:
             "train_wall_time_s": metrics["train"]["train_wall_time_s"],
             "trainable_parameters": metrics["train"]["trainable_parameters"],
             "overrides": overrides,
+            "run": "separately (--only)" if args.only else "side by side",
         }
         print(f"{name:<50} test macro-F1 {results[name]['test_f1_macro']:.4f}  wall {wall:.0f} s", flush=True)
-    args.out.write_text(json.dumps({"epochs": args.epochs, "recipe": "recipes/quickstart.yaml", "settings": results}, indent=2) + "\n")
+    ordered = {name: results[name] for name in SETTINGS if name in results}
+    args.out.write_text(json.dumps({"epochs": args.epochs, "recipe": "recipes/quickstart.yaml", "settings": ordered}, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

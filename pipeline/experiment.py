@@ -82,6 +82,24 @@ def make_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerator
     )
 
 
+def _operate(
+    recipe: Recipe, accelerator: Accelerator, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> tuple[dict[str, Any], dict[int, list[torch.nn.Parameter]]]:
+    """Layer surgery, then the freeze / finetune policies; returns the input-layer report and unfreeze schedule."""
+    sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed)
+    schedule = apply_layer_policies(model, recipe.layers)
+    if schedule and accelerator.num_processes > 1:
+        raise PipelineError("unfreeze_at_step runs in a single process for now", field="layers")
+    fsdp = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
+    mixed = len({p.requires_grad for p in model.parameters()}) > 1
+    if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
+        raise PipelineError("FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config", field="layers")
+    report: dict[str, Any] = {"sources": sources}
+    if alignment is not None:
+        report["alignment"] = alignment
+    return report, schedule
+
+
 def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
     """Build data, tokenizer, model (with layer policies) and metrics; raise `PipelineError` on bad input.
 
@@ -113,36 +131,28 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
         task.fit_labels(raw[recipe.data.train_split])
     tokenizer = load_tokenizer(model_cfg)
     model = build_model(model_cfg, task.auto_class, tokenizer, task.head_kwargs())
-    sources, alignment, schedule = {}, None, {}
+    report: dict[str, Any] = {"sources": {}}
+    schedule: dict[int, list[torch.nn.Parameter]] = {}
     if trained_model is None:  # a saved run already holds its replaced layers, as plain tables
-        sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed)
-        schedule = apply_layer_policies(model, recipe.layers)
-        if schedule and world_size > 1:
-            raise PipelineError("unfreeze_at_step runs in a single process for now", field="layers")
-        fsdp = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
-        mixed = len({p.requires_grad for p in model.parameters()}) > 1
-        if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
-            raise PipelineError("FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config", field="layers")
+        report, schedule = _operate(recipe, accelerator, model, tokenizer)
     max_length = resolve_max_length(model_cfg, model, tokenizer)
 
     limits = {name: recipe.data.max_eval_samples for name in wanted} | {recipe.data.train_split: recipe.data.max_train_samples}
-    data_report: dict[str, dict[str, int]] = {}
+    report["data"], encoded = {}, {}
     with accelerator.main_process_first():
-        encoded = {}
         for name, split in raw.items():
-            encoded[name], data_report[name] = task.encode(limit_examples(split, limits[name], recipe.data.split_seed), tokenizer, max_length, name)
-            if data_report[name]["empty_texts"] or data_report[name]["truncated"]:
-                log.warning("%s: %d empty text(s) kept as empty input; %d text(s) truncated to %d tokens", name,
-                            data_report[name]["empty_texts"], data_report[name]["truncated"], max_length)
-        splits = DatasetDict(encoded)
+            encoded[name], counts = task.encode(limit_examples(split, limits[name], recipe.data.split_seed), tokenizer, max_length, name)
+            report["data"][name] = counts
+            if counts["empty_texts"] or counts["truncated"]:
+                log.warning("%s: %d empty text(s) kept as empty input; %d text(s) truncated to %d tokens",
+                            name, counts["empty_texts"], counts["truncated"], max_length)
+    splits = DatasetDict(encoded)
+    if "alignment" in report:
+        report["coverage"] = coverage_report(report.pop("alignment"), splits[recipe.data.train_split]["input_ids"])
     try:
         metrics = [load_metric(name) for name in recipe.eval.metrics]
     except Exception as error:  # evaluate raises many types (network, import, file); all mean "unusable metric"
         raise PipelineError(f"cannot load metric ({str(error).splitlines()[0]})", field="eval.metrics") from None
-    report: dict[str, Any] = {"sources": sources, "data": data_report}
-    if alignment is not None:
-        vocabulary = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
-        report["coverage"] = coverage_report(alignment, vocabulary, splits[recipe.data.train_split]["input_ids"])
     return Experiment(
         recipe, accelerator, task, tokenizer, model, splits, metrics, max_length, micro_batch_size, accumulation_steps, schedule, report
     )

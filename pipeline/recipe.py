@@ -152,13 +152,21 @@ class PositionPolicy(LayerPolicy):
         "copy", description="extend: keep old rows and repeat them (`copy`), or resample the old table (`interpolate`)."
     )
     std: float | None = Field(None, gt=0, description="replace/learned: normal std (default: the old table's std).")
+    scale: float | None = Field(
+        None,
+        gt=0,
+        description="replace/sinusoidal: multiply the table by this; null: match the replaced table's std "
+        "(the raw sin/cos values, scale 1, drown a pretrained encoder's token vectors).",
+    )
     combine: Literal["add", "concat"] = Field(
         "add", description="How position vectors meet token vectors: `add`, or `concat` then project to the hidden size."
     )
 
     @model_validator(mode="after")
     def _replace_fields(self) -> PositionPolicy:
-        self._only_with_replace(("then", "init", "max_positions", "extend_mode", "std", "combine"))
+        self._only_with_replace(("then", "init", "max_positions", "extend_mode", "std", "scale", "combine"))
+        if self.scale is not None and self.init != "sinusoidal":
+            raise ValueError("scale applies to init: sinusoidal")
         if self.policy == "replace" and self.init is None:
             raise ValueError("policy: replace needs init: sinusoidal, learned, extend or none")
         if self.init in ("sinusoidal", "none") and self.then == "freeze":

@@ -125,7 +125,9 @@ def replace_positions(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     old = table_of(getattr(owner, name)).weight.detach()
     rows, width = policy.max_positions or old.shape[0], old.shape[1]
     if policy.init == "sinusoidal":
-        new, source = FixedTable(sinusoidal_table(rows, width)), "sinusoidal (fixed)"
+        table = sinusoidal_table(rows, width)
+        scale = policy.scale or float(old.std()) / float(table.std())
+        new, source = FixedTable(table * scale), f"sinusoidal (fixed, ×{scale:.4g})"
     elif policy.init == "none":
         new, source = FixedTable(torch.zeros(rows, width)), "none (zeros: no position signal)"
     elif policy.init == "learned":

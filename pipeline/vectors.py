@@ -148,6 +148,7 @@ def _segment(word: str, vectors: WordVectors) -> list[int]:
 class Alignment:
     """Rows for every vocabulary id, and by which route each got its row."""
 
+    vocabulary: list[str]  # token per id
     table: np.ndarray  # (vocab_size, dim)
     routes: list[str]  # one of ROUTES per vocabulary id
     counts: dict[str, int] = field(default_factory=dict)
@@ -190,11 +191,12 @@ def align_vectors(
             row = rng.normal(0.0, std, vectors.dim).astype(np.float32)
         table[token_id] = row
         routes.append(route)
-    return Alignment(table, routes, dict(Counter(routes)))
+    return Alignment(vocabulary, table, routes, dict(Counter(routes)))
 
 
-def coverage_report(alignment: Alignment, vocabulary: list[str], train_token_ids: list[list[int]], top: int = 20) -> dict:
+def coverage_report(alignment: Alignment, train_token_ids: list[list[int]], top: int = 20) -> dict:
     """Counts by route, and the `top` most frequent training tokens that got no vector from the file."""
+    vocabulary = alignment.vocabulary
     frequency = Counter(token_id for ids in train_token_ids for token_id in ids)
     missed = [(tid, n) for tid, n in frequency.most_common() if alignment.routes[tid] in ("subword", "mean", "random")]
     covered = sum(alignment.counts.get(route, 0) for route in ("exact", "lowercase", "fasttext_ngrams"))

@@ -55,6 +55,7 @@ def save_tiny_bert(folder: Path, **config: Any) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     vocab = SPECIAL + FILLER + POSITIVE + NEGATIVE
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), model_max_length=64)
     tokenizer.save_pretrained(folder)

@@ -93,3 +93,15 @@ def test_a_killed_rank_ends_the_launch_quickly(tmp_path, tiny_bert):
     assert took < 60, f"the launch took {took:.1f} s to exit after rank 1 died"
     print(f"launch exited {took:.1f} s after rank 1 was killed")
     assert not (output_dir / "metrics.json").exists()
+
+
+CONFIGS = [Path(__file__).resolve().parent.parent / "accelerate_config.yaml", *sorted((Path(__file__).resolve().parent.parent / "configs" / "accelerate").glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_accelerate_configs_load(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(path))
+    assert config.num_processes >= 1 and config.num_machines >= 1
+    assert str(config.distributed_type) in {"DistributedType.MULTI_GPU", "DistributedType.NO", "DistributedType.FSDP", "MULTI_GPU", "NO", "FSDP"}

@@ -57,7 +57,8 @@ def validation_texts(data: dict[str, str]) -> list[str]:
 
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
 def test_sinusoidal_positions_match_the_formula(tmp_path, jsonl_data, tiny_bert, tiny_gpt2, family):
-    exp = build(tiny_bert if family == "bert" else tiny_gpt2, jsonl_data, tmp_path, family, layers={"positions": {"policy": "replace", "init": "sinusoidal"}})
+    positions = {"policy": "replace", "init": "sinusoidal", "scale": 1.0}
+    exp = build(tiny_bert if family == "bert" else tiny_gpt2, jsonl_data, tmp_path, family, layers={"positions": positions})
     positions = input_layers(exp.model).positions
     assert isinstance(positions, FixedTable) and not list(positions.parameters())
     table = positions.weight
@@ -65,13 +66,22 @@ def test_sinusoidal_positions_match_the_formula(tmp_path, jsonl_data, tiny_bert,
     for pos, i in [(0, 0), (5, 2), (17, 7), (63, 15)]:
         assert table[pos, 2 * i].item() == pytest.approx(math.sin(pos / 10000 ** (2 * i / d)), abs=1e-6)
         assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(pos / 10000 ** (2 * i / d)), abs=1e-6)
-    assert exp.input_report["sources"]["positions"].startswith("sinusoidal")
+    assert exp.input_report["sources"]["positions"] == "sinusoidal (fixed, ×1)"
+
+
+def test_sinusoidal_table_is_scaled_to_the_pretrained_table_by_default(tmp_path, jsonl_data, tiny_bert):
+    old = load_file(tiny_bert / "model.safetensors")["embeddings.position_embeddings.weight"]
+    exp = build(tiny_bert, jsonl_data, tmp_path, layers={"positions": {"policy": "replace", "init": "sinusoidal"}})
+    table = input_layers(exp.model).positions.weight
+    assert table.std().item() == pytest.approx(old.std().item(), rel=1e-4)
+    factor = old.std().item() / sinusoidal_table(64, 32).std().item()
+    assert torch.allclose(table, sinusoidal_table(64, 32) * factor)
 
 
 def test_sinusoidal_table_survives_training_and_saving(tmp_path, jsonl_data, tiny_bert):
-    run_dir = run(tiny_bert, jsonl_data, tmp_path, layers={"positions": {"policy": "replace", "init": "sinusoidal"}})
+    run_dir = run(tiny_bert, jsonl_data, tmp_path, layers={"positions": {"policy": "replace", "init": "sinusoidal", "scale": 0.5}})
     saved = load_file(run_dir / "model" / "model.safetensors")["bert.embeddings.position_embeddings.weight"]
-    assert torch.equal(saved, sinusoidal_table(64, 32))
+    assert torch.equal(saved, sinusoidal_table(64, 32) * 0.5)
     reloaded, recorded = predictions_after_reload(run_dir, validation_texts(jsonl_data))
     assert torch.allclose(reloaded, recorded, atol=1e-4)
 
