@@ -16,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
 from pipeline.models import input_layers
-from pipeline.recipe import LayersConfig, TrainConfig
+from pipeline.recipe import LayerPolicy, LayersConfig, TrainConfig
 from pipeline.surgery import replace_positions, replace_token_embeddings, table_of
 from pipeline.vectors import Alignment
 
@@ -78,7 +78,7 @@ def apply_surgery(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cf
     return sources, alignment
 
 
-def _frozen_by_policy(policy) -> bool:
+def _frozen_by_policy(policy: LayerPolicy) -> bool:
     return policy.policy == "freeze" or (policy.policy == "replace" and policy.then == "freeze")
 
 

@@ -179,8 +179,11 @@ def replace_token_embeddings(
         return f"random normal (std {policy.std or float(old.weight.detach().std()):.4f})", None
 
     vectors = load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab))
-    vocabulary = [token for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])]
-    vocabulary += [f"<unused-{i}>" for i in range(len(vocabulary), rows)]  # model table may be padded past the vocabulary
+    # Indexed by id: the model's table may have rows past the vocabulary, and ids need not be contiguous.
+    vocabulary = [f"<unused-{i}>" for i in range(rows)]
+    for token, token_id in tokenizer.get_vocab().items():
+        if token_id < rows:
+            vocabulary[token_id] = token
     alignment = align_vectors(vocabulary, set(tokenizer.all_special_tokens), vectors, _tokenizer_lowercases(tokenizer), policy.fallback, seed)
     table = torch.from_numpy(alignment.table)
     if vectors.dim > width:
@@ -208,8 +211,3 @@ def standard_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -
             folded[f"{name}.weight"] = projected[name].folded_table().detach().cpu().contiguous()
     return folded
 
-
-def describe_table(module: nn.Module) -> tuple[tuple[int, ...], bool]:
-    """(shape of the innermost table, whether any of the module's parameters trains)."""
-    table = table_of(module).weight
-    return tuple(table.shape), any(p.requires_grad for p in module.parameters())
