@@ -46,7 +46,7 @@ class Experiment:
     max_length: int
     micro_batch_size: int  # examples per forward pass on one device
     accumulation_steps: int
-    unfreeze_schedule: dict[int, list[torch.nn.Parameter]] = field(default_factory=dict)  # step → parameters
+    unfreeze_schedule: dict[tuple[str, int], list[torch.nn.Parameter]] = field(default_factory=dict)  # ("step"|"epoch", N) → parameters
     input_report: dict[str, Any] = field(default_factory=dict)  # what each input layer is, vector coverage
 
 
@@ -84,12 +84,12 @@ def make_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerator
 
 def _operate(
     recipe: Recipe, accelerator: Accelerator, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
-) -> tuple[dict[str, Any], dict[int, list[torch.nn.Parameter]]]:
+) -> tuple[dict[str, Any], dict[tuple[str, int], list[torch.nn.Parameter]]]:
     """Layer surgery, then the freeze / finetune policies; returns the input-layer report and unfreeze schedule."""
     sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed)
     schedule = apply_layer_policies(model, recipe.layers)
     if schedule and accelerator.num_processes > 1:
-        raise PipelineError("unfreeze_at_step runs in a single process for now", field="layers")
+        raise PipelineError("gradual unfreezing (unfreeze_at_step / unfreeze_at_epoch) runs in a single process for now", field="layers")
     fsdp = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
     mixed = len({p.requires_grad for p in model.parameters()}) > 1
     if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
@@ -132,7 +132,7 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
     tokenizer = load_tokenizer(model_cfg)
     model = build_model(model_cfg, task.auto_class, tokenizer, task.head_kwargs())
     report: dict[str, Any] = {"sources": {}}
-    schedule: dict[int, list[torch.nn.Parameter]] = {}
+    schedule: dict[tuple[str, int], list[torch.nn.Parameter]] = {}
     if trained_model is None:  # a saved run already holds its replaced layers, as plain tables
         report, schedule = _operate(recipe, accelerator, model, tokenizer)
     max_length = resolve_max_length(model_cfg, model, tokenizer)

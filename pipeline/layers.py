@@ -82,10 +82,10 @@ def _frozen_by_policy(policy: LayerPolicy) -> bool:
     return policy.policy == "freeze" or (policy.policy == "replace" and policy.then == "freeze")
 
 
-def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> dict[int, list[nn.Parameter]]:
+def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> dict[tuple[str, int], list[nn.Parameter]]:
     """Flip `requires_grad` as the recipe's `layers` section says (after any surgery).
 
-    Returns the parameters to unfreeze later, keyed by optimizer step (`unfreeze_at_step`).
+    Returns the parameters to unfreeze later, keyed by ("step", N) or ("epoch", N).
     """
     layers = input_layers(model)
     groups_of = layer_group_of_parameters(model)
@@ -99,7 +99,7 @@ def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> dict[int,
         )
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    schedule: dict[int, list[nn.Parameter]] = {}
+    schedule: dict[tuple[str, int], list[nn.Parameter]] = {}
     for group in ("token_embeddings", "positions", "encoder"):
         policy = getattr(cfg, group)
         frozen = list(by_group[group]) if _frozen_by_policy(policy) else []
@@ -110,8 +110,9 @@ def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> dict[int,
             frozen = [p for block in blocks[: cfg.encoder.freeze_bottom] for p in block.parameters()]
         for parameter in frozen:
             parameter.requires_grad_(False)
-        if frozen and policy.unfreeze_at_step:
-            schedule.setdefault(policy.unfreeze_at_step, []).extend(frozen)
+        if frozen and (policy.unfreeze_at_step or policy.unfreeze_at_epoch):
+            when = ("step", policy.unfreeze_at_step) if policy.unfreeze_at_step else ("epoch", policy.unfreeze_at_epoch)
+            schedule.setdefault(when, []).extend(frozen)
     return schedule
 
 

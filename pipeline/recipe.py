@@ -76,7 +76,10 @@ class LayerPolicy(Strict):
     )
     lr_multiplier: float = Field(1.0, gt=0, description="This layer's learning rate is `train.lr` times this.")
     unfreeze_at_step: int | None = Field(
-        None, gt=0, description="Gradual unfreezing: a frozen layer becomes trainable at this optimizer step."
+        None, gt=0, description="Gradual unfreezing: a frozen layer becomes trainable after this optimizer step."
+    )
+    unfreeze_at_epoch: int | None = Field(
+        None, gt=0, description="Gradual unfreezing: a frozen layer becomes trainable after this many epochs."
     )
 
     @model_validator(mode="before")
@@ -89,8 +92,11 @@ class LayerPolicy(Strict):
         stray = [name for name in names if getattr(self, name) != type(self).model_fields[name].default]
         if self.policy != "replace" and stray:
             raise ValueError(f"{', '.join(stray)} only apply with policy: replace")
-        if self.unfreeze_at_step is not None and self.policy == "finetune":
-            raise ValueError("unfreeze_at_step applies to a frozen layer (policy: freeze, or replace with then: freeze)")
+        when = [name for name in ("unfreeze_at_step", "unfreeze_at_epoch") if getattr(self, name) is not None]
+        if when and self.policy == "finetune":
+            raise ValueError(f"{when[0]} applies to a frozen layer (policy: freeze, or replace with then: freeze)")
+        if len(when) == 2:
+            raise ValueError("set unfreeze_at_step or unfreeze_at_epoch, not both")
 
 
 REPLACE_TOKEN_FIELDS = ("then", "init", "std", "vectors", "vectors_vocab", "vectors_format", "fallback", "width")

@@ -117,6 +117,9 @@ def fit(exp: Experiment, run: RunFolder, resume_from: tuple[Path, Progress] | No
     # Not passed to `prepare`: stepped once per optimizer step, whatever the number of processes.
     scheduler = get_scheduler(train_cfg.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
     acc.register_for_checkpointing(scheduler)
+    unfreeze_due: dict[int, list[torch.nn.Parameter]] = {}  # optimizer step → parameters that train after it
+    for (unit, when), params in exp.unfreeze_schedule.items():
+        unfreeze_due.setdefault(when * steps_per_epoch if unit == "epoch" else when, []).extend(params)
     batching = {
         "batch_size": train_cfg.batch_size,
         "micro_batch_size": exp.micro_batch_size,
@@ -135,7 +138,7 @@ def fit(exp: Experiment, run: RunFolder, resume_from: tuple[Path, Progress] | No
             raise PipelineError(f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same", field="train")
         acc.load_state(str(checkpoint / "state"))
         run.truncate_log(state.log_lines)
-        for step_due, params in exp.unfreeze_schedule.items():
+        for step_due, params in unfreeze_due.items():
             if step_due <= state.step:
                 for parameter in params:
                     parameter.requires_grad_(True)
@@ -201,10 +204,10 @@ def fit(exp: Experiment, run: RunFolder, resume_from: tuple[Path, Progress] | No
                         f"{run.path / 'checkpoints' / checkpoint_name(state.step)} (resume continues after the offending batch); "
                         "set train.on_nonfinite=skip to skip such steps"
                     )
-            if state.step in exp.unfreeze_schedule:
-                for parameter in exp.unfreeze_schedule[state.step]:
+            if state.step in unfreeze_due:
+                for parameter in unfreeze_due[state.step]:
                     parameter.requires_grad_(True)
-                run.log({"step": state.step, "unfrozen_parameters": sum(p.numel() for p in exp.unfreeze_schedule[state.step])})
+                run.log({"step": state.step, "unfrozen_parameters": sum(p.numel() for p in unfreeze_due[state.step])})
             if state.step % train_cfg.log_every_steps == 0 or state.step == total_steps:
                 mean_loss = acc.reduce(running_loss / micro_batches, reduction="mean").item()
                 record = {"step": state.step, "epoch": epoch, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}

@@ -117,6 +117,16 @@ def test_no_positions_in_gpt2_ignore_position_ids(tmp_path, jsonl_data, tiny_gpt
         assert (original(input_ids=ids).last_hidden_state - moved).abs().max() > 1e-4
 
 
+def test_gpt2_extend_accepts_longer_inputs(tmp_path, jsonl_data, tiny_gpt2):
+    old = load_file(tiny_gpt2 / "model.safetensors")["wpe.weight"]
+    exp = build(tiny_gpt2, jsonl_data, tmp_path, "gpt2", model={"max_length": 100},
+                layers={"positions": {"policy": "replace", "init": "extend", "max_positions": 128}})
+    table = input_layers(exp.model).positions.weight.detach()
+    assert torch.equal(table[:64], old) and torch.equal(table[64:], old) and exp.model.config.n_positions == 128
+    with torch.no_grad():
+        assert exp.model(input_ids=torch.tensor([[464] * 100])).logits.shape == (1, 2)
+
+
 @pytest.mark.parametrize("mode", ["copy", "interpolate"])
 def test_extend_keeps_old_rows_and_accepts_longer_inputs(tmp_path, jsonl_data, tiny_bert, mode):
     old = load_file(tiny_bert / "model.safetensors")["embeddings.position_embeddings.weight"]
@@ -266,8 +276,10 @@ def test_whole_encoder_frozen_is_feature_extraction(tmp_path, jsonl_data, tiny_b
     assert trainable == ["classifier.weight", "classifier.bias"]
 
 
-def test_unfreeze_at_step_trains_the_table_only_afterwards(tmp_path, jsonl_data, tiny_bert):
-    run_dir = run(tiny_bert, jsonl_data, tmp_path, layers={"token_embeddings": {"policy": "freeze", "unfreeze_at_step": 2}})
+@pytest.mark.parametrize("when", [{"unfreeze_at_step": 2}, {"unfreeze_at_epoch": 1}], ids=["step", "epoch"])
+def test_gradual_unfreezing_trains_the_table_only_afterwards(tmp_path, jsonl_data, tiny_bert, when):
+    # 48 examples in batches of 24: 2 steps per epoch, so epoch 1 ends at step 2
+    run_dir = run(tiny_bert, jsonl_data, tmp_path, layers={"token_embeddings": {"policy": "freeze", **when}}, train={"batch_size": 24})
     before = load_file(tiny_bert / "model.safetensors")["embeddings.word_embeddings.weight"]
     after = load_file(run_dir / "model" / "model.safetensors")["bert.embeddings.word_embeddings.weight"]
     assert not torch.equal(before, after)
