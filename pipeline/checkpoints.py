@@ -54,12 +54,12 @@ def seal(run_dir: Path, step: int, progress: Progress, keep: int) -> Path:
     if final.exists():
         shutil.rmtree(final)
     os.replace(partial, final)
-    for _, old in valid_or_not(run_dir)[:-keep]:
+    for _, old in checkpoint_folders(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def valid_or_not(run_dir: Path) -> list[tuple[int, Path]]:
+def checkpoint_folders(run_dir: Path) -> list[tuple[int, Path]]:
     """(step, folder) of every non-partial checkpoint folder, oldest first."""
     folder = run_dir / CHECKPOINTS
     found = []
@@ -90,7 +90,7 @@ def problem_with(checkpoint: Path) -> str | None:
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, Progress] | None:
     """The newest whole checkpoint and its progress; broken ones are skipped with a warning."""
-    for _, path in reversed(valid_or_not(run_dir)):
+    for _, path in reversed(checkpoint_folders(run_dir)):
         problem = problem_with(path)
         if problem is None:
             return path, Progress(**json.loads((path / "progress.json").read_text()))

@@ -27,7 +27,7 @@ from pipeline.metrics import LoadedMetric, load_metric
 from pipeline.models import build_model, default_device_is_cpu, load_tokenizer, resolve_max_length
 from pipeline.recipe import Recipe, TrainConfig
 from pipeline.tasks import Task, build_task
-from pipeline.vectors import coverage_report
+from pipeline.vectors import Alignment, coverage_report
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ class Experiment:
     accumulation_steps: int
     unfreeze_schedule: dict[tuple[str, int], list[torch.nn.Parameter]] = field(default_factory=dict)  # ("step"|"epoch", N) → parameters
     input_report: dict[str, Any] = field(default_factory=dict)  # what each input layer is, vector coverage
+
+    def scheduled_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters frozen now but unfrozen at a scheduled step or epoch (the optimizer holds them from the start)."""
+        return [p for params in self.unfreeze_schedule.values() for p in params]
 
 
 def batch_plan(train: TrainConfig, world_size: int) -> tuple[int, int]:
@@ -84,8 +88,8 @@ def make_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerator
 
 def _operate(
     recipe: Recipe, accelerator: Accelerator, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
-) -> tuple[dict[str, Any], dict[tuple[str, int], list[torch.nn.Parameter]]]:
-    """Layer surgery, then the freeze / finetune policies; returns the input-layer report and unfreeze schedule."""
+) -> tuple[dict[str, str], Alignment | None, dict[tuple[str, int], list[torch.nn.Parameter]]]:
+    """Layer surgery, then the freeze / finetune policies; returns layer sources, vector alignment, unfreeze schedule."""
     sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed)
     schedule = apply_layer_policies(model, recipe.layers)
     if schedule and accelerator.num_processes > 1:
@@ -94,10 +98,7 @@ def _operate(
     mixed = len({p.requires_grad for p in model.parameters()}) > 1
     if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
         raise PipelineError("FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config", field="layers")
-    report: dict[str, Any] = {"sources": sources}
-    if alignment is not None:
-        report["alignment"] = alignment
-    return report, schedule
+    return sources, alignment, schedule
 
 
 def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
@@ -131,14 +132,14 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
         task.fit_labels(raw[recipe.data.train_split])
     tokenizer = load_tokenizer(model_cfg)
     model = build_model(model_cfg, task.auto_class, tokenizer, task.head_kwargs())
-    report: dict[str, Any] = {"sources": {}}
-    schedule: dict[tuple[str, int], list[torch.nn.Parameter]] = {}
+    sources, alignment, schedule = {}, None, {}
     if trained_model is None:  # a saved run already holds its replaced layers, as plain tables
-        report, schedule = _operate(recipe, accelerator, model, tokenizer)
+        sources, alignment, schedule = _operate(recipe, accelerator, model, tokenizer)
     max_length = resolve_max_length(model_cfg, model, tokenizer)
 
     limits = {name: recipe.data.max_eval_samples for name in wanted} | {recipe.data.train_split: recipe.data.max_train_samples}
-    report["data"], encoded = {}, {}
+    report: dict[str, Any] = {"sources": sources, "data": {}}
+    encoded = {}
     with accelerator.main_process_first():
         for name, split in raw.items():
             encoded[name], counts = task.encode(limit_examples(split, limits[name], recipe.data.split_seed), tokenizer, max_length, name)
@@ -147,8 +148,8 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
                 log.warning("%s: %d empty text(s) kept as empty input; %d text(s) truncated to %d tokens",
                             name, counts["empty_texts"], counts["truncated"], max_length)
     splits = DatasetDict(encoded)
-    if "alignment" in report:
-        report["coverage"] = coverage_report(report.pop("alignment"), splits[recipe.data.train_split]["input_ids"])
+    if alignment is not None:
+        report["coverage"] = coverage_report(alignment, splits[recipe.data.train_split]["input_ids"])
     try:
         metrics = [load_metric(name) for name in recipe.eval.metrics]
     except Exception as error:  # evaluate raises many types (network, import, file); all mean "unusable metric"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -54,15 +55,15 @@ def encoder_layers(model: PreTrainedModel) -> nn.ModuleList:
     raise PipelineError(f"cannot find the transformer blocks of {type(model).__name__}", field="layers.encoder")
 
 
-def freeze(module: nn.Module) -> None:
-    """No gradients for this module: it stays bit-identical and gets no optimizer state."""
-    for parameter in module.parameters():
+def freeze(parameters: Iterable[nn.Parameter]) -> None:
+    """No gradients for these parameters: they stay bit-identical and get no optimizer state."""
+    for parameter in parameters:
         parameter.requires_grad_(False)
 
 
-def unfreeze(module: nn.Module) -> None:
-    """Train this module's parameters."""
-    for parameter in module.parameters():
+def unfreeze(parameters: Iterable[nn.Parameter]) -> None:
+    """Train these parameters."""
+    for parameter in parameters:
         parameter.requires_grad_(True)
 
 
@@ -97,8 +98,7 @@ def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> dict[tupl
             "positions), so this policy cannot apply",
             field="layers.positions",
         )
-    for parameter in model.parameters():
-        parameter.requires_grad_(True)
+    unfreeze(model.parameters())
     schedule: dict[tuple[str, int], list[nn.Parameter]] = {}
     for group in ("token_embeddings", "positions", "encoder"):
         policy = getattr(cfg, group)
@@ -108,8 +108,7 @@ def apply_layer_policies(model: PreTrainedModel, cfg: LayersConfig) -> dict[tupl
             if cfg.encoder.freeze_bottom > len(blocks):
                 raise PipelineError(f"the model has only {len(blocks)} layers", field="layers.encoder.freeze_bottom")
             frozen = [p for block in blocks[: cfg.encoder.freeze_bottom] for p in block.parameters()]
-        for parameter in frozen:
-            parameter.requires_grad_(False)
+        freeze(frozen)
         if frozen and (policy.unfreeze_at_step or policy.unfreeze_at_epoch):
             when = ("step", policy.unfreeze_at_step) if policy.unfreeze_at_step else ("epoch", policy.unfreeze_at_epoch)
             schedule.setdefault(when, []).extend(frozen)

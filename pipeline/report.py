@@ -38,8 +38,7 @@ def describe_input_layers(exp: Experiment) -> str:
             "  most frequent training tokens without a vector: "
             + ", ".join(f"{row['token']} ({row['count']})" for row in coverage["top_missed_in_train"]),
         ]
-    later = [p for params in exp.unfreeze_schedule.values() for p in params]
-    optimizer = build_optimizer(exp.model, exp.recipe.layers, exp.recipe.train, later)
+    optimizer = build_optimizer(exp.model, exp.recipe.layers, exp.recipe.train, exp.scheduled_parameters())
     rows = parameter_rows(exp.model, optimizer)
     in_optimizer = sum(p.numel() for group in optimizer.param_groups for p in group["params"] if p.requires_grad)
     lines += ["", format_group_table(rows), f"optimizer state (AdamW, two moments once stepped): {2 * in_optimizer:,} scalars"]

@@ -173,10 +173,11 @@ def replace_token_embeddings(
     old = table_of(model.get_input_embeddings())
     rows, width = old.weight.shape
     if policy.init == "random":
+        std = policy.std or float(old.weight.detach().std())
         new = nn.Embedding(rows, width, padding_idx=old.padding_idx)
-        nn.init.normal_(new.weight, std=policy.std or float(old.weight.detach().std()))
+        nn.init.normal_(new.weight, std=std)
         model.set_input_embeddings(new.to(old.weight.device))
-        return f"random normal (std {policy.std or float(old.weight.detach().std()):.4f})", None
+        return f"random normal (std {std:.4f})", None
 
     vectors = load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab))
     # Indexed by id: the model's table may have rows past the vocabulary, and ids need not be contiguous.

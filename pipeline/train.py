@@ -22,7 +22,7 @@ from pipeline.checkpoints import Progress, checkpoint_name, latest_checkpoint, p
 from pipeline.errors import PipelineError, TrainingStopped
 from pipeline.evaluation import evaluate_split, write_final_evaluation
 from pipeline.experiment import Experiment, setup
-from pipeline.layers import build_optimizer, format_group_table, format_parameter_tsv, optimizer_state_numel, parameter_rows
+from pipeline.layers import build_optimizer, format_group_table, format_parameter_tsv, optimizer_state_numel, parameter_rows, unfreeze
 from pipeline.recipe import Recipe, dump_recipe
 from pipeline.run_folder import RunFolder, check_output_dir
 from pipeline.surgery import standard_state_dict
@@ -101,8 +101,7 @@ def fit(exp: Experiment, run: RunFolder, resume_from: tuple[Path, Progress] | No
     eval_split = recipe.eval.splits[0]
     train_loader = _loader(exp, recipe.data.train_split, exp.micro_batch_size, shuffle=True)
     eval_loader = _loader(exp, eval_split, recipe.eval.batch_size, shuffle=False)
-    later = [p for params in exp.unfreeze_schedule.values() for p in params]
-    optimizer = build_optimizer(exp.model, recipe.layers, train_cfg, later)
+    optimizer = build_optimizer(exp.model, recipe.layers, train_cfg, exp.scheduled_parameters())
 
     rows = parameter_rows(exp.model, optimizer)
     run.write_text("parameters.tsv", format_parameter_tsv(rows))
@@ -134,14 +133,13 @@ def fit(exp: Experiment, run: RunFolder, resume_from: tuple[Path, Progress] | No
         checkpoint, state = resume_from
         resumed_at = state.step
         saved = json.loads((run.path / "batching.json").read_text())
-        if {k: saved.get(k) for k in ("micro_batch_size", "processes")} != {k: batching[k] for k in ("micro_batch_size", "processes")}:
+        if any(saved.get(key) != batching[key] for key in ("micro_batch_size", "processes")):
             raise PipelineError(f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same", field="train")
         acc.load_state(str(checkpoint / "state"))
         run.truncate_log(state.log_lines)
         for step_due, params in unfreeze_due.items():
             if step_due <= state.step:
-                for parameter in params:
-                    parameter.requires_grad_(True)
+                unfreeze(params)
         acc.print(f"resumed from {checkpoint} (step {state.step}, epoch {state.epoch}, batch {state.batches_in_epoch})")
     run.write_json("batching.json", batching)
     if train_cfg.report_to:
@@ -205,8 +203,7 @@ def fit(exp: Experiment, run: RunFolder, resume_from: tuple[Path, Progress] | No
                         "set train.on_nonfinite=skip to skip such steps"
                     )
             if state.step in unfreeze_due:
-                for parameter in unfreeze_due[state.step]:
-                    parameter.requires_grad_(True)
+                unfreeze(unfreeze_due[state.step])
                 run.log({"step": state.step, "unfrozen_parameters": sum(p.numel() for p in unfreeze_due[state.step])})
             if state.step % train_cfg.log_every_steps == 0 or state.step == total_steps:
                 mean_loss = acc.reduce(running_loss / micro_batches, reduction="mean").item()
