@@ -55,14 +55,15 @@ def _load_files(files: str | dict[str, str], train_split: str) -> DatasetDict:
         raise PipelineError(f"cannot read the files ({str(cause).splitlines()[0]})", field="data.files") from None
 
 
-def stratified_holdout(data: Dataset, label_column: str, fractions: dict[str, float], seed: int, train_split: str) -> DatasetDict:
+def stratified_holdout(data: Dataset, label_column: str | None, fractions: dict[str, float], seed: int, train_split: str) -> DatasetDict:
     """Split one data set into train plus `fractions` (name → share), keeping each label's share in every split.
 
     Within each label the examples are shuffled with `seed`; every split gets `round(share × count)` of them
-    (at least one when the label has enough examples), the train split the rest.
+    (at least one when the label has enough examples), the train split the rest. Without a label column the
+    whole data set is one stratum.
     """
     rng = np.random.default_rng(seed)
-    labels = np.asarray([str(value) for value in data[label_column]])
+    labels = np.asarray([str(value) for value in data[label_column]]) if label_column else np.zeros(len(data), dtype=str)
     chosen: dict[str, list[int]] = {name: [] for name in [train_split, *fractions]}
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
@@ -75,8 +76,11 @@ def stratified_holdout(data: Dataset, label_column: str, fractions: dict[str, fl
     return DatasetDict({name: data.select(sorted(indices)) for name, indices in chosen.items()})
 
 
-def load_splits(cfg: DataConfig, label_column: str) -> DatasetDict:
-    """Load the recipe's data as named splits (holdout splits made when the source has only one)."""
+def load_splits(cfg: DataConfig, label_column: str | None) -> DatasetDict:
+    """Load the recipe's data as named splits (holdout splits made when the source has only one).
+
+    The holdout is stratified by `data.stratify_by`, else by the task's `label_column` (None: not stratified).
+    """
     if cfg.hub_id is not None:
         try:
             splits = datasets.load_dataset(cfg.hub_id, cfg.hub_config, revision=cfg.revision)
@@ -92,12 +96,13 @@ def load_splits(cfg: DataConfig, label_column: str) -> DatasetDict:
     if cfg.train_split not in splits:
         raise PipelineError(f"no split '{cfg.train_split}' in the data (it has {sorted(splits)})", field="data.train_split")
     if len(splits) == 1 and cfg.holdout:
-        if label_column not in splits[cfg.train_split].column_names:
+        stratum = cfg.stratify_by or label_column
+        if stratum is not None and stratum not in splits[cfg.train_split].column_names:
             raise PipelineError(
-                f"column '{label_column}' not in the data (columns: {splits[cfg.train_split].column_names})",
-                field="task.label_column",
+                f"column '{stratum}' not in the data (columns: {splits[cfg.train_split].column_names})",
+                field="data.stratify_by" if cfg.stratify_by else "task.label_column",
             )
-        splits = stratified_holdout(splits[cfg.train_split], label_column, cfg.holdout, cfg.split_seed, cfg.train_split)
+        splits = stratified_holdout(splits[cfg.train_split], stratum, cfg.holdout, cfg.split_seed, cfg.train_split)
     for name, split in splits.items():
         if len(split) == 0:
             raise PipelineError(f"split '{name}' is empty", field="data")

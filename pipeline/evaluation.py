@@ -1,4 +1,4 @@
-"""Evaluation: predictions gathered over all processes, scored with the recipe's `evaluate` metrics.
+"""Evaluation: each task gathers its predictions over all processes and scores them with the recipe's metrics.
 
 `evaluate_saved` is `pipeline eval`: it re-scores a saved fine-tuned model on the splits of its run's recipe.
 """
@@ -13,7 +13,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.errors import PipelineError
-from pipeline.metrics import compute_all
 from pipeline.recipe import load_recipe
 from pipeline.run_folder import RunFolder
 
@@ -21,28 +20,9 @@ if TYPE_CHECKING:
     from pipeline.experiment import Experiment
 
 
-def predict(exp: Experiment, model: torch.nn.Module, loader: DataLoader) -> tuple[list[int], list[int], list[list[float]]]:
-    """Predicted ids, gold ids and class probabilities for every example of a prepared loader, in order.
-
-    `gather_for_metrics` collects the batches of all processes and drops the duplicates that even
-    sharding adds at the end, so every process gets the full, ordered list.
-    """
-    model.eval()
-    predictions, references, probabilities = [], [], []
-    for batch in loader:
-        with torch.no_grad(), exp.accelerator.autocast():
-            logits = model(**batch).logits.float()  # (batch, num_labels)
-        logits, labels = exp.accelerator.gather_for_metrics((logits, batch["labels"]))
-        predictions += exp.task.predict(logits).tolist()
-        references += labels.tolist()
-        probabilities += logits.softmax(dim=-1).tolist()
-    return predictions, references, probabilities
-
-
 def evaluate_split(exp: Experiment, model: torch.nn.Module, loader: DataLoader) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Metric scores and per-example prediction records for one prepared loader."""
-    predictions, references, probabilities = predict(exp, model, loader)
-    return compute_all(exp.metrics, predictions, references), exp.task.records(predictions, references, probabilities)
+    """Metric scores and per-example records for one prepared loader (the task decides what they are)."""
+    return exp.task.evaluate(exp.accelerator, model, loader, exp.metrics)
 
 
 def evaluate_all_splits(exp: Experiment, model: torch.nn.Module) -> dict[str, tuple[dict[str, float], list[dict[str, Any]]]]:

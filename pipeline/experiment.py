@@ -90,7 +90,7 @@ def _operate(
     recipe: Recipe, accelerator: Accelerator, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> tuple[dict[str, str], Alignment | None, dict[tuple[str, int], list[torch.nn.Parameter]]]:
     """Layer surgery, then the freeze / finetune policies; returns layer sources, vector alignment, unfreeze schedule."""
-    sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed)
+    sources, alignment = apply_surgery(model, tokenizer, recipe.layers, recipe.train.seed, pretrained=recipe.model.config is None)
     schedule = apply_layer_policies(model, recipe.layers)
     if schedule and accelerator.num_processes > 1:
         raise PipelineError("gradual unfreezing (unfreeze_at_step / unfreeze_at_epoch) runs in a single process for now", field="layers")
@@ -130,22 +130,25 @@ def setup(recipe: Recipe, trained_model: Path | None = None) -> Experiment:
         task.use_labels({int(k): v for k, v in AutoConfig.from_pretrained(trained_model).id2label.items()})
     else:
         task.fit_labels(raw[recipe.data.train_split])
-    tokenizer = load_tokenizer(model_cfg)
+    limits = {name: recipe.data.max_eval_samples for name in wanted} | {recipe.data.train_split: recipe.data.max_train_samples}
+    raw = DatasetDict({name: limit_examples(split, limits[name], recipe.data.split_seed) for name, split in raw.items()})
+    tokenizer = load_tokenizer(model_cfg, task.texts(raw[recipe.data.train_split]) if trained_model is None else [])
     model = build_model(model_cfg, task.auto_class, tokenizer, task.head_kwargs())
     sources, alignment, schedule = {}, None, {}
     if trained_model is None:  # a saved run already holds its replaced layers, as plain tables
         sources, alignment, schedule = _operate(recipe, accelerator, model, tokenizer)
     max_length = resolve_max_length(model_cfg, model, tokenizer)
 
-    limits = {name: recipe.data.max_eval_samples for name in wanted} | {recipe.data.train_split: recipe.data.max_train_samples}
+    # The bi-LSTM's character CNN reads each token's spelling from the text.
+    max_characters = model.config.max_characters if getattr(model.config, "char_cnn", False) else None
     report: dict[str, Any] = {"sources": sources, "data": {}}
     encoded = {}
     with accelerator.main_process_first():
         for name, split in raw.items():
-            encoded[name], counts = task.encode(limit_examples(split, limits[name], recipe.data.split_seed), tokenizer, max_length, name)
+            encoded[name], counts = task.encode(split, tokenizer, max_length, name, max_characters)
             report["data"][name] = counts
             if counts["empty_texts"] or counts["truncated"]:
-                log.warning("%s: %d empty text(s) kept as empty input; %d text(s) truncated to %d tokens",
+                log.warning("%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
                             name, counts["empty_texts"], counts["truncated"], max_length)
     splits = DatasetDict(encoded)
     if alignment is not None:

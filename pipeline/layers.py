@@ -18,7 +18,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from pipeline.errors import PipelineError
 from pipeline.models import input_layers
 from pipeline.recipe import LayerPolicy, LayersConfig, TrainConfig
-from pipeline.surgery import replace_positions, replace_token_embeddings, table_of
+from pipeline.surgery import describe_output_embeddings, replace_positions, replace_token_embeddings, retie_output_embeddings, table_of
 from pipeline.vectors import Alignment
 
 log = logging.getLogger(__name__)
@@ -67,15 +67,23 @@ def unfreeze(parameters: Iterable[nn.Parameter]) -> None:
         parameter.requires_grad_(True)
 
 
-def apply_surgery(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LayersConfig, seed: int) -> tuple[dict[str, str], Alignment | None]:
-    """Carry out the `replace` policies; returns what each input layer now is, and the vector alignment if any."""
+def apply_surgery(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LayersConfig, seed: int, pretrained: bool = True
+) -> tuple[dict[str, str], Alignment | None]:
+    """Carry out the `replace` policies; returns what each input layer now is, and the vector alignment if any.
+
+    pretrained: False for a model built from `model.config`, whose layers start random.
+    """
     layers = input_layers(model)
-    sources = {"token_embeddings": "pretrained", "positions": "pretrained" if layers.positions is not None else "absent"}
+    start = "pretrained" if pretrained else "random (built from model.config)"
+    sources = {"token_embeddings": start, "positions": start if layers.positions is not None else "absent"}
     alignment = None
     if cfg.token_embeddings.policy == "replace":
         sources["token_embeddings"], alignment = replace_token_embeddings(model, tokenizer, cfg.token_embeddings, seed)
+        retie_output_embeddings(model)
     if cfg.positions.policy == "replace":
         sources["positions"] = replace_positions(model, tokenizer, cfg.positions)
+    sources["output_embeddings"] = describe_output_embeddings(model)
     return sources, alignment
 
 

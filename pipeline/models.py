@@ -6,22 +6,30 @@ module special-cases model classes.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from pipeline import bilstm
 from pipeline.errors import PipelineError
 from pipeline.paths import resolve_model_path
-from pipeline.recipe import ModelConfig
+from pipeline.recipe import ModelConfig, TokenizerBuild
+from pipeline.vocabulary import build_tokenizer
 
 log = logging.getLogger(__name__)
 
 # Model type of a freshly initialised model (`model.config` in a recipe), per family.
-SCRATCH_MODEL_TYPE = {"bert": "bert", "gpt2": "gpt2"}
+SCRATCH_MODEL_TYPE = {"bert": "bert", "gpt2": "gpt2", "bilstm": bilstm.MODEL_TYPE}
+# Families whose padding is always masked out, so the end-of-text token may double as the pad token.
+PAD_WITH_EOS_FAMILIES = ("gpt2", "bilstm")
 # Where Hugging Face encoders keep their absolute position table, on the base model or its `embeddings`.
 POSITION_ATTRIBUTES = ("position_embeddings", "wpe", "embed_positions")
 # Tokenizers report "no limit" as a huge sentinel; anything above this is treated as unknown.
@@ -59,24 +67,40 @@ def _load_error(field: str, value: str, error: Exception) -> PipelineError:
     return PipelineError(f"cannot load '{value}' ({first_line})", field=field)
 
 
-def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
-    """The recipe's tokenizer; GPT-2-family tokenizers get EOS as pad token and right padding."""
-    source = cfg.tokenizer or cfg.name_or_path
-    field = "model.tokenizer" if cfg.tokenizer else "model.name_or_path"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_model_path(source), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
-        )
-    except (OSError, ValueError) as error:
-        raise _load_error(field, source, error) from None
+def load_tokenizer(cfg: ModelConfig, train_texts: Iterable[str] = ()) -> PreTrainedTokenizerBase:
+    """The recipe's tokenizer, loaded or (with `model.tokenizer: {build: ...}`) trained on `train_texts`.
+
+    GPT-2 and bi-LSTM tokenizers without a pad token pad with EOS. Padding is on the right for every family: the
+    GPT-2 head pools the last real token and the bi-LSTM reverses each sequence within its length.
+    """
+    if isinstance(cfg.tokenizer, TokenizerBuild):
+        tokenizer, source = build_tokenizer(cfg.tokenizer, train_texts), f"a new {cfg.tokenizer.build} tokenizer"
+    else:
+        source = cfg.tokenizer or cfg.name_or_path
+        field = "model.tokenizer" if cfg.tokenizer else "model.name_or_path"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                resolve_model_path(source), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+            )
+        except (OSError, ValueError) as error:
+            raise _load_error(field, source, error) from None
     if tokenizer.pad_token is None:
-        if cfg.family != "gpt2" or tokenizer.eos_token is None:
+        if cfg.family not in PAD_WITH_EOS_FAMILIES or tokenizer.eos_token is None:
             raise PipelineError(f"tokenizer '{source}' has no pad token; is this a GPT-style model (family: gpt2)?", field="model.family")
         tokenizer.pad_token = tokenizer.eos_token
-    if cfg.family == "gpt2":
-        # The head pools the last non-pad token; with right padding that is the last real token.
-        tokenizer.padding_side = "right"
+    tokenizer.padding_side = "right"
     return tokenizer
+
+
+def _check_config_keys(family: str, settings: dict[str, Any]) -> None:
+    """Transformers configs accept unknown keys silently; a typo in `model.config` must not."""
+    config_class = CONFIG_MAPPING[SCRATCH_MODEL_TYPE[family]]
+    known = {f.name for f in dataclasses.fields(config_class)} | set(getattr(config_class, "attribute_map", {}))
+    for key in settings:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise PipelineError(f"unknown {family} setting '{key}'{hint}", field=f"model.config.{key}")
 
 
 def build_model(
@@ -87,12 +111,16 @@ def build_model(
     auto_class: e.g. `AutoModelForSequenceClassification`; head_kwargs: e.g. num_labels, id2label, label2id.
     """
     if cfg.config is not None:
-        settings = {"vocab_size": len(tokenizer), **cfg.config, **head_kwargs}
+        _check_config_keys(cfg.family, cfg.config)
+        special_ids = {f"{name}_id": getattr(tokenizer, f"{name}_id") for name in ("pad_token", "bos_token", "eos_token")}
+        settings = {"vocab_size": len(tokenizer), **special_ids, **cfg.config, **head_kwargs}
         try:
             config = AutoConfig.for_model(SCRATCH_MODEL_TYPE[cfg.family], **settings)
         except (TypeError, ValueError) as error:
             raise PipelineError(f"not a valid {cfg.family} configuration ({error})", field="model.config") from None
         model = auto_class.from_config(config)
+        if cfg.family == "bilstm":
+            model.base_model.embeddings.set_token_characters(tokenizer)
     else:
         try:
             model = auto_class.from_pretrained(

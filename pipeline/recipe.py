@@ -6,18 +6,19 @@ Every default of the product lives in this file. `pipeline schema` prints the re
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import PipelineError
-from pipeline.metrics import KNOWN_METRICS, is_metric_path
+from pipeline.metrics import KNOWN_METRICS, LANGUAGE_MODELING_METRICS, is_metric_path
 from pipeline.paths import PKG_SCHEME, looks_like_hub_id, resolve_local_path
 
-DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
 
 
 class Strict(BaseModel):
@@ -34,10 +35,21 @@ def _existing_path(value: str) -> str:
     return value
 
 
+class TokenizerBuild(Strict):
+    build: Literal["word", "bpe"] = Field(
+        description="Train a new tokenizer on the train split's text: `word` (word-level, splits on spaces and "
+        "punctuation, unknown words → `<unk>`) or `bpe` (byte-level BPE, as GPT-2; no unknown tokens)."
+    )
+    vocab_size: int = Field(20000, ge=100, description="Largest vocabulary, special tokens included.")
+    min_frequency: int = Field(2, ge=1, description="Keep a word (or merge) seen at least this often.")
+    lowercase: bool = Field(False, description="Lowercase text before tokenizing.")
+
+
 class ModelConfig(Strict):
-    family: Literal["bert", "gpt2"] = Field(
+    family: Literal["bert", "gpt2", "bilstm"] = Field(
         description="Encoder family: `bert` (any encoder with absolute position embeddings: BERT, RoBERTa, "
-        "DistilBERT, MiniLM...) or `gpt2` (GPT-2 family; pads with EOS, pools the last non-pad token)."
+        "DistilBERT, MiniLM...), `gpt2` (GPT-2 family; pads with EOS, pools the last non-pad token) or `bilstm` "
+        "(this package's ELMo-style bi-LSTM; no position table)."
     )
     name_or_path: str | None = Field(
         None, description="Pretrained checkpoint: local folder, `pkg://package/path`, or Hub id."
@@ -47,7 +59,9 @@ class ModelConfig(Strict):
         description="Instead of a checkpoint: architecture settings of a freshly initialised model "
         "(e.g. `{n_layer: 2, n_embd: 128}`); `vocab_size` defaults to the tokenizer's size.",
     )
-    tokenizer: str | None = Field(None, description="Tokenizer folder or Hub id; defaults to `name_or_path`.")
+    tokenizer: str | TokenizerBuild | None = Field(
+        None, description="Tokenizer folder or Hub id (default: `name_or_path`), or `{build: word}` / `{build: bpe}` to train one on the train split."
+    )
     max_length: int | None = Field(
         None, gt=0, description="Truncate inputs to this many tokens; default: the model's position limit."
     )
@@ -56,8 +70,8 @@ class ModelConfig(Strict):
 
     @field_validator("name_or_path", "tokenizer")
     @classmethod
-    def _checkpoint_exists(cls, value: str | None) -> str | None:
-        if value is None or looks_like_hub_id(value):
+    def _checkpoint_exists(cls, value: str | TokenizerBuild | None) -> str | TokenizerBuild | None:
+        if not isinstance(value, str) or looks_like_hub_id(value):
             return value
         return _existing_path(value)
 
@@ -66,7 +80,11 @@ class ModelConfig(Strict):
         if (self.name_or_path is None) == (self.config is None):
             raise ValueError("set exactly one of model.name_or_path (pretrained) or model.config (from scratch)")
         if self.config is not None and self.tokenizer is None:
-            raise ValueError("model.config builds a fresh model, so model.tokenizer must name a tokenizer")
+            raise ValueError("model.config builds a fresh model, so model.tokenizer must name a tokenizer (or build one)")
+        if isinstance(self.tokenizer, TokenizerBuild) and self.config is None:
+            raise ValueError("a new tokenizer's ids mean nothing to a pretrained model's table; build one only with model.config")
+        if self.family == "bilstm" and self.max_length is None:
+            raise ValueError("a bi-LSTM has no position limit: set model.max_length (truncation, and block length for language modeling)")
         return self
 
 
@@ -206,6 +224,43 @@ class SequenceClassificationTask(Strict):
     text_pair_column: str | None = Field(None, description="Second text column, for sentence-pair inputs.")
     label_column: str = Field("label", description="Column holding the label (string or integer).")
 
+    default_metrics: ClassVar[list[str]] = ["accuracy", "f1_macro"]
+
+
+class LanguageModelingTask(Strict):
+    type: Literal["language-modeling"] = Field(description="Pretrain on raw text: texts are packed into blocks of model.max_length tokens.")
+    objective: Literal["causal", "bidirectional"] = Field(
+        description="`causal`: predict each next token (GPT-2 family); `bidirectional`: a forward and a backward "
+        "LM, ELMo's objective (family bilstm)."
+    )
+    text_column: str = Field("text", description="Column holding the raw text; texts are joined with the EOS token.")
+
+    default_metrics: ClassVar[list[str]] = ["perplexity"]
+
+    @property
+    def label_column(self) -> None:
+        return None
+
+
+class TokenClassificationTask(Strict):
+    type: Literal["token-classification"] = Field(description="The task; selects head, data adapter, metrics.")
+    tokens_column: str = Field("tokens", description="Column holding each row's words (a list of strings).")
+    tags_column: str = Field("tags", description="Column holding each word's tag (a list, as long as the words).")
+
+    default_metrics: ClassVar[list[str]] = ["accuracy"]
+
+    @property
+    def label_column(self) -> None:
+        return None  # tags are per word: a holdout is not stratified by them
+
+
+TASK_TYPES = {
+    "sequence-classification": SequenceClassificationTask,
+    "token-classification": TokenClassificationTask,
+    "language-modeling": LanguageModelingTask,
+}
+OBJECTIVE_FAMILIES = {"causal": ("gpt2",), "bidirectional": ("bilstm",)}
+
 
 class DataConfig(Strict):
     hub_id: str | None = Field(None, description="Hub data set id, e.g. `glue` (needs the network).")
@@ -221,6 +276,9 @@ class DataConfig(Strict):
         description="Splits carved out of the train split, stratified by label, when the data has only one.",
     )
     split_seed: int = Field(42, description="Seed of the holdout split (separate from `train.seed`).")
+    stratify_by: str | None = Field(
+        None, description="Column the holdout is stratified by; null: the task's label column (none for language modeling)."
+    )
     max_train_samples: int | None = Field(None, gt=0, description="Use only this many training examples.")
     max_eval_samples: int | None = Field(None, gt=0, description="Use only this many examples per eval split.")
 
@@ -305,9 +363,11 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
-    metrics: list[str] = Field(
-        default_factory=lambda: ["accuracy", "f1_macro"],
-        description=f"Metrics: {', '.join(KNOWN_METRICS)}; a path to an `evaluate` script; or `hub:NAME`.",
+    metrics: list[str] | None = Field(
+        None,
+        description=f"Metrics: {', '.join(KNOWN_METRICS)}; a path to an `evaluate` script; or `hub:NAME`. "
+        "null: the task's defaults (sequence classification: accuracy, f1_macro; token classification: accuracy; "
+        "language modeling: perplexity).",
     )
     splits: list[str] = Field(
         default_factory=lambda: ["validation"],
@@ -321,15 +381,15 @@ class EvalConfig(Strict):
 
     @model_validator(mode="after")
     def _scripts_need_trust(self) -> EvalConfig:
-        scripts = [name for name in self.metrics if name not in KNOWN_METRICS]
+        scripts = [name for name in self.metrics or [] if name not in KNOWN_METRICS]
         if scripts and not self.trust_metric_code:
             raise ValueError(f"metric {scripts[0]!r} is a script that runs code when loaded; set eval.trust_metric_code: true to allow it")
         return self
 
     @field_validator("metrics")
     @classmethod
-    def _known_metrics(cls, names: list[str]) -> list[str]:
-        for name in names:
+    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or []:
             if name in KNOWN_METRICS or name.startswith("hub:") or is_metric_path(name):
                 continue
             close = difflib.get_close_matches(name, list(KNOWN_METRICS), n=1)
@@ -341,11 +401,28 @@ class EvalConfig(Strict):
 class Recipe(Strict):
     output_dir: str = Field(description="Run folder to create; an existing one is refused unless --overwrite.")
     model: ModelConfig
-    task: SequenceClassificationTask
+    task: SequenceClassificationTask | TokenClassificationTask | LanguageModelingTask = Field(discriminator="type")
     data: DataConfig
     layers: LayersConfig = Field(default_factory=LayersConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _parts_fit_together(self) -> Recipe:
+        family, task = self.model.family, self.task
+        if isinstance(task, LanguageModelingTask) and family not in OBJECTIVE_FAMILIES[task.objective]:
+            fits = [name for name, families in OBJECTIVE_FAMILIES.items() if family in families]
+            hint = f"family {family} takes objective: {fits[0]}" if fits else f"family {family} has no language-modeling objective yet"
+            raise ValueError(f"task.objective: {task.objective} does not fit model.family {family} ({hint})")
+        if family == "bilstm" and self.layers.positions != PositionPolicy():
+            raise ValueError("layers.positions: not applicable to family bilstm (the recurrence carries word order; there is no position table); remove it")
+        if self.eval.metrics is None:
+            self.eval.metrics = list(task.default_metrics)
+        is_lm = isinstance(task, LanguageModelingTask)
+        wrong = [name for name in self.eval.metrics if name in KNOWN_METRICS and (name in LANGUAGE_MODELING_METRICS) != is_lm]
+        if wrong:
+            raise ValueError(f"eval.metrics: {wrong[0]!r} does not apply to {task.type} (use {', '.join(task.default_metrics)})")
+        return self
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
@@ -368,24 +445,20 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 
 def _schema_fields(path: tuple[Any, ...]) -> list[str]:
     """Field names of the schema section at a dotted path ([] where the path is no section)."""
-    model: type[BaseModel] = Recipe
+    models: list[type[BaseModel]] = [Recipe]
     for part in path:
-        field = model.model_fields.get(str(part))
-        if field is None:
-            return []
-        candidates = [field.annotation, *typing.get_args(field.annotation)]
-        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
-        if not nested:
-            return []
-        model = nested[0]
-    return list(model.model_fields)
+        fields = [model.model_fields[str(part)] for model in models if str(part) in model.model_fields]
+        candidates = [c for field in fields for c in (field.annotation, *typing.get_args(field.annotation))]
+        models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return list(dict.fromkeys(name for model in models for name in model.model_fields))
 
 
 def format_validation_error(error: ValidationError) -> str:
     """All problems of a recipe on one line: `dotted.field: what is wrong (hint)`."""
     problems = []
     for item in error.errors():
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Drop pydantic's validator names and the tag of the `task` union from the location.
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in TASK_TYPES)))
         where = ".".join(str(p) for p in loc) or "recipe"
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
@@ -393,6 +466,12 @@ def format_validation_error(error: ValidationError) -> str:
             message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
         elif item["type"] == "missing":
             message = "required but missing"
+        elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            where, tag = f"{where}.{item['ctx']['discriminator'].strip(chr(39))}", item["ctx"].get("tag")
+            close = difflib.get_close_matches(str(tag), list(TASK_TYPES), n=1) if tag else []
+            message = (f"unknown value {tag!r}; " if tag else "required; ") + (
+                f"did you mean '{close[0]}'?" if close else f"one of {', '.join(TASK_TYPES)}"
+            )
         elif "input" in item and not isinstance(item["input"], dict | list):
             message += f" (got {item['input']!r})"
         problems.append(f"{where}: {message}")
@@ -431,15 +510,21 @@ def dump_recipe(recipe: Recipe) -> str:
 
 
 def recipe_reference() -> str:
-    """A Markdown table of every recipe field: dotted name, type, default, description."""
-    rows = ["| field | type | default | meaning |", "|---|---|---|---|"]
+    """A Markdown table of every recipe field: dotted name, type, default, description.
+
+    Sections are expanded in place; a field that several alternatives share (the task types) is listed once,
+    with the union of their types.
+    """
+    rows: dict[str, list[str]] = {}
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, field in model.model_fields.items():
             annotation = field.annotation
-            nested = [a for a in (annotation, *typing.get_args(annotation)) if isinstance(a, type) and issubclass(a, BaseModel)]
-            if nested:
-                walk(nested[0], f"{prefix}{name}.")
+            members = typing.get_args(annotation) or (annotation,)
+            nested = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+            if nested and all(a in nested or a is type(None) for a in members):
+                for section in nested:
+                    walk(section, f"{prefix}{name}.")
                 continue
             if field.is_required():
                 default = "required"
@@ -447,8 +532,14 @@ def recipe_reference() -> str:
                 value = field.get_default(call_default_factory=True)
                 default = f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
             kind = (annotation.__name__ if isinstance(annotation, type) else str(annotation)).replace("typing.", "")
-            kind = kind.replace("|", "\\|")
-            rows.append(f"| `{prefix}{name}` | {kind} | {default} | {field.description or ''} |")
+            kind = re.sub(r"pipeline\.recipe\.(\w+)", r"\1", kind).replace("|", "\\|")
+            dotted = f"{prefix}{name}"
+            if dotted in rows and kind not in rows[dotted][0]:
+                rows[dotted][0] += f" or {kind}"
+            rows.setdefault(dotted, [kind, default, field.description or ""])
+            for section in nested:  # a field that is a value or a section (model.tokenizer)
+                walk(section, f"{dotted}.")
 
     walk(Recipe, "")
-    return "\n".join(rows)
+    lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
+    return "\n".join(lines + [f"| `{dotted}` | {kind} | {default} | {meaning} |" for dotted, (kind, default, meaning) in rows.items()])

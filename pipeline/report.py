@@ -18,7 +18,7 @@ def describe_input_layers(exp: Experiment) -> str:
     lines = [f"model: {type(exp.model).__name__}, inputs truncated to {exp.max_length} tokens", ""]
     for group, module in (("token_embeddings", layers.token_embeddings), ("positions", layers.positions)):
         if module is None:
-            lines.append(f"{group}: none (the model has no absolute position table)")
+            lines.append(f"{group}: none (no absolute position table: rotary or relative positions, or a recurrent model)")
             continue
         table = table_of(module)
         trains = any(p.requires_grad for p in table.parameters())
@@ -28,6 +28,8 @@ def describe_input_layers(exp: Experiment) -> str:
         extra = [p for p in module.parameters() if all(p is not q for q in table.parameters())]
         if extra:
             lines.append(f"  + linear projection: {sum(p.numel() for p in extra):,} parameters, trainable")
+    if "output_embeddings" in exp.input_report["sources"]:
+        lines.append(f"output embeddings: {exp.input_report['sources']['output_embeddings']}")
     coverage = exp.input_report.get("coverage")
     if coverage:
         lines += [

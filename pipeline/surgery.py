@@ -200,6 +200,31 @@ def replace_token_embeddings(
     return f"vectors {policy.vectors} ({how})", alignment
 
 
+def retie_output_embeddings(model: PreTrainedModel) -> None:
+    """After the input table is replaced, point a tied LM output layer at the new table again (one tensor)."""
+    output = model.get_output_embeddings()
+    if output is None or not getattr(model.config, "tie_word_embeddings", False):
+        return
+    table = model.get_input_embeddings()
+    if not isinstance(table, nn.Embedding):
+        raise PipelineError(
+            "the LM output layer is tied to the token table, and a projected table cannot be tied; "
+            "use width: pad (or vectors as wide as the model)",
+            field="layers.token_embeddings.width",
+        )
+    output.weight = table.weight
+
+
+def describe_output_embeddings(model: PreTrainedModel) -> str:
+    """What the LM output layer is, relative to the token-embedding table (for the run's input_layers.json)."""
+    output = model.get_output_embeddings()
+    if output is None:
+        return "none (the task head reads the encoder's states)"
+    if output.weight is getattr(model.get_input_embeddings(), "weight", None):
+        return "tied to the token-embedding table: one tensor, so it is frozen, trained or replaced with it"
+    return "untied: its own weights, trained with the head"
+
+
 def standard_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Fold every `ProjectedLookup` into one plain `weight`, so the saved weights fit the stock architecture."""
     folded = dict(state_dict)

@@ -1,7 +1,7 @@
-"""Task adapters, keyed by the recipe's `task.type`: each knows its head, how to encode data and read predictions.
+"""Task adapters, keyed by the recipe's `task.type`: each knows its head, how to encode data and how to score.
 
-A new task (token classification, regression, ...) is one class here plus its recipe section; the trainer and
-evaluator only use the `Task` protocol.
+A new task (token classification, regression, ...) is one class plus its recipe section, added to `TASKS`; the
+trainer and evaluator only use the `Task` protocol.
 """
 
 from __future__ import annotations
@@ -9,11 +9,20 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import torch
+from accelerate import Accelerator
 from datasets import ClassLabel, Dataset, DatasetDict
-from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, PreTrainedTokenizerBase
+from torch.utils.data import DataLoader
+from transformers import AutoModelForSequenceClassification, PreTrainedTokenizerBase
 
+from pipeline.batching import PadCollator, add_character_ids, pad_collator
 from pipeline.errors import PipelineError
-from pipeline.recipe import SequenceClassificationTask
+from pipeline.language_modeling import LanguageModeling
+from pipeline.metrics import LoadedMetric, compute_all
+from pipeline.recipe import LanguageModelingTask, SequenceClassificationTask, TokenClassificationTask
+from pipeline.token_classification import TokenClassification
+
+Scores = dict[str, float]
+Records = list[dict[str, Any]]
 
 
 class Task(Protocol):
@@ -22,13 +31,15 @@ class Task(Protocol):
     auto_class: Any  # the transformers Auto class that adds this task's head
 
     def check_columns(self, splits: DatasetDict) -> None: ...
+    def texts(self, split: Dataset) -> list[str]: ...
     def fit_labels(self, train: Dataset) -> None: ...
     def use_labels(self, id2label: dict[int, str]) -> None: ...
     def head_kwargs(self) -> dict[str, Any]: ...
-    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> tuple[Dataset, dict[str, int]]: ...
-    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any: ...
-    def predict(self, logits: torch.Tensor) -> torch.Tensor: ...
-    def records(self, predictions: list[int], references: list[int], scores: list[list[float]]) -> list[dict[str, Any]]: ...
+    def encode(
+        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, max_characters: int | None = None
+    ) -> tuple[Dataset, dict[str, int]]: ...
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> PadCollator: ...
+    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]: ...
 
 
 def _label_sort_key(value: str) -> tuple[int, float | str]:
@@ -57,6 +68,11 @@ class SequenceClassification:
             for field, column in wanted.items():
                 if column not in split.column_names:
                     raise PipelineError(f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field)
+
+    def texts(self, split: Dataset) -> list[str]:
+        """The raw text of each row, pairs included (for building a tokenizer)."""
+        columns = [self.cfg.text_column] + ([self.cfg.text_pair_column] if self.cfg.text_pair_column else [])
+        return [str(text) for column in columns for text in split[column] if text is not None]
 
     def fit_labels(self, train: Dataset) -> None:
         """Label names from a `ClassLabel` feature, else the sorted distinct values of the train split."""
@@ -96,8 +112,11 @@ class SequenceClassification:
             )
         return [index[label] for label in names]
 
-    def encode(self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str) -> tuple[Dataset, dict[str, int]]:
-        """Tokenize (truncating to `max_length`, no padding: the collator pads each batch) and add `labels`.
+    def encode(
+        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, max_characters: int | None = None
+    ) -> tuple[Dataset, dict[str, int]]:
+        """Tokenize (truncating to `max_length`, no padding: the collator pads each batch) and add `labels`; with
+        `max_characters`, also the character ids of every token (bi-LSTM character CNN).
 
         Returns the encoded split and counts of what was altered: empty texts (kept, as empty input) and texts
         cut to `max_length` tokens. Nothing is dropped.
@@ -108,7 +127,9 @@ class SequenceClassification:
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
             texts = ["" if text is None else str(text) for text in batch[text_column]]
             pairs = ["" if text is None else str(text) for text in batch[pair_column]] if pair_column else None
-            encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length)
+            encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length, return_offsets_mapping=bool(max_characters))
+            if max_characters:
+                add_character_ids(encoded, tokenizer, texts, pairs, max_characters)
             full = tokenizer(texts, pairs, truncation=False, verbose=False)["input_ids"]
             encoded["_truncated"] = [len(ids) > max_length for ids in full]
             encoded["_empty"] = [not text.strip() for text in texts]
@@ -118,12 +139,25 @@ class SequenceClassification:
         counts = {"examples": len(encoded), "empty_texts": sum(encoded["_empty"]), "truncated": sum(encoded["_truncated"])}
         return encoded.remove_columns(["_truncated", "_empty"]).add_column("labels", label_ids), counts
 
-    def collator(self, tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
-        return DataCollatorWithPadding(tokenizer)
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> PadCollator:
+        return pad_collator(tokenizer)
 
-    def predict(self, logits: torch.Tensor) -> torch.Tensor:
-        """Class ids from logits of shape (batch, num_labels) → (batch,)."""
-        return logits.argmax(dim=-1)
+    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]:
+        """Metric scores and one record per example, over every example of a prepared loader, in order.
+
+        `gather_for_metrics` collects the batches of all processes and drops the duplicates that even sharding
+        adds at the end, so every process gets the full, ordered list.
+        """
+        model.eval()
+        predictions, references, probabilities = [], [], []
+        for batch in loader:
+            with torch.no_grad(), accelerator.autocast():
+                logits = model(**batch).logits.float()  # (batch, num_labels)
+            logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+            predictions += logits.argmax(dim=-1).tolist()
+            references += labels.tolist()
+            probabilities += logits.softmax(dim=-1).tolist()
+        return compute_all(metrics, predictions, references), self.records(predictions, references, probabilities)
 
     def records(self, predictions: list[int], references: list[int], scores: list[list[float]]) -> list[dict[str, Any]]:
         """One JSON-ready row per example: gold label, predicted label, class probabilities."""
@@ -133,9 +167,13 @@ class SequenceClassification:
         ]
 
 
-TASKS: dict[str, type] = {"sequence-classification": SequenceClassification}
+TASKS: dict[str, type] = {
+    "sequence-classification": SequenceClassification,
+    "token-classification": TokenClassification,
+    "language-modeling": LanguageModeling,
+}
 
 
-def build_task(cfg: SequenceClassificationTask) -> Task:
+def build_task(cfg: SequenceClassificationTask | TokenClassificationTask | LanguageModelingTask) -> Task:
     """The task adapter registered for `cfg.type`."""
     return TASKS[cfg.type](cfg)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 from sklearn import metrics as sk
 
-from pipeline.metrics import KNOWN_METRICS, compute_all, is_metric_path, load_metric
+from pipeline.metrics import KNOWN_METRICS, LANGUAGE_MODELING_METRICS, compute_all, is_metric_path, load_metric
 from pipeline.metrics.classification import confusion_matrix, matthews_correlation, precision_recall_f1
 
 
@@ -21,7 +22,8 @@ def sample():
 
 def test_every_known_metric_loads_and_matches_sklearn(sample):
     predictions, references = sample
-    scores = compute_all([load_metric(name) for name in KNOWN_METRICS], predictions, references)
+    classification = [name for name in KNOWN_METRICS if name not in LANGUAGE_MODELING_METRICS]
+    scores = compute_all([load_metric(name) for name in classification], predictions, references)
     expected = {
         "accuracy": sk.accuracy_score(references, predictions),
         "matthews_correlation": sk.matthews_corrcoef(references, predictions),
@@ -30,7 +32,7 @@ def test_every_known_metric_loads_and_matches_sklearn(sample):
         expected[f"f1_{average}"] = sk.f1_score(references, predictions, average=average, zero_division=0)
         expected[f"precision_{average}"] = sk.precision_score(references, predictions, average=average, zero_division=0)
         expected[f"recall_{average}"] = sk.recall_score(references, predictions, average=average, zero_division=0)
-    assert set(scores) == set(KNOWN_METRICS)
+    assert set(scores) == set(classification)
     for name, value in scores.items():
         assert value == pytest.approx(expected[name]), name
 
@@ -56,3 +58,9 @@ def test_metric_paths_are_recognised(tmp_path):
     script.write_text("")
     assert is_metric_path(str(script))
     assert not is_metric_path("accuracy")
+
+
+def test_perplexity_pools_tokens_over_examples():
+    # Two examples: 3 tokens with NLL 1.2 each, and 1 token with NLL 0.4 → exp(4.0 / 4) = e.
+    scores = compute_all([load_metric("perplexity")], [3 * 1.2, 0.4], [3, 1])
+    assert scores == {"perplexity": pytest.approx(math.e)}

