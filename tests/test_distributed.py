@@ -105,3 +105,44 @@ def test_shipped_accelerate_configs_load(path):
     config = load_config_from_file(str(path))
     assert config.num_processes >= 1 and config.num_machines >= 1
     assert str(config.distributed_type) in {"DistributedType.MULTI_GPU", "DistributedType.NO", "DistributedType.FSDP", "MULTI_GPU", "NO", "FSDP"}
+
+
+BILSTM_NO_DROPOUT = {"hidden_size": 16, "lstm_size": 32, "num_layers": 2, "char_cnn": True, "max_characters": 10,
+                     "char_filters": 4, "char_max_width": 3, "dropout": 0.0}
+
+
+def bilstm_recipe(task: str, folder: Path) -> dict:
+    """A tiny dropout-free bi-LSTM recipe for `task`, with 13 validation rows (they do not split evenly over 2)."""
+    from test_language_modeling import lm_recipe, templated_sentences
+    from test_token_classification import tagged_sentences, tagging_recipe, write_jsonl
+
+    if task == "language-modeling":
+        files = {}
+        for split, count in (("train", 48), ("validation", 13)):
+            (folder / f"{split}.txt").write_text("\n".join(templated_sentences(count, seed=count)) + "\n")
+            files[split] = str(folder / f"{split}.txt")
+        recipe = lm_recipe(folder, files)
+    else:
+        files = {"train": write_jsonl(folder / "train.jsonl", tagged_sentences(32, 0)),
+                 "validation": write_jsonl(folder / "validation.jsonl", tagged_sentences(13, 1))}
+        recipe = tagging_recipe(folder, files)
+    recipe["model"] = {**recipe["model"], "config": BILSTM_NO_DROPOUT}
+    recipe["train"] = {**recipe["train"], "max_steps": 2, "batch_size": 8, "eval_every_steps": None}
+    return recipe
+
+
+@pytest.mark.parametrize(("task", "score"), [("language-modeling", "perplexity"), ("token-classification", "accuracy")])
+def test_bilstm_tasks_gather_every_example_once_across_processes(tmp_path, task, score):
+    """Blocks and tag rows of different lengths, gathered from two processes, score as in one process."""
+    scores, records = {}, {}
+    for processes, port in ((1, 29521), (2, 29522)):
+        folder = tmp_path / f"p{processes}"
+        folder.mkdir()
+        recipe = bilstm_recipe(task, folder)
+        result = launch(write_recipe(folder / "recipe.yaml", recipe), processes, port)
+        assert result.returncode == 0, result.stderr[-3000:]
+        run_dir = Path(recipe["output_dir"])
+        scores[processes] = json.loads((run_dir / "metrics.json").read_text())["validation"]
+        records[processes] = (run_dir / "predictions-validation.jsonl").read_text().splitlines()
+    assert len(records[2]) == len(records[1])  # every block or row once, none duplicated by even sharding
+    assert scores[2][score] == pytest.approx(scores[1][score], rel=1e-4)
