@@ -16,6 +16,11 @@ from pipeline.bilstm import CHAR_PAD, characters_of_encoding
 IGNORED_LABEL = -100  # positions a loss skips (padding), as in PyTorch's cross-entropy
 
 
+def without_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The model inputs of a batch: evaluation scores from the logits, so the model need not compute a loss."""
+    return {key: value for key, value in batch.items() if key != "labels"}
+
+
 def add_character_ids(
     encoded: BatchEncoding,
     tokenizer: PreTrainedTokenizerBase,

@@ -20,7 +20,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM, AutoModelForPreTraining, PreTrainedTokenizerBase
 
-from pipeline.batching import IGNORED_LABEL, PadCollator, add_character_ids, pad_collator
+from pipeline.batching import IGNORED_LABEL, PadCollator, add_character_ids, pad_collator, without_labels
 from pipeline.bilstm import character_ids
 from pipeline.errors import PipelineError
 from pipeline.metrics import LoadedMetric, compute_all
@@ -114,7 +114,7 @@ class LanguageModeling:
         counts: list[int] = []
         for batch in loader:
             with torch.no_grad(), accelerator.autocast():
-                output = model(**batch)
+                output = model(**without_labels(batch))
             per_direction = []
             for prefix, shift in self.directions.items():
                 logits = output.logits if shift == 1 else output.backward_logits

@@ -17,7 +17,7 @@ from datasets import Dataset, DatasetDict, Sequence
 from torch.utils.data import DataLoader
 from transformers import AutoModelForTokenClassification, PreTrainedTokenizerBase
 
-from pipeline.batching import IGNORED_LABEL, PadCollator, add_character_ids, pad_collator
+from pipeline.batching import IGNORED_LABEL, PadCollator, add_character_ids, pad_collator, without_labels
 from pipeline.errors import PipelineError
 from pipeline.metrics import LoadedMetric, compute_all
 from pipeline.recipe import TokenClassificationTask
@@ -119,8 +119,7 @@ class TokenClassification:
         predictions, references, records = [], [], []
         for batch in loader:
             with torch.no_grad(), accelerator.autocast():
-                inputs = {key: value for key, value in batch.items() if key != "labels"}  # unseen tags have no class
-                guesses = model(**inputs).logits.argmax(dim=-1)  # (batch, seq)
+                guesses = model(**without_labels(batch)).logits.argmax(dim=-1)  # (batch, seq)
             # Processes hold batches of different lengths: pad to a common length before gathering.
             guesses = accelerator.pad_across_processes(guesses, dim=1, pad_index=IGNORED_LABEL)
             labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=IGNORED_LABEL)
