@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def describe_input_layers(exp: Experiment) -> str:
     """Each input table's shape, source and status, vector coverage, and parameter / optimizer-state counts."""
     layers = input_layers(exp.model)
-    lines = [f"model: {type(exp.model).__name__}, inputs truncated to {exp.max_length} tokens", ""]
+    lines = [f"model: {type(exp.model).__name__}, max_length {exp.max_length} tokens (truncation; block length for language modeling)", ""]
     for group, module in (("token_embeddings", layers.token_embeddings), ("positions", layers.positions)):
         if module is None:
             lines.append(f"{group}: none (no absolute position table: rotary or relative positions, or a recurrent model)")
