@@ -25,6 +25,7 @@ from pipeline.bilstm import character_ids
 from pipeline.errors import PipelineError
 from pipeline.metrics import LoadedMetric, compute_all
 from pipeline.recipe import LanguageModelingTask
+from pipeline.task_base import require_columns
 
 TEXTS_PER_PACKING_BATCH = 10_000  # texts tokenized and packed together; each such batch ends in one short block
 
@@ -51,9 +52,7 @@ class LanguageModeling:
         self.directions = {"causal": {"": 1}, "bidirectional": {"forward_": 1, "backward_": -1}}[cfg.objective]
 
     def check_columns(self, splits: DatasetDict) -> None:
-        for name, split in splits.items():
-            if self.cfg.text_column not in split.column_names:
-                raise PipelineError(f"column '{self.cfg.text_column}' not in split '{name}' (columns: {split.column_names})", field="task.text_column")
+        require_columns(splits, {"task.text_column": self.cfg.text_column})
 
     def texts(self, split: Dataset) -> list[str]:
         """The raw text of each row (for building a tokenizer)."""

@@ -19,6 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.language_modeling import LanguageModeling
 from pipeline.metrics import LoadedMetric, compute_all
 from pipeline.recipe import LanguageModelingTask, SequenceClassificationTask, TokenClassificationTask
+from pipeline.task_base import LabelledTask, require_columns
 from pipeline.token_classification import TokenClassification
 
 Scores = dict[str, float]
@@ -50,24 +51,21 @@ def _label_sort_key(value: str) -> tuple[int, float | str]:
         return (1, value)
 
 
-class SequenceClassification:
+class SequenceClassification(LabelledTask):
     """`sequence-classification`: one label per text or text pair; the head reads the pooled sequence."""
 
     auto_class = AutoModelForSequenceClassification
 
     def __init__(self, cfg: SequenceClassificationTask):
+        super().__init__()
         self.cfg = cfg
-        self.labels: list[str] = []
 
     def check_columns(self, splits: DatasetDict) -> None:
         """Every split must hold the recipe's text, pair and label columns."""
         wanted = {"task.text_column": self.cfg.text_column, "task.label_column": self.cfg.label_column}
         if self.cfg.text_pair_column:
             wanted["task.text_pair_column"] = self.cfg.text_pair_column
-        for name, split in splits.items():
-            for field, column in wanted.items():
-                if column not in split.column_names:
-                    raise PipelineError(f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field)
+        require_columns(splits, wanted)
 
     def texts(self, split: Dataset) -> list[str]:
         """The raw text of each row, pairs included (for building a tokenizer)."""
@@ -83,17 +81,6 @@ class SequenceClassification:
             self.labels = sorted({str(value) for value in train[self.cfg.label_column]}, key=_label_sort_key)
         if len(self.labels) < 2:
             raise PipelineError(f"the train split has {len(self.labels)} distinct label(s); need at least 2", field="task.label_column")
-
-    def use_labels(self, id2label: dict[int, str]) -> None:
-        """Reuse the label order a trained model was saved with."""
-        self.labels = [id2label[i] for i in range(len(id2label))]
-
-    def head_kwargs(self) -> dict[str, Any]:
-        return {
-            "num_labels": len(self.labels),
-            "id2label": dict(enumerate(self.labels)),
-            "label2id": {label: i for i, label in enumerate(self.labels)},
-        }
 
     def _label_ids(self, split: Dataset, name: str) -> list[int]:
         feature = split.features[self.cfg.label_column]

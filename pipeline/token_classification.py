@@ -21,25 +21,26 @@ from pipeline.batching import IGNORED_LABEL, PadCollator, add_character_ids, pad
 from pipeline.errors import PipelineError
 from pipeline.metrics import LoadedMetric, compute_all
 from pipeline.recipe import TokenClassificationTask
+from pipeline.task_base import LabelledTask, require_columns
 
 log = logging.getLogger(__name__)
 
 
-class TokenClassification:
+class TokenClassification(LabelledTask):
     """The `token-classification` task adapter (see the module docstring)."""
 
     auto_class = AutoModelForTokenClassification
 
     def __init__(self, cfg: TokenClassificationTask):
+        super().__init__()
         self.cfg = cfg
-        self.labels: list[str] = []
 
     def check_columns(self, splits: DatasetDict) -> None:
         """Every split must hold the words and tags columns, as lists."""
+        wanted = {"task.tokens_column": self.cfg.tokens_column, "task.tags_column": self.cfg.tags_column}
+        require_columns(splits, wanted)
         for name, split in splits.items():
-            for field, column in (("task.tokens_column", self.cfg.tokens_column), ("task.tags_column", self.cfg.tags_column)):
-                if column not in split.column_names:
-                    raise PipelineError(f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field)
+            for field, column in wanted.items():
                 if not isinstance(split.features[column], Sequence | list):
                     raise PipelineError(f"column '{column}' of split '{name}' must hold a list per row", field=field)
 
@@ -52,16 +53,6 @@ class TokenClassification:
         self.labels = sorted({str(tag) for tags in train[self.cfg.tags_column] for tag in tags})
         if len(self.labels) < 2:
             raise PipelineError(f"the train split has {len(self.labels)} distinct tag(s); need at least 2", field="task.tags_column")
-
-    def use_labels(self, id2label: dict[int, str]) -> None:
-        self.labels = [id2label[i] for i in range(len(id2label))]
-
-    def head_kwargs(self) -> dict[str, Any]:
-        return {
-            "num_labels": len(self.labels),
-            "id2label": dict(enumerate(self.labels)),
-            "label2id": {label: i for i, label in enumerate(self.labels)},
-        }
 
     def encode(
         self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, max_characters: int | None = None
