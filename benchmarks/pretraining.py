@@ -3,15 +3,16 @@
 1. Pretrain the bi-LSTM (recipes/pretrain/bilstm-bbcnews.yaml) and the small GPT-2 (recipes/pretrain/gpt2-bbcnews.yaml)
    on Brown `text-train.txt`, each with a tokenizer built from that text; validation perplexity on
    `text-validation.txt`, against a unigram model (add-one smoothed train counts, same tokenizer and tokens).
-2. Transfer: fine-tune the Brown-pretrained bi-LSTM, and the same bi-LSTM from random init (same config, same
-   tokenizer, same data, same budget), for each seed, on
+2. Transfer: fine-tune the Brown-pretrained bi-LSTM, the same pretrained bi-LSTM with its encoder and token
+   table frozen (ELMo's feature extraction: only the scalar mix and the classifier train), and the same bi-LSTM
+   from random init (same config, same tokenizer, same data, same budget), for each seed, on
    - Brown POS tagging (`pos-*.jsonl`, 182 tags; the first --pos-sentences training sentences, --pos-epochs
      epochs; word accuracy on the test split), with recipes/transfer/bilstm-bbcnews.yaml's model and train
      sections and a token-classification task;
    - BBC News topics (recipes/transfer/bilstm-bbcnews.yaml as shipped; macro-F1 on the held-out test split).
 
 With --in-domain, instead: the shipped chain on BBC News alone (recipes/pretrain/bilstm-bbcnews.yaml on the BBC
-training articles, then recipes/transfer/bilstm-bbcnews.yaml), against random init; results go to the
+training articles, then recipes/transfer/bilstm-bbcnews.yaml), with the same three starts; results go to the
 "bbc_in_domain" entry of --out, the rest of the file is kept.
 
 Every run is the `pipeline train` command in a fresh process, one after another.
@@ -69,6 +70,49 @@ def unigram_perplexity(tokenizer_dir: Path, train_file: Path, validation_file: P
     return math.exp(nll / len(held_out))
 
 
+def transfer_starts(pretrained: Path) -> dict[str, list[str]]:
+    """Overrides of each start of a transfer run: the pretrained bi-LSTM fine-tuned, the same frozen (features
+    only), and the same architecture and tokenizer from random init."""
+    config = yaml.safe_load(PRETRAIN["bilstm"].read_text())["model"]["config"]
+    return {
+        "pretrained": [f"model.name_or_path={pretrained}"],
+        "pretrained, frozen": [f"model.name_or_path={pretrained}", "layers.encoder=freeze", "layers.token_embeddings=freeze"],
+        "random init": ["model.name_or_path=null", f"model.config={json.dumps(config)}", f"model.tokenizer={pretrained}"],
+    }
+
+
+def transfer(scratch: Path, task: str, overrides: list[str], headline: str, pretrained: Path, seeds: list[int]) -> dict:
+    """Every start × seed of one downstream task (recipes/transfer/bilstm-bbcnews.yaml plus `overrides`), one
+    fresh process each; per start its runs and the mean and median of the test split's `headline` score."""
+    results: dict = {}
+    for seed in seeds:
+        for start, start_overrides in transfer_starts(pretrained).items():
+            output_dir = scratch / f"{task}-{start.replace(', ', '-').replace(' ', '-')}-{seed}"
+            metrics, wall = train(TRANSFER, [f"output_dir={output_dir}", f"train.seed={seed}", *start_overrides, *overrides])
+            results.setdefault(start, {"runs": []})["runs"].append(
+                {"seed": seed, "test": metrics["test"], "validation": metrics["validation"], "command_wall_time_s": wall,
+                 "train_wall_time_s": metrics["train"]["train_wall_time_s"], "steps": metrics["train"]["steps"]})
+            print(f"{task}, bi-LSTM {start}, seed {seed}: test {headline} {metrics['test'][headline]:.4f}; wall {wall:.0f} s", flush=True)
+    for entry in results.values():
+        scores = [run["test"][headline] for run in entry["runs"]]
+        entry[f"test_{headline}_mean"] = round(statistics.mean(scores), 4)
+        entry[f"test_{headline}_median"] = round(statistics.median(scores), 4)
+    return results
+
+
+def pretrain(family: str, output_dir: Path, overrides: list[str]) -> dict:
+    """Run the shipped pretraining recipe of `family`; its validation scores, steps, sizes and wall time."""
+    metrics, wall = train(PRETRAIN[family], [f"output_dir={output_dir}", *overrides])
+    print(f"{family}: validation perplexity {metrics['validation']['perplexity']:.1f}; wall {wall:.0f} s", flush=True)
+    return {
+        "validation": metrics["validation"],
+        "steps": metrics["train"]["steps"],
+        "command_wall_time_s": wall,
+        "train_wall_time_s": metrics["train"]["train_wall_time_s"],
+        "parameters": metrics["train"]["trainable_parameters"] + metrics["train"]["frozen_parameters"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--brown", type=Path, default=REPO.parent / "shared" / "data" / "brown")
@@ -80,76 +124,33 @@ def main() -> None:
     parser.add_argument("--in-domain", action="store_true", help="run the shipped BBC News chain only")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-pretraining-"))
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
     if args.in_domain:
-        in_domain(args, scratch)
+        pretraining = pretrain("bilstm", scratch / "pretrain-bilstm-bbc", args.override)
+        downstream = transfer(scratch, "bbc-news", args.override, "f1_macro", scratch / "pretrain-bilstm-bbc" / "model", args.seeds)
+        results["bbc_in_domain"] = {"pretraining": pretraining, "transfer": downstream}
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
         return
+
     brown = [f"data.files={{train: {args.brown / 'text-train.txt'}, validation: {args.brown / 'text-validation.txt'}}}",
              "data.folder=null", "data.stratify_by=null"]
-    results: dict = {"brown": str(args.brown), "pretraining": {}, "transfer": {}}
-
-    for family, recipe in PRETRAIN.items():
+    results.update({"brown": str(args.brown), "pretraining": {}, "transfer": {}})
+    for family in PRETRAIN:
         output_dir = scratch / f"pretrain-{family}"
-        metrics, wall = train(recipe, [f"output_dir={output_dir}", *brown, *args.override])
+        results["pretraining"][family] = pretrain(family, output_dir, [*brown, *args.override])
         unigram = unigram_perplexity(output_dir / "model", args.brown / "text-train.txt", args.brown / "text-validation.txt")
-        results["pretraining"][family] = {
-            "validation": metrics["validation"],
-            "unigram_validation_perplexity": round(unigram, 2),
-            "steps": metrics["train"]["steps"],
-            "command_wall_time_s": wall,
-            "train_wall_time_s": metrics["train"]["train_wall_time_s"],
-            "parameters": metrics["train"]["trainable_parameters"] + metrics["train"]["frozen_parameters"],
-        }
-        print(f"{family}: validation perplexity {metrics['validation']['perplexity']:.1f} vs unigram {unigram:.1f}; wall {wall:.0f} s", flush=True)
+        results["pretraining"][family]["unigram_validation_perplexity"] = round(unigram, 2)
+        print(f"{family}: unigram baseline perplexity {unigram:.1f}", flush=True)
 
     pretrained = scratch / "pretrain-bilstm" / "model"
-    config = yaml.safe_load(PRETRAIN["bilstm"].read_text())["model"]["config"]
-    starts = {
-        "pretrained on Brown": [f"model.name_or_path={pretrained}"],
-        "random init": ["model.name_or_path=null", f"model.config={json.dumps(config)}", f"model.tokenizer={pretrained}"],
-    }
     pos = [
         "task={type: token-classification}",
         f"data.files={{train: {args.brown / 'pos-train.jsonl'}, validation: {args.brown / 'pos-validation.jsonl'}, test: {args.brown / 'pos-test.jsonl'}}}",
         "data.folder=null", f"data.max_train_samples={args.pos_sentences}", f"train.epochs={args.pos_epochs}", "eval.metrics=[accuracy, f1_macro]",
     ]
-    tasks = {"brown-pos": (pos, "accuracy"), "bbc-news": ([], "f1_macro")}
-    for task, (task_overrides, headline) in tasks.items():
-        for seed in args.seeds:
-            for start, overrides in starts.items():
-                output_dir = scratch / f"{task}-{start.split()[0]}-{seed}"
-                metrics, wall = train(TRANSFER, [f"output_dir={output_dir}", f"train.seed={seed}", *overrides, *task_overrides, *args.override])
-                runs = results["transfer"].setdefault(task, {}).setdefault(start, {"runs": []})["runs"]
-                runs.append({"seed": seed, "test": metrics["test"], "validation": metrics["validation"], "command_wall_time_s": wall,
-                             "train_wall_time_s": metrics["train"]["train_wall_time_s"], "steps": metrics["train"]["steps"]})
-                print(f"{task}, bi-LSTM {start}, seed {seed}: test {headline} {metrics['test'][headline]:.4f}; wall {wall:.0f} s", flush=True)
-        for start, entry in results["transfer"][task].items():
-            scores = [run["test"][headline] for run in entry["runs"]]
-            entry[f"test_{headline}_mean"] = round(statistics.mean(scores), 4)
-            entry[f"test_{headline}_median"] = round(statistics.median(scores), 4)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
-
-
-def in_domain(args: argparse.Namespace, scratch: Path) -> None:
-    """The shipped chain on BBC News: pretrain on the training articles, transfer, and random init beside it."""
-    output_dir = scratch / "pretrain-bilstm-bbc"
-    metrics, wall = train(PRETRAIN["bilstm"], [f"output_dir={output_dir}", *args.override])
-    entry: dict = {"pretraining": {"validation": metrics["validation"], "steps": metrics["train"]["steps"], "command_wall_time_s": wall}}
-    print(f"bi-LSTM on BBC train: validation perplexity {metrics['validation']['perplexity']:.1f}; wall {wall:.0f} s", flush=True)
-    pretrained = output_dir / "model"
-    config = yaml.safe_load(PRETRAIN["bilstm"].read_text())["model"]["config"]
-    starts = {
-        "pretrained on BBC train": [f"model.name_or_path={pretrained}"],
-        "random init": ["model.name_or_path=null", f"model.config={json.dumps(config)}", f"model.tokenizer={pretrained}"],
-    }
-    for seed in args.seeds:
-        for start, overrides in starts.items():
-            run_dir = scratch / f"bbc-{start.split()[0]}-{seed}"
-            metrics, wall = train(TRANSFER, [f"output_dir={run_dir}", f"train.seed={seed}", *overrides, *args.override])
-            entry.setdefault(start, []).append({"seed": seed, "test": metrics["test"], "command_wall_time_s": wall})
-            print(f"bbc-news, bi-LSTM {start}, seed {seed}: test f1_macro {metrics['test']['f1_macro']:.4f}; wall {wall:.0f} s", flush=True)
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results["bbc_in_domain"] = entry
+    results["transfer"]["brown-pos"] = transfer(scratch, "brown-pos", [*pos, *args.override], "accuracy", pretrained, args.seeds)
+    results["transfer"]["bbc-news"] = transfer(scratch, "bbc-news", args.override, "f1_macro", pretrained, args.seeds)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")
 

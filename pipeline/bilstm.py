@@ -30,8 +30,6 @@ from transformers import (
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, ModelOutput, SequenceClassifierOutput, TokenClassifierOutput
 
-from pipeline.vectors import surface_form
-
 MODEL_TYPE = "embedlab-bilstm"
 # Character ids: 0 padding, 1 begin of word, 2 end of word, 3 + b for each UTF-8 byte b.
 CHAR_PAD, BEGIN_OF_WORD, END_OF_WORD, BYTE_OFFSET = 0, 1, 2, 3
@@ -83,15 +81,23 @@ def character_ids(word: str, max_characters: int) -> list[int]:
     return ids + [CHAR_PAD] * (max_characters - len(ids))
 
 
+def spelling_of(token: str, tokenizer: PreTrainedTokenizerBase) -> str:
+    """The characters a vocabulary entry stands for, as a text would spell them: byte-level BPE `Ġcaf` → "caf"
+    (and its byte alphabet decoded), WordPiece `##ing` → "ing"."""
+    spelled = tokenizer.convert_tokens_to_string([token]).strip()
+    return spelled[2:] if spelled.startswith("##") and len(spelled) > 2 else spelled
+
+
 def characters_of_encoding(
     texts: tuple[str, ...], offsets: list[tuple[int, int]], sources: list[int | None], tokens: list[str], max_characters: int
 ) -> list[list[int]]:
     """Character ids of every token of one encoding, read from the text itself through the offsets, so an unknown
     word keeps its spelling. texts: the strings the offsets point into (a text and its pair, or the words of a
     pre-split text); sources: which of them each token comes from. Tokens without a span (special tokens) are
-    spelled as themselves."""
+    spelled as themselves. Spaces that a span takes in (GPT-2's offsets include the space before a word) are
+    dropped, so a token is spelled as `spelling_of` spells its vocabulary entry."""
     return [
-        character_ids(texts[source][start:end] if source is not None and end > start else token, max_characters)
+        character_ids(texts[source][start:end].strip() if source is not None and end > start else token, max_characters)
         for (start, end), source, token in zip(offsets, sources, tokens, strict=True)
     ]
 
@@ -146,9 +152,10 @@ class BiLSTMEmbeddings(nn.Module):
         if self.characters is None:
             return
         rows, width = self.token_characters.shape
+        specials = set(tokenizer.all_special_tokens)
         for token, token_id in tokenizer.get_vocab().items():
             if token_id < rows:
-                spelled = token if token in tokenizer.all_special_tokens else surface_form(token)
+                spelled = token if token in specials else spelling_of(token, tokenizer)
                 self.token_characters[token_id] = torch.tensor(character_ids(spelled, width))
 
     def forward(self, input_ids: torch.Tensor, char_ids: torch.Tensor | None = None) -> torch.Tensor:

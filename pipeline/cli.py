@@ -1,9 +1,10 @@
-"""`pipeline`: a thin command line over `pipeline.train`, `pipeline.evaluation` and `pipeline.recipe`."""
+"""`pipeline`: a thin command line over `pipeline.train`, `pipeline.evaluation` and `pipeline.recipe_io`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,8 +12,9 @@ from pipeline import __version__
 from pipeline.errors import PipelineError
 
 DESCRIPTION = """\
-Fine-tune a pretrained encoder (BERT family or GPT-2 family) on a downstream task while freezing,
-fine-tuning or replacing its token-embedding and positional layers, all chosen in one recipe YAML.
+Fine-tune a pretrained encoder (BERT family, GPT-2 family or an ELMo-style bi-LSTM) on a downstream task
+while freezing, fine-tuning or replacing its token-embedding and positional layers, all chosen in one recipe
+YAML; or pretrain one (causal or bidirectional language modeling) for a later recipe to fine-tune.
 
 examples:
   pipeline validate recipes/quickstart.yaml             check a recipe, print it with every default
@@ -22,6 +24,7 @@ examples:
   pipeline train recipes/quickstart.yaml --resume       continue after a crash, from the newest checkpoint
   pipeline eval runs/quickstart eval.splits=[test]      re-score a saved run on another split
   pipeline schema                                       every recipe field, its default and meaning
+  pipeline train recipes/pretrain/bilstm-bbcnews.yaml   pretrain a bi-LSTM (forward + backward LM)
 
 On several GPUs or processes: accelerate launch --config_file accelerate_config.yaml -m pipeline train RECIPE
 """
@@ -30,7 +33,7 @@ OVERRIDES_HELP = "recipe overrides as dotted key=value, values parsed as YAML (t
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe_io import load_recipe
     from pipeline.train import train
 
     run_dir = train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite, resume=args.resume)
@@ -50,14 +53,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pipeline.recipe import dump_recipe, load_recipe
+    from pipeline.recipe_io import dump_recipe, load_recipe
 
     print(dump_recipe(load_recipe(args.recipe, args.overrides)), end="")
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pipeline.recipe import load_recipe
+    from pipeline.recipe_io import load_recipe
     from pipeline.report import describe_input_layers
     from pipeline.experiment import setup
 
@@ -66,7 +69,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pipeline.recipe import recipe_reference
+    from pipeline.recipe_io import recipe_reference
 
     print(recipe_reference())
     return 0
@@ -126,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `pipeline schema | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pipeline.errors import PipelineError
-from pipeline.recipe import load_recipe
+from pipeline.recipe_io import load_recipe
 from pipeline.run_folder import RunFolder
 
 if TYPE_CHECKING:

@@ -23,7 +23,8 @@ from pipeline.errors import PipelineError, TrainingStopped
 from pipeline.evaluation import evaluate_split, write_final_evaluation
 from pipeline.experiment import Experiment, setup
 from pipeline.layers import build_optimizer, format_group_table, format_parameter_tsv, optimizer_state_numel, parameter_rows, unfreeze
-from pipeline.recipe import Recipe, dump_recipe
+from pipeline.recipe import Recipe
+from pipeline.recipe_io import dump_recipe
 from pipeline.run_folder import RunFolder, check_output_dir
 from pipeline.surgery import standard_state_dict
 

@@ -18,7 +18,7 @@ from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.evaluation import evaluate_saved
 from pipeline.models import input_layers
-from pipeline.recipe import parse_recipe
+from pipeline.recipe_io import parse_recipe
 from pipeline.train import setup, train
 
 BILSTM = {"hidden_size": 16, "lstm_size": 32, "num_layers": 2, "char_cnn": True, "max_characters": 10, "char_filters": 4, "char_max_width": 3}
@@ -126,6 +126,28 @@ def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jso
     pretrain = setup(parse_recipe(lm_recipe(tmp_path, jsonl_data, data={"files": jsonl_data["train"], "stratify_by": "label"})))
     assert classifier.tokenizer.get_vocab() == pretrain.tokenizer.get_vocab()  # built from the same train texts
     assert classifier.input_report["data"]["validation"]["examples"] == pretrain.input_report["data"]["validation"]["examples"]
+
+
+@pytest.mark.parametrize("family", ["bilstm", "gpt2"])
+def test_continued_pretraining_starts_from_the_checkpoint(tmp_path, text_files, tiny_gpt2, family):
+    """Domain-adaptive pretraining: `name_or_path` instead of a config; the LM starts from the saved weights."""
+    if family == "bilstm":
+        checkpoint = fresh_train(lm_recipe(tmp_path, text_files, train={"max_steps": 6, "eval_every_steps": None})) / "model"
+    else:
+        checkpoint = tiny_gpt2  # a bare GPT2Model checkpoint: the LM head is tied to its `wte`
+    recipe = lm_recipe(tmp_path, text_files, family, model={"name_or_path": str(checkpoint), "config": None, "tokenizer": None},
+                       train={"max_steps": 30, "eval_every_steps": 30})
+    recipe["output_dir"] = str(tmp_path / "continued")
+    exp = setup(parse_recipe(recipe))
+    saved = load_file(checkpoint / "model.safetensors")
+    prefix = "" if family == "gpt2" else "bilstm."  # GPT2Model's keys carry no prefix
+    body = {name: tensor for name, tensor in exp.model.base_model.state_dict().items() if f"{prefix}{name}" in saved}
+    assert len(body) >= 10 and all(torch.equal(tensor, saved[f"{prefix}{name}"]) for name, tensor in body.items())
+    assert exp.input_report["sources"]["token_embeddings"] == "pretrained"
+    loader = torch.utils.data.DataLoader(exp.splits["validation"], batch_size=8, collate_fn=exp.task.collator(exp.tokenizer))
+    before, _ = exp.task.evaluate(exp.accelerator, exp.model, exp.accelerator.prepare_data_loader(loader), exp.metrics)
+    run_dir = fresh_train(recipe)
+    assert logged_scores(run_dir)[-1]["perplexity"] < before["perplexity"]
 
 
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])

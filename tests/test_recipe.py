@@ -9,7 +9,8 @@ import yaml
 
 from conftest import REPO, recipe_dict, write_recipe
 from pipeline.errors import PipelineError
-from pipeline.recipe import Recipe, apply_override, dump_recipe, load_recipe, parse_recipe, recipe_reference
+from pipeline.recipe import Recipe
+from pipeline.recipe_io import apply_override, dump_recipe, load_recipe, parse_recipe, recipe_reference
 
 SHIPPED = sorted((REPO / "recipes").rglob("*.yaml"))
 

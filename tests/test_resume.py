@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from conftest import make_examples, recipe_dict, write_recipe
 from pipeline.checkpoints import latest_checkpoint, problem_with
 from pipeline.errors import TrainingStopped
-from pipeline.recipe import parse_recipe
+from pipeline.recipe_io import parse_recipe
 from pipeline.train import setup, train, train_experiment
 
 

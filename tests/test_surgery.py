@@ -17,7 +17,7 @@ from conftest import FILLER, NEGATIVE, POSITIVE, recipe_dict
 from pipeline.errors import PipelineError
 from pipeline.layers import build_optimizer, encoder_layers
 from pipeline.models import input_layers
-from pipeline.recipe import parse_recipe
+from pipeline.recipe_io import parse_recipe
 from pipeline.surgery import FixedTable, ProjectedLookup, sinusoidal_table, table_of
 from pipeline.train import setup, train
 

@@ -13,7 +13,7 @@ from conftest import recipe_dict
 from pipeline.batching import IGNORED_LABEL
 from pipeline.bilstm import character_ids
 from pipeline.errors import PipelineError
-from pipeline.recipe import parse_recipe
+from pipeline.recipe_io import parse_recipe
 from pipeline.train import setup, train
 
 WORDS = {"DET": ["the", "a"], "NOUN": ["cat", "dog", "bird", "horse"], "VERB": ["sat", "slept", "waited"], "ADP": ["on", "near"]}

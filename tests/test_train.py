@@ -14,7 +14,7 @@ from conftest import GPT2_TOKENIZER, recipe_dict, write_recipe
 from pipeline.cli import main
 from pipeline.layers import build_optimizer
 from pipeline.models import input_layers
-from pipeline.recipe import parse_recipe
+from pipeline.recipe_io import parse_recipe
 from pipeline.train import setup, train
 
 
