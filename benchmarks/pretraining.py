@@ -85,8 +85,9 @@ def transfer(scratch: Path, task: str, overrides: list[str], headline: str, pret
     """Every start × seed of one downstream task (recipes/transfer/bilstm-bbcnews.yaml plus `overrides`), one
     fresh process each; per start its runs and the mean and median of the test split's `headline` score."""
     results: dict = {}
+    starts = transfer_starts(pretrained)
     for seed in seeds:
-        for start, start_overrides in transfer_starts(pretrained).items():
+        for start, start_overrides in starts.items():
             output_dir = scratch / f"{task}-{start.replace(', ', '-').replace(' ', '-')}-{seed}"
             metrics, wall = train(TRANSFER, [f"output_dir={output_dir}", f"train.seed={seed}", *start_overrides, *overrides])
             results.setdefault(start, {"runs": []})["runs"].append(

@@ -38,16 +38,39 @@ def make_examples(count: int, seed: int) -> list[dict[str, str]]:
     return rows
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
-    """Accelerate keeps process-wide singletons; each test starts from a clean slate."""
+def reset_accelerate_state() -> None:
+    """Accelerate keeps process-wide singletons: forget them, as a new process would start."""
     from accelerate.state import AcceleratorState, PartialState
 
     AcceleratorState._reset_state(True)
     PartialState._reset_state()
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each test starts from a clean slate."""
+    reset_accelerate_state()
     yield
-    AcceleratorState._reset_state(True)
-    PartialState._reset_state()
+    reset_accelerate_state()
+
+
+def train_fresh(raw: dict[str, Any]) -> Path:
+    """Validate a raw recipe and train it as a new process would (a test may train several runs)."""
+    from pipeline.recipe_io import parse_recipe
+    from pipeline.train import train
+
+    reset_accelerate_state()
+    return train(parse_recipe(raw))
+
+
+def write_glove(path: Path, words: list[str], dim: int = 4) -> dict[str, Any]:
+    """A GloVe text file of seeded random vectors; returns each word's vector as written (6 decimals)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vectors = {word: rng.normal(size=dim).astype(np.float32) for word in words}
+    path.write_text("".join(f"{w} {' '.join(f'{x:.6f}' for x in v)}\n" for w, v in vectors.items()))
+    return {w: np.round(v, 6) for w, v in vectors.items()}
 
 
 def save_tiny_bert(folder: Path, **config: Any) -> Path:

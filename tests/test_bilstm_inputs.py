@@ -12,11 +12,11 @@ from datasets import Dataset
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import FILLER, GPT2_TOKENIZER, NEGATIVE, POSITIVE, recipe_dict
+from conftest import FILLER, GPT2_TOKENIZER, NEGATIVE, POSITIVE, recipe_dict, train_fresh, write_glove
 from pipeline.bilstm import character_ids
 from pipeline.models import input_layers
 from pipeline.recipe_io import parse_recipe
-from pipeline.train import setup, train
+from pipeline.train import setup
 
 BILSTM = {"hidden_size": 8, "lstm_size": 16, "num_layers": 1, "char_cnn": True, "max_characters": 12, "char_filters": 4, "char_max_width": 3}
 
@@ -26,14 +26,6 @@ def bilstm_recipe(tmp_path: Path, data: dict[str, str], tokenizer: str | dict, *
     recipe = recipe_dict(None, data, tmp_path / "run", family="bilstm", **sections)
     recipe["model"] = {**model, **sections.get("model", {})}
     return recipe
-
-
-def fresh_train(recipe: dict) -> Path:
-    from accelerate.state import AcceleratorState, PartialState
-
-    AcceleratorState._reset_state(True)
-    PartialState._reset_state()
-    return train(parse_recipe(recipe))
 
 
 @pytest.mark.parametrize("source", ["wordpiece", "bpe"])
@@ -59,7 +51,7 @@ def test_any_fast_tokenizer_feeds_the_character_cnn_the_words_spelling(tmp_path,
         spelled = [word.strip() for word in spelled]
     assert encoded["char_ids"] == [character_ids(word, BILSTM["max_characters"]) for word in spelled]
 
-    run_dir = fresh_train(recipe)
+    run_dir = train_fresh(recipe)
     reloaded = AutoModelForSequenceClassification.from_pretrained(run_dir / "model").eval()
     saved_tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
     texts = [json.loads(line)["text"] for line in Path(jsonl_data["validation"]).read_text().splitlines()]
@@ -68,13 +60,6 @@ def test_any_fast_tokenizer_feeds_the_character_cnn_the_words_spelling(tmp_path,
     recorded = [json.loads(line)["probabilities"] for line in (run_dir / "predictions-validation.jsonl").read_text().splitlines()]
     # Without char ids the model spells each vocabulary entry: equal wherever no word is unknown to the vocabulary.
     assert torch.allclose(probabilities, torch.tensor(recorded), atol=1e-4)
-
-
-def write_glove(path: Path, words: list[str], dim: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    vectors = {word: np.round(rng.normal(size=dim), 6).astype(np.float32) for word in words}
-    path.write_text("".join(f"{w} {' '.join(f'{x:.6f}' for x in v)}\n" for w, v in vectors.items()))
-    return vectors
 
 
 @pytest.mark.parametrize("width", ["project", "pad"])
@@ -93,7 +78,7 @@ def test_static_vectors_replace_the_bilstm_table(tmp_path, jsonl_data, width):
     assert exp.input_report["coverage"]["by_route"]["exact"] == len(vectors)
     assert not lookup.weight.requires_grad
 
-    run_dir = fresh_train(recipe)
+    run_dir = train_fresh(recipe)
     saved = load_file(run_dir / "model" / "model.safetensors")["bilstm.embeddings.word_embeddings.weight"]
     assert saved.shape == (len(exp.tokenizer), BILSTM["hidden_size"])  # a plain table, projection folded in
     if width == "pad":

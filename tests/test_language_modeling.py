@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
-from conftest import recipe_dict
+from conftest import recipe_dict, train_fresh
 from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.evaluation import evaluate_saved
 from pipeline.models import input_layers
 from pipeline.recipe_io import parse_recipe
-from pipeline.train import setup, train
+from pipeline.train import setup
 
 BILSTM = {"hidden_size": 16, "lstm_size": 32, "num_layers": 2, "char_cnn": True, "max_characters": 10, "char_filters": 4, "char_max_width": 3}
 GPT2 = {"n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 64}
@@ -62,14 +62,6 @@ def lm_recipe(tmp_path: Path, files: dict[str, str], family: str = "bilstm", **s
     return recipe
 
 
-def fresh_train(recipe: dict[str, Any]) -> Path:
-    from accelerate.state import AcceleratorState, PartialState
-
-    AcceleratorState._reset_state(True)
-    PartialState._reset_state()
-    return train(parse_recipe(recipe))
-
-
 def logged_scores(run_dir: Path) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     return [line for line in lines if "perplexity" in line]
@@ -80,7 +72,7 @@ def test_perplexity_falls_on_a_tiny_corpus(tmp_path, text_files, family):
     exp = setup(parse_recipe(lm_recipe(tmp_path, text_files, family)))
     untrained, _ = exp.task.evaluate(exp.accelerator, exp.model, exp.accelerator.prepare_data_loader(
         torch.utils.data.DataLoader(exp.splits["validation"], batch_size=8, collate_fn=exp.task.collator(exp.tokenizer))), exp.metrics)
-    run_dir = fresh_train(lm_recipe(tmp_path, text_files, family))
+    run_dir = train_fresh(lm_recipe(tmp_path, text_files, family))
     scores = logged_scores(run_dir)
     assert [s["step"] for s in scores] == [40, 80]
     assert untrained["perplexity"] > scores[0]["perplexity"] > scores[1]["perplexity"]
@@ -132,7 +124,7 @@ def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jso
 def test_continued_pretraining_starts_from_the_checkpoint(tmp_path, text_files, tiny_gpt2, family):
     """Domain-adaptive pretraining: `name_or_path` instead of a config; the LM starts from the saved weights."""
     if family == "bilstm":
-        checkpoint = fresh_train(lm_recipe(tmp_path, text_files, train={"max_steps": 6, "eval_every_steps": None})) / "model"
+        checkpoint = train_fresh(lm_recipe(tmp_path, text_files, train={"max_steps": 6, "eval_every_steps": None})) / "model"
     else:
         checkpoint = tiny_gpt2  # a bare GPT2Model checkpoint: the LM head is tied to its `wte`
     recipe = lm_recipe(tmp_path, text_files, family, model={"name_or_path": str(checkpoint), "config": None, "tokenizer": None},
@@ -146,13 +138,13 @@ def test_continued_pretraining_starts_from_the_checkpoint(tmp_path, text_files, 
     assert exp.input_report["sources"]["token_embeddings"] == "pretrained"
     loader = torch.utils.data.DataLoader(exp.splits["validation"], batch_size=8, collate_fn=exp.task.collator(exp.tokenizer))
     before, _ = exp.task.evaluate(exp.accelerator, exp.model, exp.accelerator.prepare_data_loader(loader), exp.metrics)
-    run_dir = fresh_train(recipe)
+    run_dir = train_fresh(recipe)
     assert logged_scores(run_dir)[-1]["perplexity"] < before["perplexity"]
 
 
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])
 def test_pretrain_then_fine_tune_chain(tmp_path, text_files, jsonl_data, family):
-    lm_dir = fresh_train(lm_recipe(tmp_path, text_files, family, train={"max_steps": 6, "eval_every_steps": None}))
+    lm_dir = train_fresh(lm_recipe(tmp_path, text_files, family, train={"max_steps": 6, "eval_every_steps": None}))
     pretrained = load_file(lm_dir / "model" / "model.safetensors")
     final = json.loads((lm_dir / "metrics.json").read_text())["validation"]
     assert evaluate_saved(lm_dir, [])["validation"]["perplexity"] == pytest.approx(final["perplexity"], rel=1e-5)  # `pipeline eval`
@@ -163,7 +155,7 @@ def test_pretrain_then_fine_tune_chain(tmp_path, text_files, jsonl_data, family)
         if key in pretrained:
             assert torch.equal(tensor, pretrained[key]), name
     assert sum(f"{exp.model.base_model_prefix}.{name}" in pretrained for name in exp.model.base_model.state_dict()) >= 10
-    run_dir = fresh_train(classify)
+    run_dir = train_fresh(classify)
     scores = json.loads((run_dir / "metrics.json").read_text())["validation"]
     assert 0.0 <= scores["accuracy"] <= 1.0
     reloaded = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")
@@ -178,7 +170,7 @@ def test_frozen_input_table_freezes_the_tied_output_layer(tmp_path, text_files, 
     assert exp.model.get_output_embeddings().weight is table and not table.requires_grad
     assert "tied" in exp.input_report["sources"]["output_embeddings"]
     before = table.detach().clone()
-    run_dir = fresh_train(recipe)
+    run_dir = train_fresh(recipe)
     saved = load_file(run_dir / "model" / "model.safetensors")
     key = "bilstm.embeddings.word_embeddings.weight" if family == "bilstm" else "transformer.wte.weight"
     assert torch.equal(saved[key], before)

@@ -13,13 +13,13 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import FILLER, NEGATIVE, POSITIVE, recipe_dict
+from conftest import FILLER, NEGATIVE, POSITIVE, recipe_dict, train_fresh, write_glove
 from pipeline.errors import PipelineError
 from pipeline.layers import build_optimizer, encoder_layers
 from pipeline.models import input_layers
 from pipeline.recipe_io import parse_recipe
 from pipeline.surgery import FixedTable, ProjectedLookup, sinusoidal_table, table_of
-from pipeline.train import setup, train
+from pipeline.train import setup
 
 
 def build(model_dir, data, tmp_path, family="bert", **sections):
@@ -27,18 +27,7 @@ def build(model_dir, data, tmp_path, family="bert", **sections):
 
 
 def run(model_dir, data, tmp_path, family="bert", **sections) -> Path:
-    from accelerate.state import AcceleratorState, PartialState
-
-    AcceleratorState._reset_state(True)
-    PartialState._reset_state()
-    return train(parse_recipe(recipe_dict(model_dir, data, tmp_path / "run", family=family, **sections)))
-
-
-def write_glove(path: Path, words: list[str], dim: int = 4) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    vectors = {word: rng.normal(size=dim).astype(np.float32) for word in words}
-    path.write_text("".join(f"{w} {' '.join(f'{x:.6f}' for x in v)}\n" for w, v in vectors.items()))
-    return {w: np.round(v, 6) for w, v in vectors.items()}
+    return train_fresh(recipe_dict(model_dir, data, tmp_path / "run", family=family, **sections))
 
 
 def predictions_after_reload(run_dir: Path, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

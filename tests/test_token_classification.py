@@ -7,14 +7,13 @@ import random
 from pathlib import Path
 
 import pytest
-from accelerate.state import AcceleratorState, PartialState
 
-from conftest import recipe_dict
+from conftest import recipe_dict, train_fresh
 from pipeline.batching import IGNORED_LABEL
 from pipeline.bilstm import character_ids
 from pipeline.errors import PipelineError
 from pipeline.recipe_io import parse_recipe
-from pipeline.train import setup, train
+from pipeline.train import setup
 
 WORDS = {"DET": ["the", "a"], "NOUN": ["cat", "dog", "bird", "horse"], "VERB": ["sat", "slept", "waited"], "ADP": ["on", "near"]}
 SHAPE = ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN"]
@@ -65,9 +64,7 @@ def test_first_token_of_each_word_carries_its_tag(tmp_path, pos_files):
 @pytest.mark.parametrize("family", ["bilstm", "bert", "gpt2"])
 def test_tagger_trains_and_scores_every_word(tmp_path, pos_files, family, request):
     model_dir = None if family == "bilstm" else request.getfixturevalue(f"tiny_{family}")
-    AcceleratorState._reset_state(True)
-    PartialState._reset_state()
-    run_dir = train(parse_recipe(tagging_recipe(tmp_path, pos_files, model_dir, family)))
+    run_dir = train_fresh(tagging_recipe(tmp_path, pos_files, model_dir, family))
     scores = json.loads((run_dir / "metrics.json").read_text())["validation"]
     records = [json.loads(line) for line in (run_dir / "predictions-validation.jsonl").read_text().splitlines()]
     assert len(records) == 12 and all(len(r["tags"]) == len(r["predictions"]) == 6 for r in records)

@@ -10,12 +10,12 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import GPT2_TOKENIZER, recipe_dict, write_recipe
+from conftest import GPT2_TOKENIZER, recipe_dict, train_fresh, write_recipe
 from pipeline.cli import main
 from pipeline.layers import build_optimizer
 from pipeline.models import input_layers
 from pipeline.recipe_io import parse_recipe
-from pipeline.train import setup, train
+from pipeline.train import setup
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -24,14 +24,6 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "model.safetensors")
-
-
-def run(raw: dict) -> Path:
-    from accelerate.state import AcceleratorState, PartialState
-
-    AcceleratorState._reset_state(True)
-    PartialState._reset_state()
-    return train(parse_recipe(raw))
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +37,7 @@ def bert_run(tmp_path_factory, tiny_bert) -> Path:
         path = folder / f"{split}.jsonl"
         path.write_text("".join(json.dumps(row) + "\n" for row in conftest.make_examples(count, seed)))
         data[split] = str(path)
-    return run(recipe_dict(tiny_bert, data, folder / "run", train={"max_steps": 6, "eval_every_steps": 3}))
+    return train_fresh(recipe_dict(tiny_bert, data, folder / "run", train={"max_steps": 6, "eval_every_steps": 3}))
 
 
 def test_bert_run_folder_is_complete(bert_run):
@@ -87,7 +79,7 @@ def test_pipeline_eval_rescores_a_run(bert_run, tmp_path, capsys):
 
 def test_freeze_keeps_embeddings_bit_identical_and_out_of_the_optimizer(tmp_path, jsonl_data, tiny_bert):
     raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": "freeze"})
-    run_dir = run(raw)
+    run_dir = train_fresh(raw)
     before, after = saved_tensors(tiny_bert), saved_tensors(run_dir / "model")
     assert torch.equal(before["embeddings.word_embeddings.weight"], after["bert.embeddings.word_embeddings.weight"])
     assert not torch.equal(before["embeddings.position_embeddings.weight"], after["bert.embeddings.position_embeddings.weight"])
@@ -129,7 +121,7 @@ def test_finetune_changes_the_embeddings(bert_run, tiny_bert):
 
 def test_gpt2_checkpoint_trains_and_pads_with_eos(tmp_path, jsonl_data, tiny_gpt2):
     raw = recipe_dict(tiny_gpt2, jsonl_data, tmp_path / "run", family="gpt2", layers={"positions": "freeze"})
-    run_dir = run(raw)
+    run_dir = train_fresh(raw)
     config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["pad_token_id"] == 50256  # <|endoftext|>
     before, after = saved_tensors(tiny_gpt2), saved_tensors(run_dir / "model")
@@ -151,7 +143,7 @@ def test_gpt2_pools_the_last_real_token(tmp_path, jsonl_data, tiny_gpt2):
 
 def test_gpt2_from_config_with_the_shipped_tokenizer(tmp_path, jsonl_data):
     model = {"name_or_path": None, "config": {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 64}, "tokenizer": GPT2_TOKENIZER}
-    run_dir = run(recipe_dict(None, jsonl_data, tmp_path / "run", family="gpt2", model=model, train={"max_steps": 2}))
+    run_dir = train_fresh(recipe_dict(None, jsonl_data, tmp_path / "run", family="gpt2", model=model, train={"max_steps": 2}))
     config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["n_layer"] == 1 and config["vocab_size"] == 50257
 
@@ -165,7 +157,7 @@ def test_existing_run_folder_is_refused_unless_overwrite(bert_run, tmp_path, cap
 
 
 def test_tensorboard_tracking(tmp_path, jsonl_data, tiny_bert):
-    run_dir = run(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "report_to": ["tensorboard"]}))
+    run_dir = train_fresh(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "report_to": ["tensorboard"]}))
     assert list(run_dir.glob("tensorboard/**/events.out.tfevents.*"))
 
 
