@@ -37,7 +37,7 @@ from pathlib import Path
 import yaml
 from transformers import AutoTokenizer
 
-import pipeline.bilstm  # noqa: F401  (registers the bi-LSTM with the Auto classes, for the tokenizer's config)
+import pipeline.families  # noqa: F401  (registers the bi-LSTM with the Auto classes, for the tokenizer's config)
 
 REPO = Path(__file__).resolve().parent.parent
 PRETRAIN = {"bilstm": REPO / "recipes" / "pretrain" / "bilstm-bbcnews.yaml", "gpt2": REPO / "recipes" / "pretrain" / "gpt2-bbcnews.yaml"}

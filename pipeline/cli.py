@@ -1,4 +1,4 @@
-"""`pipeline`: a thin command line over `pipeline.train`, `pipeline.evaluation` and `pipeline.recipe_io`."""
+"""`pipeline`: a thin command line over `pipeline.training`, `pipeline.evaluation` and `pipeline.recipe`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pipeline import __version__
 from pipeline.errors import PipelineError
 
 DESCRIPTION = """\
-Fine-tune a pretrained encoder (BERT family, GPT-2 family or an ELMo-style bi-LSTM) on a downstream task
-while freezing, fine-tuning or replacing its token-embedding and positional layers, all chosen in one recipe
-YAML; or pretrain one (causal or bidirectional language modeling) for a later recipe to fine-tune.
+Fine-tune a pretrained model (BERT family, GPT-2 family, rotary Llama-style decoders or an ELMo-style
+bi-LSTM) on a downstream task while freezing, fine-tuning or replacing its token-embedding and positional
+layers, all chosen in one recipe YAML; or pretrain one (causal or bidirectional language modeling) for a
+later recipe to fine-tune.
 
 examples:
   pipeline validate recipes/quickstart.yaml             check a recipe, print it with every default
@@ -33,8 +34,8 @@ OVERRIDES_HELP = "recipe overrides as dotted key=value, values parsed as YAML (t
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pipeline.recipe_io import load_recipe
-    from pipeline.train import train
+    from pipeline.recipe.io import load_recipe
+    from pipeline.training.run import train
 
     run_dir = train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite, resume=args.resume)
     print(f"run folder: {run_dir}")
@@ -42,7 +43,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pipeline.evaluation import evaluate_saved
+    from pipeline.evaluation.rescore import evaluate_saved
 
     scores = evaluate_saved(Path(args.run), args.overrides)
     if args.output:
@@ -53,23 +54,23 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pipeline.recipe_io import dump_recipe, load_recipe
+    from pipeline.recipe.io import dump_recipe, load_recipe
 
     print(dump_recipe(load_recipe(args.recipe, args.overrides)), end="")
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pipeline.recipe_io import load_recipe
-    from pipeline.report import describe_input_layers
-    from pipeline.experiment import setup
+    from pipeline.recipe.io import load_recipe
+    from pipeline.training.experiment import setup
+    from pipeline.training.inspect import describe_input_layers
 
     print(describe_input_layers(setup(load_recipe(args.recipe, args.overrides))))
     return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pipeline.recipe_io import recipe_reference
+    from pipeline.recipe.io import recipe_reference
 
     print(recipe_reference())
     return 0

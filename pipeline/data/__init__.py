@@ -1,0 +1,1 @@
+"""Data: reading sources into named splits (`sources`) and padding encoded examples into batches (`collate`)."""

@@ -1,0 +1,116 @@
+"""Data adapters: Hub data sets, local csv/json/jsonl/parquet files, folder-per-class text trees.
+
+All of them end as a `DatasetDict`; when the source has only the train split, the recipe's holdout splits are
+carved out of it, seeded and stratified by label.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import datasets
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from pipeline.errors import PipelineError
+from pipeline.paths import resolve_local_path
+from pipeline.recipe.schema import DATA_FORMATS, DataConfig
+
+log = logging.getLogger(__name__)
+
+
+def read_class_folders(root: Path) -> tuple[Dataset, int]:
+    """`root/<label>/*.txt` as a data set with `text` and `label` columns, in sorted (label, file) order.
+
+    Returns the data set and the number of files that were not valid UTF-8 (decoded with replacement
+    characters rather than dropped).
+    """
+    texts, labels, undecodable = [], [], 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(folder.glob("*.txt")):
+            raw = file.read_bytes()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                undecodable += 1
+                text = raw.decode("utf-8", errors="replace")
+            texts.append(text)
+            labels.append(folder.name)
+    if not texts:
+        raise PipelineError(f"no <label>/*.txt files under '{root}'", field="data.folder")
+    return Dataset.from_dict({"text": texts, "label": labels}), undecodable
+
+
+def _load_files(files: str | dict[str, str], train_split: str) -> DatasetDict:
+    mapping = {train_split: files} if isinstance(files, str) else files
+    paths = {split: str(resolve_local_path(path)) for split, path in mapping.items()}
+    formats = {DATA_FORMATS[Path(path).suffix.lower()] for path in paths.values()}
+    if len(formats) != 1:
+        raise PipelineError(f"all files must share one format, got {sorted(formats)}", field="data.files")
+    try:
+        return datasets.load_dataset(formats.pop(), data_files=paths)
+    except (ValueError, datasets.exceptions.DatasetGenerationError) as error:
+        cause = error.__cause__ or error
+        raise PipelineError(f"cannot read the files ({str(cause).splitlines()[0]})", field="data.files") from None
+
+
+def stratified_holdout(data: Dataset, label_column: str | None, fractions: dict[str, float], seed: int, train_split: str) -> DatasetDict:
+    """Split one data set into train plus `fractions` (name → share), keeping each label's share in every split.
+
+    Within each label the examples are shuffled with `seed`; every split gets `round(share × count)` of them
+    (at least one when the label has enough examples), the train split the rest. Without a label column the
+    whole data set is one stratum.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray([str(value) for value in data[label_column]]) if label_column else np.zeros(len(data), dtype=str)
+    chosen: dict[str, list[int]] = {name: [] for name in [train_split, *fractions]}
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        start = 0
+        for name, share in fractions.items():
+            take = max(1, round(share * len(members))) if len(members) > len(fractions) else 0
+            chosen[name].extend(members[start : start + take].tolist())
+            start += take
+        chosen[train_split].extend(members[start:].tolist())
+    return DatasetDict({name: data.select(sorted(indices)) for name, indices in chosen.items()})
+
+
+def load_splits(cfg: DataConfig, label_column: str | None) -> DatasetDict:
+    """Load the recipe's data as named splits (holdout splits made when the source has only one).
+
+    The holdout is stratified by `data.stratify_by`, else by the task's `label_column` (None: not stratified).
+    """
+    if cfg.hub_id is not None:
+        try:
+            splits = datasets.load_dataset(cfg.hub_id, cfg.hub_config, revision=cfg.revision)
+        except Exception as error:  # the Hub client raises many unrelated types; all mean "cannot load"
+            raise PipelineError(f"cannot load '{cfg.hub_id}' ({str(error).splitlines()[0]})", field="data.hub_id") from None
+    elif cfg.files is not None:
+        splits = _load_files(cfg.files, cfg.train_split)
+    else:
+        folder_data, undecodable = read_class_folders(resolve_local_path(cfg.folder))
+        if undecodable:
+            log.warning("%d file(s) under %s were not UTF-8; undecodable bytes became U+FFFD", undecodable, cfg.folder)
+        splits = DatasetDict({cfg.train_split: folder_data})
+    if cfg.train_split not in splits:
+        raise PipelineError(f"no split '{cfg.train_split}' in the data (it has {sorted(splits)})", field="data.train_split")
+    if len(splits) == 1 and cfg.holdout:
+        stratum = cfg.stratify_by or label_column
+        if stratum is not None and stratum not in splits[cfg.train_split].column_names:
+            raise PipelineError(
+                f"column '{stratum}' not in the data (columns: {splits[cfg.train_split].column_names})",
+                field="data.stratify_by" if cfg.stratify_by else "task.label_column",
+            )
+        splits = stratified_holdout(splits[cfg.train_split], stratum, cfg.holdout, cfg.split_seed, cfg.train_split)
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise PipelineError(f"split '{name}' is empty", field="data")
+    return splits
+
+
+def limit_examples(split: Dataset, limit: int | None, seed: int) -> Dataset:
+    """A seeded random subset of `limit` examples (all of them when limit is None or larger)."""
+    if limit is None or limit >= len(split):
+        return split
+    return split.shuffle(seed=seed).select(range(limit))

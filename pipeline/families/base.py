@@ -1,0 +1,141 @@
+"""The Family protocol: everything the pipeline knows about one kind of model, in one place.
+
+A family says where a model keeps its token-embedding table and its absolute position table (or why it has
+none), how to swap the position table, which modules are its blocks, how it pads, which language-modeling
+objective it trains with, and which extra per-token inputs its model reads. Nothing outside `pipeline/families/`
+names a Hugging Face attribute of an input layer; the rest of the pipeline asks the family.
+
+Adding a family: subclass `Family`, fill in the class attributes, override what differs, and register an
+instance (`pipeline.families.registry.register_family`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
+
+
+@dataclass
+class InputLayers:
+    """The input layers of a model.
+
+    token_embeddings: ids (batch, seq) → vectors (batch, seq, hidden); a table of shape (vocab_size, hidden),
+        one row per token id shared by all positions (possibly a narrower table plus a projection after surgery).
+    positions: position ids (batch, seq) → vectors (batch, seq, hidden) added to the token vectors, or None
+        when the model has no absolute table (rotary or relative positions, or a recurrent model).
+    """
+
+    token_embeddings: nn.Module
+    positions: nn.Module | None
+
+
+class TokenFeatures:
+    """Extra per-token inputs a family's model reads beside `input_ids` (none by default).
+
+    A family with such inputs (the bi-LSTM's character ids) returns a subclass from `Family.token_features`; the
+    tasks and the collator handle them only through this interface, never by name.
+    """
+
+    pad_values: ClassVar[dict[str, int]] = {}  # feature name → value its padding positions get
+    needs_offsets: ClassVar[bool] = False  # whether `add` reads the tokenizer's `offset_mapping`
+
+    def add(
+        self,
+        encoded: BatchEncoding,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: list[str] | list[list[str]],
+        pairs: list[str] | None,
+        split_into_words: bool = False,
+    ) -> None:
+        """Add the features of every example of a batch encoding: one list entry per token."""
+
+    def of_token(self, tokenizer: PreTrainedTokenizerBase, token: str) -> dict[str, Any]:
+        """The features of one vocabulary token standing alone (e.g. the separator in packed text)."""
+        return {}
+
+
+NO_TOKEN_FEATURES = TokenFeatures()
+
+
+@dataclass(frozen=True)
+class LMObjective:
+    """A language-modeling objective: the Auto class that adds its head, and the directions it predicts.
+
+    directions: (score prefix, output attribute holding the logits (batch, seq, vocab), shift) per direction;
+    shift +1 means position t predicts token t+1, −1 that it predicts token t−1.
+    """
+
+    name: str
+    auto_class: Any
+    directions: tuple[tuple[str, str, int], ...]
+
+
+CAUSAL_LM = LMObjective("causal", AutoModelForCausalLM, (("", "logits", 1),))
+
+
+class Family:
+    """Base of every model family; the defaults fit a Hugging Face transformer with no absolute position table."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    scratch_model_type: ClassVar[str]  # `model_type` of a model built from `model.config`
+    # `model_type`s of checkpoints that certainly belong here; a checkpoint of another family's type is refused.
+    checkpoint_model_types: ClassVar[frozenset[str]] = frozenset()
+    pad_with_eos: ClassVar[bool] = False  # padding is always masked out, so EOS may double as the pad token
+    lm_objective: ClassVar[LMObjective | None] = None
+    # Why the family has no absolute position table; None when it has one.
+    no_position_table: ClassVar[str | None] = None
+    needs_max_length: ClassVar[bool] = False  # the model states no length limit: the recipe must set one
+    block_list_names: ClassVar[tuple[str, ...]] = ("layer", "layers", "h", "block", "blocks")
+
+    # --- the input layers -------------------------------------------------------------------------------------
+    def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:
+        """(module owning the absolute position table, its attribute name), or None when there is none."""
+        return None
+
+    def input_layers(self, model: PreTrainedModel) -> InputLayers:
+        slot = self.position_slot(model)
+        positions = getattr(*slot) if slot is not None else None
+        return InputLayers(token_embeddings=model.get_input_embeddings(), positions=positions)
+
+    def set_positions(self, model: PreTrainedModel, table: nn.Module, rows: int) -> None:
+        """Put a new position module of `rows` positions in place, with the config and buffers that go with it."""
+        slot = self.position_slot(model)
+        if slot is None:
+            raise ValueError(f"family {self.name} has no position table")
+        setattr(*slot, table)
+
+    def position_limit(self, model: PreTrainedModel) -> int | None:
+        """The longest input the model's positions allow (None: no limit stated)."""
+        return getattr(model.config, "max_position_embeddings", None)
+
+    def embedding_modules(self, model: PreTrainedModel) -> list[nn.Module]:
+        """Modules at the model's input (tables and what sits beside them); layer-wise decay treats them as depth 0."""
+        return [model.get_input_embeddings()]
+
+    def blocks(self, model: PreTrainedModel) -> nn.ModuleList | None:
+        """The stack of blocks, bottom first (for `freeze_bottom` and layer-wise decay); None if not found."""
+        for name, module in model.base_model.named_modules():
+            if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in self.block_list_names and len(module):
+                return module
+        return None
+
+    # --- inputs and building ----------------------------------------------------------------------------------
+    def token_features(self, model: PreTrainedModel) -> TokenFeatures:
+        """The extra per-token inputs this model reads (default: none)."""
+        return NO_TOKEN_FEATURES
+
+    def prepare_fresh_model(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Finish a model built from `model.config` with what it needs from the tokenizer (default: nothing)."""
+
+
+def resize_position_buffers(owner: nn.Module, rows: int) -> None:
+    """Embedding modules that cache `position_ids` / `token_type_ids` of the table's length: match the new one."""
+    if isinstance(getattr(owner, "position_ids", None), torch.Tensor):
+        owner.register_buffer("position_ids", torch.arange(rows).expand((1, -1)), persistent=False)
+    if isinstance(getattr(owner, "token_type_ids", None), torch.Tensor):
+        owner.register_buffer("token_type_ids", torch.zeros((1, rows), dtype=torch.long), persistent=False)

@@ -1,0 +1,139 @@
+"""Reading and writing recipes: YAML plus dotted `key=value` overrides, validated into one `Recipe` with every
+problem on one line (`field.path: what is wrong; hint`), the resolved recipe a run saves, and the reference
+table of every field that `pipeline schema` prints.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from pipeline.errors import PipelineError
+from pipeline.recipe.schema import Recipe
+from pipeline.recipe.tasks import TASK_TYPES
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Set `a.b.c=value` in a raw recipe mapping; the value is parsed as YAML (`3`, `true`, `[a, b]`, `null`)."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise PipelineError(f"override '{assignment}' must look like key=value (e.g. train.lr=3e-5)")
+    *parents, leaf = key.split(".")
+    node = raw
+    for depth, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if isinstance(child, str) and "policy" in _schema_fields(tuple(parents[: depth + 1])):
+            child = node[part] = {"policy": child}  # expand the `token_embeddings: freeze` shorthand
+        node = child
+        if not isinstance(node, dict):
+            where = ".".join(parents[: depth + 1])
+            raise PipelineError(f"cannot set '{key}': {where} is {node!r}, not a mapping", field=where)
+    node[leaf] = yaml.safe_load(text)
+
+
+def _schema_fields(path: tuple[Any, ...]) -> list[str]:
+    """Field names of the schema section at a dotted path ([] where the path is no section)."""
+    models: list[type[BaseModel]] = [Recipe]
+    for part in path:
+        fields = [model.model_fields[str(part)] for model in models if str(part) in model.model_fields]
+        candidates = [c for field in fields for c in (field.annotation, *typing.get_args(field.annotation))]
+        models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return list(dict.fromkeys(name for model in models for name in model.model_fields))
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """All problems of a recipe on one line: `dotted.field: what is wrong (hint)`."""
+    problems = []
+    for item in error.errors():
+        # Drop pydantic's validator names and the tag of the `task` union from the location.
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in TASK_TYPES)))
+        where = ".".join(str(p) for p in loc) or "recipe"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), _schema_fields(loc[:-1]), n=1)
+            message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
+        elif item["type"] == "missing":
+            message = "required but missing"
+        elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            where, tag = f"{where}.{item['ctx']['discriminator'].strip(chr(39))}", item["ctx"].get("tag")
+            close = difflib.get_close_matches(str(tag), list(TASK_TYPES), n=1) if tag else []
+            message = (f"unknown value {tag!r}; " if tag else "required; ") + (
+                f"did you mean '{close[0]}'?" if close else f"one of {', '.join(TASK_TYPES)}"
+            )
+        elif "input" in item and not isinstance(item["input"], dict | list) and repr(item["input"]) not in message:
+            message += f" (got {item['input']!r})"
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)
+
+
+def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
+    """Validate a raw mapping into a `Recipe`, turning every schema error into one `PipelineError` line."""
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{source}: a recipe must be a YAML mapping of sections, got {type(raw).__name__}")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise PipelineError(f"{source}: {format_validation_error(error)}") from None
+
+
+def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recipe:
+    """Read a recipe YAML file, apply `key=value` overrides, validate it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"recipe file '{path}' not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    raw = {} if raw is None else raw
+    for assignment in overrides:
+        if isinstance(raw, dict):
+            apply_override(raw, assignment)
+    return parse_recipe(raw, source=str(path))
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe (every default filled in) as YAML, in schema order."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def recipe_reference() -> str:
+    """A Markdown table of every recipe field: dotted name, type, default, description.
+
+    Sections are expanded in place; a field that several alternatives share (the task types) is listed once,
+    with the union of their types.
+    """
+    rows: dict[str, list[str]] = {}
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            members = typing.get_args(annotation) or (annotation,)
+            nested = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+            if nested and all(a in nested or a is type(None) for a in members):
+                for section in nested:
+                    walk(section, f"{prefix}{name}.")
+                continue
+            if field.is_required():
+                default = "required"
+            else:
+                value = field.get_default(call_default_factory=True)
+                default = f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
+            kind = (annotation.__name__ if isinstance(annotation, type) else str(annotation)).replace("typing.", "")
+            kind = re.sub(r"pipeline\.recipe\.\w+\.(\w+)", r"\1", kind).replace("|", "\\|")
+            dotted = f"{prefix}{name}"
+            if dotted in rows and kind not in rows[dotted][0]:
+                rows[dotted][0] += f" or {kind}"
+            rows.setdefault(dotted, [kind, default, field.description or ""])
+            for section in nested:  # a field that is a value or a section (model.tokenizer)
+                walk(section, f"{dotted}.")
+
+    walk(Recipe, "")
+    lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
+    return "\n".join(lines + [f"| `{dotted}` | {kind} | {default} | {meaning} |" for dotted, (kind, default, meaning) in rows.items()])

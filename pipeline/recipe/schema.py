@@ -1,0 +1,242 @@
+"""The recipe: one typed schema (pydantic v2), validated once at load time (`pipeline.recipe.io` reads it).
+
+Every default of the product lives in this package (`layers` and `tasks` hold those sections).
+`pipeline schema` prints the reference built from it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipeline.evaluation.metrics import KNOWN_METRICS, LANGUAGE_MODELING_METRICS, is_metric_path
+from pipeline.families.registry import FAMILIES, family_named
+from pipeline.paths import looks_like_hub_id, resolve_local_path
+from pipeline.recipe.base import Strict, existing_path
+from pipeline.recipe.layers import LayersConfig, PositionPolicy
+from pipeline.recipe.tasks import LanguageModelingTask, SequenceClassificationTask, TokenClassificationTask
+
+DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
+
+
+class TokenizerBuild(Strict):
+    build: Literal["word", "bpe"] = Field(
+        description="Train a new tokenizer on the train split's text: `word` (word-level, splits on spaces and "
+        "punctuation, unknown words → `<unk>`) or `bpe` (byte-level BPE, as GPT-2; no unknown tokens)."
+    )
+    vocab_size: int = Field(20000, ge=100, description="Largest vocabulary, special tokens included.")
+    min_frequency: int = Field(2, ge=1, description="Keep a word (or merge) seen at least this often.")
+    lowercase: bool = Field(False, description="Lowercase text before tokenizing.")
+
+
+class ModelConfig(Strict):
+    family: str = Field(
+        description="Model family: "
+        + "; ".join(f"`{name}` ({family.description})" for name, family in FAMILIES.items())
+        + ". A family registered in code (`pipeline.families.register_family`) is accepted too."
+    )
+    name_or_path: str | None = Field(
+        None, description="Pretrained checkpoint: local folder, `pkg://package/path`, or Hub id."
+    )
+    config: dict[str, Any] | None = Field(
+        None,
+        description="Instead of a checkpoint: architecture settings of a freshly initialised model "
+        "(e.g. `{n_layer: 2, n_embd: 128}`); `vocab_size` defaults to the tokenizer's size.",
+    )
+    tokenizer: str | TokenizerBuild | None = Field(
+        None, description="Tokenizer folder or Hub id (default: `name_or_path`), or `{build: word}` / `{build: bpe}` to train one on the train split."
+    )
+    max_length: int | None = Field(
+        None, gt=0, description="Truncate inputs to this many tokens; default: the model's position limit."
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a Hub checkpoint.")
+    trust_remote_code: bool = Field(False, description="Allow a Hub checkpoint to run its own Python code.")
+
+    @field_validator("family")
+    @classmethod
+    def _registered_family(cls, name: str) -> str:
+        return family_named(name).name
+
+    @field_validator("name_or_path", "tokenizer")
+    @classmethod
+    def _checkpoint_exists(cls, value: str | TokenizerBuild | None) -> str | TokenizerBuild | None:
+        if not isinstance(value, str) or looks_like_hub_id(value):
+            return value
+        return existing_path(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        if (self.name_or_path is None) == (self.config is None):
+            raise ValueError("set exactly one of model.name_or_path (pretrained) or model.config (from scratch)")
+        if self.config is not None and self.tokenizer is None:
+            raise ValueError("model.config builds a fresh model, so model.tokenizer must name a tokenizer (or build one)")
+        if isinstance(self.tokenizer, TokenizerBuild) and self.config is None:
+            raise ValueError("a new tokenizer's ids mean nothing to a pretrained model's table; build one only with model.config")
+        if family_named(self.family).needs_max_length and self.max_length is None:
+            raise ValueError(f"family {self.family} has no position limit: set model.max_length (truncation, and block length for language modeling)")
+        return self
+
+
+class DataConfig(Strict):
+    hub_id: str | None = Field(None, description="Hub data set id, e.g. `glue` (needs the network).")
+    hub_config: str | None = Field(None, description="Hub data set configuration, e.g. `sst2`.")
+    revision: str | None = Field(None, description="Hub data set revision.")
+    files: str | dict[str, str] | None = Field(
+        None, description="Local csv/json/jsonl/parquet: one file (the train split) or `{split: path}`."
+    )
+    folder: str | None = Field(None, description="Folder-per-class tree: `<folder>/<label>/*.txt`.")
+    train_split: str = Field("train", description="Split to train on.")
+    holdout: dict[str, float] = Field(
+        default_factory=lambda: {"validation": 0.2},
+        description="Splits carved out of the train split, stratified by label, when the data has only one.",
+    )
+    split_seed: int = Field(42, description="Seed of the holdout split (separate from `train.seed`).")
+    stratify_by: str | None = Field(
+        None, description="Column the holdout is stratified by; null: the task's label column (none for language modeling)."
+    )
+    max_train_samples: int | None = Field(None, gt=0, description="Use only this many training examples.")
+    max_eval_samples: int | None = Field(None, gt=0, description="Use only this many examples per eval split.")
+
+    @field_validator("folder")
+    @classmethod
+    def _folder_exists(cls, value: str | None) -> str | None:
+        if value is not None and not resolve_local_path(existing_path(value)).is_dir():
+            raise ValueError(f"'{value}' is not a folder")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _files_exist(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for path in [value] if isinstance(value, str) else (value or {}).values():
+            existing_path(path)
+            if Path(path).suffix.lower() not in DATA_FORMATS:
+                raise ValueError(f"'{path}': unknown format; use one of {', '.join(DATA_FORMATS)}")
+        return value
+
+    @field_validator("holdout")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not 0 < f < 1 for f in value.values()) or sum(value.values()) >= 1:
+            raise ValueError(f"fractions must be in (0, 1) and sum below 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        given = [name for name in ("hub_id", "files", "folder") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of data.hub_id, data.files or data.folder (got {given or 'none'})")
+        return self
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(3, gt=0, description="Passes over the training data.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps (wins over epochs).")
+    batch_size: int = Field(16, gt=0, description="Examples per optimizer step, summed over all processes.")
+    micro_batch_size: int | None = Field(
+        None, gt=0, description="Examples per forward pass on one device; the rest is gradient accumulation."
+    )
+    lr: float = Field(5e-5, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and norms).")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    adam_eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt"] = Field(
+        "linear", description="Learning-rate schedule (transformers `get_scheduler` names)."
+    )
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warm-up as a fraction of all optimizer steps.")
+    warmup_steps: int = Field(0, ge=0, description="Warm-up in optimizer steps (use this or warmup_ratio).")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the gradient norm to this; null: no clipping.")
+    mixed_precision: Literal["no", "fp16", "bf16"] | None = Field(
+        None, description="Autocast precision (fp16 needs a GPU); null: as `accelerate launch` says, else no."
+    )
+    seed: int = Field(42, description="Seed of model initialisation, dropout and data order.")
+    eval_every_steps: int | None = Field(
+        None, gt=0, description="Evaluate every N optimizer steps; null: at the end of every epoch."
+    )
+    save_every_steps: int | None = Field(
+        None, gt=0, description="Save a checkpoint (full training state + model) every N optimizer steps."
+    )
+    checkpoint_every_epoch: bool = Field(True, description="Also save a checkpoint at the end of every epoch.")
+    keep_checkpoints: int = Field(2, gt=0, description="Keep the newest K checkpoints.")
+    on_nonfinite: Literal["stop", "skip"] = Field(
+        "stop", description="A non-finite loss/gradient: `stop` (after saving the last good state) or `skip` the step."
+    )
+    log_every_steps: int = Field(10, gt=0, description="Write a line to log.jsonl every N optimizer steps.")
+    report_to: list[Literal["tensorboard"]] = Field(
+        default_factory=list, description="Experiment trackers, through Accelerate (`[tensorboard]`)."
+    )
+    collective_timeout_s: int = Field(
+        600, gt=0, description="Several processes: a collective that waits longer than this fails the run."
+    )
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> TrainConfig:
+        if self.warmup_steps and self.warmup_ratio:
+            raise ValueError("set train.warmup_steps or train.warmup_ratio, not both")
+        if self.micro_batch_size and self.batch_size % self.micro_batch_size:
+            raise ValueError(f"train.batch_size {self.batch_size} is not a multiple of train.micro_batch_size")
+        return self
+
+
+class EvalConfig(Strict):
+    metrics: list[str] | None = Field(
+        None,
+        description=f"Metrics: {', '.join(KNOWN_METRICS)}; a path to an `evaluate` script; or `hub:NAME`. "
+        "null: the task's defaults (sequence classification: accuracy, f1_macro; token classification: accuracy; "
+        "language modeling: perplexity).",
+    )
+    splits: list[str] = Field(
+        default_factory=lambda: ["validation"],
+        min_length=1,
+        description="Splits evaluated at the end; the first is also evaluated during training.",
+    )
+    batch_size: int = Field(64, gt=0, description="Examples per evaluation forward pass on one device.")
+    trust_metric_code: bool = Field(
+        False, description="Allow metric scripts given by path or `hub:NAME`: loading one runs its code."
+    )
+
+    @model_validator(mode="after")
+    def _scripts_need_trust(self) -> EvalConfig:
+        scripts = [name for name in self.metrics or [] if name not in KNOWN_METRICS]
+        if scripts and not self.trust_metric_code:
+            raise ValueError(f"metric {scripts[0]!r} is a script that runs code when loaded; set eval.trust_metric_code: true to allow it")
+        return self
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
+        for name in names or []:
+            if name in KNOWN_METRICS or name.startswith("hub:") or is_metric_path(name):
+                continue
+            close = difflib.get_close_matches(name, list(KNOWN_METRICS), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"unknown metric '{name}'; {hint}known: {', '.join(KNOWN_METRICS)}, or hub:NAME")
+        return names
+
+
+class Recipe(Strict):
+    output_dir: str = Field(description="Run folder to create; an existing one is refused unless --overwrite.")
+    model: ModelConfig
+    task: SequenceClassificationTask | TokenClassificationTask | LanguageModelingTask = Field(discriminator="type")
+    data: DataConfig
+    layers: LayersConfig = Field(default_factory=LayersConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _parts_fit_together(self) -> Recipe:
+        family, task = family_named(self.model.family), self.task
+        if isinstance(task, LanguageModelingTask) and (family.lm_objective is None or family.lm_objective.name != task.objective):
+            hint = f"family {family.name} takes objective: {family.lm_objective.name}" if family.lm_objective else f"family {family.name} has no language-modeling objective yet"
+            raise ValueError(f"task.objective: {task.objective} does not fit model.family {family.name} ({hint})")
+        if family.no_position_table and self.layers.positions != PositionPolicy():
+            raise ValueError(f"layers.positions: not applicable to family {family.name} ({family.no_position_table}); remove it")
+        if self.eval.metrics is None:
+            self.eval.metrics = list(task.default_metrics)
+        is_lm = isinstance(task, LanguageModelingTask)
+        wrong = [name for name in self.eval.metrics if name in KNOWN_METRICS and (name in LANGUAGE_MODELING_METRICS) != is_lm]
+        if wrong:
+            raise ValueError(f"eval.metrics: {wrong[0]!r} does not apply to {task.type} (use {', '.join(task.default_metrics)})")
+        return self

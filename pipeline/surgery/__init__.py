@@ -1,0 +1,1 @@
+"""Layer surgery: replacement tables (`tables`), the replacements themselves (`replace`), static word vectors (`vectors`)."""

@@ -1,0 +1,164 @@
+"""Layer surgery: replace the token-embedding table or the position table of a loaded model.
+
+Each replacement is a small named function that swaps one module and returns what it did; where a family keeps
+its tables is asked of the `Family`. `apply_surgery` runs the recipe's `replace` policies and reports the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from pipeline.errors import PipelineError
+from pipeline.families.base import Family
+from pipeline.paths import resolve_local_path
+from pipeline.recipe.layers import LayersConfig, PositionPolicy, TokenEmbeddingPolicy
+from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
+from pipeline.surgery.vectors import Alignment, align_vectors, load_vectors
+from pipeline.vocabulary.spelling import spelling_of
+
+
+@dataclass
+class SurgeryReport:
+    """What surgery did: a description per input layer, the vector alignment (if any), and the new number of
+    positions when the position table was resized (None otherwise)."""
+
+    sources: dict[str, str] = field(default_factory=dict)
+    alignment: Alignment | None = None
+    position_rows: int | None = None
+
+
+def replace_positions(family: Family, model: PreTrainedModel, policy: PositionPolicy) -> tuple[str, int]:
+    """Swap the position table as `policy.init` says; returns a one-line description and the new row count."""
+    slot = family.position_slot(model)
+    if slot is None:
+        raise PipelineError(
+            f"{type(model).__name__} has no absolute position table (rotary or relative positions): "
+            "layers.positions.policy: replace cannot apply",
+            field="layers.positions",
+        )
+    current = table_of(getattr(*slot))
+    old = current.weight.detach()
+    rows, width = policy.max_positions or old.shape[0], old.shape[1]
+    if policy.init == "sinusoidal":
+        table = sinusoidal_table(rows, width)
+        scale = policy.scale or float(old.std()) / float(table.std())
+        new, source = FixedTable(table * scale), f"sinusoidal (fixed, ×{scale:.4g})"
+    elif policy.init == "none":
+        new, source = FixedTable(torch.zeros(rows, width)), "none (zeros: no position signal)"
+    elif policy.init == "learned":
+        new = nn.Embedding(rows, width)
+        nn.init.normal_(new.weight, std=policy.std or float(old.std()))
+        source = "learned (fresh)"
+    else:
+        padding_idx = getattr(current, "padding_idx", None)
+        offset = 0 if padding_idx is None else padding_idx + 1
+        new = nn.Embedding(rows, width)
+        with torch.no_grad():
+            new.weight.copy_(extended_table(old, rows, policy.extend_mode, offset))
+        source = f"extended {old.shape[0]} → {rows} ({policy.extend_mode})"
+    expected = new.weight.detach().clone()
+    if policy.combine == "concat":
+        # [token; position] @ W.T == token @ W_t.T + position @ W_p.T: the position half of W lives here,
+        # the token half (with the bias) on the token side, so the model's own "add" does the concatenation.
+        new = ProjectedLookup(new, nn.Linear(width, width, bias=False))
+        model.set_input_embeddings(ProjectedLookup(model.get_input_embeddings(), nn.Linear(width, width)))
+        source += ", combined by concat + projection"
+    family.set_positions(model, new.to(old.device), rows)
+    # Guard against a model whose own code rebuilds or overwrites the table: read the values back.
+    if not torch.equal(table_of(family.input_layers(model).positions).weight.detach().cpu(), expected.cpu()):
+        raise PipelineError("the new position table did not survive in the model", field="layers.positions")
+    return source, rows
+
+
+def _tokenizer_lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
+    return bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer.tokenize("A") == tokenizer.tokenize("a")
+
+
+def replace_token_embeddings(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, seed: int
+) -> tuple[str, Alignment | None]:
+    """Swap the token-embedding table for a random or a static-vector one; returns a description and the
+    vector alignment (None for `init: random`)."""
+    old = table_of(model.get_input_embeddings())
+    rows, width = old.weight.shape
+    if policy.init == "random":
+        std = policy.std or float(old.weight.detach().std())
+        new = nn.Embedding(rows, width, padding_idx=old.padding_idx)
+        nn.init.normal_(new.weight, std=std)
+        model.set_input_embeddings(new.to(old.weight.device))
+        return f"random normal (std {std:.4f})", None
+
+    vectors = load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab))
+    # Indexed by id: the model's table may have rows past the vocabulary, and ids need not be contiguous.
+    tokens = [f"<unused-{i}>" for i in range(rows)]
+    for token, token_id in tokenizer.get_vocab().items():
+        if token_id < rows:
+            tokens[token_id] = token
+    specials = set(tokenizer.all_special_tokens)
+    words = [token if token in specials else spelling_of(token, tokenizer) for token in tokens]
+    alignment = align_vectors(tokens, words, specials, vectors, _tokenizer_lowercases(tokenizer), policy.fallback, seed)
+    table = torch.from_numpy(alignment.table)
+    if vectors.dim > width:
+        raise PipelineError(f"{vectors.dim}-d vectors are wider than the model's {width}", field="layers.token_embeddings.vectors")
+    if vectors.dim < width and policy.width == "pad":
+        table = F.pad(table, (0, width - vectors.dim))
+    lookup = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=old.padding_idx)
+    new: nn.Module = lookup
+    if table.shape[1] < width:
+        new = ProjectedLookup(lookup, nn.Linear(table.shape[1], width, bias=False))
+    model.set_input_embeddings(new.to(old.weight.device))
+    how = f"projected {vectors.dim} → {width}" if table.shape[1] < width else ("zero-padded" if vectors.dim < width else "same width")
+    return f"vectors {policy.vectors} ({how})", alignment
+
+
+def output_tied_to_input(model: PreTrainedModel) -> bool:
+    """Whether the LM output layer and the token-embedding table are one tensor."""
+    output = model.get_output_embeddings()
+    return output is not None and output.weight is getattr(table_of(model.get_input_embeddings()), "weight", None)
+
+
+def retie_output_embeddings(model: PreTrainedModel) -> None:
+    """After the input table is replaced, point a tied LM output layer at the new table again (one tensor)."""
+    table = model.get_input_embeddings()
+    if not isinstance(table, nn.Embedding):
+        raise PipelineError(
+            "the LM output layer is tied to the token table, and a projected table cannot be tied; "
+            "use width: pad (or vectors as wide as the model)",
+            field="layers.token_embeddings.width",
+        )
+    model.get_output_embeddings().weight = table.weight
+
+
+def describe_output_embeddings(model: PreTrainedModel) -> str:
+    """What the LM output layer is, relative to the token-embedding table (for the run's input_layers.json)."""
+    if model.get_output_embeddings() is None:
+        return "none (the task head reads the encoder's states)"
+    if output_tied_to_input(model):
+        return "tied to the token-embedding table: one tensor, so it is frozen, trained or replaced with it"
+    return "untied: its own weights, trained with the head"
+
+
+def apply_surgery(
+    family: Family, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LayersConfig, seed: int, pretrained: bool = True
+) -> SurgeryReport:
+    """Carry out the recipe's `replace` policies on `model`; returns what each input layer now is.
+
+    pretrained: False for a model built from `model.config`, whose layers start random.
+    """
+    start = "pretrained" if pretrained else "random (built from model.config)"
+    has_positions = family.input_layers(model).positions is not None
+    report = SurgeryReport({"token_embeddings": start, "positions": start if has_positions else f"none ({family.no_position_table or 'no absolute table'})"})
+    if cfg.token_embeddings.policy == "replace":
+        tied = output_tied_to_input(model)
+        report.sources["token_embeddings"], report.alignment = replace_token_embeddings(model, tokenizer, cfg.token_embeddings, seed)
+        if tied:
+            retie_output_embeddings(model)
+    if cfg.positions.policy == "replace":
+        report.sources["positions"], report.position_rows = replace_positions(family, model, cfg.positions)
+    report.sources["output_embeddings"] = describe_output_embeddings(model)
+    return report

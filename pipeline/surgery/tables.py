@@ -1,0 +1,102 @@
+"""Replacement tables that keep a saved model a plain Hugging Face model.
+
+Fixed tables are buffers named `weight`; a lookup followed by a linear map (`ProjectedLookup`) folds into one plain
+table when saved (`standard_state_dict`), because `linear(table[ids]) == linear(table)[ids]`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.errors import PipelineError
+
+
+class FixedTable(nn.Module):
+    """A lookup table that is never trained: a buffer named `weight` of shape (rows, hidden).
+
+    ids (...) → vectors (..., hidden). Used for sinusoidal positions and for `none` (all zeros).
+    """
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.register_buffer("weight", table)
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, self.weight)
+
+
+class ProjectedLookup(nn.Module):
+    """A lookup followed by a linear map: ids (...) → lookup (..., d_in) → projection (..., d_out).
+
+    Used for narrow static vectors (GloVe 50-d into a 384-d encoder) and for `combine: concat`.
+    """
+
+    def __init__(self, lookup: nn.Module, projection: nn.Linear):
+        super().__init__()
+        self.lookup = lookup
+        self.projection = projection
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.lookup.num_embeddings
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.projection(self.lookup(ids))
+
+    def folded_table(self) -> torch.Tensor:
+        """The equivalent plain table (rows, d_out)."""
+        inner = self.lookup.folded_table() if isinstance(self.lookup, ProjectedLookup) else self.lookup.weight
+        return self.projection(inner)
+
+
+def table_of(module: nn.Module) -> nn.Module:
+    """The innermost lookup (an `nn.Embedding` or `FixedTable`) of a possibly projected module."""
+    while isinstance(module, ProjectedLookup):
+        module = module.lookup
+    return module
+
+
+def sinusoidal_table(rows: int, width: int) -> torch.Tensor:
+    """PE[pos, 2i] = sin(pos / 10000^(2i/d)), PE[pos, 2i+1] = cos(pos / 10000^(2i/d)); shape (rows, width)."""
+    position = torch.arange(rows, dtype=torch.float64).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float64) * (-math.log(10000.0) / width))
+    table = torch.zeros(rows, width, dtype=torch.float64)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)[:, : width // 2]
+    return table.float()
+
+
+def extended_table(old: torch.Tensor, rows: int, mode: str, offset: int) -> torch.Tensor:
+    """Grow a learned position table (old_rows, hidden) to (rows, hidden).
+
+    copy: old rows kept, new rows repeat the old ones after `offset` (RoBERTa keeps rows 0..padding_idx for
+    padding). interpolate: the old table resampled linearly over the new length (old rows move).
+    """
+    if rows <= old.shape[0]:
+        raise PipelineError(f"extend needs max_positions above the current {old.shape[0]}", field="layers.positions.max_positions")
+    if mode == "interpolate":
+        return F.interpolate(old.T.unsqueeze(0), size=rows, mode="linear", align_corners=True)[0].T.contiguous()
+    body = old[offset:]
+    repeats = math.ceil((rows - offset) / body.shape[0])
+    return torch.cat([old[:offset], body.repeat(repeats, 1)])[:rows].clone()
+
+
+def standard_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fold every `ProjectedLookup` into one plain `weight`, so the saved weights fit the stock architecture."""
+    folded = dict(state_dict)
+    projected = {name: module for name, module in model.named_modules() if isinstance(module, ProjectedLookup)}
+    outermost = [name for name in projected if not any(name.startswith(f"{other}.") for other in projected)]
+    for name in outermost:
+        for key in [k for k in folded if k.startswith(f"{name}.lookup.") or k.startswith(f"{name}.projection.")]:
+            del folded[key]
+        with torch.no_grad():
+            folded[f"{name}.weight"] = projected[name].folded_table().detach().cpu().contiguous()
+    return folded

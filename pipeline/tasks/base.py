@@ -1,0 +1,61 @@
+"""The Task protocol the trainer and evaluator use, and what several task adapters share: the column check, and a
+fixed label set that becomes the head's size."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+from accelerate import Accelerator
+from datasets import Dataset, DatasetDict
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerBase
+
+from pipeline.errors import PipelineError
+from pipeline.evaluation.metrics import LoadedMetric
+from pipeline.families.base import TokenFeatures
+
+Scores = dict[str, float]
+Records = list[dict[str, Any]]
+
+
+class Task(Protocol):
+    """What the trainer needs from a task."""
+
+    auto_class: Any  # the transformers Auto class that adds this task's head
+
+    def check_columns(self, splits: DatasetDict) -> None: ...
+    def texts(self, split: Dataset) -> list[str]: ...
+    def fit_labels(self, train: Dataset) -> None: ...
+    def use_labels(self, id2label: dict[int, str]) -> None: ...
+    def head_kwargs(self) -> dict[str, Any]: ...
+    def encode(
+        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, features: TokenFeatures
+    ) -> tuple[Dataset, dict[str, int]]: ...
+    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]: ...
+
+
+def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:
+    """Every split must hold every wanted column; wanted maps the recipe field naming a column to the column."""
+    for name, split in splits.items():
+        for field, column in wanted.items():
+            if column not in split.column_names:
+                raise PipelineError(f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field)
+
+
+class LabelledTask:
+    """A task whose head predicts one of a fixed list of labels (classes or tags), learnt from the train split."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+
+    def use_labels(self, id2label: dict[int, str]) -> None:
+        """Reuse the label order a trained model was saved with."""
+        self.labels = [id2label[i] for i in range(len(id2label))]
+
+    def head_kwargs(self) -> dict[str, Any]:
+        return {
+            "num_labels": len(self.labels),
+            "id2label": dict(enumerate(self.labels)),
+            "label2id": {label: i for i, label in enumerate(self.labels)},
+        }

@@ -1,0 +1,1 @@
+"""Training: building an experiment from a recipe, layer policies, the loop, checkpoints and the run folder."""

@@ -1,0 +1,44 @@
+"""`pipeline inspect`: the model's input layers after surgery, without training."""
+
+from __future__ import annotations
+
+from pipeline.surgery.tables import table_of
+from pipeline.training.experiment import Experiment
+from pipeline.training.parameters import format_group_table, parameter_rows
+from pipeline.training.policies import build_optimizer
+
+
+def describe_input_layers(exp: Experiment) -> str:
+    """Each input table's shape, source and status, vector coverage, and parameter / optimizer-state counts."""
+    layers = exp.family.input_layers(exp.model)
+    sources = exp.input_report["sources"]
+    lines = [f"model: {type(exp.model).__name__} (family {exp.family.name}), max_length {exp.max_length} tokens "
+             "(truncation; block length for language modeling)", ""]
+    for group, module in (("token_embeddings", layers.token_embeddings), ("positions", layers.positions)):
+        if module is None:
+            lines.append(f"{group}: {sources.get(group, 'none')}")
+            continue
+        table = table_of(module)
+        trains = any(p.requires_grad for p in table.parameters())
+        status = "trainable" if trains else "frozen" if list(table.parameters()) else "fixed buffer"
+        lines.append(f"{group}: {tuple(table.weight.shape)} {status}; {sources.get(group, 'pretrained')}")
+        extra = [p for p in module.parameters() if all(p is not q for q in table.parameters())]
+        if extra:
+            lines.append(f"  + linear projection: {sum(p.numel() for p in extra):,} parameters, trainable")
+    if "output_embeddings" in sources:
+        lines.append(f"output embeddings: {sources['output_embeddings']}")
+    coverage = exp.input_report.get("coverage")
+    if coverage:
+        lines += [
+            "",
+            f"vector coverage: {coverage['from_vectors']:,} of {coverage['vocabulary_size']:,} vocabulary entries from the file; "
+            f"{coverage['train_token_coverage']:.1%} of training tokens",
+            "  by route: " + ", ".join(f"{route} {count:,}" for route, count in coverage["by_route"].items() if count),
+            "  most frequent training tokens without a vector: "
+            + ", ".join(f"{row['token']} ({row['count']})" for row in coverage["top_missed_in_train"]),
+        ]
+    optimizer = build_optimizer(exp.family, exp.model, exp.recipe.layers, exp.recipe.train, exp.scheduled_parameters())
+    rows = parameter_rows(exp.family, exp.model, optimizer)
+    in_optimizer = sum(p.numel() for group in optimizer.param_groups for p in group["params"] if p.requires_grad)
+    lines += ["", format_group_table(rows), f"optimizer state (AdamW, two moments once stepped): {2 * in_optimizer:,} scalars"]
+    return "\n".join(lines)

@@ -1,0 +1,122 @@
+"""The recipe's `model` section built: its tokenizer, and a pretrained (or freshly initialised) model of a family
+with a task head.
+
+Family-specific choices (padding, the model type of a fresh model, what a fresh model needs from the tokenizer,
+the position limit) are asked of the `Family`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+from pipeline.errors import PipelineError
+from pipeline.families.base import Family
+from pipeline.families.registry import family_of_model_type
+from pipeline.paths import resolve_model_path
+from pipeline.recipe.schema import ModelConfig, TokenizerBuild
+from pipeline.vocabulary.build import build_tokenizer
+
+# Tokenizers report "no limit" as a huge sentinel; anything above this is treated as unknown.
+UNBOUNDED_LENGTH = 1_000_000
+
+
+def _load_error(field: str, value: str, error: Exception) -> PipelineError:
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return PipelineError(f"cannot load '{value}' ({first_line})", field=field)
+
+
+def load_tokenizer(cfg: ModelConfig, family: Family, train_texts: Iterable[str] = ()) -> PreTrainedTokenizerBase:
+    """The recipe's tokenizer, loaded or (with `model.tokenizer: {build: ...}`) trained on `train_texts`.
+
+    A tokenizer without a pad token pads with EOS where the family allows it. Padding is on the right for every
+    family: decoders pool the last real token and the bi-LSTM reverses each sequence within its length.
+    """
+    if isinstance(cfg.tokenizer, TokenizerBuild):
+        tokenizer, source = build_tokenizer(cfg.tokenizer, train_texts), f"a new {cfg.tokenizer.build} tokenizer"
+    else:
+        source = cfg.tokenizer or cfg.name_or_path
+        field = "model.tokenizer" if cfg.tokenizer else "model.name_or_path"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                resolve_model_path(source), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+            )
+        except (OSError, ValueError) as error:
+            raise _load_error(field, source, error) from None
+    if tokenizer.pad_token is None:
+        if not family.pad_with_eos or tokenizer.eos_token is None:
+            raise PipelineError(f"tokenizer '{source}' has no pad token; is this a GPT-style model (family: gpt2)?", field="model.family")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    return tokenizer
+
+
+def _check_config_keys(family: Family, settings: dict[str, Any]) -> None:
+    """Transformers configs accept unknown keys silently; a typo in `model.config` must not."""
+    config_class = CONFIG_MAPPING[family.scratch_model_type]
+    known = {f.name for f in dataclasses.fields(config_class)} | set(getattr(config_class, "attribute_map", {}))
+    for key in settings:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise PipelineError(f"unknown {family.name} setting '{key}'{hint}", field=f"model.config.{key}")
+
+
+def build_model(
+    cfg: ModelConfig, family: Family, auto_class: Any, tokenizer: PreTrainedTokenizerBase, head_kwargs: dict[str, Any]
+) -> PreTrainedModel:
+    """A pretrained (or, with `model.config`, freshly initialised) model with the task's head.
+
+    auto_class: e.g. `AutoModelForSequenceClassification`; head_kwargs: e.g. num_labels, id2label, label2id.
+    """
+    if cfg.config is not None:
+        _check_config_keys(family, cfg.config)
+        special_ids = {f"{name}_id": getattr(tokenizer, f"{name}_id") for name in ("pad_token", "bos_token", "eos_token")}
+        settings = {"vocab_size": len(tokenizer), **special_ids, **cfg.config, **head_kwargs}
+        try:
+            config = AutoConfig.for_model(family.scratch_model_type, **settings)
+        except (TypeError, ValueError) as error:
+            raise PipelineError(f"not a valid {family.name} configuration ({error})", field="model.config") from None
+        model = auto_class.from_config(config)
+        family.prepare_fresh_model(model, tokenizer)
+    else:
+        source = resolve_model_path(cfg.name_or_path)
+        try:
+            model_type = AutoConfig.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code).model_type
+            claimed = family_of_model_type(model_type)
+            if claimed is not None and claimed is not family:
+                raise PipelineError(
+                    f"'{cfg.name_or_path}' is a {model_type} checkpoint, of family {claimed.name}; set model.family: {claimed.name}",
+                    field="model.family",
+                )
+            model = auto_class.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs)
+        except (OSError, ValueError) as error:
+            raise _load_error("model.name_or_path", cfg.name_or_path, error) from None
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise PipelineError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's table only "
+            f"{model.get_input_embeddings().num_embeddings} rows: they do not belong together",
+            field="model.tokenizer",
+        )
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def resolve_max_length(cfg: ModelConfig, positions: int | None, tokenizer: PreTrainedTokenizerBase) -> int:
+    """The truncation length: the recipe's `model.max_length`, refused when the model cannot take it.
+
+    positions: the model's own position limit (after any surgery); the tokenizer's limit also counts.
+    """
+    limits = [positions, tokenizer.model_max_length if tokenizer.model_max_length < UNBOUNDED_LENGTH else None]
+    known = [limit for limit in limits if limit]
+    limit = min(known) if known else None
+    if cfg.max_length is not None and limit is not None and cfg.max_length > limit:
+        raise PipelineError(f"{cfg.max_length} exceeds the model's limit of {limit} positions", field="model.max_length")
+    if cfg.max_length is None and limit is None:
+        raise PipelineError("the model states no position limit; set model.max_length", field="model.max_length")
+    return cfg.max_length or limit

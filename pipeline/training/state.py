@@ -1,0 +1,88 @@
+"""The training state `fit` runs on: prepared model, optimizer, scheduler and loaders, the step plan, and where
+the run stands. Built (`prepare_training`) and, for `--resume`, restored from a checkpoint (`resume_training`)
+before the loop starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from transformers import get_scheduler
+
+from pipeline.errors import PipelineError
+from pipeline.training.checkpointing import Progress
+from pipeline.training.experiment import Experiment
+from pipeline.training.parameters import ParameterRow, parameter_rows
+from pipeline.training.policies import build_optimizer, unfreeze
+from pipeline.training.run_folder import RunFolder
+
+
+@dataclass
+class TrainingState:
+    """What the loop runs on; `plan` is the run's `batching.json`."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # a torch LR scheduler
+    train_loader: DataLoader
+    eval_loader: DataLoader
+    plan: dict[str, int]
+    unfreeze_due: dict[int, list[torch.nn.Parameter]]  # optimizer step → parameters that train after it
+    parameter_rows: list[ParameterRow]
+    progress: Progress = field(default_factory=Progress)
+    resumed_at: int | None = None
+
+
+def data_loader(exp: Experiment, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    generator = torch.Generator().manual_seed(exp.recipe.train.seed)
+    return DataLoader(exp.splits[split], batch_size=batch_size, shuffle=shuffle, collate_fn=exp.collator, generator=generator)
+
+
+def prepare_training(exp: Experiment) -> TrainingState:
+    """Loaders, optimizer (with parameter groups), scheduler and step plan, prepared by Accelerate."""
+    acc, recipe, train_cfg = exp.accelerator, exp.recipe, exp.recipe.train
+    train_loader = data_loader(exp, recipe.data.train_split, exp.micro_batch_size, shuffle=True)
+    eval_loader = data_loader(exp, recipe.eval.splits[0], recipe.eval.batch_size, shuffle=False)
+    optimizer = build_optimizer(exp.family, exp.model, recipe.layers, train_cfg, exp.scheduled_parameters())
+    rows = parameter_rows(exp.family, exp.model, optimizer)
+    model, optimizer, train_loader, eval_loader = acc.prepare(exp.model, optimizer, train_loader, eval_loader)
+    steps_per_epoch = math.ceil(len(train_loader) / exp.accumulation_steps)
+    total_steps = train_cfg.max_steps or train_cfg.epochs * steps_per_epoch
+    warmup = train_cfg.warmup_steps or round(train_cfg.warmup_ratio * total_steps)
+    # Not passed to `prepare`: stepped once per optimizer step, whatever the number of processes.
+    scheduler = get_scheduler(train_cfg.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+    acc.register_for_checkpointing(scheduler)
+    unfreeze_due: dict[int, list[torch.nn.Parameter]] = {}
+    for (unit, when), params in exp.unfreeze_schedule.items():
+        unfreeze_due.setdefault(when * steps_per_epoch if unit == "epoch" else when, []).extend(params)
+    plan = {
+        "batch_size": train_cfg.batch_size,
+        "micro_batch_size": exp.micro_batch_size,
+        "processes": acc.num_processes,
+        "accumulation_steps": exp.accumulation_steps,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "max_length": exp.max_length,
+    }
+    return TrainingState(model, optimizer, scheduler, train_loader, eval_loader, plan, unfreeze_due, rows)
+
+
+def resume_training(exp: Experiment, state: TrainingState, checkpoint: Path, progress: Progress, run: RunFolder) -> None:
+    """Restore weights, optimizer, scheduler, RNG and sampler states from `checkpoint`, cut the log back to what
+    it had seen, and unfreeze what the schedule had unfrozen by then."""
+    saved = json.loads((run.path / "batching.json").read_text())
+    if any(saved.get(key) != state.plan[key] for key in ("micro_batch_size", "processes")):
+        raise PipelineError(f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same", field="train")
+    exp.accelerator.load_state(str(checkpoint / "state"))
+    run.truncate_log(progress.log_lines)
+    for step_due, params in state.unfreeze_due.items():
+        if step_due <= progress.step:
+            unfreeze(params)
+    state.progress, state.resumed_at = progress, progress.step
+    exp.accelerator.print(f"resumed from {checkpoint} (step {progress.step}, epoch {progress.epoch}, batch {progress.batches_in_epoch})")
