@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
+from pipeline.paths import check_output_file
 
 DESCRIPTION = """\
 Fine-tune a pretrained model (BERT family, GPT-2 family, rotary Llama-style decoders or an ELMo-style
@@ -44,12 +46,16 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from pipeline.evaluation.rescore import evaluate_saved
+    from pipeline.training.run_folder import to_json
 
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        check_output_file(output)  # before the evaluation, so its scores are not lost
     scores = evaluate_saved(Path(args.run), args.overrides)
-    if args.output:
-        import json
-
-        Path(args.output).write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
+    if output is not None:
+        partial = output.with_name(f".{output.name}.partial")
+        partial.write_text(to_json(scores, indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, output)
     return 0
 
 
@@ -111,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(number: int, frame: object) -> None:
+    raise KeyboardInterrupt(number)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; bad input ends with one `error:` line on stderr and exit code 2."""
     parser = build_parser()
@@ -122,14 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM (a scheduler's pre-emption) ends a command as Ctrl-C does; training turns both into a checkpoint.
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.handler(args)
     except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if not getattr(error, "quiet", False):
+            print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        number = interrupt.args[0] if interrupt.args else signal.SIGINT
+        print(f"{chr(10) if sys.stderr.isatty() else ''}interrupted ({signal.Signals(number).name})", file=sys.stderr)
+        return 128 + number
     except BrokenPipeError:  # `pipeline schema | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

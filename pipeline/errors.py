@@ -15,3 +15,12 @@ class TrainingStopped(PipelineError):
     """Training stopped on purpose (e.g. a non-finite loss) after saving what could be saved; exit code 3."""
 
     exit_code = 3
+
+
+class TrainingInterrupted(PipelineError):
+    """Training stopped by a signal (SIGINT, SIGTERM) after saving a checkpoint; exit code 128 + the signal."""
+
+    def __init__(self, message: str, signal_number: int, quiet: bool = False):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+        self.quiet = quiet  # every process stops alike: one of them says so

@@ -1,10 +1,15 @@
-"""Paths in recipes: local paths, `pkg://package/sub/path` (inside an installed package), or Hub ids."""
+"""Paths in recipes: local paths, `pkg://package/sub/path` (inside an installed package), or Hub ids; and checks
+that an output file can be written before the work that fills it is done."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import re
 from pathlib import Path
+
+from pipeline.errors import PipelineError
 
 PKG_SCHEME = "pkg://"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -47,3 +52,23 @@ def resolve_model_path(value: str) -> str:
     if looks_like_hub_id(value):
         return value
     return str(resolve_local_path(value))
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output_file(path: Path, field: str = "--output") -> None:
+    """Refuse an output file that cannot be written: a folder, a missing or non-folder parent, no permission."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise PipelineError(f"'{path}' is a folder; give a file name", field=field)
+    if not parent.is_dir():
+        raise PipelineError(f"'{parent}' is not an existing folder", field=field)
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise PipelineError(f"cannot write '{path}' (permission denied)", field=field)

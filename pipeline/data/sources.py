@@ -6,6 +6,7 @@ carved out of it, seeded and stratified by label.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -13,9 +14,12 @@ import datasets
 import numpy as np
 from datasets import Dataset, DatasetDict
 
+from pipeline.data.checks import check_column_values
+from pipeline.data.files import read_files
 from pipeline.errors import PipelineError
-from pipeline.paths import resolve_local_path
-from pipeline.recipe.schema import DATA_FORMATS, DataConfig
+from pipeline.paths import file_digest, resolve_local_path
+from pipeline.recipe.schema import DataConfig
+from pipeline.recipe.tasks import TaskSection
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +46,6 @@ def read_class_folders(root: Path) -> tuple[Dataset, int]:
     return Dataset.from_dict({"text": texts, "label": labels}), undecodable
 
 
-def _load_files(files: str | dict[str, str], train_split: str) -> DatasetDict:
-    mapping = {train_split: files} if isinstance(files, str) else files
-    paths = {split: str(resolve_local_path(path)) for split, path in mapping.items()}
-    formats = {DATA_FORMATS[Path(path).suffix.lower()] for path in paths.values()}
-    if len(formats) != 1:
-        raise PipelineError(f"all files must share one format, got {sorted(formats)}", field="data.files")
-    try:
-        return datasets.load_dataset(formats.pop(), data_files=paths)
-    except (ValueError, datasets.exceptions.DatasetGenerationError) as error:
-        cause = error.__cause__ or error
-        raise PipelineError(f"cannot read the files ({str(cause).splitlines()[0]})", field="data.files") from None
-
-
 def stratified_holdout(data: Dataset, label_column: str | None, fractions: dict[str, float], seed: int, train_split: str) -> DatasetDict:
     """Split one data set into train plus `fractions` (name → share), keeping each label's share in every split.
 
@@ -76,37 +67,67 @@ def stratified_holdout(data: Dataset, label_column: str | None, fractions: dict[
     return DatasetDict({name: data.select(sorted(indices)) for name, indices in chosen.items()})
 
 
-def load_splits(cfg: DataConfig, label_column: str | None) -> DatasetDict:
-    """Load the recipe's data as named splits (holdout splits made when the source has only one).
-
-    The holdout is stratified by `data.stratify_by`, else by the task's `label_column` (None: not stratified).
-    """
+def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
+    """The splits as the source has them, and where each split's rows come from (for error messages)."""
     if cfg.hub_id is not None:
         try:
             splits = datasets.load_dataset(cfg.hub_id, cfg.hub_config, revision=cfg.revision)
         except Exception as error:  # the Hub client raises many unrelated types; all mean "cannot load"
             raise PipelineError(f"cannot load '{cfg.hub_id}' ({str(error).splitlines()[0]})", field="data.hub_id") from None
-    elif cfg.files is not None:
-        splits = _load_files(cfg.files, cfg.train_split)
-    else:
-        folder_data, undecodable = read_class_folders(resolve_local_path(cfg.folder))
-        if undecodable:
-            log.warning("%d file(s) under %s were not UTF-8; undecodable bytes became U+FFFD", undecodable, cfg.folder)
-        splits = DatasetDict({cfg.train_split: folder_data})
+        return splits, {name: f"Hub data set {cfg.hub_id}" for name in splits}
+    if cfg.files is not None:
+        mapping = {cfg.train_split: cfg.files} if isinstance(cfg.files, str) else cfg.files
+        return read_files({split: resolve_local_path(path) for split, path in mapping.items()}), dict(mapping)
+    folder_data, undecodable = read_class_folders(resolve_local_path(cfg.folder))
+    if undecodable:
+        log.warning("%d file(s) under %s were not UTF-8; undecodable bytes became U+FFFD", undecodable, cfg.folder)
+    return DatasetDict({cfg.train_split: folder_data}), {cfg.train_split: cfg.folder}
+
+
+def load_splits(cfg: DataConfig, task: TaskSection) -> tuple[DatasetDict, dict[str, int]]:
+    """Load the recipe's data as named splits, every value the task reads checked; returns the splits and, per
+    split, the rows left out for a missing label (`data.drop_missing_labels`).
+
+    Holdout splits the source lacks are carved out of the train split, stratified by `data.stratify_by`, else
+    by the task's label column (none: not stratified).
+    """
+    splits, sources = _load_source(cfg)
     if cfg.train_split not in splits:
         raise PipelineError(f"no split '{cfg.train_split}' in the data (it has {sorted(splits)})", field="data.train_split")
-    if len(splits) == 1 and cfg.holdout:
-        stratum = cfg.stratify_by or label_column
+    dropped = {}
+    for name in list(splits):
+        splits[name], dropped[name] = check_column_values(splits[name], name, sources[name], task.columns(), cfg.drop_missing_labels)
+    carve = {name: share for name, share in cfg.holdout.items() if name not in splits}
+    if carve:
+        stratum = cfg.stratify_by or task.label_column
         if stratum is not None and stratum not in splits[cfg.train_split].column_names:
             raise PipelineError(
                 f"column '{stratum}' not in the data (columns: {splits[cfg.train_split].column_names})",
                 field="data.stratify_by" if cfg.stratify_by else "task.label_column",
             )
-        splits = stratified_holdout(splits[cfg.train_split], stratum, cfg.holdout, cfg.split_seed, cfg.train_split)
+        carved = stratified_holdout(splits[cfg.train_split], stratum, carve, cfg.split_seed, cfg.train_split)
+        if len(splits) > 1:
+            log.info("the data has no %s split: carved out of '%s' (data.holdout)", " or ".join(carve), cfg.train_split)
+        splits = DatasetDict({**splits, **carved})
     for name, split in splits.items():
         if len(split) == 0:
             raise PipelineError(f"split '{name}' is empty", field="data")
-    return splits
+    return splits, dropped
+
+
+def data_fingerprint(cfg: DataConfig) -> dict[str, str]:
+    """SHA-256 of every local data file (a folder: of its files' names and contents), or the Hub id and revision:
+    what a resumed run must find unchanged."""
+    if cfg.hub_id is not None:
+        return {"hub": f"{cfg.hub_id}/{cfg.hub_config or ''}@{cfg.revision or 'default'}"}
+    if cfg.files is not None:
+        mapping = {cfg.train_split: cfg.files} if isinstance(cfg.files, str) else cfg.files
+        return {split: file_digest(resolve_local_path(path)) for split, path in mapping.items()}
+    root = resolve_local_path(cfg.folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(root)}\0{file_digest(path)}\n".encode())
+    return {"folder": digest.hexdigest()}
 
 
 def limit_examples(split: Dataset, limit: int | None, seed: int) -> Dataset:

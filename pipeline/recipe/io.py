@@ -19,11 +19,39 @@ from pipeline.recipe.schema import Recipe
 from pipeline.recipe.tasks import TASK_TYPES
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names one key twice (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML safely (no Python objects), refusing duplicate keys."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    return where + (getattr(error, "problem", None) or str(error).splitlines()[0])
+
+
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """Set `a.b.c=value` in a raw recipe mapping; the value is parsed as YAML (`3`, `true`, `[a, b]`, `null`)."""
     key, sep, text = assignment.partition("=")
     if not sep or not key:
         raise PipelineError(f"override '{assignment}' must look like key=value (e.g. train.lr=3e-5)")
+    try:
+        value = read_yaml(text)
+    except yaml.YAMLError as error:
+        raise PipelineError(f"override '{assignment}': the value is not valid YAML ({_yaml_problem(error)})") from None
     *parents, leaf = key.split(".")
     node = raw
     for depth, part in enumerate(parents):
@@ -34,7 +62,7 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         if not isinstance(node, dict):
             where = ".".join(parents[: depth + 1])
             raise PipelineError(f"cannot set '{key}': {where} is {node!r}, not a mapping", field=where)
-    node[leaf] = yaml.safe_load(text)
+    node[leaf] = value
 
 
 def _schema_fields(path: tuple[Any, ...]) -> list[str]:
@@ -47,29 +75,46 @@ def _schema_fields(path: tuple[Any, ...]) -> list[str]:
     return list(dict.fromkeys(name for model in models for name in model.model_fields))
 
 
+def _names_a_union_member(part: Any) -> bool:
+    """pydantic puts the member it tried into the location of a union's errors: `str`, `TokenizerBuild`..."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "none") or part.startswith(("list[", "dict[", "tuple["))
+                                      or (part[:1].isupper() and part.isidentifier()))
+
+
+def _problem(item: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    """One validation error as `dotted.field: what is wrong (hint)`."""
+    where = ".".join(str(p) for p in loc) or "recipe"
+    message = item["msg"].removeprefix("Value error, ")
+    if item["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(loc[-1]), _schema_fields(loc[:-1]), n=1)
+        message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
+    elif item["type"] == "missing":
+        message = "required but missing"
+    elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        where, tag = f"{where}.{item['ctx']['discriminator'].strip(chr(39))}", item["ctx"].get("tag")
+        close = difflib.get_close_matches(str(tag), list(TASK_TYPES), n=1) if tag else []
+        message = (f"unknown value {tag!r}; " if tag else "required; ") + (
+            f"did you mean '{close[0]}'?" if close else f"one of {', '.join(TASK_TYPES)}"
+        )
+    elif "input" in item and not isinstance(item["input"], dict | list) and repr(item["input"]) not in message:
+        message += f" (got {item['input']!r})"
+    return f"{where}: {message}"
+
+
 def format_validation_error(error: ValidationError) -> str:
-    """All problems of a recipe on one line: `dotted.field: what is wrong (hint)`."""
-    problems = []
+    """All problems of a recipe on one line: `dotted.field: what is wrong (hint)`.
+
+    Of a value that may take several shapes (`model.tokenizer`: a path or a `{build: ...}` section), only the
+    errors of the shape it has are kept: `{build: word, vocab_size: -1}` is a bad section, not a bad string.
+    """
+    entries = []
     for item in error.errors():
-        # Drop pydantic's validator names and the tag of the `task` union from the location.
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in TASK_TYPES)))
-        where = ".".join(str(p) for p in loc) or "recipe"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(loc[-1]), _schema_fields(loc[:-1]), n=1)
-            message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
-        elif item["type"] == "missing":
-            message = "required but missing"
-        elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            where, tag = f"{where}.{item['ctx']['discriminator'].strip(chr(39))}", item["ctx"].get("tag")
-            close = difflib.get_close_matches(str(tag), list(TASK_TYPES), n=1) if tag else []
-            message = (f"unknown value {tag!r}; " if tag else "required; ") + (
-                f"did you mean '{close[0]}'?" if close else f"one of {', '.join(TASK_TYPES)}"
-            )
-        elif "input" in item and not isinstance(item["input"], dict | list) and repr(item["input"]) not in message:
-            message += f" (got {item['input']!r})"
-        problems.append(f"{where}: {message}")
-    return "; ".join(problems)
+        # Drop pydantic's validator names, union members and the tag of the `task` union from the location.
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in TASK_TYPES)) and not _names_a_union_member(p))
+        entries.append((loc, any(_names_a_union_member(p) for p in item["loc"]), _problem(item, loc)))
+    kept = [text for loc, member, text in entries
+            if not (member and any(len(other) > len(loc) and other[: len(loc)] == loc for other, _, _ in entries))]
+    return "; ".join(dict.fromkeys(kept))
 
 
 def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
@@ -86,11 +131,17 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
     """Read a recipe YAML file, apply `key=value` overrides, validate it."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PipelineError(f"recipe file '{path}' not found") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise PipelineError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    except IsADirectoryError:
+        raise PipelineError(f"recipe '{path}' is a folder; give the recipe's YAML file") from None
+    except OSError as error:
+        raise PipelineError(f"cannot read recipe '{path}' ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise PipelineError(f"{path}: not valid YAML (not UTF-8 text: {error.reason} at byte {error.start})") from None
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path}: not valid YAML ({_yaml_problem(error)})") from None
     raw = {} if raw is None else raw
     for assignment in overrides:
         if isinstance(raw, dict):

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.recipe.base import Strict, existing_path
+from pipeline.recipe.base import MAX_SIZE, Strict, existing_path
 
 
 class LayerPolicy(Strict):
@@ -67,7 +67,7 @@ class TokenEmbeddingPolicy(LayerPolicy):
     @field_validator("vectors", "vectors_vocab")
     @classmethod
     def _vector_files_exist(cls, value: str | None) -> str | None:
-        return None if value is None else existing_path(value)
+        return None if value is None else existing_path(value, "file")
 
     @model_validator(mode="after")
     def _replace_fields(self) -> TokenEmbeddingPolicy:
@@ -92,7 +92,7 @@ class PositionPolicy(LayerPolicy):
         description="replace: fixed `sinusoidal` buffer, fresh `learned` table, `extend` the pretrained one, "
         "or `none` (no position signal).",
     )
-    max_positions: int | None = Field(None, gt=0, description="replace: rows of the new table (default: as before).")
+    max_positions: int | None = Field(None, gt=0, le=MAX_SIZE, description="replace: rows of the new table (default: as before).")
     extend_mode: Literal["copy", "interpolate"] = Field(
         "copy", description="extend: keep old rows and repeat them (`copy`), or resample the old table (`interpolate`)."
     )

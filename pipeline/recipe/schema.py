@@ -14,8 +14,8 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.evaluation.metrics import KNOWN_METRICS, LANGUAGE_MODELING_METRICS, is_metric_path
 from pipeline.families.registry import FAMILIES, family_named
-from pipeline.paths import looks_like_hub_id, resolve_local_path
-from pipeline.recipe.base import Strict, existing_path
+from pipeline.paths import looks_like_hub_id
+from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
 from pipeline.recipe.layers import LayersConfig, PositionPolicy
 from pipeline.recipe.tasks import LanguageModelingTask, SequenceClassificationTask, TokenClassificationTask
 
@@ -27,7 +27,7 @@ class TokenizerBuild(Strict):
         description="Train a new tokenizer on the train split's text: `word` (word-level, splits on spaces and "
         "punctuation, unknown words → `<unk>`) or `bpe` (byte-level BPE, as GPT-2; no unknown tokens)."
     )
-    vocab_size: int = Field(20000, ge=100, description="Largest vocabulary, special tokens included.")
+    vocab_size: int = Field(20000, ge=100, le=MAX_SIZE, description="Largest vocabulary, special tokens included.")
     min_frequency: int = Field(2, ge=1, description="Keep a word (or merge) seen at least this often.")
     lowercase: bool = Field(False, description="Lowercase text before tokenizing.")
 
@@ -50,7 +50,7 @@ class ModelConfig(Strict):
         None, description="Tokenizer folder or Hub id (default: `name_or_path`), or `{build: word}` / `{build: bpe}` to train one on the train split."
     )
     max_length: int | None = Field(
-        None, gt=0, description="Truncate inputs to this many tokens; default: the model's position limit."
+        None, gt=0, le=MAX_SIZE, description="Truncate inputs to this many tokens; default: the model's position limit."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a Hub checkpoint.")
     trust_remote_code: bool = Field(False, description="Allow a Hub checkpoint to run its own Python code.")
@@ -93,25 +93,26 @@ class DataConfig(Strict):
         default_factory=lambda: {"validation": 0.2},
         description="Splits carved out of the train split, stratified by label, when the data has only one.",
     )
-    split_seed: int = Field(42, description="Seed of the holdout split (separate from `train.seed`).")
+    split_seed: int = Field(42, ge=0, le=MAX_SEED, description="Seed of the holdout split (separate from `train.seed`).")
     stratify_by: str | None = Field(
         None, description="Column the holdout is stratified by; null: the task's label column (none for language modeling)."
     )
-    max_train_samples: int | None = Field(None, gt=0, description="Use only this many training examples.")
-    max_eval_samples: int | None = Field(None, gt=0, description="Use only this many examples per eval split.")
+    max_train_samples: int | None = Field(None, gt=0, le=10**12, description="Use only this many training examples.")
+    max_eval_samples: int | None = Field(None, gt=0, le=10**12, description="Use only this many examples per eval split.")
+    drop_missing_labels: bool = Field(
+        False, description="Leave out (and count) rows whose label is missing; false: such a row is an error naming it."
+    )
 
     @field_validator("folder")
     @classmethod
     def _folder_exists(cls, value: str | None) -> str | None:
-        if value is not None and not resolve_local_path(existing_path(value)).is_dir():
-            raise ValueError(f"'{value}' is not a folder")
-        return value
+        return None if value is None else existing_path(value, "folder")
 
     @field_validator("files")
     @classmethod
     def _files_exist(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
         for path in [value] if isinstance(value, str) else (value or {}).values():
-            existing_path(path)
+            existing_path(path, "file")
             if Path(path).suffix.lower() not in DATA_FORMATS:
                 raise ValueError(f"'{path}': unknown format; use one of {', '.join(DATA_FORMATS)}")
         return value
@@ -128,15 +129,17 @@ class DataConfig(Strict):
         given = [name for name in ("hub_id", "files", "folder") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"set exactly one of data.hub_id, data.files or data.folder (got {given or 'none'})")
+        if self.train_split in self.holdout:
+            raise ValueError(f"data.holdout: '{self.train_split}' is the training split; name the held-out split otherwise (e.g. validation)")
         return self
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(3, gt=0, description="Passes over the training data.")
-    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps (wins over epochs).")
-    batch_size: int = Field(16, gt=0, description="Examples per optimizer step, summed over all processes.")
+    epochs: int = Field(3, gt=0, le=10**12, description="Passes over the training data.")
+    max_steps: int | None = Field(None, gt=0, le=10**12, description="Stop after this many optimizer steps (wins over epochs).")
+    batch_size: int = Field(16, gt=0, le=MAX_SIZE, description="Examples per optimizer step, summed over all processes.")
     micro_batch_size: int | None = Field(
-        None, gt=0, description="Examples per forward pass on one device; the rest is gradient accumulation."
+        None, gt=0, le=MAX_SIZE, description="Examples per forward pass on one device; the rest is gradient accumulation."
     )
     lr: float = Field(5e-5, gt=0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and norms).")
@@ -146,33 +149,35 @@ class TrainConfig(Strict):
         "linear", description="Learning-rate schedule (transformers `get_scheduler` names)."
     )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Warm-up as a fraction of all optimizer steps.")
-    warmup_steps: int = Field(0, ge=0, description="Warm-up in optimizer steps (use this or warmup_ratio).")
+    warmup_steps: int = Field(0, ge=0, le=10**12, description="Warm-up in optimizer steps (use this or warmup_ratio).")
     max_grad_norm: float | None = Field(1.0, gt=0, description="Clip the gradient norm to this; null: no clipping.")
     mixed_precision: Literal["no", "fp16", "bf16"] | None = Field(
         None, description="Autocast precision (fp16 needs a GPU); null: as `accelerate launch` says, else no."
     )
-    seed: int = Field(42, description="Seed of model initialisation, dropout and data order.")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="Seed of model initialisation, dropout and data order.")
     eval_every_steps: int | None = Field(
-        None, gt=0, description="Evaluate every N optimizer steps; null: at the end of every epoch."
+        None, gt=0, le=10**12, description="Evaluate every N optimizer steps; null: at the end of every epoch."
     )
     save_every_steps: int | None = Field(
-        None, gt=0, description="Save a checkpoint (full training state + model) every N optimizer steps."
+        None, gt=0, le=10**12, description="Save a checkpoint (full training state + model) every N optimizer steps."
     )
     checkpoint_every_epoch: bool = Field(True, description="Also save a checkpoint at the end of every epoch.")
-    keep_checkpoints: int = Field(2, gt=0, description="Keep the newest K checkpoints.")
+    keep_checkpoints: int = Field(2, gt=0, le=MAX_SIZE, description="Keep the newest K checkpoints.")
     on_nonfinite: Literal["stop", "skip"] = Field(
         "stop", description="A non-finite loss/gradient: `stop` (after saving the last good state) or `skip` the step."
     )
-    log_every_steps: int = Field(10, gt=0, description="Write a line to log.jsonl every N optimizer steps.")
+    log_every_steps: int = Field(10, gt=0, le=10**12, description="Write a line to log.jsonl every N optimizer steps.")
     report_to: list[Literal["tensorboard"]] = Field(
         default_factory=list, description="Experiment trackers, through Accelerate (`[tensorboard]`)."
     )
     collective_timeout_s: int = Field(
-        600, gt=0, description="Several processes: a collective that waits longer than this fails the run."
+        600, gt=0, le=7 * 24 * 3600, description="Several processes: a collective that waits longer than this fails the run."
     )
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainConfig:
+        if not all(0 <= beta < 1 for beta in self.adam_betas):
+            raise ValueError(f"train.adam_betas must each be in [0, 1), got {list(self.adam_betas)}")
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("set train.warmup_steps or train.warmup_ratio, not both")
         if self.micro_batch_size and self.batch_size % self.micro_batch_size:
@@ -183,6 +188,7 @@ class TrainConfig(Strict):
 class EvalConfig(Strict):
     metrics: list[str] | None = Field(
         None,
+        min_length=1,
         description=f"Metrics: {', '.join(KNOWN_METRICS)}; a path to an `evaluate` script; or `hub:NAME`. "
         "null: the task's defaults (sequence classification: accuracy, f1_macro; token classification: accuracy; "
         "language modeling: perplexity).",
@@ -192,7 +198,7 @@ class EvalConfig(Strict):
         min_length=1,
         description="Splits evaluated at the end; the first is also evaluated during training.",
     )
-    batch_size: int = Field(64, gt=0, description="Examples per evaluation forward pass on one device.")
+    batch_size: int = Field(64, gt=0, le=MAX_SIZE, description="Examples per evaluation forward pass on one device.")
     trust_metric_code: bool = Field(
         False, description="Allow metric scripts given by path or `hub:NAME`: loading one runs its code."
     )
@@ -217,7 +223,7 @@ class EvalConfig(Strict):
 
 
 class Recipe(Strict):
-    output_dir: str = Field(description="Run folder to create; an existing one is refused unless --overwrite.")
+    output_dir: str = Field(min_length=1, description="Run folder to create; an existing one is refused unless --overwrite.")
     model: ModelConfig
     task: SequenceClassificationTask | TokenClassificationTask | LanguageModelingTask = Field(discriminator="type")
     data: DataConfig

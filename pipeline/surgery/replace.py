@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError
 from pipeline.families.base import Family
 from pipeline.paths import resolve_local_path
 from pipeline.recipe.layers import LayersConfig, PositionPolicy, TokenEmbeddingPolicy
+from pipeline.resources import require_memory
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
 from pipeline.surgery.vectors import Alignment, align_vectors, load_vectors
 from pipeline.vocabulary.spelling import spelling_of
@@ -44,6 +45,7 @@ def replace_positions(family: Family, model: PreTrainedModel, policy: PositionPo
     current = table_of(getattr(*slot))
     old = current.weight.detach()
     rows, width = policy.max_positions or old.shape[0], old.shape[1]
+    require_memory(rows * width * old.element_size(), f"a position table of {rows:,} rows", "layers.positions.max_positions")
     if policy.init == "sinusoidal":
         table = sinusoidal_table(rows, width)
         scale = policy.scale or float(old.std()) / float(table.std())

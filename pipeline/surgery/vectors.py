@@ -99,6 +99,8 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
             if vocabulary is None:
                 raise PipelineError("a .npy matrix needs layers.token_embeddings.vectors_vocab (words, one per row)", field=FIELD)
             matrix = np.load(path, mmap_mode="r")
+            if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
+                raise PipelineError(f"'{path}' holds a {matrix.ndim}-d {matrix.dtype} array; vectors must be a 2-d numeric matrix (words × dimensions)", field=FIELD)
             words = _read_vocabulary(vocabulary)
             if len(words) != matrix.shape[0]:
                 raise PipelineError(f"{len(words)} words for {matrix.shape[0]} vectors", field="layers.token_embeddings.vectors_vocab")
@@ -116,8 +118,11 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
             _check_text_rows(path, header)
         vectors = keyed_vectors.load_word2vec_format(str(path), binary=fmt == "word2vec_binary", no_header=not header)
         return WordVectors(dict(vectors.key_to_index), vectors.vectors)
-    except (OSError, ValueError, UnicodeDecodeError, EOFError, NotImplementedError) as error:
-        raise PipelineError(f"cannot read '{path}' as {fmt} vectors ({str(error).splitlines()[0]})", field=FIELD) from None
+    except PipelineError:
+        raise
+    except Exception as error:  # gensim and NumPy raise many types on a truncated or foreign file: all mean "unreadable"
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PipelineError(f"cannot read '{path}' as {fmt} vectors ({first})", field=FIELD) from None
 
 
 def _segment(word: str, vectors: WordVectors) -> list[int]:

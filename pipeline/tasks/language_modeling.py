@@ -71,6 +71,10 @@ class LanguageModeling:
     def head_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        """A block needs a token beside the one it predicts."""
+        return 1
+
     def encode(
         self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, token_features: TokenFeatures = NO_TOKEN_FEATURES
     ) -> tuple[Dataset, dict[str, int]]:

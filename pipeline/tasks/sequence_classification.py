@@ -57,6 +57,10 @@ class SequenceClassification(LabelledTask):
         if len(self.labels) < 2:
             raise PipelineError(f"the train split has {len(self.labels)} distinct label(s); need at least 2", field="task.label_column")
 
+    def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        """Special tokens the tokenizer adds to each input ([CLS] ... [SEP], for a pair one more [SEP])."""
+        return tokenizer.num_special_tokens_to_add(pair=bool(self.cfg.text_pair_column))
+
     def _label_ids(self, split: Dataset, name: str) -> list[int]:
         feature = split.features[self.cfg.label_column]
         values = split[self.cfg.label_column]

@@ -56,6 +56,9 @@ class TokenClassification(LabelledTask):
         if len(self.labels) < 2:
             raise PipelineError(f"the train split has {len(self.labels)} distinct tag(s); need at least 2", field="task.tags_column")
 
+    def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        return tokenizer.num_special_tokens_to_add(pair=False)
+
     def encode(
         self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, token_features: TokenFeatures = NO_TOKEN_FEATURES
     ) -> tuple[Dataset, dict[str, int]]:

@@ -100,15 +100,18 @@ def build_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerato
     )
 
 
-def build_data(recipe: Recipe, task: Task, wanted: list[str]) -> DatasetDict:
-    """The raw splits named in `wanted`, with the task's columns checked and the example limits applied."""
-    raw = load_splits(recipe.data, recipe.task.label_column)
+def build_data(recipe: Recipe, task: Task, wanted: list[str]) -> tuple[DatasetDict, dict[str, int]]:
+    """The raw splits named in `wanted`, with the task's columns and values checked; also the rows left out per
+    split for a missing label."""
+    raw, dropped = load_splits(recipe.data, recipe.task)
     missing = [name for name in wanted if name not in raw]
     if missing:
         raise PipelineError(f"no split {missing} in the data (it has {sorted(raw)})", field="eval.splits")
     raw = DatasetDict({name: raw[name] for name in wanted})
     task.check_columns(raw)
-    return raw
+    if recipe.data.train_split in recipe.eval.splits:
+        log.warning("eval.splits includes the training split '%s': its scores measure fit, not generalisation", recipe.data.train_split)
+    return raw, {name: dropped.get(name, 0) for name in wanted}
 
 
 def limit_splits(recipe: Recipe, raw: DatasetDict) -> DatasetDict:
@@ -133,6 +136,15 @@ def build_layers(
     if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
         raise PipelineError("FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config", field="layers")
     return report, schedule
+
+
+def check_sizes(recipe: Recipe, task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int, train_examples: int) -> None:
+    """Refuse what cannot be honoured: a length with no room for text, a batch larger than the training set."""
+    reserved = task.reserved_tokens(tokenizer)
+    if max_length <= reserved:
+        raise PipelineError(f"{max_length} leaves no room for text: each input needs {reserved} token(s) beside it", field="model.max_length")
+    if recipe.train.batch_size > train_examples:
+        raise PipelineError(f"{recipe.train.batch_size} examples per step, but the training split has only {train_examples}", field="train.batch_size")
 
 
 def encode_splits(
@@ -174,7 +186,7 @@ def setup(recipe: Recipe) -> Experiment:
     family = family_named(recipe.model.family)
     task = build_task(recipe.task, family)
     train_split = recipe.data.train_split
-    raw = build_data(recipe, task, list(dict.fromkeys([train_split, *recipe.eval.splits])))
+    raw, dropped = build_data(recipe, task, list(dict.fromkeys([train_split, *recipe.eval.splits])))
     task.fit_labels(raw[train_split])
     raw = limit_splits(recipe, raw)
     tokenizer = load_tokenizer(recipe.model, family, task.texts(raw[train_split]))
@@ -183,6 +195,10 @@ def setup(recipe: Recipe) -> Experiment:
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
     features = family.token_features(model)
     splits, counts = encode_splits(task, raw, tokenizer, max_length, features, accelerator)
+    check_sizes(recipe, task, tokenizer, max_length, len(splits[train_split]))
+    if recipe.data.drop_missing_labels:
+        for name, count in dropped.items():
+            counts[name]["dropped_missing_labels"] = count
     report: dict[str, Any] = {"sources": surgery.sources, "data": counts}
     if surgery.alignment is not None:
         report["coverage"] = coverage_report(surgery.alignment, splits[train_split]["input_ids"])
@@ -200,7 +216,7 @@ def setup_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     accelerator, micro_batch_size, accumulation_steps = _runtime(recipe)
     family = family_named(recipe.model.family)
     task = build_task(recipe.task, family)
-    raw = limit_splits(recipe, build_data(recipe, task, list(dict.fromkeys(recipe.eval.splits))))
+    raw = limit_splits(recipe, build_data(recipe, task, list(dict.fromkeys(recipe.eval.splits)))[0])
     task.use_labels({int(k): v for k, v in AutoConfig.from_pretrained(model_dir).id2label.items()})
     model_cfg = recipe.model.model_copy(update={"name_or_path": str(model_dir), "tokenizer": None, "config": None, "revision": None})
     tokenizer = load_tokenizer(model_cfg, family)

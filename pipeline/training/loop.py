@@ -7,6 +7,7 @@ checkpoints on schedule, and returns a summary of the run.
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 from typing import Any
@@ -14,13 +15,14 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from pipeline.errors import TrainingStopped
+from pipeline.errors import TrainingInterrupted, TrainingStopped
 from pipeline.evaluation.evaluate import evaluate_split
 from pipeline.training.checkpointing import save_checkpoint
 from pipeline.training.experiment import Experiment
 from pipeline.training.parameters import optimizer_state_numel
 from pipeline.training.policies import unfreeze
 from pipeline.training.run_folder import RunFolder
+from pipeline.training.signals import StopRequests
 from pipeline.training.state import TrainingState
 
 
@@ -65,7 +67,27 @@ class _Steps:
 
     def checkpoint(self) -> str:
         self.state.progress.log_lines = self.run.log_lines
-        return str(save_checkpoint(self.exp, self.state.model, self.run.path, self.state.progress))
+        return str(save_checkpoint(self.exp, self.state.model, self.state.scheduler, self.run.path, self.state.progress))
+
+    def stop_for_nonfinite(self, step: int, epoch: int) -> TrainingStopped:
+        """Save the weights before the bad step, unless they already hold nan/inf (an earlier update went wrong)."""
+        if all(bool(torch.isfinite(p).all()) for p in self.state.model.parameters()):
+            saved = f"the weights before it are saved in {self.checkpoint()} (resume continues after the offending batch)"
+        else:
+            saved = "the weights are already non-finite, so none were saved as a checkpoint"
+        return TrainingStopped(
+            f"non-finite loss or gradient at step {step} (epoch {epoch}); {saved}; set train.on_nonfinite=skip to skip such steps"
+        )
+
+    def stop_for_signal(self, number: int) -> TrainingInterrupted:
+        progress = self.state.progress
+        saved = self.checkpoint()
+        return TrainingInterrupted(
+            f"stopped by {signal.Signals(number).name} at step {progress.step} (epoch {progress.epoch}); the state is saved in "
+            f"{saved}: continue with `pipeline train RECIPE --resume`",
+            number,
+            quiet=not self.exp.accelerator.is_main_process,
+        )
 
     def after_step(self, grad_norm: torch.Tensor | None, nonfinite: bool) -> None:
         """Bookkeeping after optimizer step `progress.step`: a non-finite stop, unfreezing, log, eval, checkpoint."""
@@ -74,11 +96,7 @@ class _Steps:
         if nonfinite:
             self.run.log({"step": step, "epoch": epoch, "nonfinite_gradient": True, "action": train_cfg.on_nonfinite})
             if train_cfg.on_nonfinite == "stop":
-                saved = self.checkpoint()
-                raise TrainingStopped(
-                    f"non-finite loss or gradient at step {step} (epoch {epoch}); the weights before it are saved in "
-                    f"{saved} (resume continues after the offending batch); set train.on_nonfinite=skip to skip such steps"
-                )
+                raise self.stop_for_nonfinite(step, epoch)
         if step in state.unfreeze_due:
             unfreeze(state.unfreeze_due[step])
             self.run.log({"step": step, "unfrozen_parameters": sum(p.numel() for p in state.unfreeze_due[step])})
@@ -109,59 +127,76 @@ def _epoch_batches(exp: Experiment, state: TrainingState, epoch: int, first_epoc
     return state.train_loader
 
 
-def fit(exp: Experiment, state: TrainingState, run: RunFolder) -> dict[str, Any]:
-    """Train from where `state` stands to `plan.total_steps`; returns a summary (steps, epochs, wall time...)."""
+def _train_epoch(exp: Experiment, state: TrainingState, steps: _Steps, stops: StopRequests, epoch: int, first_epoch: int) -> bool:
+    """One epoch, or what a resumed one has left; True once the run has reached its last step."""
     acc, train_cfg, progress = exp.accelerator, exp.recipe.train, state.progress
     model, optimizer, total_steps = state.model, state.optimizer, state.plan["total_steps"]
+    model.train()
+    grad_norm = None
+    for batch in _epoch_batches(exp, state, epoch, first_epoch):
+        progress.batches_in_epoch += 1
+        with acc.accumulate(model):
+            with acc.autocast():
+                loss = model(**batch).loss
+            acc.backward(loss)
+            nonfinite = False
+            if acc.sync_gradients:
+                # The norm is taken after the gradient all-reduce, so every process sees the same value.
+                grad_norm = acc.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm or math.inf)
+                nonfinite = acc.scaler is None and not math.isfinite(float(grad_norm))
+                if nonfinite:
+                    optimizer.zero_grad()  # the offending update is never applied
+            optimizer.step()
+            optimizer.zero_grad()
+        steps.running_loss += loss.detach().float()
+        steps.micro_batches += 1
+        if not acc.sync_gradients:
+            continue
+        if not acc.optimizer_step_was_skipped:
+            state.scheduler.step()
+        progress.step += 1
+        steps.bar.update(1)
+        steps.after_step(grad_norm, nonfinite)
+        number = stops.agreed(acc)
+        if number is not None:
+            raise steps.stop_for_signal(number)
+        if progress.step >= total_steps:
+            return True
+    return progress.step >= total_steps
+
+
+def fit(exp: Experiment, state: TrainingState, run: RunFolder) -> dict[str, Any]:
+    """Train from where `state` stands to `plan.total_steps`; returns a summary (steps, epochs, wall time...).
+
+    SIGINT or SIGTERM stops the loop at the next step boundary, after a checkpoint (`TrainingInterrupted`).
+    """
+    acc, train_cfg, progress = exp.accelerator, exp.recipe.train, state.progress
+    total_steps = state.plan["total_steps"]
     bar = tqdm(total=total_steps, initial=progress.step, desc="training", disable=not acc.is_local_main_process)
     steps = _Steps(exp, state, run, bar)
-    grad_norm, first_epoch = None, progress.epoch
-    num_epochs = math.ceil(total_steps / state.plan["steps_per_epoch"])
-    for epoch in range(first_epoch, num_epochs):
-        progress.epoch = epoch
-        model.train()
-        for batch in _epoch_batches(exp, state, epoch, first_epoch):
-            progress.batches_in_epoch += 1
-            with acc.accumulate(model):
-                with acc.autocast():
-                    loss = model(**batch).loss
-                acc.backward(loss)
-                nonfinite = False
-                if acc.sync_gradients:
-                    # The norm is taken after the gradient all-reduce, so every process sees the same value.
-                    grad_norm = acc.clip_grad_norm_(model.parameters(), train_cfg.max_grad_norm or math.inf)
-                    nonfinite = acc.scaler is None and not math.isfinite(float(grad_norm))
-                    if nonfinite:
-                        optimizer.zero_grad()  # the offending update is never applied
-                optimizer.step()
-                optimizer.zero_grad()
-            steps.running_loss += loss.detach().float()
-            steps.micro_batches += 1
-            if not acc.sync_gradients:
-                continue
-            if not acc.optimizer_step_was_skipped:
-                state.scheduler.step()
-            progress.step += 1
-            bar.update(1)
-            steps.after_step(grad_norm, nonfinite)
-            if progress.step >= total_steps:
-                break
-        if not train_cfg.eval_every_steps:
-            steps.evaluate()
-        if progress.step >= total_steps:
-            break
-        progress.epoch, progress.batches_in_epoch = epoch + 1, 0
-        if train_cfg.checkpoint_every_epoch:
-            steps.checkpoint()
-    bar.close()
+    first_epoch = progress.epoch
+    try:
+        with StopRequests() as stops:
+            for epoch in range(first_epoch, math.ceil(total_steps / state.plan["steps_per_epoch"])):
+                progress.epoch = epoch
+                finished = _train_epoch(exp, state, steps, stops, epoch, first_epoch)
+                if not train_cfg.eval_every_steps:
+                    steps.evaluate()
+                if finished:
+                    break
+                progress.epoch, progress.batches_in_epoch = epoch + 1, 0
+                if train_cfg.checkpoint_every_epoch:
+                    steps.checkpoint()
+    finally:
+        bar.close()  # before any message: it must not share the progress bar's line
     return {
         "steps": progress.step,
-        "epochs": epoch + 1,
+        "epochs": progress.epoch + 1,
         "train_wall_time_s": round(time.perf_counter() - steps.started, 2),
         "resumed_from_step": state.resumed_at,
         "trainable_parameters": sum(row.count for row in state.parameter_rows if row.trainable),
         "frozen_parameters": sum(row.count for row in state.parameter_rows if not row.trainable),
-        "optimizer_state_numel": optimizer_state_numel(optimizer),
+        "optimizer_state_numel": optimizer_state_numel(state.optimizer),
         "peak_memory_mb": peak_memory_mb(acc.device),
-        "frozen_tables_identical_across_processes": frozen_tables_agree(exp, model),
+        "frozen_tables_identical_across_processes": frozen_tables_agree(exp, state.model),
     }

@@ -12,14 +12,16 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
+import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from pipeline.errors import PipelineError
 from pipeline.families.base import Family
-from pipeline.families.registry import family_of_model_type
+from pipeline.families.registry import FAMILIES, family_of_model_type
 from pipeline.paths import resolve_model_path
 from pipeline.recipe.schema import ModelConfig, TokenizerBuild
+from pipeline.resources import require_memory
 from pipeline.vocabulary.build import build_tokenizer
 
 # Tokenizers report "no limit" as a huge sentinel; anything above this is treated as unknown.
@@ -50,7 +52,9 @@ def load_tokenizer(cfg: ModelConfig, family: Family, train_texts: Iterable[str] 
             raise _load_error(field, source, error) from None
     if tokenizer.pad_token is None:
         if not family.pad_with_eos or tokenizer.eos_token is None:
-            raise PipelineError(f"tokenizer '{source}' has no pad token; is this a GPT-style model (family: gpt2)?", field="model.family")
+            eos = [name for name, other in FAMILIES.items() if other.pad_with_eos]
+            raise PipelineError(f"tokenizer '{source}' has no pad token, and family {family.name} does not pad with EOS; "
+                                f"is this a decoder (family: {' or '.join(eos)})?", field="model.family")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return tokenizer
@@ -75,28 +79,9 @@ def build_model(
     auto_class: e.g. `AutoModelForSequenceClassification`; head_kwargs: e.g. num_labels, id2label, label2id.
     """
     if cfg.config is not None:
-        _check_config_keys(family, cfg.config)
-        special_ids = {f"{name}_id": getattr(tokenizer, f"{name}_id") for name in ("pad_token", "bos_token", "eos_token")}
-        settings = {"vocab_size": len(tokenizer), **special_ids, **cfg.config, **head_kwargs}
-        try:
-            config = AutoConfig.for_model(family.scratch_model_type, **settings)
-        except (TypeError, ValueError) as error:
-            raise PipelineError(f"not a valid {family.name} configuration ({error})", field="model.config") from None
-        model = auto_class.from_config(config)
-        family.prepare_fresh_model(model, tokenizer)
+        model = _fresh_model(cfg, family, auto_class, tokenizer, head_kwargs)
     else:
-        source = resolve_model_path(cfg.name_or_path)
-        try:
-            model_type = AutoConfig.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code).model_type
-            claimed = family_of_model_type(model_type)
-            if claimed is not None and claimed is not family:
-                raise PipelineError(
-                    f"'{cfg.name_or_path}' is a {model_type} checkpoint, of family {claimed.name}; set model.family: {claimed.name}",
-                    field="model.family",
-                )
-            model = auto_class.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs)
-        except (OSError, ValueError) as error:
-            raise _load_error("model.name_or_path", cfg.name_or_path, error) from None
+        model = _pretrained_model(cfg, family, auto_class, head_kwargs)
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         raise PipelineError(
             f"the tokenizer has {len(tokenizer)} tokens but the model's table only "
@@ -105,6 +90,48 @@ def build_model(
         )
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def _fresh_model(
+    cfg: ModelConfig, family: Family, auto_class: Any, tokenizer: PreTrainedTokenizerBase, head_kwargs: dict[str, Any]
+) -> PreTrainedModel:
+    """A randomly initialised model from `model.config`; settings the model class refuses, or a size this machine
+    cannot hold, are one-line errors naming `model.config`."""
+    _check_config_keys(family, cfg.config)
+    special_ids = {f"{name}_id": getattr(tokenizer, f"{name}_id") for name in ("pad_token", "bos_token", "eos_token")}
+    settings = {"vocab_size": len(tokenizer), **special_ids, **cfg.config, **head_kwargs}
+    try:
+        config = AutoConfig.for_model(family.scratch_model_type, **settings)
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            size = sum(p.numel() * p.element_size() for p in auto_class.from_config(config).parameters())
+        require_memory(size, f"a {family.name} model of these settings", "model.config")
+        model = auto_class.from_config(config)
+    except PipelineError:
+        raise
+    except Exception as error:  # config classes and model code raise many types on settings they refuse
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PipelineError(f"not a valid {family.name} configuration ({first})", field="model.config") from None
+    family.prepare_fresh_model(model, tokenizer)
+    return model
+
+
+def _pretrained_model(cfg: ModelConfig, family: Family, auto_class: Any, head_kwargs: dict[str, Any]) -> PreTrainedModel:
+    """A checkpoint of the recipe's family with the task's head; a checkpoint of another family, or one that cannot
+    be read (missing, truncated or corrupt weights), is a one-line error."""
+    source = resolve_model_path(cfg.name_or_path)
+    try:
+        model_type = AutoConfig.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code).model_type
+        claimed = family_of_model_type(model_type)
+        if claimed is not None and claimed is not family:
+            raise PipelineError(
+                f"'{cfg.name_or_path}' is a {model_type} checkpoint, of family {claimed.name}; set model.family: {claimed.name}",
+                field="model.family",
+            )
+        return auto_class.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs)
+    except PipelineError:
+        raise
+    except Exception as error:  # transformers, safetensors and the Hub client raise many types: all mean "cannot load"
+        raise _load_error("model.name_or_path", cfg.name_or_path, error) from None
 
 
 def resolve_max_length(cfg: ModelConfig, positions: int | None, tokenizer: PreTrainedTokenizerBase) -> int:

@@ -3,9 +3,12 @@ state, `fit`, then save the model and the final evaluation (cf. litgpt's setup â
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.data.sources import data_fingerprint
 from pipeline.errors import PipelineError
 from pipeline.evaluation.evaluate import write_final_evaluation
 from pipeline.recipe.io import dump_recipe
@@ -14,25 +17,55 @@ from pipeline.training.checkpointing import Progress, latest_checkpoint, save_mo
 from pipeline.training.experiment import Experiment, setup
 from pipeline.training.loop import fit
 from pipeline.training.parameters import format_group_table
-from pipeline.training.run_folder import RunFolder, check_output_dir
+from pipeline.training.run_folder import RunFolder, check_output_dir, check_output_location, foreign_entries
 from pipeline.training.state import prepare_training, resume_training
 
 log = logging.getLogger(__name__)
+FINGERPRINTS = "fingerprints.json"
 
 
-def start_run(recipe: Recipe, overwrite: bool, resume: bool) -> tuple[Path, tuple[Path, Progress] | None]:
+@dataclass
+class RunStart:
+    """Where a run starts: its folder, the checkpoint to resume from (None: from the beginning), whether an
+    existing run folder is replaced first, and the fingerprints of the data it trains on."""
+
+    output_dir: Path
+    checkpoint: tuple[Path, Progress] | None
+    replace: bool
+    fingerprints: dict[str, str]
+
+
+def _check_resumable(recipe: Recipe, output_dir: Path, fingerprints: dict[str, str]) -> None:
+    """A run is resumed only with the recipe and data it started with, and only while it is unfinished."""
+    if foreign_entries(output_dir):
+        raise PipelineError(f"'{output_dir}' holds files a run does not write; it cannot be resumed", field="output_dir")
+    if (output_dir / "recipe.yaml").read_text(encoding="utf-8") != dump_recipe(recipe):
+        raise PipelineError(f"the recipe differs from the one {output_dir} was started with ({output_dir / 'recipe.yaml'}); resume needs the same recipe", field="output_dir")
+    if (output_dir / "metrics.json").is_file():
+        raise PipelineError(f"the run in {output_dir} already finished; use --overwrite to train it again", field="output_dir")
+    saved = output_dir / FINGERPRINTS
+    if not saved.is_file():
+        log.warning("%s records no data fingerprints: cannot check that the data is unchanged", output_dir)
+        return
+    recorded = json.loads(saved.read_text())
+    changed = sorted(name for name in set(recorded) | set(fingerprints) if recorded.get(name) != fingerprints.get(name))
+    if changed:
+        raise PipelineError(f"the data changed since {output_dir} was started (split {', '.join(changed)}); resume needs the same data", field="data")
+
+
+def start_run(recipe: Recipe, overwrite: bool, resume: bool) -> RunStart:
     """Check the run folder before anything is built: refuse to clobber a run, or find where to resume."""
     output_dir = Path(recipe.output_dir)
-    saved_recipe = output_dir / "recipe.yaml"
-    if not (resume and saved_recipe.is_file()):
+    fingerprints = data_fingerprint(recipe.data)
+    if not (resume and (output_dir / "recipe.yaml").is_file()):
         check_output_dir(output_dir, overwrite)
-        return output_dir, None
-    if saved_recipe.read_text(encoding="utf-8") != dump_recipe(recipe):
-        raise PipelineError(f"the recipe differs from the one {output_dir} was started with ({saved_recipe}); resume needs the same recipe", field="output_dir")
+        return RunStart(output_dir, None, overwrite, fingerprints)
+    check_output_location(output_dir)
+    _check_resumable(recipe, output_dir, fingerprints)
     checkpoint = latest_checkpoint(output_dir)
     if checkpoint is None:
-        log.warning("no usable checkpoint in %s: starting from the beginning", output_dir)
-    return output_dir, checkpoint
+        log.warning("no usable checkpoint in %s: starting from the beginning, with a clean run folder", output_dir)
+    return RunStart(output_dir, checkpoint, checkpoint is None, fingerprints)
 
 
 def train(recipe: Recipe, overwrite: bool = False, resume: bool = False) -> Path:
@@ -40,27 +73,29 @@ def train(recipe: Recipe, overwrite: bool = False, resume: bool = False) -> Path
 
     resume: continue the run in `output_dir` from its newest whole checkpoint (or start it, if there is none).
     """
-    output_dir, checkpoint = start_run(recipe, overwrite, resume)
+    start = start_run(recipe, overwrite, resume)
     exp = setup(recipe)
-    return train_experiment(exp, output_dir, overwrite=overwrite and not resume, resume_from=checkpoint)
+    return train_experiment(exp, start)
 
 
-def train_experiment(exp: Experiment, output_dir: Path, overwrite: bool = False, resume_from: tuple[Path, Progress] | None = None) -> Path:
+def train_experiment(exp: Experiment, start: RunStart) -> Path:
     """Prepare and (when asked) resume the training state, run `fit`, then save the model and the final scores."""
     acc, train_cfg = exp.accelerator, exp.recipe.train
-    run = RunFolder.create(output_dir, acc.is_main_process, overwrite)
+    run = RunFolder.create(start.output_dir, acc.is_main_process, start.replace)
     acc.wait_for_everyone()
     run.write_text("recipe.yaml", dump_recipe(exp.recipe))
+    if start.checkpoint is None:
+        run.write_json(FINGERPRINTS, start.fingerprints)
     state = prepare_training(exp)
     run.write_start_reports(state.parameter_rows, exp.input_report)
     acc.print(format_group_table(state.parameter_rows))
-    if resume_from is not None:
-        resume_training(exp, state, *resume_from, run)
+    if start.checkpoint is not None:
+        resume_training(exp, state, *start.checkpoint, run)
     run.write_json("batching.json", state.plan)
     if train_cfg.report_to:
         acc.init_trackers("tensorboard", config={"lr": train_cfg.lr, "batch_size": train_cfg.batch_size, "seed": train_cfg.seed})
     summary = fit(exp, state, run)
-    save_model(exp, state.model, output_dir / "model")
+    save_model(exp, state.model, start.output_dir / "model")
     write_final_evaluation(exp, state.model, run, summary)
     acc.end_training()
-    return output_dir
+    return start.output_dir

@@ -1,12 +1,15 @@
 """The run folder: resolved recipe, parameter table, step log, metrics, predictions, saved model.
 
 Only the main process writes. Each file is written to a temporary name and renamed into place, so a reader
-never sees half a file; `metrics.json` is written last and marks a finished run.
+never sees half a file; `metrics.json` is written last and marks a finished run. JSON files hold only finite
+numbers (nan and inf are written as null).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -15,13 +18,64 @@ from typing import Any
 from pipeline.errors import PipelineError
 from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 
+# What a run folder of ours holds; --overwrite deletes a folder only when it holds nothing else.
+RUN_ENTRIES = {"recipe.yaml", "fingerprints.json", "parameters.tsv", "input_layers.json", "batching.json", "log.jsonl",
+               "metrics.json", "model", "checkpoints", "tensorboard"}
+RUN_PATTERNS = ("predictions-*.jsonl", ".*.partial")
 
-def check_output_dir(path: Path, overwrite: bool) -> None:
-    """Refuse to reuse a non-empty run folder unless the user asked for --overwrite."""
+
+def foreign_entries(path: Path) -> list[str]:
+    """Entries of a folder that a run of ours does not write (sorted); a run folder has none, and a recipe.yaml."""
+    names = sorted(entry.name for entry in path.iterdir())
+    foreign = [name for name in names if name not in RUN_ENTRIES and not any(fnmatch.fnmatch(name, p) for p in RUN_PATTERNS)]
+    return foreign if "recipe.yaml" in names else (foreign or names)
+
+
+def check_output_location(path: Path) -> None:
+    """Refuse an output_dir that can never be a run folder: the working directory or a folder above it, a path
+    below a regular file, or a place this user cannot write to."""
+    resolved, here = path.resolve(), Path.cwd().resolve()
+    if resolved == here or resolved in here.parents:
+        raise PipelineError(f"'{path}' is the working directory or a folder above it; a run needs a folder of its own (e.g. runs/my-run)", field="output_dir")
     if path.exists() and not path.is_dir():
         raise PipelineError(f"'{path}' exists and is not a folder", field="output_dir")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
+    existing = next(parent for parent in (resolved, *resolved.parents) if parent.exists())
+    if not existing.is_dir():
+        raise PipelineError(f"'{path}' would be inside '{existing}', which is a file", field="output_dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PipelineError(f"cannot write to '{existing}' (permission denied)", field="output_dir")
+
+
+def check_output_dir(path: Path, overwrite: bool) -> None:
+    """Refuse to reuse a non-empty folder unless the user asked for --overwrite, and even then unless it is a run
+    folder of ours: --overwrite never deletes files a run did not write."""
+    check_output_location(path)
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not overwrite:
         raise PipelineError(f"'{path}' already holds a run; pass --overwrite or choose another output_dir", field="output_dir")
+    foreign = foreign_entries(path)
+    if foreign:
+        raise PipelineError(
+            f"'{path}' is not a run folder (it holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}); "
+            "--overwrite only replaces a run folder: choose another output_dir",
+            field="output_dir",
+        )
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with every non-finite float (nan, inf) as None: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    return value
+
+
+def to_json(value: Any, indent: int | None = None) -> str:
+    return json.dumps(json_ready(value), indent=indent, allow_nan=False)
 
 
 class RunFolder:
@@ -50,10 +104,10 @@ class RunFolder:
         os.replace(partial, target)
 
     def write_json(self, name: str, value: Any) -> None:
-        self.write_text(name, json.dumps(value, indent=2) + "\n")
+        self.write_text(name, to_json(value, indent=2) + "\n")
 
     def write_jsonl(self, name: str, rows: list[dict[str, Any]]) -> None:
-        self.write_text(name, "".join(json.dumps(row) + "\n" for row in rows))
+        self.write_text(name, "".join(to_json(row) + "\n" for row in rows))
 
     def write_start_reports(self, rows: list[ParameterRow], input_report: dict[str, Any]) -> None:
         """What the run starts from: the parameter table and what each input layer is (with data counts)."""
@@ -64,7 +118,7 @@ class RunFolder:
         """Append one line to `log.jsonl` (flushed at once, so a crash keeps every line written before)."""
         if self.is_main:
             with open(self.path / "log.jsonl", "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(to_json(record) + "\n")
             self.log_lines += 1
 
     def truncate_log(self, lines: int) -> None:

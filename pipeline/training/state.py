@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from pipeline.errors import PipelineError
-from pipeline.training.checkpointing import Progress
+from pipeline.training.checkpointing import Progress, load_checkpoint
 from pipeline.training.experiment import Experiment
 from pipeline.training.parameters import ParameterRow, parameter_rows
 from pipeline.training.policies import build_optimizer, unfreeze
@@ -57,7 +57,6 @@ def prepare_training(exp: Experiment) -> TrainingState:
     warmup = train_cfg.warmup_steps or round(train_cfg.warmup_ratio * total_steps)
     # Not passed to `prepare`: stepped once per optimizer step, whatever the number of processes.
     scheduler = get_scheduler(train_cfg.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
-    acc.register_for_checkpointing(scheduler)
     unfreeze_due: dict[int, list[torch.nn.Parameter]] = {}
     for (unit, when), params in exp.unfreeze_schedule.items():
         unfreeze_due.setdefault(when * steps_per_epoch if unit == "epoch" else when, []).extend(params)
@@ -79,7 +78,7 @@ def resume_training(exp: Experiment, state: TrainingState, checkpoint: Path, pro
     saved = json.loads((run.path / "batching.json").read_text())
     if any(saved.get(key) != state.plan[key] for key in ("micro_batch_size", "processes")):
         raise PipelineError(f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same", field="train")
-    exp.accelerator.load_state(str(checkpoint / "state"))
+    load_checkpoint(exp, state.scheduler, checkpoint)
     run.truncate_log(progress.log_lines)
     for step_due, params in state.unfreeze_due.items():
         if step_due <= progress.step:

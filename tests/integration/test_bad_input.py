@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from bad_input_cases import CASES, Workspace
 
 from helpers import recipe_dict, write_recipe
 from pipeline.cli import main
@@ -76,6 +77,24 @@ def test_there_are_at_least_thirty_cases():
     assert len(MALFORMED) >= 30
 
 
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_case(tmp_path, tiny_bert, capsys, case):
+    """Each case of `bad_input_cases`: exit code 2, one `error:` line with the expected text, nothing written."""
+    workspace = Workspace(tmp_path, tiny_bert)
+    argv, expected = case.build(workspace)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]
+    assert last.startswith("error: ") and expected in last, last
+    assert sum(line.startswith("error: ") for line in err.splitlines()) == 1 and "Traceback" not in err
+    assert not workspace.run.exists() and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_more_than_sixty_new_cases():
+    assert len(CASES) > 60
+
+
 def test_empty_split_is_refused(tmp_path, tiny_bert, jsonl_data, capsys):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
@@ -90,7 +109,8 @@ def test_non_utf8_csv_is_a_clear_error(tmp_path, tiny_bert, capsys):
     bad.write_bytes(b"text,label\ncaf\xe9 good,pos\nbad,neg\n" * 5)
     path = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, {"train": str(bad)}, tmp_path / "run"))
     assert main(["train", str(path)]) == 2
-    assert "data.files: cannot read the files" in capsys.readouterr().err.splitlines()[-1]
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("error: data.files: ") and "bad.csv': column 'text' is not UTF-8 text" in last
 
 
 def test_empty_and_overlong_texts_are_kept_and_counted(tmp_path, tiny_bert):

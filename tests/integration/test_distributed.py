@@ -27,9 +27,10 @@ def launch(recipe: Path, processes: int, port: int, **kwargs) -> subprocess.Pope
     command = [LAUNCHER, "launch", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "--num_processes", str(processes), "--main_process_port", str(port)]
     command += ["--multi_gpu"] if processes > 1 else ["--cpu"]
-    command += ["-m", "pipeline", "train", str(recipe)]
+    command += ["-m", "pipeline", "train", str(recipe), *kwargs.pop("extra", [])]
     if kwargs.pop("background", False):
-        return subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        output = subprocess.PIPE if kwargs.pop("capture", False) else subprocess.DEVNULL
+        return subprocess.Popen(command, env=ENV, stdout=output, stderr=output, text=True)
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
 
 
@@ -45,7 +46,8 @@ def test_two_processes_match_one_and_write_one_run_folder(tmp_path, jsonl_data, 
     batching = json.loads((runs[2] / "batching.json").read_text())
     assert batching["processes"] == 2 and batching["micro_batch_size"] == 4 and batching["accumulation_steps"] == 1
     assert sorted(p.name for p in runs[2].iterdir()) == sorted(
-        ["batching.json", "input_layers.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl", "recipe.yaml"]
+        ["batching.json", "fingerprints.json", "input_layers.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl",
+         "recipe.yaml"]
     )
     one, two = (json.loads((runs[n] / "metrics.json").read_text()) for n in (1, 2))
     assert two["train"]["frozen_tables_identical_across_processes"] is True
@@ -143,3 +145,32 @@ def test_bilstm_tasks_gather_every_example_once_across_processes(tmp_path, task,
         records[processes] = (run_dir / "predictions-validation.jsonl").read_text().splitlines()
     assert len(records[2]) == len(records[1])  # every block or row once, none duplicated by even sharding
     assert scores[2][score] == pytest.approx(scores[1][score], rel=1e-4)
+
+
+def test_sigterm_stops_every_process_at_one_step_and_resume_matches(tmp_path, tiny_bert_without_dropout):
+    """A scheduler's pre-emption under `accelerate launch`: both processes checkpoint the same step; resuming with two
+    processes ends bit-identical to an uninterrupted two-process run."""
+    data = {split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed)) for split, count, seed in (("train", 120, 0), ("validation", 16, 1))}
+    train = {"epochs": 2, "max_steps": None, "batch_size": 4, "save_every_steps": 5, "keep_checkpoints": 3, "log_every_steps": 1}
+    recipes = {name: write_recipe(tmp_path / f"{name}.yaml", recipe_dict(tiny_bert_without_dropout, data, tmp_path / name, train=train))
+               for name in ("reference", "stopped")}
+    assert launch(recipes["reference"], 2, 29541).returncode == 0
+    process = launch(recipes["stopped"], 2, 29542, background=True, capture=True)
+    log = tmp_path / "stopped" / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.exists() and max((json.loads(line).get("step", 0) for line in log.read_text().splitlines()), default=0) >= 22:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=180)
+    stopped = [line for line in err.splitlines() if line.startswith("error: stopped by SIGTERM at step ")]
+    assert len(stopped) == 1, err[-2000:]  # both processes stopped; one says where
+    step = int(stopped[0].split(" at step ")[1].split()[0])
+    assert (tmp_path / "stopped" / "checkpoints" / f"step-{step:07d}" / "complete.json").is_file()
+    resumed = launch(recipes["stopped"], 2, 29543, extra=["--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    first, second = (load_file(tmp_path / name / "model" / "model.safetensors") for name in ("reference", "stopped"))
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert json.loads((tmp_path / "stopped" / "metrics.json").read_text())["train"]["resumed_from_step"] == step

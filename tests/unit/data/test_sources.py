@@ -15,6 +15,7 @@ from pipeline.recipe.tasks import SequenceClassificationTask
 from pipeline.tasks.sequence_classification import SequenceClassification
 
 BERT = family_named("bert")
+CLASSIFY = SequenceClassificationTask(type="sequence-classification")
 
 
 def test_class_folders_read_labels_and_count_bad_bytes(tmp_path):
@@ -48,20 +49,20 @@ def test_stratified_holdout_is_seeded_disjoint_and_balanced():
 
 
 def test_files_load_with_named_splits(jsonl_data):
-    splits = load_splits(DataConfig(files=jsonl_data), "label")
-    assert sorted(splits) == ["train", "validation"]
+    splits, dropped = load_splits(DataConfig(files=jsonl_data), CLASSIFY)
+    assert sorted(splits) == ["train", "validation"] and dropped == {"train": 0, "validation": 0}
     assert len(splits["train"]) == 48
 
 
 def test_single_file_gets_a_holdout(tmp_path):
     path = tmp_path / "all.csv"
     path.write_text("text,label\n" + "".join(f"t{i},{i % 3}\n" for i in range(30)))
-    splits = load_splits(DataConfig(files=str(path), holdout={"validation": 0.2}), "label")
+    splits, _ = load_splits(DataConfig(files=str(path), holdout={"validation": 0.2}), CLASSIFY)
     assert len(splits["validation"]) == 6 and len(splits["train"]) == 24
 
 
 def test_missing_columns_and_unseen_labels_are_named(jsonl_data):
-    splits = load_splits(DataConfig(files=jsonl_data), "label")
+    splits, _ = load_splits(DataConfig(files=jsonl_data), CLASSIFY)
     task = SequenceClassification(SequenceClassificationTask(type="sequence-classification", text_column="sentence"), BERT)
     with pytest.raises(PipelineError, match="task.text_column: column 'sentence' not in split"):
         task.check_columns(splits)

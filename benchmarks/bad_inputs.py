@@ -1,0 +1,77 @@
+"""Bad-input survey: every case of `tests/bad_input_cases.py`, run as a fresh `python -m pipeline` process against a
+checkout, and the outcomes counted.
+
+Outcomes: `one line, as expected` (exit 2, one `error:` line holding the expected text, no traceback, nothing
+written), `one line, other text`, `traceback`, `accepted` (exit 0: trained or evaluated a bad input without a word),
+`wrote output` (exit 2, but a run folder was left behind), `other exit N`.
+
+Usage:  .venv/bin/python benchmarks/bad_inputs.py [--checkout PATH] [--out benchmarks/results-bad-inputs.json]
+        (--checkout: the repository whose `pipeline` package to run, e.g. a worktree of an older commit)
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+from bad_input_cases import CASES, Workspace  # noqa: E402
+
+from helpers import save_tiny_bert  # noqa: E402
+
+
+def outcome(result: subprocess.CompletedProcess, expected: str, wrote: bool) -> str:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    if "Traceback (most recent call last)" in result.stderr:
+        return "traceback"
+    if result.returncode == 0:
+        return "accepted"
+    if result.returncode != 2:
+        return f"other exit {result.returncode}"
+    if wrote:
+        return "wrote output"
+    if len(errors) == 1 and expected in errors[0]:
+        return "one line, as expected"
+    return "one line, other text"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkout", type=Path, default=REPO)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-bad-inputs.json")
+    args = parser.parse_args()
+    env = {**os.environ, "PYTHONPATH": str(args.checkout.resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    scratch = Path(tempfile.mkdtemp(prefix="embedlab-bad-inputs-"))
+    bert = save_tiny_bert(scratch / "bert")
+    rows, started = [], time.perf_counter()
+    for number, case in enumerate(CASES):
+        folder = scratch / f"case-{number:03d}"
+        folder.mkdir()
+        workspace = Workspace(folder, bert)
+        argv, expected = case.build(workspace)
+        result = subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=workspace.root, env=env, capture_output=True, text=True, timeout=600)
+        row = {"case": case.name, "kind": case.kind, "outcome": outcome(result, expected, workspace.run.exists()),
+               "exit_code": result.returncode, "last_line": (result.stderr.strip().splitlines() or [""])[-1][:300]}
+        rows.append(row)
+        print(f"{row['outcome']:<24} {case.kind:<11} {case.name}", flush=True)
+    counts = collections.Counter(row["outcome"] for row in rows)
+    by_kind = {kind: dict(collections.Counter(row["outcome"] for row in rows if row["kind"] == kind)) for kind in dict.fromkeys(c.kind for c in CASES)}
+    print(json.dumps(counts, indent=2))
+    result = {"checkout": str(args.checkout.resolve()), "cases": len(rows), "outcomes": dict(counts), "by_kind": by_kind,
+              "wall_time_s": round(time.perf_counter() - started, 1), "rows": rows}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Reading local data files (csv, json, jsonl, parquet, txt) into splits, with one clear line for every problem.
+
+The files are read with pyarrow directly, by their exact path: no glob expansion (a file named `tr*.jsonl` is that
+file alone), no silent type coercion (a column whose values change type is an error naming the row), and an
+empty, truncated or non-UTF-8 file is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pa_parquet
+from datasets import Dataset, DatasetDict
+from datasets.table import InMemoryTable
+
+from pipeline.errors import PipelineError
+
+FIELD = "data.files"
+
+
+def _one_based_rows(message: str) -> str:
+    """pyarrow counts rows from 0; people count them from 1."""
+    return re.sub(r"\bin row (\d+)", lambda match: f"in row {int(match.group(1)) + 1}", message)
+
+
+def _read_json_array(path: Path) -> pa.Table:
+    """A .json file holding one array of objects (the other JSON layout, beside JSON Lines)."""
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ValueError("a .json file must hold JSON Lines or one array of objects")
+    return pa_json.read_json(pa.BufferReader("".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")))
+
+
+def _read_text_lines(path: Path) -> pa.Table:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return pa.table({"text": pa.array(lines, type=pa.string())})
+
+
+def read_table(path: Path) -> pa.Table:
+    """One local file as an Arrow table; every problem becomes a one-line `PipelineError` naming the file."""
+    suffix = path.suffix.lower()
+    try:
+        if path.stat().st_size == 0:
+            raise ValueError("the file is empty")
+        if suffix == ".parquet":
+            table = pa_parquet.read_table(path)
+        elif suffix == ".csv":
+            table = pa_csv.read_csv(path)
+        elif suffix == ".txt":
+            table = _read_text_lines(path)
+        elif suffix == ".json" and path.read_bytes().lstrip()[:1] == b"[":
+            table = _read_json_array(path)
+        else:
+            path.read_text(encoding="utf-8")  # pyarrow reads invalid UTF-8 into strings without a word
+            table = pa_json.read_json(path)
+    except UnicodeDecodeError as error:
+        raise PipelineError(f"'{path}' is not UTF-8 text (byte {error.start}: {error.reason})", field=FIELD) from None
+    except (OSError, ValueError, pa.ArrowException) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PipelineError(f"cannot read '{path}' ({_one_based_rows(first)})", field=FIELD) from None
+    undecoded = [field.name for field in table.schema if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)]
+    if undecoded and suffix == ".csv":
+        raise PipelineError(f"'{path}': column '{undecoded[0]}' is not UTF-8 text", field=FIELD)
+    if table.num_rows == 0:
+        raise PipelineError(f"'{path}' holds no rows", field=FIELD)
+    return table
+
+
+def read_files(paths: dict[str, Path]) -> DatasetDict:
+    """Each split's file as a `Dataset`."""
+    return DatasetDict({split: Dataset(InMemoryTable(read_table(path))) for split, path in paths.items()})
