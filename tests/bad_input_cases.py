@@ -137,6 +137,15 @@ def _data_cases() -> list[Case]:
         ("garbage parquet", "garbage.parquet", b"not a parquet file at all", {}, "cannot read"),
         ("words not a list", "words.jsonl", rows({"tokens": "the cat", "tags": ["D", "N"]}), TAGGING, "words must be a list per row"),
         ("null tag", "nulltag.jsonl", rows({"tokens": ["the", "cat"], "tags": ["D", "N"]}, {"tokens": ["a", "dog"], "tags": ["D", None]}), TAGGING, "row 2 of split 'train'"),
+        ("regression target is text", "textual.jsonl", rows({"text": "fine", "label": "high"}, {"text": "bad", "label": "low"}),
+         {"task": {"type": "regression"}, "eval": {"metrics": None}}, "a regression target must be a number"),
+        ("missing regression target", "notarget.jsonl", rows({"text": "fine", "label": 1.5}, {"text": "bad", "label": None}),
+         {"task": {"type": "regression"}, "eval": {"metrics": None}}, "row 2 of split 'train'"),
+        ("missing label inside a label list", "holes.jsonl", rows({"text": "fine", "labels": ["a"]}, {"text": "bad", "labels": ["b", None]}),
+         {"task": {"type": "multi-label"}, "eval": {"metrics": None}}, "has a missing item in its labels"),
+        ("label set of numbers", "numbers.jsonl", rows({"text": "fine", "labels": 1.5}, {"text": "bad", "labels": 2.5}),
+         {"task": {"type": "multi-label"}, "eval": {"metrics": None}}, "a label set must be a list of labels"),
+        ("conll line without a tag", "short.conll", "John B-PER\nlives\n", TAGGING, "line 2 has 1 field(s)"),
         ("null word list", "nullwords.jsonl", rows({"tokens": ["the"], "tags": ["D"]}, {"tokens": None, "tags": ["D"]}), TAGGING, "row 2 of split 'train'"),
     ]
     return [Case(name, "data", lambda ws, n=fname, c=content, s=sections, e=expected: (ws.train_with_file(n, c, **s), e))

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def write_glove(path: Path, words: list[str], dim: int = 4) -> dict[str, Any]:
     return {w: np.round(v, 6) for w, v in vectors.items()}
 
 
-def save_tiny_bert(folder: Path, **config: Any) -> Path:
+def save_tiny_bert(folder: Path, init_seed: int = 0, **config: Any) -> Path:
     """A 2-layer, 32-wide BERT with a WordPiece vocabulary of the test words, saved like a Hub checkpoint."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
@@ -88,6 +89,7 @@ def save_tiny_bert(folder: Path, **config: Any) -> Path:
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=64, max_position_embeddings=64, **config,
     )
+    torch.manual_seed(init_seed)  # the same "pretrained" weights in every session
     BertModel(bert_config).save_pretrained(folder)
     return folder
 
@@ -100,6 +102,7 @@ def save_tiny_decoder(folder: Path, model_class: Any, config: Any) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_local_path(GPT2_TOKENIZER))
     tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
     model_class(config).save_pretrained(folder)
     return folder
 

@@ -23,19 +23,21 @@ class PadCollator:
 
     input_ids (batch, seq) padded with the pad id; attention_mask and token_type_ids with 0; per-token labels with
     -100; a family's extra per-token inputs (`extra_pad_values`; a list per token, e.g. character ids, becomes
-    (batch, seq, width)) with their own pad value; one value per example is stacked as (batch,).
+    (batch, seq, width)) with their own pad value; one value per example is stacked as (batch,), and with
+    `labels_per_token=False` a label vector per example (multi-label) as (batch, num_labels).
     """
 
-    def __init__(self, pad_token_id: int, extra_pad_values: dict[str, int] | None = None):
+    def __init__(self, pad_token_id: int, extra_pad_values: dict[str, int] | None = None, labels_per_token: bool = True):
         self.pad_values = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0, "labels": IGNORED_LABEL}
         self.pad_values.update(extra_pad_values or {})
+        self.labels_per_token = labels_per_token
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         longest = max(len(feature["input_ids"]) for feature in features)
         batch = {}
         for key in features[0]:
             values = [feature[key] for feature in features]
-            if not isinstance(values[0], list):
+            if not isinstance(values[0], list) or (key == "labels" and not self.labels_per_token):
                 batch[key] = torch.tensor(values)
                 continue
             pad = self.pad_values[key]

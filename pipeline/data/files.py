@@ -1,4 +1,4 @@
-"""Reading local data files (csv, json, jsonl, parquet, txt) into splits, with one clear line for every problem.
+"""Reading local data files (csv, json, jsonl, parquet, txt, CoNLL) into splits, with one clear line for every problem.
 
 The files are read with pyarrow directly, by their exact path: no glob expansion (a file named `tr*.jsonl` is that
 file alone), no silent type coercion (a column whose values change type is an error naming the row), and an
@@ -41,13 +41,42 @@ def _read_text_lines(path: Path) -> pa.Table:
     return pa.table({"text": pa.array(lines, type=pa.string())})
 
 
-def read_table(path: Path) -> pa.Table:
+def read_conll(path: Path, word_column: int = 0, tag_column: int = -1) -> pa.Table:
+    """A CoNLL-style column file: one word per line with its fields split by whitespace, a blank line between
+    sentences, `-DOCSTART-` lines skipped. Returns columns `tokens` and `tags` (one list of each per sentence)."""
+    sentences: list[tuple[list[str], list[str]]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0] == "-DOCSTART-":
+            if words:
+                sentences.append((words, tags))
+            words, tags = [], []
+            continue
+        try:
+            if len(fields) < 2:
+                raise IndexError
+            words.append(fields[word_column])
+            tags.append(fields[tag_column])
+        except IndexError:
+            raise ValueError(f"line {number} has {len(fields)} field(s); a word and its tag need two (data.conll_columns: fields "
+                             f"{word_column} and {tag_column})") from None
+    if words:
+        sentences.append((words, tags))
+    return pa.table({"tokens": [s[0] for s in sentences], "tags": [s[1] for s in sentences]},
+                    schema=pa.schema([("tokens", pa.list_(pa.string())), ("tags", pa.list_(pa.string()))]))
+
+
+def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table:
     """One local file as an Arrow table; every problem becomes a one-line `PipelineError` naming the file."""
     suffix = path.suffix.lower()
     try:
         if path.stat().st_size == 0:
             raise ValueError("the file is empty")
-        if suffix == ".parquet":
+        if suffix == ".conll":
+            table = read_conll(path, *conll_columns)
+        elif suffix == ".parquet":
             table = pa_parquet.read_table(path)
         elif suffix == ".csv":
             table = pa_csv.read_csv(path)
@@ -71,6 +100,6 @@ def read_table(path: Path) -> pa.Table:
     return table
 
 
-def read_files(paths: dict[str, Path]) -> DatasetDict:
+def read_files(paths: dict[str, Path], conll_columns: tuple[int, int] = (0, -1)) -> DatasetDict:
     """Each split's file as a `Dataset`."""
-    return DatasetDict({split: Dataset(InMemoryTable(read_table(path))) for split, path in paths.items()})
+    return DatasetDict({split: Dataset(InMemoryTable(read_table(path, conll_columns))) for split, path in paths.items()})

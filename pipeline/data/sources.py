@@ -77,7 +77,7 @@ def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
         return splits, {name: f"Hub data set {cfg.hub_id}" for name in splits}
     if cfg.files is not None:
         mapping = {cfg.train_split: cfg.files} if isinstance(cfg.files, str) else cfg.files
-        return read_files({split: resolve_local_path(path) for split, path in mapping.items()}), dict(mapping)
+        return read_files({split: resolve_local_path(path) for split, path in mapping.items()}, cfg.conll_columns), dict(mapping)
     folder_data, undecodable = read_class_folders(resolve_local_path(cfg.folder))
     if undecodable:
         log.warning("%d file(s) under %s were not UTF-8; undecodable bytes became U+FFFD", undecodable, cfg.folder)

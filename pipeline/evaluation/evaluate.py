@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
+from pipeline.evaluation.plots import save_confusion_matrix
+
 if TYPE_CHECKING:
     from pipeline.training.experiment import Experiment
     from pipeline.training.run_folder import RunFolder
@@ -27,10 +29,21 @@ def evaluate_all_splits(exp: Experiment, model: torch.nn.Module) -> dict[str, tu
     return results
 
 
+def readable(records: list[dict[str, Any]], rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Each record with what a reader needs of its row (its text or words) in front; rows are in record order."""
+    if rows is None:
+        return records
+    return [{**row, **record} for row, record in zip(rows, records, strict=True)]
+
+
 def write_final_evaluation(exp: Experiment, model: torch.nn.Module, run: RunFolder, summary: dict[str, Any]) -> None:
-    """Predictions for every eval split, then `metrics.json` (written last: it marks a finished run)."""
+    """Predictions (and, for classification, a confusion matrix) for every eval split, then `metrics.json`
+    (written last: it marks a finished run)."""
     results = evaluate_all_splits(exp, model)
     for split, (scores, records) in results.items():
-        run.write_jsonl(f"predictions-{split}.jsonl", records)
-        exp.accelerator.print(f"final {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+        run.write_jsonl(f"predictions-{split}.jsonl", readable(records, exp.display.get(split)))
+        pairs = exp.task.confusion_pairs(records)
+        if pairs and run.is_main:
+            save_confusion_matrix(pairs, run.path / f"confusion-{split}.png", f"{split}: {len(pairs):,} scored")
+        exp.accelerator.print(f"final {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if "/" not in k))
     run.write_json("metrics.json", {**{split: scores for split, (scores, _) in results.items()}, "train": summary})

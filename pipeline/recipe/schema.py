@@ -12,14 +12,14 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.evaluation.metrics import KNOWN_METRICS, LANGUAGE_MODELING_METRICS, is_metric_path
+from pipeline.evaluation.metrics import KNOWN_METRICS, is_metric_path, metrics_for
 from pipeline.families.registry import FAMILIES, family_named
 from pipeline.paths import looks_like_hub_id
 from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
 from pipeline.recipe.layers import LayersConfig, PositionPolicy
-from pipeline.recipe.tasks import LanguageModelingTask, SequenceClassificationTask, TokenClassificationTask
+from pipeline.recipe.tasks import LanguageModelingTask, MultiLabelTask, RegressionTask, SequenceClassificationTask, TokenClassificationTask
 
-DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
+DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text", ".conll": "conll"}
 
 
 class TokenizerBuild(Strict):
@@ -85,7 +85,8 @@ class DataConfig(Strict):
     hub_config: str | None = Field(None, description="Hub data set configuration, e.g. `sst2`.")
     revision: str | None = Field(None, description="Hub data set revision.")
     files: str | dict[str, str] | None = Field(
-        None, description="Local csv/json/jsonl/parquet: one file (the train split) or `{split: path}`."
+        None, description="Local csv/json/jsonl/parquet/txt/conll: one file (the train split) or `{split: path}`. A `.txt` file is one "
+        "text per line (column `text`); a `.conll` file is one word per line, sentences split by blank lines (columns `tokens`, `tags`)."
     )
     folder: str | None = Field(None, description="Folder-per-class tree: `<folder>/<label>/*.txt`.")
     train_split: str = Field("train", description="Split to train on.")
@@ -99,6 +100,9 @@ class DataConfig(Strict):
     )
     max_train_samples: int | None = Field(None, gt=0, le=10**12, description="Use only this many training examples.")
     max_eval_samples: int | None = Field(None, gt=0, le=10**12, description="Use only this many examples per eval split.")
+    conll_columns: tuple[int, int] = Field(
+        (0, -1), description="`.conll` files: the field of the word and of its tag on each line (negative: from the end)."
+    )
     drop_missing_labels: bool = Field(
         False, description="Leave out (and count) rows whose label is missing; false: such a row is an error naming it."
     )
@@ -190,8 +194,9 @@ class EvalConfig(Strict):
         None,
         min_length=1,
         description=f"Metrics: {', '.join(KNOWN_METRICS)}; a path to an `evaluate` script; or `hub:NAME`. "
-        "null: the task's defaults (sequence classification: accuracy, f1_macro; token classification: accuracy; "
-        "language modeling: perplexity).",
+        "null: the task's defaults (sequence classification: accuracy, f1_macro; token classification: entity_f1 and "
+        "accuracy for BIO-style tags, else accuracy and f1_macro; regression: pearson, spearman, mse, mae; multi-label: "
+        "f1_micro, f1_macro, precision_micro, recall_micro, per_label; language modeling: perplexity).",
     )
     splits: list[str] = Field(
         default_factory=lambda: ["validation"],
@@ -199,6 +204,7 @@ class EvalConfig(Strict):
         description="Splits evaluated at the end; the first is also evaluated during training.",
     )
     batch_size: int = Field(64, gt=0, le=MAX_SIZE, description="Examples per evaluation forward pass on one device.")
+    threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: a label is predicted when its probability reaches this.")
     trust_metric_code: bool = Field(
         False, description="Allow metric scripts given by path or `hub:NAME`: loading one runs its code."
     )
@@ -225,7 +231,7 @@ class EvalConfig(Strict):
 class Recipe(Strict):
     output_dir: str = Field(min_length=1, description="Run folder to create; an existing one is refused unless --overwrite.")
     model: ModelConfig
-    task: SequenceClassificationTask | TokenClassificationTask | LanguageModelingTask = Field(discriminator="type")
+    task: SequenceClassificationTask | TokenClassificationTask | RegressionTask | MultiLabelTask | LanguageModelingTask = Field(discriminator="type")
     data: DataConfig
     layers: LayersConfig = Field(default_factory=LayersConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -239,10 +245,12 @@ class Recipe(Strict):
             raise ValueError(f"task.objective: {task.objective} does not fit model.family {family.name} ({hint})")
         if family.no_position_table and self.layers.positions != PositionPolicy():
             raise ValueError(f"layers.positions: not applicable to family {family.name} ({family.no_position_table}); remove it")
-        if self.eval.metrics is None:
+        if self.eval.metrics is None and task.default_metrics is not None:
             self.eval.metrics = list(task.default_metrics)
-        is_lm = isinstance(task, LanguageModelingTask)
-        wrong = [name for name in self.eval.metrics if name in KNOWN_METRICS and (name in LANGUAGE_MODELING_METRICS) != is_lm]
+        fitting = metrics_for(task.metric_inputs)
+        wrong = [name for name in self.eval.metrics or [] if name in KNOWN_METRICS and name not in fitting]
         if wrong:
-            raise ValueError(f"eval.metrics: {wrong[0]!r} does not apply to {task.type} (use {', '.join(task.default_metrics)})")
+            raise ValueError(f"eval.metrics: {wrong[0]!r} does not apply to {task.type} (use {', '.join(fitting)})")
+        if self.eval.threshold != EvalConfig.model_fields["threshold"].default and task.type != "multi-label":
+            raise ValueError("eval.threshold applies to task.type: multi-label")
         return self

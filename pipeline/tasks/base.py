@@ -23,17 +23,42 @@ class Task(Protocol):
     """What the trainer needs from a task."""
 
     auto_class: Any  # the transformers Auto class that adds this task's head
+    labels_per_token: bool  # labels are one per token (padded like the input), else one value or vector per example
 
     def check_columns(self, splits: DatasetDict) -> None: ...
     def texts(self, split: Dataset) -> list[str]: ...
+    def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None: ...
     def fit_labels(self, train: Dataset) -> None: ...
     def use_labels(self, id2label: dict[int, str]) -> None: ...
+    def default_metrics(self) -> list[str]: ...
     def head_kwargs(self) -> dict[str, Any]: ...
+    def prepare_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None: ...
     def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int: ...
     def encode(
-        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, token_features: TokenFeatures
+        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, token_features: TokenFeatures,
+        for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]: ...
     def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]: ...
+    def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None: ...
+
+
+class TaskDefaults:
+    """What most tasks do alike: no tokenizer changes, nothing to show beside the records, no confusion matrix, the
+    recipe section's default metrics."""
+
+    cfg: Any
+
+    def prepare_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Adjust the tokenizer to the task's inputs (it is saved with the model)."""
+
+    def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None:
+        return None
+
+    def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None:
+        return None
+
+    def default_metrics(self) -> list[str]:
+        return list(self.cfg.default_metrics)
 
 
 def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:
@@ -44,7 +69,7 @@ def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:
                 raise PipelineError(f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field)
 
 
-class LabelledTask:
+class LabelledTask(TaskDefaults):
     """A task whose head predicts one of a fixed list of labels (classes or tags), learnt from the train split."""
 
     def __init__(self) -> None:

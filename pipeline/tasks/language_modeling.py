@@ -27,8 +27,9 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.loop import gathered_outputs
 from pipeline.evaluation.metrics import LoadedMetric, compute_all
 from pipeline.families.base import NO_TOKEN_FEATURES, Family, TokenFeatures
+from pipeline.recipe.schema import EvalConfig
 from pipeline.recipe.tasks import LanguageModelingTask
-from pipeline.tasks.base import Records, Scores, require_columns
+from pipeline.tasks.base import Records, Scores, TaskDefaults, require_columns
 
 TEXTS_PER_PACKING_BATCH = 10_000  # texts tokenized and packed together; each such batch ends in one short block
 
@@ -46,10 +47,12 @@ def summed_token_nll(logits: torch.Tensor, labels: torch.Tensor, shift: int) -> 
     return nll.sum(dim=1), (targets != IGNORED_LABEL).sum(dim=1)
 
 
-class LanguageModeling:
+class LanguageModeling(TaskDefaults):
     """The `language-modeling` task adapter (see the module docstring)."""
 
-    def __init__(self, cfg: LanguageModelingTask, family: Family):
+    labels_per_token = True
+
+    def __init__(self, cfg: LanguageModelingTask, family: Family, eval_cfg: EvalConfig):
         self.cfg = cfg
         self.objective = family.lm_objective  # the recipe schema checked that it is cfg.objective
         self.auto_class = self.objective.auto_class
@@ -76,7 +79,8 @@ class LanguageModeling:
         return 1
 
     def encode(
-        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, token_features: TokenFeatures = NO_TOKEN_FEATURES
+        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str,
+        token_features: TokenFeatures = NO_TOKEN_FEATURES, for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
         """Pack the split's texts into blocks of `max_length` tokens with `labels` = the ids (and the family's
         extra per-token inputs, packed alike).
@@ -126,10 +130,10 @@ class LanguageModeling:
                 nll[prefix] += gathered[:, column].tolist()
             counts += count.tolist()
         pooled = [sum(values) for values in zip(*nll.values(), strict=True)]
-        scores = compute_all(metrics, pooled, [count * len(self.directions) for count in counts])
+        scores = compute_all(metrics, "token_nll", pooled, [count * len(self.directions) for count in counts])
         if len(self.directions) > 1:
             for prefix, values in nll.items():
-                scores.update({prefix + name: value for name, value in compute_all(metrics, values, counts).items()})
+                scores.update({prefix + name: value for name, value in compute_all(metrics, "token_nll", values, counts).items()})
         total_tokens = sum(counts) * len(self.directions)
         scores["loss"] = sum(pooled) / total_tokens if total_tokens else float("nan")
         records = [{"index": i, "predicted_tokens": count, "nll": round(value, 4)} for i, (count, value) in enumerate(zip(counts, pooled, strict=True))]

@@ -1,4 +1,8 @@
-"""`sequence-classification`: one label per text or text pair; the head reads the pooled sequence."""
+"""`sequence-classification`: one label per text or text pair; the head reads the pooled sequence.
+
+The text encoding, label reading and record writing here are shared by `regression` and `multi-label`, which
+differ only in what a label is and how predictions are read from the logits.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,12 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.loop import gathered_outputs
 from pipeline.evaluation.metrics import LoadedMetric, compute_all
 from pipeline.families.base import NO_TOKEN_FEATURES, Family, TokenFeatures
+from pipeline.recipe.schema import EvalConfig
 from pipeline.recipe.tasks import SequenceClassificationTask
 from pipeline.tasks.base import LabelledTask, Records, Scores, require_columns
 
 
-def _label_sort_key(value: str) -> tuple[int, float | str]:
+def label_sort_key(value: str) -> tuple[int, float | str]:
     """Numeric labels in numeric order ("2" before "10"), then the rest alphabetically."""
     try:
         return (0, float(value))
@@ -26,14 +31,20 @@ def _label_sort_key(value: str) -> tuple[int, float | str]:
         return (1, value)
 
 
+def logits_and_labels(batch: dict[str, torch.Tensor], output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    return output.logits.float(), batch["labels"]  # (batch, num_labels), labels as the task encoded them
+
+
 class SequenceClassification(LabelledTask):
     """`sequence-classification`: one label per text or text pair; the head reads the pooled sequence."""
 
     auto_class = AutoModelForSequenceClassification
+    labels_per_token = False
 
-    def __init__(self, cfg: SequenceClassificationTask, family: Family):
+    def __init__(self, cfg: SequenceClassificationTask, family: Family, eval_cfg: EvalConfig):
         super().__init__()
         self.cfg = cfg
+        self.eval_cfg = eval_cfg
 
     def check_columns(self, splits: DatasetDict) -> None:
         """Every split must hold the recipe's text, pair and label columns."""
@@ -47,13 +58,19 @@ class SequenceClassification(LabelledTask):
         columns = [self.cfg.text_column] + ([self.cfg.text_pair_column] if self.cfg.text_pair_column else [])
         return [str(text) for column in columns for text in split[column] if text is not None]
 
+    def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None:
+        """What a reader of the predictions file needs to see of each row: its text (and pair)."""
+        columns = {"text": self.cfg.text_column, **({"text_pair": self.cfg.text_pair_column} if self.cfg.text_pair_column else {})}
+        values = {key: split[column] for key, column in columns.items()}
+        return [{key: values[key][i] for key in columns} for i in range(len(split))]
+
     def fit_labels(self, train: Dataset) -> None:
         """Label names from a `ClassLabel` feature, else the sorted distinct values of the train split."""
         feature = train.features[self.cfg.label_column]
         if isinstance(feature, ClassLabel):
             self.labels = list(feature.names)
         else:
-            self.labels = sorted({str(value) for value in train[self.cfg.label_column]}, key=_label_sort_key)
+            self.labels = sorted({str(value) for value in train[self.cfg.label_column]}, key=label_sort_key)
         if len(self.labels) < 2:
             raise PipelineError(f"the train split has {len(self.labels)} distinct label(s); need at least 2", field="task.label_column")
 
@@ -61,7 +78,16 @@ class SequenceClassification(LabelledTask):
         """Special tokens the tokenizer adds to each input ([CLS] ... [SEP], for a pair one more [SEP])."""
         return tokenizer.num_special_tokens_to_add(pair=bool(self.cfg.text_pair_column))
 
-    def _label_ids(self, split: Dataset, name: str) -> list[int]:
+    def refuse_unseen(self, names: set[str], split: str) -> None:
+        unseen = sorted(names - set(self.labels))
+        if unseen:
+            raise PipelineError(
+                f"split '{split}' has labels never seen in training: {unseen[:5]}{' ...' if len(unseen) > 5 else ''}",
+                field="task.label_column",
+            )
+
+    def label_values(self, split: Dataset, name: str) -> list[Any]:
+        """The `labels` column the model trains on: one class id per row."""
         feature = split.features[self.cfg.label_column]
         values = split[self.cfg.label_column]
         if isinstance(feature, ClassLabel) and feature.names == self.labels:
@@ -70,16 +96,12 @@ class SequenceClassification(LabelledTask):
             return list(values)
         index = {label: i for i, label in enumerate(self.labels)}
         names = [feature.int2str(v) if isinstance(feature, ClassLabel) else str(v) for v in values]
-        unseen = sorted({label for label in names if label not in index})
-        if unseen:
-            raise PipelineError(
-                f"split '{name}' has labels never seen in training: {unseen[:5]}{' ...' if len(unseen) > 5 else ''}",
-                field="task.label_column",
-            )
+        self.refuse_unseen(set(names), name)
         return [index[label] for label in names]
 
     def encode(
-        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, token_features: TokenFeatures = NO_TOKEN_FEATURES
+        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str,
+        token_features: TokenFeatures = NO_TOKEN_FEATURES, for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
         """Tokenize (truncating to `max_length`, no padding: the collator pads each batch) and add `labels`, plus
         the family's extra per-token inputs (`token_features`).
@@ -87,7 +109,7 @@ class SequenceClassification(LabelledTask):
         Returns the encoded split and counts of what was altered: empty texts (kept, as empty input) and texts
         cut to `max_length` tokens. Nothing is dropped.
         """
-        label_ids = self._label_ids(split, name)
+        labels = self.label_values(split, name)
         text_column, pair_column = self.cfg.text_column, self.cfg.text_pair_column
 
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -102,20 +124,21 @@ class SequenceClassification(LabelledTask):
 
         encoded = split.map(tokenize, batched=True, remove_columns=split.column_names, desc=f"tokenizing {name}")
         counts = {"examples": len(encoded), "empty_texts": sum(encoded["_empty"]), "truncated": sum(encoded["_truncated"])}
-        return encoded.remove_columns(["_truncated", "_empty"]).add_column("labels", label_ids), counts
+        return encoded.remove_columns(["_truncated", "_empty"]).add_column("labels", labels), counts
 
     def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]:
-        """Metric scores and one record per example, over every example of a prepared loader, in order."""
+        """Metric scores and one record per example (gold label, predicted label, class probabilities), in order."""
         predictions, references, probabilities = [], [], []
-        for logits, labels in gathered_outputs(accelerator, model, loader, lambda batch, output: (output.logits.float(), batch["labels"])):
-            predictions += logits.argmax(dim=-1).tolist()  # logits: (batch, num_labels)
+        for logits, labels in gathered_outputs(accelerator, model, loader, logits_and_labels):
+            predictions += logits.argmax(dim=-1).tolist()
             references += labels.tolist()
             probabilities += logits.softmax(dim=-1).tolist()
-        return compute_all(metrics, predictions, references), self.records(predictions, references, probabilities)
-
-    def records(self, predictions: list[int], references: list[int], scores: list[list[float]]) -> list[dict[str, Any]]:
-        """One JSON-ready row per example: gold label, predicted label, class probabilities."""
-        return [
+        records = [
             {"index": i, "label": self.labels[gold], "prediction": self.labels[guess], "probabilities": [round(p, 6) for p in probs]}
-            for i, (gold, guess, probs) in enumerate(zip(references, predictions, scores, strict=True))
+            for i, (gold, guess, probs) in enumerate(zip(references, predictions, probabilities, strict=True))
         ]
+        return compute_all(metrics, "classes", predictions, references), records
+
+    def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None:
+        """(gold, predicted) label of every scored example, for the confusion matrix."""
+        return [(record["label"], record["prediction"]) for record in records]

@@ -56,6 +56,7 @@ class Experiment:
     accumulation_steps: int
     unfreeze_schedule: UnfreezeSchedule = field(default_factory=dict)
     input_report: dict[str, Any] = field(default_factory=dict)  # what each input layer is, vector coverage, data counts
+    display: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # eval split → what to show of each row
 
     def scheduled_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters frozen now but unfrozen at a scheduled step or epoch (the optimizer holds them from the start)."""
@@ -148,22 +149,25 @@ def check_sizes(recipe: Recipe, task: Task, tokenizer: PreTrainedTokenizerBase, 
 
 
 def encode_splits(
-    task: Task, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, features: TokenFeatures, accelerator: Accelerator
+    recipe: Recipe, task: Task, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, features: TokenFeatures,
+    accelerator: Accelerator,
 ) -> tuple[DatasetDict, dict[str, dict[str, int]]]:
     """Tokenize every split (the main process first, so the others reuse its cache); returns the counts too."""
     encoded, counts = {}, {}
     with accelerator.main_process_first():
         for name, split in raw.items():
-            encoded[name], counts[name] = task.encode(split, tokenizer, max_length, name, features)
+            encoded[name], counts[name] = task.encode(split, tokenizer, max_length, name, features, for_training=name == recipe.data.train_split)
             if counts[name]["empty_texts"] or counts[name]["truncated"]:
                 log.warning("%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
                             name, counts[name]["empty_texts"], counts[name]["truncated"], max_length)
     return DatasetDict(encoded), counts
 
 
-def build_metrics(names: list[str]) -> list[LoadedMetric]:
+def build_metrics(recipe: Recipe, task: Task) -> list[LoadedMetric]:
+    """The recipe's metrics, or (`eval.metrics: null`) the task's defaults, loaded for the task's kinds of output."""
+    names = recipe.eval.metrics if recipe.eval.metrics is not None else task.default_metrics()
     try:
-        return [load_metric(name) for name in names]
+        return [load_metric(name, recipe.task.metric_inputs) for name in names]
     except Exception as error:  # evaluate raises many types (network, import, file); all mean "unusable metric"
         raise PipelineError(f"cannot load metric ({str(error).splitlines()[0]})", field="eval.metrics") from None
 
@@ -184,17 +188,18 @@ def setup(recipe: Recipe) -> Experiment:
     """Build data, tokenizer, model (with layer surgery and policies) and metrics for training."""
     accelerator, micro_batch_size, accumulation_steps = _runtime(recipe)
     family = family_named(recipe.model.family)
-    task = build_task(recipe.task, family)
+    task = build_task(recipe, family)
     train_split = recipe.data.train_split
     raw, dropped = build_data(recipe, task, list(dict.fromkeys([train_split, *recipe.eval.splits])))
     task.fit_labels(raw[train_split])
     raw = limit_splits(recipe, raw)
     tokenizer = load_tokenizer(recipe.model, family, task.texts(raw[train_split]))
+    task.prepare_tokenizer(tokenizer)
     model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
     surgery, schedule = build_layers(recipe, family, accelerator, model, tokenizer)
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
     features = family.token_features(model)
-    splits, counts = encode_splits(task, raw, tokenizer, max_length, features, accelerator)
+    splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
     check_sizes(recipe, task, tokenizer, max_length, len(splits[train_split]))
     if recipe.data.drop_missing_labels:
         for name, count in dropped.items():
@@ -203,8 +208,9 @@ def setup(recipe: Recipe) -> Experiment:
     if surgery.alignment is not None:
         report["coverage"] = coverage_report(surgery.alignment, splits[train_split]["input_ids"])
     return Experiment(
-        recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values),
-        build_metrics(recipe.eval.metrics), max_length, micro_batch_size, accumulation_steps, schedule, report,
+        recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
+        build_metrics(recipe, task), max_length, micro_batch_size, accumulation_steps, schedule, report,
+        {name: task.display_rows(raw[name]) for name in recipe.eval.splits},
     )
 
 
@@ -215,16 +221,18 @@ def setup_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     """
     accelerator, micro_batch_size, accumulation_steps = _runtime(recipe)
     family = family_named(recipe.model.family)
-    task = build_task(recipe.task, family)
+    task = build_task(recipe, family)
     raw = limit_splits(recipe, build_data(recipe, task, list(dict.fromkeys(recipe.eval.splits)))[0])
     task.use_labels({int(k): v for k, v in AutoConfig.from_pretrained(model_dir).id2label.items()})
     model_cfg = recipe.model.model_copy(update={"name_or_path": str(model_dir), "tokenizer": None, "config": None, "revision": None})
     tokenizer = load_tokenizer(model_cfg, family)
+    task.prepare_tokenizer(tokenizer)
     model = build_model(model_cfg, family, task.auto_class, tokenizer, task.head_kwargs())
     max_length = resolve_max_length(model_cfg, family.position_limit(model), tokenizer)
     features = family.token_features(model)
-    splits, counts = encode_splits(task, raw, tokenizer, max_length, features, accelerator)
+    splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
     return Experiment(
-        recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values),
-        build_metrics(recipe.eval.metrics), max_length, micro_batch_size, accumulation_steps, {}, {"sources": {}, "data": counts},
+        recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
+        build_metrics(recipe, task), max_length, micro_batch_size, accumulation_steps, {}, {"sources": {}, "data": counts},
+        {name: task.display_rows(raw[name]) for name in recipe.eval.splits},
     )

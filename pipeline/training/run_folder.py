@@ -21,7 +21,7 @@ from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 # What a run folder of ours holds; --overwrite deletes a folder only when it holds nothing else.
 RUN_ENTRIES = {"recipe.yaml", "fingerprints.json", "parameters.tsv", "input_layers.json", "batching.json", "log.jsonl",
                "metrics.json", "model", "checkpoints", "tensorboard"}
-RUN_PATTERNS = ("predictions-*.jsonl", ".*.partial")
+RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", ".*.partial")
 
 
 def foreign_entries(path: Path) -> list[str]:

@@ -46,7 +46,7 @@ def test_two_processes_match_one_and_write_one_run_folder(tmp_path, jsonl_data, 
     batching = json.loads((runs[2] / "batching.json").read_text())
     assert batching["processes"] == 2 and batching["micro_batch_size"] == 4 and batching["accumulation_steps"] == 1
     assert sorted(p.name for p in runs[2].iterdir()) == sorted(
-        ["batching.json", "fingerprints.json", "input_layers.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl",
+        ["batching.json", "confusion-validation.png", "fingerprints.json", "input_layers.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl",
          "recipe.yaml"]
     )
     one, two = (json.loads((runs[n] / "metrics.json").read_text()) for n in (1, 2))

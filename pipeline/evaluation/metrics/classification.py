@@ -22,7 +22,7 @@ def confusion_matrix(predictions: list[int], references: list[int]) -> np.ndarra
     return matrix
 
 
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """Element-wise division that gives 0 where the denominator is 0 (sklearn's `zero_division=0`)."""
     return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=float), where=denominator > 0)
 
@@ -37,9 +37,9 @@ def precision_recall_f1(predictions: list[int], references: list[int], average: 
     actual = matrix.sum(axis=1).astype(float)
     if average == "micro":
         true_positive, predicted, actual = true_positive.sum(keepdims=True), predicted.sum(keepdims=True), actual.sum(keepdims=True)
-    precision = _safe_divide(true_positive, predicted)
-    recall = _safe_divide(true_positive, actual)
-    f1 = _safe_divide(2 * precision * recall, precision + recall)
+    precision = safe_divide(true_positive, predicted)
+    recall = safe_divide(true_positive, actual)
+    f1 = safe_divide(2 * precision * recall, precision + recall)
     weights = actual / actual.sum() if average == "weighted" else np.full(len(actual), 1 / len(actual))
     return float(precision @ weights), float(recall @ weights), float(f1 @ weights)
 

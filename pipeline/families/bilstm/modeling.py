@@ -330,7 +330,9 @@ class BiLSTMForSequenceClassification(BiLSTMWithScalarMix):
         logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:
-            if self.num_labels == 1:
+            if self.config.problem_type == "multi_label_classification":
+                loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            elif self.num_labels == 1:
                 loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
             else:
                 loss = F.cross_entropy(logits.float(), labels)

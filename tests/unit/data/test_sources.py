@@ -10,7 +10,7 @@ from datasets import Dataset
 from pipeline.data.sources import limit_examples, load_splits, read_class_folders, stratified_holdout
 from pipeline.errors import PipelineError
 from pipeline.families import family_named
-from pipeline.recipe.schema import DataConfig
+from pipeline.recipe.schema import DataConfig, EvalConfig
 from pipeline.recipe.tasks import SequenceClassificationTask
 from pipeline.tasks.sequence_classification import SequenceClassification
 
@@ -63,10 +63,10 @@ def test_single_file_gets_a_holdout(tmp_path):
 
 def test_missing_columns_and_unseen_labels_are_named(jsonl_data):
     splits, _ = load_splits(DataConfig(files=jsonl_data), CLASSIFY)
-    task = SequenceClassification(SequenceClassificationTask(type="sequence-classification", text_column="sentence"), BERT)
+    task = SequenceClassification(SequenceClassificationTask(type="sequence-classification", text_column="sentence"), BERT, EvalConfig())
     with pytest.raises(PipelineError, match="task.text_column: column 'sentence' not in split"):
         task.check_columns(splits)
-    task = SequenceClassification(SequenceClassificationTask(type="sequence-classification"), BERT)
+    task = SequenceClassification(SequenceClassificationTask(type="sequence-classification"), BERT, EvalConfig())
     task.fit_labels(splits["train"])
     assert task.labels == ["neg", "pos"]
     surprise = Dataset.from_dict({"text": ["x"], "label": ["neutral"]})
@@ -75,7 +75,7 @@ def test_missing_columns_and_unseen_labels_are_named(jsonl_data):
 
 
 def test_numeric_labels_sort_numerically():
-    task = SequenceClassification(SequenceClassificationTask(type="sequence-classification"), BERT)
+    task = SequenceClassification(SequenceClassificationTask(type="sequence-classification"), BERT, EvalConfig())
     task.fit_labels(Dataset.from_dict({"text": ["a"] * 3, "label": [10, 2, 1]}))
     assert task.labels == ["1", "2", "10"]
 

@@ -8,7 +8,7 @@ import random
 import pytest
 from sklearn import metrics as sk
 
-from pipeline.evaluation.metrics import KNOWN_METRICS, LANGUAGE_MODELING_METRICS, compute_all, is_metric_path, load_metric
+from pipeline.evaluation.metrics import compute_all, is_metric_path, load_metric, metrics_for
 from pipeline.evaluation.metrics.classification import confusion_matrix, matthews_correlation, precision_recall_f1
 
 
@@ -22,8 +22,8 @@ def sample():
 
 def test_every_known_metric_loads_and_matches_sklearn(sample):
     predictions, references = sample
-    classification = [name for name in KNOWN_METRICS if name not in LANGUAGE_MODELING_METRICS]
-    scores = compute_all([load_metric(name) for name in classification], predictions, references)
+    classification = metrics_for(("classes",))
+    scores = compute_all([load_metric(name, ("classes",)) for name in classification], "classes", predictions, references)
     expected = {
         "accuracy": sk.accuracy_score(references, predictions),
         "matthews_correlation": sk.matthews_corrcoef(references, predictions),
@@ -62,5 +62,68 @@ def test_metric_paths_are_recognised(tmp_path):
 
 def test_perplexity_pools_tokens_over_examples():
     # Two examples: 3 tokens with NLL 1.2 each, and 1 token with NLL 0.4 → exp(4.0 / 4) = e.
-    scores = compute_all([load_metric("perplexity")], [3 * 1.2, 0.4], [3, 1])
+    scores = compute_all([load_metric("perplexity", ("token_nll",))], "token_nll", [3 * 1.2, 0.4], [3, 1])
     assert scores == {"perplexity": pytest.approx(math.e)}
+
+
+def entity_scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
+    return compute_all([load_metric("entity_f1", ("classes", "tag_sequences"))], "tag_sequences", predictions, references)
+
+
+def test_entity_f1_by_hand_with_partial_spans_and_wrong_types():
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG", "O"]]
+    guess = [["B-PER", "I-PER", "O", "B-ORG"],  # PER right; LOC predicted as ORG (wrong type)
+             ["B-ORG", "I-ORG", "O", "O"]]  # ORG cut short (partial span): wrong
+    scores = entity_scores(guess, gold)
+    # 3 gold entities, 3 predicted, 1 right: precision = recall = F1 = 1/3
+    assert scores["entity_precision"] == pytest.approx(1 / 3) and scores["entity_recall"] == pytest.approx(1 / 3)
+    assert scores["entity_f1"] == pytest.approx(1 / 3)
+    assert scores["entity_f1/PER"] == pytest.approx(1.0) and scores["entity_f1/LOC"] == 0.0 and scores["entity_f1/ORG"] == 0.0
+
+
+def test_entity_scores_equal_seqeval_on_random_sequences():
+    from seqeval.metrics import classification_report, f1_score, precision_score, recall_score
+
+    rng = random.Random(7)
+    tags = ["O", "O", "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC"]
+    gold = [[rng.choice(tags) for _ in range(rng.randint(1, 12))] for _ in range(200)]
+    guess = [[tag if rng.random() < 0.7 else rng.choice(tags) for tag in row] for row in gold]
+    scores = entity_scores(guess, gold)
+    assert scores["entity_f1"] == pytest.approx(f1_score(gold, guess))
+    assert scores["entity_precision"] == pytest.approx(precision_score(gold, guess))
+    assert scores["entity_recall"] == pytest.approx(recall_score(gold, guess))
+    report = classification_report(gold, guess, output_dict=True)
+    for entity_type in ("PER", "LOC", "MISC"):
+        assert scores[f"entity_f1/{entity_type}"] == pytest.approx(report[entity_type]["f1-score"])
+
+
+def test_regression_metrics_equal_scipy_and_numpy():
+    from scipy import stats
+
+    rng = random.Random(5)
+    references = [rng.uniform(0, 5) for _ in range(100)]
+    predictions = [value + rng.gauss(0, 1) for value in references]
+    names = ["pearson", "spearman", "mse", "mae"]
+    scores = compute_all([load_metric(name, ("values",)) for name in names], "values", predictions, references)
+    assert scores["pearson"] == pytest.approx(stats.pearsonr(predictions, references)[0])
+    assert scores["spearman"] == pytest.approx(stats.spearmanr(predictions, references)[0])
+    assert scores["mse"] == pytest.approx(sk.mean_squared_error(references, predictions))
+    assert scores["mae"] == pytest.approx(sk.mean_absolute_error(references, predictions))
+    constant = compute_all([load_metric("pearson", ("values",))], "values", [1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+    assert math.isnan(constant["pearson"])  # undefined, not a number made up
+
+
+def test_multi_label_metrics_equal_sklearn():
+    import numpy as np
+
+    rng = np.random.default_rng(2)
+    references = (rng.random((120, 5)) < 0.3).astype(int)
+    predictions = np.where(rng.random((120, 5)) < 0.8, references, 1 - references)
+    names = ["f1_micro", "f1_macro", "precision_micro", "precision_macro", "recall_micro", "recall_macro", "per_label"]
+    scores = compute_all([load_metric(name, ("label_sets",)) for name in names], "label_sets", predictions.tolist(), references.tolist())
+    for average in ("micro", "macro"):
+        assert scores[f"f1_{average}"] == pytest.approx(sk.f1_score(references, predictions, average=average, zero_division=0))
+        assert scores[f"precision_{average}"] == pytest.approx(sk.precision_score(references, predictions, average=average, zero_division=0))
+        assert scores[f"recall_{average}"] == pytest.approx(sk.recall_score(references, predictions, average=average, zero_division=0))
+    per_label = sk.f1_score(references, predictions, average=None, zero_division=0)
+    assert [scores[f"per_label/{i}/f1"] for i in range(5)] == pytest.approx(per_label.tolist())

@@ -1,0 +1,49 @@
+"""Pictures of a run's results, drawn headless (matplotlib's Agg backend) into PNG files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+MOST_LABELS = 30  # a confusion matrix of more labels is unreadable: the rest are pooled as "(other)"
+
+
+def confusion_counts(pairs: list[tuple[str, str]], most: int = MOST_LABELS) -> tuple[list[str], np.ndarray]:
+    """(labels, counts[gold, predicted]) over the `most` most frequent gold labels, the rest pooled as "(other)"."""
+    frequent = [label for label, _ in Counter(gold for gold, _ in pairs).most_common()]
+    shown = sorted(frequent[:most]) + (["(other)"] if len(frequent) > most or any(guess not in frequent[:most] for _, guess in pairs) else [])
+    index = {label: i for i, label in enumerate(shown)}
+    counts = np.zeros((len(shown), len(shown)), dtype=np.int64)
+    for gold, guess in pairs:
+        counts[index.get(gold, len(shown) - 1), index.get(guess, len(shown) - 1)] += 1
+    return shown, counts
+
+
+def save_confusion_matrix(pairs: list[tuple[str, str]], path: Path, title: str) -> None:
+    """A confusion matrix (rows: true label, columns: predicted; each row normalised, counts written in the cells)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, counts = confusion_counts(pairs)
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.45 * len(labels) + 2)
+    figure, axes = plt.subplots(figsize=(size + 1, size))
+    image = axes.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+    axes.set_yticks(range(len(labels)), labels, fontsize=8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    if len(labels) <= 15:
+        for (row, column), count in np.ndenumerate(counts):
+            axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color="white" if share[row, column] > 0.5 else "black")
+    figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true label")
+    figure.tight_layout()
+    partial = path.with_name(f".{path.name}.partial")
+    figure.savefig(partial, dpi=100, format="png")
+    plt.close(figure)
+    partial.replace(path)
