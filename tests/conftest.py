@@ -6,6 +6,7 @@ Shared helper functions live in `helpers.py` (on the path through pytest's `pyth
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from helpers import make_examples, reset_accelerate_state, save_tiny_bert, save_
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("EMBEDLAB_CACHE", tempfile.mkdtemp(prefix="embedlab-test-cache-"))  # cached features of frozen bodies
 
 
 @pytest.fixture(autouse=True)

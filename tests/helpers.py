@@ -154,7 +154,7 @@ def lm_recipe(tmp_path: Path, files: dict[str, str], family: str = "bilstm", **s
     }
     recipe["task"] = {"type": "language-modeling", "objective": "bidirectional" if is_bilstm else "causal"}
     recipe["eval"] = {"splits": ["validation"], "batch_size": 8}
-    recipe["train"] = {**recipe["train"], "max_steps": 80, "eval_every_steps": 40, "lr": 1e-2, "scheduler": "constant", **sections.get("train", {})}
+    recipe["train"] = {**recipe["train"], "max_steps": 80, "eval_every_steps": 40, "lr": 1e-2, "scheduler": "linear", **sections.get("train", {})}
     return recipe
 
 

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import DataLoader
 
+from pipeline.data.sampling import LengthSortedSampler, example_lengths
 from pipeline.evaluation.plots import save_confusion_matrix
+from pipeline.recipe.schema import TrainConfig
 
 if TYPE_CHECKING:
     from pipeline.training.experiment import Experiment
@@ -20,12 +22,35 @@ def evaluate_split(exp: Experiment, model: torch.nn.Module, loader: DataLoader) 
     return exp.task.evaluate(exp.accelerator, model, loader, exp.metrics)
 
 
+def loader_options(train: TrainConfig) -> dict[str, Any]:
+    """Background workers (`train.dataloader_workers`) and, with a GPU, pinned memory for faster copies; and a
+    generator of its own, so that starting a loader's iterator never draws from the global RNG (the dropout stream
+    a resumed run restores)."""
+    return {"num_workers": train.dataloader_workers, "pin_memory": torch.cuda.is_available(), "generator": torch.Generator().manual_seed(train.seed)}
+
+
+def eval_loader(exp: Experiment, split: str) -> DataLoader:
+    """Batches of an eval split, longest first (least padding); `loader.sampler.order` maps them back."""
+    data = exp.splits[split]
+    sampler = LengthSortedSampler(example_lengths(data))
+    return DataLoader(data, batch_size=exp.recipe.eval.batch_size, sampler=sampler, collate_fn=exp.collator, **loader_options(exp.recipe.train))
+
+
+def in_data_order(records: list[dict[str, Any]], order: list[int]) -> list[dict[str, Any]]:
+    """Records of examples evaluated in `order` (dataset indices), back in the data's order, indexed by it."""
+    placed: list[dict[str, Any]] = [{}] * len(order)
+    for record, index in zip(records, order, strict=True):
+        placed[index] = {**record, "index": index}
+    return placed
+
+
 def evaluate_all_splits(exp: Experiment, model: torch.nn.Module) -> dict[str, tuple[dict[str, float], list[dict[str, Any]]]]:
-    """Scores and records for every split named in `eval.splits`."""
+    """Scores and records (in the data's order) for every split named in `eval.splits`."""
     results = {}
     for split in exp.recipe.eval.splits:
-        loader = DataLoader(exp.splits[split], batch_size=exp.recipe.eval.batch_size, collate_fn=exp.collator)
-        results[split] = evaluate_split(exp, model, exp.accelerator.prepare_data_loader(loader))
+        loader = eval_loader(exp, split)
+        scores, records = evaluate_split(exp, model, exp.accelerator.prepare_data_loader(loader))
+        results[split] = scores, in_data_order(records, loader.sampler.order)
     return results
 
 

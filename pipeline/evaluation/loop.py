@@ -22,6 +22,6 @@ def gathered_outputs(accelerator: Accelerator, model: torch.nn.Module, loader: D
     """
     model.eval()
     for batch in loader:
-        with torch.no_grad(), accelerator.autocast():
+        with torch.inference_mode(), accelerator.autocast():
             output = model(**without_labels(batch))
         yield accelerator.gather_for_metrics(select(batch, output))

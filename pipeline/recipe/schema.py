@@ -159,6 +159,15 @@ class TrainConfig(Strict):
         None, description="Autocast precision (fp16 needs a GPU); null: as `accelerate launch` says, else no."
     )
     seed: int = Field(42, ge=0, le=MAX_SEED, description="Seed of model initialisation, dropout and data order.")
+    group_by_length: bool = Field(
+        True, description="Batch training examples of similar length (a seeded shuffle, sorted within mega-batches of 50 "
+        "batches, batches shuffled): far less padding; false: a plain seeded shuffle."
+    )
+    cache_frozen_features: bool = Field(
+        True, description="When nothing below the head trains, compute the body's outputs once (cached under "
+        "EMBEDLAB_CACHE, keyed by weights, tokenizer and data) and train only the head on them."
+    )
+    dataloader_workers: int = Field(0, ge=0, le=64, description="Background processes preparing batches (0: in the training process).")
     eval_every_steps: int | None = Field(
         None, gt=0, le=10**12, description="Evaluate every N optimizer steps; null: at the end of every epoch."
     )

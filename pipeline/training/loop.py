@@ -19,6 +19,7 @@ from pipeline.errors import TrainingInterrupted, TrainingStopped
 from pipeline.evaluation.evaluate import evaluate_split
 from pipeline.training.checkpointing import save_checkpoint
 from pipeline.training.experiment import Experiment
+from pipeline.training.features import frozen_body_in_eval_mode
 from pipeline.training.parameters import optimizer_state_numel
 from pipeline.training.policies import unfreeze
 from pipeline.training.run_folder import RunFolder
@@ -62,8 +63,9 @@ class _Steps:
         scores, _ = evaluate_split(exp, state.model, state.eval_loader)
         self.run.log({"step": state.progress.step, "epoch": state.progress.epoch, "split": split, **scores})
         exp.accelerator.log({f"{split}/{name}": value for name, value in scores.items()}, step=state.progress.step)
-        exp.accelerator.print(f"step {state.progress.step} {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+        exp.accelerator.print(f"step {state.progress.step} {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if "/" not in k))
         state.model.train()
+        frozen_body_in_eval_mode(exp.accelerator.unwrap_model(state.model))
 
     def checkpoint(self) -> str:
         self.state.progress.log_lines = self.run.log_lines
@@ -132,6 +134,7 @@ def _train_epoch(exp: Experiment, state: TrainingState, steps: _Steps, stops: St
     acc, train_cfg, progress = exp.accelerator, exp.recipe.train, state.progress
     model, optimizer, total_steps = state.model, state.optimizer, state.plan["total_steps"]
     model.train()
+    frozen_body_in_eval_mode(acc.unwrap_model(model))
     grad_norm = None
     for batch in _epoch_batches(exp, state, epoch, first_epoch):
         progress.batches_in_epoch += 1
@@ -199,4 +202,5 @@ def fit(exp: Experiment, state: TrainingState, run: RunFolder) -> dict[str, Any]
         "optimizer_state_numel": optimizer_state_numel(state.optimizer),
         "peak_memory_mb": peak_memory_mb(acc.device),
         "frozen_tables_identical_across_processes": frozen_tables_agree(exp, state.model),
+        **({"feature_cache": state.feature_cache} if state.feature_cache else {}),
     }

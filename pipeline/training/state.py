@@ -15,9 +15,12 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
+from pipeline.data.sampling import LengthGroupedSampler, example_lengths
 from pipeline.errors import PipelineError
+from pipeline.evaluation.evaluate import eval_loader, loader_options
 from pipeline.training.checkpointing import Progress, load_checkpoint
 from pipeline.training.experiment import Experiment
+from pipeline.training.features import use_feature_cache
 from pipeline.training.parameters import ParameterRow, parameter_rows
 from pipeline.training.policies import build_optimizer, unfreeze
 from pipeline.training.run_folder import RunFolder
@@ -35,24 +38,32 @@ class TrainingState:
     plan: dict[str, int]
     unfreeze_due: dict[int, list[torch.nn.Parameter]]  # optimizer step → parameters that train after it
     parameter_rows: list[ParameterRow]
+    feature_cache: dict[str, Any] | None = None  # what `use_feature_cache` did
     progress: Progress = field(default_factory=Progress)
     resumed_at: int | None = None
 
 
-def data_loader(exp: Experiment, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-    generator = torch.Generator().manual_seed(exp.recipe.train.seed)
-    return DataLoader(exp.splits[split], batch_size=batch_size, shuffle=shuffle, collate_fn=exp.collator, generator=generator)
+def train_loader(exp: Experiment) -> DataLoader:
+    """Micro-batches of the train split: grouped by length (`train.group_by_length`), or a plain seeded shuffle."""
+    train_cfg, split = exp.recipe.train, exp.splits[exp.recipe.data.train_split]
+    if train_cfg.group_by_length:
+        # Grouped by optimizer step (all processes, all accumulated micro-batches): each step sees the same examples
+        # whatever the number of processes, as with the plain shuffle.
+        order = {"sampler": LengthGroupedSampler(example_lengths(split), train_cfg.batch_size, train_cfg.seed)}
+    else:
+        order = {"shuffle": True}
+    return DataLoader(split, batch_size=exp.micro_batch_size, collate_fn=exp.collator, **order, **loader_options(train_cfg))
 
 
 def prepare_training(exp: Experiment) -> TrainingState:
     """Loaders, optimizer (with parameter groups), scheduler and step plan, prepared by Accelerate."""
     acc, recipe, train_cfg = exp.accelerator, exp.recipe, exp.recipe.train
-    train_loader = data_loader(exp, recipe.data.train_split, exp.micro_batch_size, shuffle=True)
-    eval_loader = data_loader(exp, recipe.eval.splits[0], recipe.eval.batch_size, shuffle=False)
+    feature_cache = use_feature_cache(exp)
+    train, evaluation = train_loader(exp), eval_loader(exp, recipe.eval.splits[0])
     optimizer = build_optimizer(exp.family, exp.model, recipe.layers, train_cfg, exp.scheduled_parameters())
     rows = parameter_rows(exp.family, exp.model, optimizer)
-    model, optimizer, train_loader, eval_loader = acc.prepare(exp.model, optimizer, train_loader, eval_loader)
-    steps_per_epoch = math.ceil(len(train_loader) / exp.accumulation_steps)
+    model, optimizer, train, evaluation = acc.prepare(exp.model, optimizer, train, evaluation)
+    steps_per_epoch = math.ceil(len(train) / exp.accumulation_steps)
     total_steps = train_cfg.max_steps or train_cfg.epochs * steps_per_epoch
     warmup = train_cfg.warmup_steps or round(train_cfg.warmup_ratio * total_steps)
     # Not passed to `prepare`: stepped once per optimizer step, whatever the number of processes.
@@ -69,7 +80,7 @@ def prepare_training(exp: Experiment) -> TrainingState:
         "total_steps": total_steps,
         "max_length": exp.max_length,
     }
-    return TrainingState(model, optimizer, scheduler, train_loader, eval_loader, plan, unfreeze_due, rows)
+    return TrainingState(model, optimizer, scheduler, train, evaluation, plan, unfreeze_due, rows, feature_cache=feature_cache)
 
 
 def resume_training(exp: Experiment, state: TrainingState, checkpoint: Path, progress: Progress, run: RunFolder) -> None:

@@ -318,8 +318,8 @@ class BiLSTMWithScalarMix(BiLSTMPreTrainedModel):
         self.post_init()
 
     def mixed_states(self, input_ids, attention_mask=None, char_ids=None) -> torch.Tensor:
-        """(batch, seq, 2·hidden_size)."""
-        return self.scalar_mix(self.bilstm.all_layers(input_ids, attention_mask, char_ids))
+        """(batch, seq, 2·hidden_size). Through the encoder's forward, so hooks on it see what the head reads."""
+        return self.scalar_mix(self.bilstm(input_ids, attention_mask, char_ids, output_hidden_states=True).hidden_states)
 
 
 class BiLSTMForSequenceClassification(BiLSTMWithScalarMix):
