@@ -12,7 +12,6 @@ import argparse
 import json
 import resource
 import tempfile
-from pathlib import Path
 
 from datasets import load_dataset
 from transformers import (

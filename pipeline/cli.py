@@ -27,6 +27,8 @@ examples:
   pipeline train recipes/quickstart.yaml --resume       continue after a crash, from the newest checkpoint
   pipeline eval runs/quickstart eval.splits=[test]      re-score a saved run on another split
   pipeline schema                                       every recipe field, its default and meaning
+  pipeline sweep recipes/quickstart.yaml --grid layers.token_embeddings=finetune,freeze --seeds 0,1,2 --output runs/sweep
+  pipeline compare runs/a runs/b --output runs/a-vs-b   the same summary and plots for any finished runs
   pipeline train recipes/pretrain/bilstm-bbcnews.yaml   pretrain a bi-LSTM (forward + backward LM)
 
 On several GPUs or processes: accelerate launch --config_file accelerate_config.yaml -m pipeline train RECIPE
@@ -75,6 +77,35 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from pipeline.sweeps.plan import parse_seeds
+    from pipeline.sweeps.sweep import sweep
+
+    summary = sweep(Path(args.recipe), args.overrides, args.grid or [], parse_seeds(args.seeds), Path(args.output), args.baseline,
+                    args.backend, args.ray_address, args.gpus_per_trial, args.cpus_per_trial, classical=not args.no_baseline)
+    print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pipeline.sweeps.sweep import compare
+
+    summary = compare([Path(path) for path in args.runs], Path(args.output), Path(args.baseline) if args.baseline else None,
+                      classical=not args.no_baseline)
+    print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from pipeline.diagnostics.report import diagnose
+
+    words = [word.strip() for word in args.words.split(",") if word.strip()] if args.words else None
+    similarity, analogies = (Path(p) if p else None for p in (args.similarity, args.analogies))
+    result = diagnose(Path(args.run), args.against, words, similarity, analogies, args.split)
+    print(f"diagnostics: {Path(result['run']) / 'diagnostics' / 'diagnostics.md'}")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from pipeline.recipe.io import recipe_reference
 
@@ -111,6 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("recipe", help="recipe YAML file")
     inspect.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     inspect.set_defaults(handler=_inspect)
+
+    sweep = commands.add_parser("sweep", help="train a grid of settings × seeds, then summarise what differs and whether it is real")
+    sweep.add_argument("recipe", help="recipe YAML file")
+    sweep.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP + "; apply to every run")
+    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a recipe key and its values (YAML, so a value may be a "
+                       "mapping: 'layers.positions={policy: replace, init: none}'); repeat for a factorial grid")
+    sweep.add_argument("--seeds", default="0", help="train.seed values, e.g. 0,1,2 (default 0)")
+    sweep.add_argument("--output", required=True, help="sweep folder: one run folder per cell and seed, the summary and plots")
+    sweep.add_argument("--baseline", help="KEY=V naming the cell the others are compared with (default: the first cell)")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local", help="local: one run at a time (one per GPU); ray: Ray Tune trials")
+    sweep.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto); default: start a local Ray instance")
+    sweep.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs each Ray trial takes (0 on CPU)")
+    sweep.add_argument("--cpus-per-trial", type=int, help="CPU threads of each run (default: all of this machine's)")
+    sweep.add_argument("--no-baseline", action="store_true", help="leave out the TF-IDF + logistic regression row")
+    sweep.set_defaults(handler=_sweep)
+
+    compare = commands.add_parser("compare", help="summarise and plot finished runs or sweeps side by side")
+    compare.add_argument("runs", nargs="+", help="run folders or sweep folders")
+    compare.add_argument("--baseline", help="the run folder whose cell the others are compared with (default: the first)")
+    compare.add_argument("--output", default="comparison", help="folder for summary.md/csv/json and the plots (default: comparison)")
+    compare.add_argument("--no-baseline", action="store_true", help="leave out the TF-IDF + logistic regression row")
+    compare.set_defaults(handler=_compare)
+
+    diagnose = commands.add_parser("diagnose", help="what fine-tuning did to a run's input layers: drift, meaning, positions, length")
+    diagnose.add_argument("run", help="finished run folder (or a saved model inside one)")
+    diagnose.add_argument("--against", help="the start to compare with: a model folder, a run or checkpoint folder, a Hub id "
+                          "(default: the pretrained model the run started from)")
+    diagnose.add_argument("--words", help="comma-separated words whose nearest neighbours to show (default: a few common words)")
+    diagnose.add_argument("--similarity", help="word-similarity file, 'word1<TAB>word2<TAB>score' lines (default: gensim's wordsim353.tsv)")
+    diagnose.add_argument("--analogies", help="analogy file, 'a b c d' lines under ': section' headers (default: gensim's questions-words.txt)")
+    diagnose.add_argument("--split", help="eval split for the scores by input length (default: the run's last eval split)")
+    diagnose.set_defaults(handler=_diagnose)
 
     schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
     schema.set_defaults(handler=_schema)

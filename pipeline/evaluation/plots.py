@@ -4,10 +4,31 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 MOST_LABELS = 30  # a confusion matrix of more labels is unreadable: the rest are pooled as "(other)"
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the headless Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Lay out, write as PNG through a partial file (no half-written picture), and close the figure."""
+    figure.tight_layout()
+    partial = path.with_name(f".{path.name}.partial")
+    figure.savefig(partial, dpi=100, format="png")
+    pyplot().close(figure)
+    partial.replace(path)
+    return path
 
 
 def confusion_counts(pairs: list[tuple[str, str]], most: int = MOST_LABELS) -> tuple[list[str], np.ndarray]:
@@ -23,11 +44,7 @@ def confusion_counts(pairs: list[tuple[str, str]], most: int = MOST_LABELS) -> t
 
 def save_confusion_matrix(pairs: list[tuple[str, str]], path: Path, title: str) -> None:
     """A confusion matrix (rows: true label, columns: predicted; each row normalised, counts written in the cells)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels, counts = confusion_counts(pairs)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.45 * len(labels) + 2)
@@ -42,8 +59,4 @@ def save_confusion_matrix(pairs: list[tuple[str, str]], path: Path, title: str) 
         for (row, column), count in np.ndenumerate(counts):
             axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color="white" if share[row, column] > 0.5 else "black")
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true label")
-    figure.tight_layout()
-    partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, dpi=100, format="png")
-    plt.close(figure)
-    partial.replace(path)
+    save_figure(figure, path)

@@ -6,6 +6,7 @@ table of every field that `pipeline schema` prints.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import typing
 from pathlib import Path
@@ -152,6 +153,18 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
 def dump_recipe(recipe: Recipe) -> str:
     """The resolved recipe (every default filled in) as YAML, in schema order."""
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted keys (`train.lr`), lists and scalars kept as they are."""
+    if isinstance(mapping, dict):
+        return {key: value for name, child in mapping.items() for key, value in flatten(child, f"{prefix}{name}.").items()}
+    return {prefix.rstrip("."): mapping}
+
+
+def tracker_config(recipe: Recipe) -> dict[str, Any]:
+    """The whole resolved recipe as flat hyperparameters an experiment tracker can filter on (numbers, text, booleans)."""
+    return {key: value if isinstance(value, bool | int | float | str) else json.dumps(value) for key, value in flatten(recipe.model_dump(mode="json")).items()}
 
 
 def recipe_reference() -> str:

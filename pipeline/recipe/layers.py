@@ -38,7 +38,7 @@ class LayerPolicy(Strict):
             raise ValueError("set unfreeze_at_step or unfreeze_at_epoch, not both")
 
 
-REPLACE_TOKEN_FIELDS = ("then", "init", "std", "vectors", "vectors_vocab", "vectors_format", "fallback", "width")
+REPLACE_TOKEN_FIELDS = ("then", "init", "std", "vectors", "vectors_vocab", "vectors_format", "fallback", "width", "transfer")
 
 
 class TokenEmbeddingPolicy(LayerPolicy):
@@ -46,8 +46,14 @@ class TokenEmbeddingPolicy(LayerPolicy):
         "finetune", description="`freeze`, `finetune`, or `replace` the table (then `then` applies to the new one)."
     )
     then: Literal["freeze", "finetune"] = Field("finetune", description="replace: train or freeze the new table.")
-    init: Literal["random", "vectors"] | None = Field(
-        None, description="replace: a fresh random table, or static word `vectors` aligned to the vocabulary."
+    init: Literal["random", "vectors", "transfer"] | None = Field(
+        None, description="replace: a fresh random table, static word `vectors` aligned to the vocabulary, or `transfer` the "
+        "pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared tokens copied, the others composed."
+    )
+    transfer: Literal["mean", "weighted"] = Field(
+        "mean", description="init: transfer: a new token not in the old vocabulary is the `mean` of the old rows of the pieces "
+        "the old tokenizer splits it into, or (`weighted`, needs `vectors`) a similarity-weighted mix of old tokens whose "
+        "static vectors are closest to its own (as FOCUS and WECHSEL do)."
     )
     std: float | None = Field(None, gt=0, description="replace/random: normal std (default: the old table's std).")
     vectors: str | None = Field(
@@ -73,9 +79,11 @@ class TokenEmbeddingPolicy(LayerPolicy):
     def _replace_fields(self) -> TokenEmbeddingPolicy:
         self._only_with_replace(REPLACE_TOKEN_FIELDS)
         if self.policy == "replace" and self.init is None:
-            raise ValueError("policy: replace needs init: random or init: vectors")
-        if self.init == "vectors" and self.vectors is None:
-            raise ValueError("init: vectors needs a vectors file")
+            raise ValueError("policy: replace needs init: random, vectors or transfer")
+        if (self.init == "vectors" or self.transfer == "weighted") and self.vectors is None:
+            raise ValueError(f"{'init: vectors' if self.init == 'vectors' else 'transfer: weighted'} needs a vectors file")
+        if self.transfer == "weighted" and self.init != "transfer":
+            raise ValueError("transfer: weighted applies to init: transfer")
         is_npy = self.vectors_format == "npy" or (self.vectors_format == "auto" and str(self.vectors).endswith(".npy"))
         if self.init == "vectors" and is_npy and self.vectors_vocab is None:
             raise ValueError("a .npy matrix needs vectors_vocab (its words, one per row: text lines or parquet)")

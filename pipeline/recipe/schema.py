@@ -23,9 +23,10 @@ DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "p
 
 
 class TokenizerBuild(Strict):
-    build: Literal["word", "bpe"] = Field(
+    build: Literal["word", "bpe", "wordpiece"] = Field(
         description="Train a new tokenizer on the train split's text: `word` (word-level, splits on spaces and "
-        "punctuation, unknown words → `<unk>`) or `bpe` (byte-level BPE, as GPT-2; no unknown tokens)."
+        "punctuation, unknown words → `<unk>`), `bpe` (byte-level BPE, as GPT-2; no unknown tokens) or `wordpiece` "
+        "(as BERT: `##` continuation pieces, [CLS] ... [SEP])."
     )
     vocab_size: int = Field(20000, ge=100, le=MAX_SIZE, description="Largest vocabulary, special tokens included.")
     min_frequency: int = Field(2, ge=1, description="Keep a word (or merge) seen at least this often.")
@@ -73,8 +74,6 @@ class ModelConfig(Strict):
             raise ValueError("set exactly one of model.name_or_path (pretrained) or model.config (from scratch)")
         if self.config is not None and self.tokenizer is None:
             raise ValueError("model.config builds a fresh model, so model.tokenizer must name a tokenizer (or build one)")
-        if isinstance(self.tokenizer, TokenizerBuild) and self.config is None:
-            raise ValueError("a new tokenizer's ids mean nothing to a pretrained model's table; build one only with model.config")
         if family_named(self.family).needs_max_length and self.max_length is None:
             raise ValueError(f"family {self.family} has no position limit: set model.max_length (truncation, and block length for language modeling)")
         return self
@@ -180,8 +179,9 @@ class TrainConfig(Strict):
         "stop", description="A non-finite loss/gradient: `stop` (after saving the last good state) or `skip` the step."
     )
     log_every_steps: int = Field(10, gt=0, le=10**12, description="Write a line to log.jsonl every N optimizer steps.")
-    report_to: list[Literal["tensorboard"]] = Field(
-        default_factory=list, description="Experiment trackers, through Accelerate (`[tensorboard]`)."
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]] = Field(
+        default_factory=list, description="Experiment trackers, through Accelerate; each gets the whole resolved recipe as "
+        "flat hyperparameters, and the training and evaluation scores."
     )
     collective_timeout_s: int = Field(
         600, gt=0, le=7 * 24 * 3600, description="Several processes: a collective that waits longer than this fails the run."
@@ -252,6 +252,14 @@ class Recipe(Strict):
         if isinstance(task, LanguageModelingTask) and (family.lm_objective is None or family.lm_objective.name != task.objective):
             hint = f"family {family.name} takes objective: {family.lm_objective.name}" if family.lm_objective else f"family {family.name} has no language-modeling objective yet"
             raise ValueError(f"task.objective: {task.objective} does not fit model.family {family.name} ({hint})")
+        table = self.layers.token_embeddings
+        new_vocabulary = isinstance(self.model.tokenizer, TokenizerBuild)
+        if new_vocabulary and self.model.config is None and table.policy != "replace":
+            raise ValueError("model.tokenizer: a new tokenizer's ids mean nothing to a pretrained model's table; replace the table "
+                             "(layers.token_embeddings: {policy: replace, init: transfer}, or init: random / vectors)")
+        if table.init == "transfer" and (self.model.config is not None or not new_vocabulary):
+            raise ValueError("layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to a new "
+                             "tokenizer (model.tokenizer: {build: wordpiece | bpe | word})")
         if family.no_position_table and self.layers.positions != PositionPolicy():
             raise ValueError(f"layers.positions: not applicable to family {family.name} ({family.no_position_table}); remove it")
         if self.eval.metrics is None and task.default_metrics is not None:

@@ -7,6 +7,7 @@ its tables is asked of the `Family`. `apply_surgery` runs the recipe's `replace`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from pipeline.paths import resolve_local_path
 from pipeline.recipe.layers import LayersConfig, PositionPolicy, TokenEmbeddingPolicy
 from pipeline.resources import require_memory
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
+from pipeline.surgery.transfer import apply_plan, plan_transfer, route_counts
 from pipeline.surgery.vectors import Alignment, align_vectors, load_vectors
 from pipeline.vocabulary.spelling import spelling_of
 
@@ -31,6 +33,7 @@ class SurgeryReport:
     sources: dict[str, str] = field(default_factory=dict)
     alignment: Alignment | None = None
     position_rows: int | None = None
+    transfer: dict[str, Any] | None = None  # vocabulary transfer: old and new sizes, rows by route
 
 
 def replace_positions(family: Family, model: PreTrainedModel, policy: PositionPolicy) -> tuple[str, int]:
@@ -81,20 +84,8 @@ def _tokenizer_lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
     return bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer.tokenize("A") == tokenizer.tokenize("a")
 
 
-def replace_token_embeddings(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, seed: int
-) -> tuple[str, Alignment | None]:
-    """Swap the token-embedding table for a random or a static-vector one; returns a description and the
-    vector alignment (None for `init: random`)."""
-    old = table_of(model.get_input_embeddings())
-    rows, width = old.weight.shape
-    if policy.init == "random":
-        std = policy.std or float(old.weight.detach().std())
-        new = nn.Embedding(rows, width, padding_idx=old.padding_idx)
-        nn.init.normal_(new.weight, std=std)
-        model.set_input_embeddings(new.to(old.weight.device))
-        return f"random normal (std {std:.4f})", None
-
+def _vector_table(tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, rows: int, width: int, seed: int) -> tuple[torch.Tensor, Alignment, int]:
+    """Static vectors aligned to the vocabulary: the table (rows, ≤ width), the alignment, the vectors' width."""
     vectors = load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab))
     # Indexed by id: the model's table may have rows past the vocabulary, and ids need not be contiguous.
     tokens = [f"<unused-{i}>" for i in range(rows)]
@@ -109,13 +100,47 @@ def replace_token_embeddings(
         raise PipelineError(f"{vectors.dim}-d vectors are wider than the model's {width}", field="layers.token_embeddings.vectors")
     if vectors.dim < width and policy.width == "pad":
         table = F.pad(table, (0, width - vectors.dim))
-    lookup = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=old.padding_idx)
-    new: nn.Module = lookup
-    if table.shape[1] < width:
-        new = ProjectedLookup(lookup, nn.Linear(table.shape[1], width, bias=False))
-    model.set_input_embeddings(new.to(old.weight.device))
-    how = f"projected {vectors.dim} → {width}" if table.shape[1] < width else ("zero-padded" if vectors.dim < width else "same width")
-    return f"vectors {policy.vectors} ({how})", alignment
+    return table, alignment, vectors.dim
+
+
+def replace_token_embeddings(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, seed: int,
+    original: PreTrainedTokenizerBase | None = None,
+) -> tuple[str, Alignment | None, dict[str, Any] | None]:
+    """Swap the token-embedding table for a random, a static-vector or (`original`: the tokenizer the pretrained table
+    belongs to, replaced by `tokenizer`) a transferred one; returns a description, the vector alignment (vectors)
+    and the transfer's row counts (transfer). With a new tokenizer the table gets its vocabulary's size."""
+    old = table_of(model.get_input_embeddings())
+    rows, width = (len(tokenizer) if original is not None else old.weight.shape[0]), old.weight.shape[1]
+    padding_idx = tokenizer.pad_token_id if original is not None else old.padding_idx
+    alignment, transfer = None, None
+    if policy.init == "random":
+        std = policy.std or float(old.weight.detach().std())
+        table = torch.randn(rows, width, generator=torch.Generator().manual_seed(seed)) * std if original is not None else None
+        if table is None:
+            new = nn.Embedding(rows, width, padding_idx=padding_idx)
+            nn.init.normal_(new.weight, std=std)
+            table = new.weight.detach()
+        how = f"random normal (std {std:.4f})"
+    elif policy.init == "transfer":
+        vectors = load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab)) if policy.transfer == "weighted" else None
+        plans = plan_transfer(original, tokenizer, vectors)
+        table = apply_plan(old.weight.detach().cpu(), plans, seed)
+        transfer = {"old_vocabulary": old.weight.shape[0], "new_vocabulary": rows, "rows": route_counts(plans)}
+        output = model.get_output_embeddings()
+        if output is not None and not output_tied_to_input(model):  # an untied LM head follows the same plan
+            head = nn.Linear(width, rows, bias=False)
+            head.weight = nn.Parameter(apply_plan(output.weight.detach().cpu(), plans, seed + 1).to(output.weight.device))
+            model.set_output_embeddings(head)
+        how = "transferred from the pretrained table (" + ", ".join(f"{route} {n:,}" for route, n in transfer["rows"].items() if n) + ")"
+    else:
+        table, alignment, dim = _vector_table(tokenizer, policy, rows, width, seed)
+        how = f"vectors {policy.vectors} (" + (f"projected {dim} → {width}" if table.shape[1] < width else "zero-padded" if dim < width else "same width") + ")"
+    lookup = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=padding_idx)
+    new_module: nn.Module = lookup if table.shape[1] == width else ProjectedLookup(lookup, nn.Linear(table.shape[1], width, bias=False))
+    model.set_input_embeddings(new_module.to(old.weight.device))
+    model.config.vocab_size = rows
+    return how, alignment, transfer
 
 
 def output_tied_to_input(model: PreTrainedModel) -> bool:
@@ -146,18 +171,20 @@ def describe_output_embeddings(model: PreTrainedModel) -> str:
 
 
 def apply_surgery(
-    family: Family, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LayersConfig, seed: int, pretrained: bool = True
+    family: Family, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LayersConfig, seed: int, pretrained: bool = True,
+    original: PreTrainedTokenizerBase | None = None,
 ) -> SurgeryReport:
     """Carry out the recipe's `replace` policies on `model`; returns what each input layer now is.
 
-    pretrained: False for a model built from `model.config`, whose layers start random.
+    pretrained: False for a model built from `model.config`, whose layers start random; original: the tokenizer of
+    the pretrained table when the recipe builds a new one.
     """
     start = "pretrained" if pretrained else "random (built from model.config)"
     has_positions = family.input_layers(model).positions is not None
     report = SurgeryReport({"token_embeddings": start, "positions": start if has_positions else f"none ({family.no_position_table or 'no absolute table'})"})
     if cfg.token_embeddings.policy == "replace":
         tied = output_tied_to_input(model)
-        report.sources["token_embeddings"], report.alignment = replace_token_embeddings(model, tokenizer, cfg.token_embeddings, seed)
+        report.sources["token_embeddings"], report.alignment, report.transfer = replace_token_embeddings(model, tokenizer, cfg.token_embeddings, seed, original)
         if tied:
             retie_output_embeddings(model)
     if cfg.positions.policy == "replace":

@@ -40,6 +40,7 @@ class Task(Protocol):
     ) -> tuple[Dataset, dict[str, int]]: ...
     def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]: ...
     def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None: ...
+    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int] | None: ...
 
 
 class TaskDefaults:
@@ -55,6 +56,11 @@ class TaskDefaults:
         return None
 
     def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None:
+        return None
+
+    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int] | None:
+        """(metric name, sum over the example's scored units, how many) of one predictions record, for scores by
+        input length; None when the task keeps no per-example records."""
         return None
 
     def default_metrics(self) -> list[str]:

@@ -89,5 +89,8 @@ class MultiLabel(SequenceClassification):
     def _names(self, vector: list[int]) -> list[str]:
         return [label for label, on in zip(self.labels, vector, strict=True) if on]
 
+    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int]:
+        return "exact match", float(set(record["labels"]) == set(record["predicted"])), 1
+
     def confusion_pairs(self, records: Records) -> None:
         return None

@@ -40,5 +40,8 @@ class Regression(SequenceClassification):
         records = [{"index": i, "label": gold, "prediction": round(value, 6)} for i, (gold, value) in enumerate(zip(references, predictions, strict=True))]
         return compute_all(metrics, "values", predictions, references), records
 
+    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int]:
+        return "mean absolute error", abs(float(record["label"]) - float(record["prediction"])), 1
+
     def confusion_pairs(self, records: Records) -> None:
         return None

@@ -139,6 +139,9 @@ class SequenceClassification(LabelledTask):
         ]
         return compute_all(metrics, "classes", predictions, references), records
 
+    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int]:
+        return "accuracy", float(record["label"] == record["prediction"]), 1
+
     def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None:
         """(gold, predicted) label of every scored example, for the confusion matrix."""
         return [(record["label"], record["prediction"]) for record in records]

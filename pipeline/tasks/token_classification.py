@@ -190,6 +190,9 @@ class TokenClassification(LabelledTask):
                 record["predicted_entities"] = [list(span) for span in get_entities(record["predictions"])]
         return scores, records
 
+    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int]:
+        return "word accuracy", float(sum(g == p for g, p in zip(record["tags"], record["predictions"], strict=True))), len(record["tags"])
+
     def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None:
         """(gold, predicted) tag of every scored word, for the confusion matrix."""
         return [pair for record in records for pair in zip(record["tags"], record["predictions"], strict=True)]

@@ -32,10 +32,14 @@ from pipeline.surgery.replace import SurgeryReport, apply_surgery
 from pipeline.surgery.vectors import coverage_report
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import build_task
-from pipeline.training.modeling import build_model, load_tokenizer, resolve_max_length
+from pipeline.training.modeling import build_model, check_vocabulary, load_tokenizer, original_tokenizer, resolve_max_length
 from pipeline.training.policies import UnfreezeSchedule, apply_layer_policies
+from pipeline.vocabulary.usage import tokenization_stats
 
 log = logging.getLogger(__name__)
+# What each experiment tracker Accelerate supports needs installed (the first is the one to install).
+TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
+                    "comet_ml": ("comet_ml",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",)}
 
 
 @dataclass
@@ -86,8 +90,10 @@ def build_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerato
     cpu = default_device_is_cpu()
     if train.mixed_precision == "fp16" and cpu:
         raise PipelineError("fp16 needs a GPU; use bf16 or no on this machine", field="train.mixed_precision")
-    if "tensorboard" in train.report_to and not (importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX")):
-        raise PipelineError("tensorboard is not installed (pip install 'embedlab[tensorboard]')", field="train.report_to")
+    for tracker in train.report_to:
+        packages = TRACKER_PACKAGES[tracker]
+        if not any(importlib.util.find_spec(package) for package in packages):
+            raise PipelineError(f"{tracker} is not installed (pip install {packages[0]})", field="train.report_to")
     return Accelerator(
         cpu=cpu,
         mixed_precision=train.mixed_precision,
@@ -122,10 +128,14 @@ def limit_splits(recipe: Recipe, raw: DatasetDict) -> DatasetDict:
 
 
 def build_layers(
-    recipe: Recipe, family: Family, accelerator: Accelerator, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+    recipe: Recipe, family: Family, accelerator: Accelerator, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+    original: PreTrainedTokenizerBase | None = None,
 ) -> tuple[SurgeryReport, UnfreezeSchedule]:
-    """Layer surgery, then the freeze / finetune policies; returns what surgery did and the unfreeze schedule."""
-    report = apply_surgery(family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=recipe.model.config is None)
+    """Layer surgery, then the freeze / finetune policies; returns what surgery did and the unfreeze schedule.
+
+    original: the pretrained table's tokenizer, when the recipe builds a new one."""
+    report = apply_surgery(family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=recipe.model.config is None, original=original)
+    check_vocabulary(model, tokenizer)
     if report.position_rows and report.position_rows > tokenizer.model_max_length:
         # A longer position table: the tokenizer (saved with the model) must not truncate below it.
         tokenizer.model_max_length = report.position_rows
@@ -184,8 +194,10 @@ def _runtime(recipe: Recipe) -> tuple[Accelerator, int, int]:
     return accelerator, micro_batch_size, accumulation_steps
 
 
-def setup(recipe: Recipe) -> Experiment:
-    """Build data, tokenizer, model (with layer surgery and policies) and metrics for training."""
+def setup(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
+    """Build data, tokenizer, model (with layer surgery and policies) and metrics for training.
+
+    built_tokenizer: where a resumed run saved the tokenizer it built (`model.tokenizer: {build: ...}`)."""
     accelerator, micro_batch_size, accumulation_steps = _runtime(recipe)
     family = family_named(recipe.model.family)
     task = build_task(recipe, family)
@@ -193,10 +205,13 @@ def setup(recipe: Recipe) -> Experiment:
     raw, dropped = build_data(recipe, task, list(dict.fromkeys([train_split, *recipe.eval.splits])))
     task.fit_labels(raw[train_split])
     raw = limit_splits(recipe, raw)
-    tokenizer = load_tokenizer(recipe.model, family, task.texts(raw[train_split]))
-    task.prepare_tokenizer(tokenizer)
+    texts = task.texts(raw[train_split])
+    tokenizer, original = load_tokenizer(recipe.model, family, texts, built_tokenizer), original_tokenizer(recipe.model, family)
+    for each in (tokenizer, original):
+        if each is not None:
+            task.prepare_tokenizer(each)
     model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
-    surgery, schedule = build_layers(recipe, family, accelerator, model, tokenizer)
+    surgery, schedule = build_layers(recipe, family, accelerator, model, tokenizer, original)
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
     features = family.token_features(model)
     splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
@@ -205,6 +220,9 @@ def setup(recipe: Recipe) -> Experiment:
         for name, count in dropped.items():
             counts[name]["dropped_missing_labels"] = count
     report: dict[str, Any] = {"sources": surgery.sources, "data": counts}
+    if original is not None:
+        report["vocabulary"] = {**(surgery.transfer or {"new_vocabulary": len(tokenizer), "old_vocabulary": len(original)}),
+                                "old_tokenizer": tokenization_stats(original, texts), "new_tokenizer": tokenization_stats(tokenizer, texts)}
     if surgery.alignment is not None:
         report["coverage"] = coverage_report(surgery.alignment, splits[train_split]["input_ids"])
     return Experiment(
@@ -228,6 +246,7 @@ def setup_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     tokenizer = load_tokenizer(model_cfg, family)
     task.prepare_tokenizer(tokenizer)
     model = build_model(model_cfg, family, task.auto_class, tokenizer, task.head_kwargs())
+    check_vocabulary(model, tokenizer)
     max_length = resolve_max_length(model_cfg, family.position_limit(model), tokenizer)
     features = family.token_features(model)
     splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)

@@ -27,6 +27,14 @@ def describe_input_layers(exp: Experiment) -> str:
             lines.append(f"  + linear projection: {sum(p.numel() for p in extra):,} parameters, trainable")
     if "output_embeddings" in sources:
         lines.append(f"output embeddings: {sources['output_embeddings']}")
+    vocabulary = exp.input_report.get("vocabulary")
+    if vocabulary:
+        old, new = vocabulary["old_tokenizer"], vocabulary["new_tokenizer"]
+        lines += ["", f"vocabulary: a new tokenizer of {vocabulary['new_vocabulary']:,} tokens (the pretrained one: {vocabulary['old_vocabulary']:,}); "
+                  f"on {new['texts']:,} training texts, pieces per word {old['pieces_per_word']:.3f} → {new['pieces_per_word']:.3f}, "
+                  f"tokens per text {old['tokens_per_text']:.1f} → {new['tokens_per_text']:.1f}"]
+        if "rows" in vocabulary:
+            lines.append("  rows of the new table: " + ", ".join(f"{route} {n:,}" for route, n in vocabulary["rows"].items()))
     coverage = exp.input_report.get("coverage")
     if coverage:
         lines += [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,13 +34,18 @@ def _load_error(field: str, value: str, error: Exception) -> PipelineError:
     return PipelineError(f"cannot load '{value}' ({first_line})", field=field)
 
 
-def load_tokenizer(cfg: ModelConfig, family: Family, train_texts: Iterable[str] = ()) -> PreTrainedTokenizerBase:
+def load_tokenizer(cfg: ModelConfig, family: Family, train_texts: Iterable[str] = (), built: Path | None = None) -> PreTrainedTokenizerBase:
     """The recipe's tokenizer, loaded or (with `model.tokenizer: {build: ...}`) trained on `train_texts`.
+
+    built: a folder holding the tokenizer this run built before (a checkpoint's model): a resumed run reuses it, as
+    training a WordPiece vocabulary again can break ties between equally frequent merges differently.
 
     A tokenizer without a pad token pads with EOS where the family allows it. Padding is on the right for every
     family: decoders pool the last real token and the bi-LSTM reverses each sequence within its length.
     """
-    if isinstance(cfg.tokenizer, TokenizerBuild):
+    if isinstance(cfg.tokenizer, TokenizerBuild) and built is not None:
+        tokenizer, source = AutoTokenizer.from_pretrained(built), f"the {cfg.tokenizer.build} tokenizer this run built"
+    elif isinstance(cfg.tokenizer, TokenizerBuild):
         tokenizer, source = build_tokenizer(cfg.tokenizer, train_texts), f"a new {cfg.tokenizer.build} tokenizer"
     else:
         source = cfg.tokenizer or cfg.name_or_path
@@ -82,14 +88,32 @@ def build_model(
         model = _fresh_model(cfg, family, auto_class, tokenizer, head_kwargs)
     else:
         model = _pretrained_model(cfg, family, auto_class, head_kwargs)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if new_vocabulary(cfg):  # the table is replaced to fit the new tokenizer; so are the special ids
+        model.config.bos_token_id, model.config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return model
+
+
+def new_vocabulary(cfg: ModelConfig) -> bool:
+    """Whether the recipe builds a new tokenizer for a pretrained model (whose table must then be replaced)."""
+    return isinstance(cfg.tokenizer, TokenizerBuild) and cfg.config is None
+
+
+def original_tokenizer(cfg: ModelConfig, family: Family) -> PreTrainedTokenizerBase | None:
+    """The tokenizer the pretrained table belongs to, when the recipe builds a new one (for vocabulary transfer)."""
+    if not new_vocabulary(cfg):
+        return None
+    return load_tokenizer(cfg.model_copy(update={"tokenizer": None}), family)
+
+
+def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """The model's table must have a row for every token id."""
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         raise PipelineError(
             f"the tokenizer has {len(tokenizer)} tokens but the model's table only "
             f"{model.get_input_embeddings().num_embeddings} rows: they do not belong together",
             field="model.tokenizer",
         )
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model
 
 
 def _fresh_model(

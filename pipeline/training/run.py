@@ -11,7 +11,7 @@ from pathlib import Path
 from pipeline.data.sources import data_fingerprint
 from pipeline.errors import PipelineError
 from pipeline.evaluation.evaluate import write_final_evaluation
-from pipeline.recipe.io import dump_recipe
+from pipeline.recipe.io import dump_recipe, tracker_config
 from pipeline.recipe.schema import Recipe
 from pipeline.training.checkpointing import Progress, latest_checkpoint, save_model
 from pipeline.training.experiment import Experiment, setup
@@ -74,7 +74,7 @@ def train(recipe: Recipe, overwrite: bool = False, resume: bool = False) -> Path
     resume: continue the run in `output_dir` from its newest whole checkpoint (or start it, if there is none).
     """
     start = start_run(recipe, overwrite, resume)
-    exp = setup(recipe)
+    exp = setup(recipe, start.checkpoint[0] / "model" if start.checkpoint else None)
     return train_experiment(exp, start)
 
 
@@ -93,7 +93,7 @@ def train_experiment(exp: Experiment, start: RunStart) -> Path:
         resume_training(exp, state, *start.checkpoint, run)
     run.write_json("batching.json", state.plan)
     if train_cfg.report_to:
-        acc.init_trackers("tensorboard", config={"lr": train_cfg.lr, "batch_size": train_cfg.batch_size, "seed": train_cfg.seed})
+        acc.init_trackers(start.output_dir.name, config=tracker_config(exp.recipe))
     summary = fit(exp, state, run)
     save_model(exp, state.model, start.output_dir / "model")
     write_final_evaluation(exp, state.model, run, summary)

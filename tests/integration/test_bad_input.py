@@ -37,7 +37,7 @@ MALFORMED = [
     (["eval.metrics=[accuracy, bleu]"], "eval.metrics: unknown metric 'bleu'"),
     (["eval.metrics=[acuracy]"], "did you mean 'accuracy'?"),
     (["eval.metrics=[hub:bleu]"], "set eval.trust_metric_code: true"),
-    (["layers.token_embeddings.policy=replace"], "policy: replace needs init: random or init: vectors"),
+    (["layers.token_embeddings.policy=replace"], "policy: replace needs init: random, vectors or transfer"),
     (["layers.token_embeddings.policy=replace", "layers.token_embeddings.init=vectors"], "init: vectors needs a vectors file"),
     (["layers.token_embeddings.init=random"], "init only apply with policy: replace"),
     (["layers.positions.policy=replace"], "policy: replace needs init: sinusoidal, learned, extend or none"),

@@ -178,10 +178,10 @@ def test_language_modeling_recipe_mistakes(tmp_path, text_files, change, expecte
     assert expected in str(error.value)
 
 
-def test_built_tokenizer_needs_a_fresh_model(tmp_path, text_files, tiny_gpt2):
+def test_built_tokenizer_needs_a_fresh_model_or_a_replaced_table(tmp_path, text_files, tiny_gpt2):
     recipe = lm_recipe(tmp_path, text_files, "gpt2")
     recipe["model"] = {"family": "gpt2", "name_or_path": str(tiny_gpt2), "tokenizer": {"build": "bpe"}, "max_length": 16}
-    with pytest.raises(PipelineError, match="build one only with model.config"):
+    with pytest.raises(PipelineError, match="a new tokenizer's ids mean nothing to a pretrained model's table; replace the table"):
         parse_recipe(recipe)
 
 

@@ -12,14 +12,12 @@ import numpy as np
 AVERAGES = ("macro", "micro", "weighted")
 
 
-def confusion_matrix(predictions: list[int], references: list[int]) -> np.ndarray:
+def confusion_matrix(predictions: list[int] | np.ndarray, references: list[int] | np.ndarray) -> np.ndarray:
     """Counts `[true_class, predicted_class]` over the union of labels seen in either list."""
-    labels = np.union1d(np.asarray(references), np.asarray(predictions))
-    index = {label: i for i, label in enumerate(labels.tolist())}
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for truth, guess in zip(references, predictions, strict=True):
-        matrix[index[truth], index[guess]] += 1
-    return matrix
+    predicted, actual = np.asarray(predictions), np.asarray(references)
+    labels, codes = np.unique(np.concatenate([actual, predicted]), return_inverse=True)
+    true_codes, guess_codes = codes[: len(actual)], codes[len(actual) :]
+    return np.bincount(true_codes * len(labels) + guess_codes, minlength=len(labels) ** 2).reshape(len(labels), len(labels))
 
 
 def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -1,0 +1,129 @@
+"""A sweep's plan: the factorial product of the grids, times the seeds; each cell × seed one ordinary run folder,
+named readably from its overrides (`token_embeddings=freeze/seed=1`). The whole plan is validated before any run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import PipelineError
+from pipeline.recipe.io import dump_recipe, load_recipe, read_yaml
+from pipeline.recipe.schema import Recipe
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of grid values: its overrides (`key=value`, YAML) and its readable name."""
+
+    name: str
+    overrides: tuple[str, ...]
+
+
+@dataclass
+class PlannedRun:
+    cell: Cell
+    seed: int
+    output_dir: Path
+    recipe: Recipe  # resolved: the recipe, the sweep's own overrides, the cell's, the seed and the output folder
+
+    @property
+    def overrides(self) -> list[str]:
+        return run_overrides(self.cell, self.seed, self.output_dir)
+
+
+def run_overrides(cell: Cell, seed: int, folder: Path) -> list[str]:
+    """The overrides that make a run of the sweep's recipe this cell × seed (the folder quoted: YAML reads it as text)."""
+    return [*cell.overrides, f"train.seed={seed}", f"output_dir={json.dumps(str(folder))}"]
+
+
+def parse_grid(text: str) -> tuple[str, list[Any]]:
+    """`KEY=V1,V2,...`: the values are a YAML flow sequence, so one may be a whole mapping (`{policy: replace, ...}`)."""
+    key, sep, values = text.partition("=")
+    if not sep or not key or not values:
+        raise PipelineError(f"--grid '{text}' must look like KEY=V1,V2 (e.g. layers.token_embeddings=finetune,freeze)")
+    try:
+        parsed = read_yaml(f"[{values}]")
+    except yaml.YAMLError as error:
+        raise PipelineError(f"--grid '{text}': the values are not valid YAML ({str(error).splitlines()[0]})") from None
+    if not parsed:
+        raise PipelineError(f"--grid '{text}' lists no value")
+    return key, parsed
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise PipelineError(f"--seeds '{text}' must be integers separated by commas (e.g. 0,1,2)") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise PipelineError(f"--seeds '{text}' must name at least one seed, each once")
+    return seeds
+
+
+def slug(value: Any) -> str:
+    """A short, file-name-safe text for a grid value: `freeze`, `replace-sinusoidal`, `0.0001`."""
+    if isinstance(value, dict):
+        text = "-".join(slug(item) for item in value.values())
+    elif isinstance(value, list):
+        text = "+".join(slug(item) for item in value)
+    else:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "none"
+
+
+def cells_of(grids: list[tuple[str, list[Any]]]) -> list[Cell]:
+    """The factorial product of the grids, in the order the values were given."""
+    cells = []
+    for values in itertools.product(*(values for _, values in grids)):
+        pairs = list(zip((key for key, _ in grids), values, strict=True))
+        name = ",".join(f"{key.rsplit('.', 1)[-1]}={slug(value)}" for key, value in pairs) or "recipe"
+        overrides = tuple(f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}" for key, value in pairs)
+        cells.append(Cell(name, overrides))
+    names = [cell.name for cell in cells]
+    if len(set(names)) != len(names):
+        raise PipelineError("two grid cells get the same folder name; give the grid values that differ more plainly")
+    return cells
+
+
+def plan_sweep(recipe_path: Path, overrides: list[str], grids: list[str], seeds: list[int], output: Path) -> list[PlannedRun]:
+    """Every run of the sweep, each recipe validated: a bad value is one line naming its cell."""
+    cells = cells_of([parse_grid(grid) for grid in grids])
+    runs = []
+    for cell in cells:
+        for seed in seeds:
+            folder = output / cell.name / f"seed={seed}"
+            try:
+                recipe = load_recipe(recipe_path, [*overrides, *run_overrides(cell, seed, folder)])
+            except PipelineError as error:
+                raise PipelineError(f"cell {cell.name}: {error}") from None
+            runs.append(PlannedRun(cell, seed, folder, recipe))
+    return runs
+
+
+def baseline_cell(cells: list[Cell], baseline: str | None) -> Cell:
+    """The cell the others are compared with: the one whose overrides include `baseline` (`KEY=V`), else the first."""
+    if baseline is None:
+        return cells[0]
+    key, _, value = baseline.partition("=")
+    wanted = f"{key}={yaml.safe_dump(read_yaml(value), default_flow_style=True).strip().removesuffix('...').strip()}"
+    matching = [cell for cell in cells if wanted in cell.overrides]
+    if len(matching) != 1:
+        raise PipelineError(f"--baseline {baseline} names {len(matching)} cells; it must name exactly one (cells: {', '.join(c.name for c in cells)})")
+    return matching[0]
+
+
+def run_state(run: PlannedRun) -> str:
+    """`finished` (metrics.json, same recipe), `interrupted` (same recipe, unfinished: resume), or `new`."""
+    saved = run.output_dir / "recipe.yaml"
+    if not saved.is_file():
+        return "new"
+    if saved.read_text(encoding="utf-8") != dump_recipe(run.recipe):
+        raise PipelineError(f"{run.output_dir} holds a run of another recipe; give the sweep a new --output", field="--output")
+    return "finished" if (run.output_dir / "metrics.json").is_file() else "interrupted"

@@ -1,0 +1,59 @@
+"""Pictures of a comparison, drawn headless (Agg) into PNG files: a bar chart per metric (mean over seeds, error
+bars one standard deviation, the classical baseline as a dashed line) and learning curves (training loss and the
+evaluation metric against the step, one line per cell, the band spanning its seeds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.evaluation.plots import pyplot, save_figure
+from pipeline.sweeps.statistics import RunResult
+
+
+def bar_chart(cells: dict[str, dict[str, Any]], metric: str, split: str, classical: float | None, path: Path) -> Path:
+    """Mean ± std over seeds of `metric` on `split`, one bar per cell."""
+    plt = pyplot()
+    names = list(cells)
+    means = [cells[name]["scores"].get(metric, {}).get("mean") or 0.0 for name in names]
+    errors = [cells[name]["scores"].get(metric, {}).get("std") or 0.0 for name in names]
+    figure, axes = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 4.2))
+    axes.bar(range(len(names)), means, yerr=errors, capsize=4, color="#4c78a8")
+    if classical is not None:
+        axes.axhline(classical, color="#e45756", linestyle="--", label="TF-IDF + logistic regression")
+        axes.legend(loc="lower right", fontsize=8)
+    low = min([m - e for m, e in zip(means, errors, strict=True)] + ([classical] if classical is not None else []))
+    axes.set_ylim(max(0.0, low - 0.1 * abs(low) - 0.02), None)
+    axes.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    axes.set_ylabel(f"{split} {metric}")
+    axes.set_title(f"{split} {metric}: mean ± std over seeds")
+    return save_figure(figure, path)
+
+
+def learning_curves(runs: dict[str, list[RunResult]], key: str, split: str | None, path: Path) -> Path | None:
+    """`key` against the step, from each run's log (training lines when `split` is None, else its evaluations)."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    drawn = False
+    for color, (cell, members) in zip(plt.cm.tab10.colors * 10, runs.items(), strict=False):
+        series = []
+        for run in members:
+            points = {r["step"]: r[key] for r in run.log() if key in r and r[key] is not None and (r.get("split") == split if split else "split" not in r)}
+            series.append(points)
+        steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
+        if not steps:
+            continue
+        values = np.array([[s[step] for step in steps] for s in series])
+        axes.plot(steps, values.mean(axis=0), color=color, label=cell)
+        axes.fill_between(steps, values.min(axis=0), values.max(axis=0), color=color, alpha=0.2)
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel(f"{split} {key}" if split else f"training {key}")
+    axes.legend(fontsize=7)
+    axes.set_title(f"{'training ' + key if split is None else split + ' ' + key} (line: mean over seeds, band: their range)")
+    return save_figure(figure, path)

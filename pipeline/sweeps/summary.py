@@ -1,0 +1,113 @@
+"""The report of a comparison: `summary.json`, `summary.csv` and `summary.md` (with its plots), for the cells of a
+sweep or any set of run folders (`pipeline compare`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.recipe.io import read_yaml
+from pipeline.sweeps.plots import bar_chart, learning_curves
+from pipeline.sweeps.statistics import RunResult, cell_summary, paired_comparison
+
+
+def load_run(folder: Path, cell: str) -> RunResult | None:
+    """A finished run folder as a `RunResult` (None: not finished)."""
+    if not (folder / "metrics.json").is_file():
+        return None
+    metrics = json.loads((folder / "metrics.json").read_text())
+    recipe = read_yaml((folder / "recipe.yaml").read_text())
+    return RunResult(cell, recipe["train"]["seed"], folder, {k: v for k, v in metrics.items() if k != "train"}, metrics["train"], recipe["task"]["type"])
+
+
+def report_split(runs: list[RunResult]) -> str:
+    """The split a comparison reports: `test` when every run has it, else the last split they all have."""
+    common = [split for split in runs[0].scores if all(split in run.scores for run in runs)]
+    return "test" if "test" in common else common[-1]
+
+
+def _cell(value: dict[str, Any] | None, digits: int = 4) -> str:
+    if not value or value.get("mean") is None:
+        return "—"
+    return f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
+
+
+def _difference(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "—"
+    text = f"{entry['seed_difference_mean']:+.4f}" if entry.get("seed_difference_mean") is not None else "—"
+    if "ci_low" in entry:
+        text += f" [{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]" + (" *" if entry["excludes_zero"] else "")
+    return text
+
+
+def write_summary(runs: dict[str, list[RunResult]], baseline: str, folder: Path, classical: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Summaries and plots of `runs` (cell → its runs) in `folder`, each cell compared with `baseline`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    everything = [run for members in runs.values() for run in members]
+    split = report_split(everything)
+    cells = {cell: cell_summary(members, split) for cell, members in runs.items()}
+    for cell, members in runs.items():
+        if cell != baseline and baseline in runs:
+            cells[cell]["vs_baseline"] = paired_comparison(members, runs[baseline], split)
+    metrics = list(dict.fromkeys(name for cell in cells.values() for name in cell["scores"] if "/" not in name and name != "loss"))
+    classical_scores = (classical or {}).get("scores", {}).get(split, {})
+    plots = [bar_chart(cells, metric, split, classical_scores.get(metric), folder / f"bars-{metric}.png") for metric in metrics]
+    eval_metric = metrics[0] if metrics else None
+    curves = [learning_curves(runs, "loss", None, folder / "curves-loss.png")]
+    first_eval = next((r["split"] for run in everything for r in run.log() if "split" in r), None)
+    if eval_metric and first_eval:
+        curves.append(learning_curves(runs, eval_metric, first_eval, folder / f"curves-{first_eval}-{eval_metric}.png"))
+    summary = {"split": split, "baseline": baseline, "cells": cells, "classical": classical,
+               "plots": [path.name for path in [*plots, *curves] if path is not None]}
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (folder / "summary.csv").write_text(_csv(cells, metrics, classical_scores))
+    (folder / "summary.md").write_text(_markdown(summary, metrics, classical_scores))
+    return summary
+
+
+def _csv(cells: dict[str, dict[str, Any]], metrics: list[str], classical: dict[str, float]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
+    writer.writerow(["cell", "n", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")], "train_wall_time_s_mean", "train_wall_time_s_std",
+                     "trainable_parameters", *[f"{m}_{k}" for m in compared for k in ("diff_vs_baseline", "ci_low", "ci_high", "excludes_zero")]])
+    for name, cell in cells.items():
+        row = [name, cell["n"]]
+        row += [cell["scores"].get(m, {}).get(key) for m in metrics for key in ("mean", "std")]
+        row += [cell["train_wall_time_s"]["mean"], cell["train_wall_time_s"]["std"], cell["trainable_parameters"]["mean"]]
+        for m in compared:
+            entry = cell.get("vs_baseline", {}).get(m, {})
+            row += [entry.get("seed_difference_mean"), entry.get("ci_low"), entry.get("ci_high"), entry.get("excludes_zero")]
+        writer.writerow(row)
+    if classical:
+        writer.writerow(["TF-IDF + logistic regression", 1, *[x for m in metrics for x in (classical.get(m), None)]])
+    return buffer.getvalue()
+
+
+def _markdown(summary: dict[str, Any], metrics: list[str], classical: dict[str, float]) -> str:
+    cells, split = summary["cells"], summary["split"]
+    compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
+    head = ["cell", "n", *[f"{split} {m}" for m in metrics], *[f"Δ {m} vs baseline [95% CI]" for m in compared], "train wall time (s)", "trainable parameters"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, cell in cells.items():
+        label = f"**{name}** (baseline)" if name == summary["baseline"] else name
+        row = [label, str(cell["n"]), *[_cell(cell["scores"].get(m)) for m in metrics],
+               *[_difference(cell.get("vs_baseline", {}).get(m)) if name != summary["baseline"] else "—" for m in compared],
+               _cell(cell["train_wall_time_s"], 1), f"{int(cell['trainable_parameters']['mean'] or 0):,}"]
+        lines.append("| " + " | ".join(row) + " |")
+    if classical:
+        lines.append("| " + " | ".join(["TF-IDF + logistic regression", "1", *[f"{classical[m]:.4f}" if m in classical else "—" for m in metrics],
+                                         *["—"] * len(compared), "—", "—"]) + " |")
+    notes = [
+        "",
+        f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, paired by seed "
+        "(mean over seeds); in brackets the bootstrap 95% confidence interval of that difference, resampling the "
+        "test examples (paired: both runs scored on the same resample, seed by seed); * where the interval excludes zero.",
+        "",
+        *[f"![{path}]({path})" for path in summary["plots"]],
+    ]
+    return "\n".join(lines + notes) + "\n"

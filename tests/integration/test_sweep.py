@@ -1,0 +1,126 @@
+"""`pipeline sweep` and `pipeline compare`: a 2 × 2 grid × 2 seeds, resumed after an interruption, a failing cell,
+the Ray backend against the local one, and the statistics on a hand-checkable case."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import recipe_dict, write_jsonl, write_recipe
+from pipeline.cli import main
+from pipeline.sweeps.statistics import RunResult, paired_comparison
+
+GRID = ["--grid", "layers.token_embeddings=finetune,freeze", "--grid", "layers.positions=finetune,{policy: replace, init: none}"]
+
+
+@pytest.fixture(scope="module")
+def sweep_recipe(tmp_path_factory, tiny_bert) -> Path:
+    folder = tmp_path_factory.mktemp("sweep")
+    from helpers import make_examples
+
+    data = {split: write_jsonl(folder / f"{split}.jsonl", make_examples(count, seed)) for split, count, seed in (("train", 48, 0), ("test", 24, 1))}
+    raw = recipe_dict(tiny_bert, data, folder / "unused", train={"max_steps": 3, "log_every_steps": 1, "eval_every_steps": 3},
+                      eval={"metrics": ["accuracy", "f1_macro"], "splits": ["test"], "batch_size": 8})
+    return write_recipe(folder / "recipe.yaml", raw)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(sweep_recipe, tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("sweep-out") / "sweep"
+    assert main(["sweep", str(sweep_recipe), *GRID, "--seeds", "0,1", "--output", str(output)]) == 0
+    return output
+
+
+def test_a_two_by_two_grid_over_two_seeds(finished_sweep):
+    runs = sorted(p.relative_to(finished_sweep).as_posix() for p in finished_sweep.glob("*/seed=*") if (p / "metrics.json").is_file())
+    assert runs == [f"{cell}/seed={seed}" for cell in ("token_embeddings=finetune,positions=finetune", "token_embeddings=finetune,positions=replace-none",
+                                                        "token_embeddings=freeze,positions=finetune", "token_embeddings=freeze,positions=replace-none")
+                    for seed in (0, 1)]
+    summary = json.loads((finished_sweep / "summary.json").read_text())
+    assert summary["split"] == "test" and summary["baseline"] == "token_embeddings=finetune,positions=finetune"
+    cell = summary["cells"]["token_embeddings=freeze,positions=finetune"]
+    values = cell["scores"]["accuracy"]["values"]
+    assert cell["n"] == 2 and cell["scores"]["accuracy"]["mean"] == pytest.approx(sum(values) / 2)
+    assert {"accuracy", "f1_macro"} <= set(cell["vs_baseline"]) and "ci_low" in cell["vs_baseline"]["accuracy"]
+    assert summary["classical"]["name"] == "TF-IDF + logistic regression" and 0 <= summary["classical"]["scores"]["test"]["accuracy"] <= 1
+    for plot in summary["plots"]:
+        assert (finished_sweep / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (finished_sweep / plot).stat().st_size > 5000
+    assert {"bars-accuracy.png", "curves-loss.png", "curves-test-accuracy.png"} <= set(summary["plots"])
+    markdown = (finished_sweep / "summary.md").read_text()
+    assert "TF-IDF + logistic regression" in markdown and "(baseline)" in markdown and "![bars-accuracy.png](bars-accuracy.png)" in markdown
+    assert (finished_sweep / "summary.csv").read_text().count("\n") == 4 + 1 + 1  # header, cells, classical row
+
+
+def test_a_rerun_trains_only_what_did_not_finish(finished_sweep, sweep_recipe, capsys):
+    manifest = json.loads((finished_sweep / "sweep.json").read_text())
+    unfinished = [Path(run["output_dir"]) for run in manifest["runs"][3:]]  # as if the sweep died after its third run
+    for folder in unfinished:
+        (folder / "metrics.json").unlink()
+    assert main(["sweep", str(sweep_recipe), *GRID, "--seeds", "0,1", "--output", str(finished_sweep)]) == 0
+    statuses = [run["status"] for run in json.loads((finished_sweep / "sweep.json").read_text())["runs"]]
+    assert statuses == ["skipped"] * 3 + ["finished"] * 5
+    assert main(["sweep", str(sweep_recipe), *GRID, "--seeds", "0,1", "--output", str(finished_sweep)]) == 0
+    assert [run["status"] for run in json.loads((finished_sweep / "sweep.json").read_text())["runs"]] == ["skipped"] * 8
+    assert "finished before, skipped" in capsys.readouterr().err
+
+
+def test_a_failing_cell_does_not_stop_the_others(sweep_recipe, tmp_path, capsys):
+    grid = ["--grid", "layers.encoder={freeze_bottom: 9},{freeze_bottom: 1}"]  # the tiny BERT has 2 layers
+    assert main(["sweep", str(sweep_recipe), *grid, "--seeds", "0", "--output", str(tmp_path / "s"), "--no-baseline"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 runs failed (first: encoder=9 seed=0: error: layers.encoder.freeze_bottom: the model has only 2 layers)" in err
+    runs = json.loads((tmp_path / "s" / "sweep.json").read_text())["runs"]
+    assert [run["status"] for run in runs] == ["failed", "finished"]
+    assert list(json.loads((tmp_path / "s" / "summary.json").read_text())["cells"]) == ["encoder=1"]
+
+
+def test_a_bad_grid_value_is_one_line_naming_its_cell(sweep_recipe, tmp_path, capsys):
+    assert main(["sweep", str(sweep_recipe), "--grid", "train.lr=1e-3,-1", "--output", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: cell lr=-1: ") and "train.lr: Input should be greater than 0" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_ray_gives_the_local_backend_s_metrics(sweep_recipe, finished_sweep, tmp_path):
+    pytest.importorskip("ray")
+    grid = ["--grid", "layers.token_embeddings=finetune,freeze"]
+    output = tmp_path / "ray"
+    assert main(["sweep", str(sweep_recipe), *grid, "layers.positions=finetune", "--seeds", "0", "--output", str(output),
+                 "--backend", "ray", "--no-baseline"]) == 0
+    for cell in ("token_embeddings=finetune", "token_embeddings=freeze"):
+        ray_scores = json.loads((output / cell / "seed=0" / "metrics.json").read_text())["test"]
+        local = json.loads((finished_sweep / f"{cell},positions=finetune" / "seed=0" / "metrics.json").read_text())["test"]
+        assert ray_scores == local
+
+
+def test_compare_two_runs(finished_sweep, tmp_path):
+    a, b = finished_sweep / "token_embeddings=finetune,positions=finetune" / "seed=0", finished_sweep / "token_embeddings=freeze,positions=finetune" / "seed=0"
+    assert main(["compare", str(a), str(b), "--output", str(tmp_path / "cmp"), "--baseline", str(a)]) == 0
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    assert list(summary["cells"]) == ["token_embeddings=finetune", "token_embeddings=freeze"]
+    assert summary["baseline"] == "token_embeddings=finetune" and "vs_baseline" in summary["cells"]["token_embeddings=freeze"]
+
+
+def fake_run(folder: Path, seed: int, correct: list[bool]) -> RunResult:
+    folder.mkdir(parents=True)
+    rows = [{"label": "a", "prediction": "a" if right else "b"} for right in correct]
+    write_jsonl(folder / "predictions-test.jsonl", rows)
+    accuracy = sum(correct) / len(correct)
+    return RunResult("x", seed, folder, {"test": {"accuracy": accuracy, "f1_macro": 0.0}}, {}, "sequence-classification")
+
+
+def test_the_paired_interval_on_a_hand_checkable_case(tmp_path):
+    always = [fake_run(tmp_path / f"right{s}", s, [True] * 10) for s in (0, 1)]
+    never = [fake_run(tmp_path / f"wrong{s}", s, [False] * 10) for s in (0, 1)]
+    half = [fake_run(tmp_path / f"half{s}", s, [True] * 5 + [False] * 5) for s in (0, 1)]
+    right_vs_wrong = paired_comparison(always, never, "test")["accuracy"]
+    # Every resample of 10 examples: all right against all wrong, a difference of exactly 1.
+    assert right_vs_wrong["ci_low"] == right_vs_wrong["ci_high"] == 1.0 and right_vs_wrong["excludes_zero"]
+    assert right_vs_wrong["seed_difference_mean"] == 1.0 and right_vs_wrong["seed_difference_std"] == 0.0
+    same = paired_comparison(half, half, "test")["accuracy"]
+    assert same["ci_low"] == same["ci_high"] == 0.0 and not same["excludes_zero"]
+    versus_half = paired_comparison(always, half, "test")["accuracy"]
+    # Differences 0 on five examples and 1 on five: the mean of a resample lies in [0, 1]; 0.5 inside the interval.
+    assert 0.0 < versus_half["ci_low"] < 0.5 < versus_half["ci_high"] <= 1.0
