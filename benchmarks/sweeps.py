@@ -67,11 +67,12 @@ def brown(args: argparse.Namespace, scratch: Path) -> dict:
     result = {"train_sentences": args.train_sentences, "test_sentences": args.test_sentences, "sweep_wall_s": round(wall, 1), "summary": summary}
     print(f"Brown POS sweep (local): {wall:.0f} s", flush=True)
     if args.ray:
-        ray_summary, ray_wall = run_sweep("recipes/brown-pos-minilm.yaml", overrides, grids, args.seeds, scratch / "brown-ray", ["--backend", "ray"])
+        seeds = args.ray_seeds or args.seeds
+        ray_summary, ray_wall = run_sweep("recipes/brown-pos-minilm.yaml", overrides, grids, seeds, scratch / "brown-ray", ["--backend", "ray"])
         local, remote = run_metrics(scratch / "brown-local"), run_metrics(scratch / "brown-ray")
-        differing = sorted(key for key in local if local[key] != remote.get(key))
-        result["ray"] = {"sweep_wall_s": round(ray_wall, 1), "runs": len(remote), "runs_with_different_metrics": differing,
-                         "identical": not differing and set(local) == set(remote), "summary_cells_equal": ray_summary["cells"].keys() == summary["cells"].keys()}
+        differing = sorted(key for key in remote if remote[key] != local.get(key))
+        result["ray"] = {"seeds": seeds, "sweep_wall_s": round(ray_wall, 1), "runs": len(remote), "runs_with_different_metrics": differing,
+                         "identical": not differing and set(remote) <= set(local), "cells": list(ray_summary["cells"])}
         print(f"Brown POS sweep (ray): {ray_wall:.0f} s, metrics identical to local: {result['ray']['identical']}", flush=True)
     return result
 
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--test-sentences", type=int, default=1000)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--ray", action="store_true", help="also run the Brown grid through --backend ray")
+    parser.add_argument("--ray-seeds", help="seeds of the Ray rerun (default: --seeds); its runs are compared with the same local runs")
     parser.add_argument("--only", nargs="*", default=["brown", "bbc"])
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-sweeps"), help="where the sweep folders go (kept)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-sweeps.json")
