@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--quickstart", action="store_true")
     parser.add_argument("--only", nargs="*", default=["short", "bbc128", "bbc256", "probe"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-speed.json")
+    parser.add_argument("--merge", action="store_true", help="keep the parts of --out this invocation does not run")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-speed-"))
     genre = [json.loads(line) for line in (args.brown / "genre-train.jsonl").read_text().splitlines()]
@@ -175,15 +176,20 @@ def main() -> None:
              "validation": write_jsonl(scratch / "short-validation.jsonl", [{"text": r["text"], "label": r["genre"]} for r in genre[3200:3456]])}
     articles = bbc_rows(0)
     bbc = {"train": write_jsonl(scratch / "bbc-train.jsonl", articles[:1600]), "validation": write_jsonl(scratch / "bbc-validation.jsonl", articles[1600:1900])}
-    result: dict[str, Any] = {"machine": f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores",
-                              "batch_size": BATCH, "steps": args.steps, "bbc_steps": args.bbc_steps or args.steps, "repeats": args.repeats}
+    previous = json.loads(args.out.read_text()) if args.merge and args.out.is_file() else {}
+    result: dict[str, Any] = {**previous, "machine": f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores",
+                              "batch_size": BATCH}
+    bbc_steps = args.bbc_steps or args.steps
     if "short" in args.only:
-        result["short_texts_fp32"] = throughput(scratch, "short-fp32", short, 64, args.steps, args.repeats, bf16=False)
-        result["short_texts_bf16"] = throughput(scratch, "short-bf16", short, 64, args.bf16_steps, args.bf16_repeats, bf16=True)
+        result["short_texts_fp32"] = {**throughput(scratch, "short-fp32", short, 64, args.steps, args.repeats, bf16=False),
+                                      "steps": args.steps, "repeats": args.repeats}
+        result["short_texts_bf16"] = {**throughput(scratch, "short-bf16", short, 64, args.bf16_steps, args.bf16_repeats, bf16=True),
+                                      "steps": args.bf16_steps, "repeats": args.bf16_repeats}
     if "bbc128" in args.only:
-        result["bbc_128"] = throughput(scratch, "bbc-128", bbc, 128, args.bbc_steps or args.steps, args.repeats, bf16=False, frozen_table=True)
+        result["bbc_128"] = {**throughput(scratch, "bbc-128", bbc, 128, bbc_steps, args.repeats, bf16=False, frozen_table=True),
+                             "steps": bbc_steps, "repeats": args.repeats}
     if "bbc256" in args.only:
-        result["bbc_256"] = throughput(scratch, "bbc-256", bbc, 256, args.bbc_steps or args.steps, args.repeats, bf16=False)
+        result["bbc_256"] = {**throughput(scratch, "bbc-256", bbc, 256, bbc_steps, args.repeats, bf16=False), "steps": bbc_steps, "repeats": args.repeats}
     if "probe" in args.only:
         result["cached_probe"] = cached_probe(scratch, bbc)
     if args.quickstart:

@@ -41,8 +41,9 @@ def transfer(args: argparse.Namespace) -> dict:
     output = args.scratch / "transfer"
     tokenizer = f"model.tokenizer={{build: wordpiece, vocab_size: {args.vocab_size}, lowercase: true}}"
     grid = "layers.token_embeddings={policy: replace, init: transfer},{policy: replace, init: random}"
-    wall = pipeline("sweep", "recipes/quickstart.yaml", *ONE_FINAL_EVALUATION, tokenizer, "--grid", grid, "--seeds", args.seeds, "--output", str(output))
-    result = {"vocab_size": args.vocab_size, "sweep_wall_s": round(wall, 1), "summary": json.loads((output / "summary.json").read_text())}
+    limit = [f"data.max_train_samples={args.train_samples}"] if args.train_samples else []
+    wall = pipeline("sweep", "recipes/quickstart.yaml", *ONE_FINAL_EVALUATION, *limit, tokenizer, "--grid", grid, "--seeds", args.seeds, "--output", str(output))
+    result = {"vocab_size": args.vocab_size, "train_articles": args.train_samples or "all", "sweep_wall_s": round(wall, 1), "summary": json.loads((output / "summary.json").read_text())}
     first = json.loads((output / "sweep.json").read_text())["runs"][0]["output_dir"]
     result["vocabulary"] = json.loads((Path(first) / "input_layers.json").read_text())["vocabulary"]
     if args.original is not None:
@@ -76,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--original", type=Path, help="the BBC sweep folder of benchmarks/sweeps.py (its finetune runs are the baseline)")
     parser.add_argument("--vocab-size", type=int, default=16000)
+    parser.add_argument("--train-samples", type=int, help="a seeded subset of the training articles (as the --original sweep used)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--only", nargs="*", default=["transfer", "diagnose"])
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-vocabulary"))

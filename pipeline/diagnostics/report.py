@@ -36,6 +36,8 @@ def _lengths(exp: Any, run_dir: Path, raw: Any, split: str) -> dict[str, Any] | 
     if not path.is_file():
         return None
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not records or exp.task.example_score(records[0]) is None:  # e.g. language modeling: blocks, not examples
+        return None
     encoded, _ = exp.task.encode(raw[split], exp.tokenizer, UNTRUNCATED, split, NO_TOKEN_FEATURES)
     if len(records) != len(encoded):
         raise PipelineError(f"{path.name} has {len(records)} rows but split '{split}' has {len(encoded)} examples: has the data changed since the run?")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import make_examples, recipe_dict, train_fresh, write_jsonl
+from helpers import lm_recipe, make_examples, recipe_dict, templated_sentences, train_fresh, write_jsonl
 from pipeline.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -82,3 +82,20 @@ def test_bad_input_is_one_line(tmp_path, tiny_bert, capsys, arguments, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (run / "diagnostics").exists()
+
+
+def test_a_gpt2_language_model_continued_from_a_checkpoint(tmp_path, tiny_gpt2, word_files):
+    """Byte-level words (`Ġcat`), a causal LM (blocks, not examples: no scores by length), GPT-2's own positions."""
+    files = {}
+    for split, seed in (("train", 0), ("validation", 1)):
+        (tmp_path / f"{split}.txt").write_text("".join(line + "\n" for line in templated_sentences(40, seed)))
+        files[split] = str(tmp_path / f"{split}.txt")
+    raw = lm_recipe(tmp_path, files, "gpt2", train={"max_steps": 4})
+    raw["model"] = {"family": "gpt2", "name_or_path": str(tiny_gpt2), "max_length": 16}
+    run = train_fresh(raw)
+    similarity, analogies = word_files
+    assert main(["diagnose", str(run), "--similarity", str(similarity), "--analogies", str(analogies), "--words", "cat"]) == 0
+    result = json.loads((run / "diagnostics" / "diagnostics.json").read_text())
+    assert result["by_length"] is None and result["positions"] == {"start_rows": 64, "end_rows": 64}
+    assert next(row for row in result["drift"] if row["bucket"] == "all")["tokens"] == 50257
+    assert result["meaning"]["end"]["single_token_words"] > 20000 and len(result["meaning"]["end"]["neighbours"]["cat"]) == 8
