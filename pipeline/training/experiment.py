@@ -99,7 +99,7 @@ def build_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerato
         mixed_precision=train.mixed_precision,
         gradient_accumulation_steps=accumulation_steps,
         log_with=list(train.report_to) or None,
-        project_dir=recipe.output_dir,
+        project_dir=str(Path(recipe.output_dir) / "trackers"),  # tensorboard writes trackers/<run name>/
         # A seedable sampler makes the shuffled order a function of (seed, epoch) on every process.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         # A process that dies leaves the others waiting in a collective: bound the wait.

@@ -20,8 +20,8 @@ from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 
 # What a run folder of ours holds; --overwrite deletes a folder only when it holds nothing else.
 RUN_ENTRIES = {"recipe.yaml", "fingerprints.json", "parameters.tsv", "input_layers.json", "batching.json", "log.jsonl",
-               "metrics.json", "model", "checkpoints", "tensorboard"}
-RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", ".*.partial")
+               "metrics.json", "model", "checkpoints", "tensorboard", "trackers", "diagnostics"}
+RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", ".*.partial", ".*.old")
 
 
 def foreign_entries(path: Path) -> list[str]:

@@ -122,7 +122,7 @@ def test_existing_run_folder_is_refused_unless_overwrite(bert_run, tmp_path, cap
 
 def test_tensorboard_tracking(tmp_path, jsonl_data, tiny_bert):
     run_dir = train_fresh(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "report_to": ["tensorboard"]}))
-    assert list(run_dir.glob("tensorboard/**/events.out.tfevents.*"))
+    assert list(run_dir.glob(f"trackers/{run_dir.name}/**/events.out.tfevents.*"))
 
 
 def test_max_length_beyond_the_position_table_is_refused(tmp_path, jsonl_data, tiny_bert, capsys):
