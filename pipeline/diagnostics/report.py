@@ -127,8 +127,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"end: {result['model']}.", "", "## Token-table drift, start → end", ""]
     if "drift" in result:
         lines += ["| training occurrences | tokens | mean cosine distance | median | mean relative norm change | rows unchanged |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['bucket']} | {r['tokens']:,} | {r['mean_cosine_distance']:.4f} | {r['median_cosine_distance']:.4f} | "
-                  f"{r['mean_relative_norm_change']:+.4f} | {r['share_unchanged']:.1%} |" for r in result["drift"]]
+        lines += [f"| {r['bucket']} | {r['tokens']:,} | {r['mean_cosine_distance']:.2e} | {r['median_cosine_distance']:.2e} | "
+                  f"{r['mean_relative_norm_change']:+.2e} | {r['share_unchanged']:.1%} |" for r in result["drift"]]
         lines += ["", "![drift](token-drift.png)", "", "Per token: [token-drift.csv](token-drift.csv)."]
     else:
         lines.append(result.get("no_drift") or "No start to compare with.")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,10 @@ def run_on_ray(recipe: Path, overrides: list[str], runs: list[PlannedRun], progr
 
     address: an existing cluster (e.g. "auto"); None starts a local Ray instance."""
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
-    env = run_environment(threads)
+    env, driver_directory = run_environment(threads), os.getcwd()
 
     def trial(config: dict[str, Any]) -> None:
+        os.chdir(driver_directory)  # Ray starts a trial in its own folder; the recipe's relative paths are the driver's
         tune.report({"outcome": asdict(launch(recipe, overrides, runs[config["run"]], env))})
 
     outcomes: dict[int, Outcome] = {}

@@ -83,11 +83,13 @@ def test_a_bad_grid_value_is_one_line_naming_its_cell(sweep_recipe, tmp_path, ca
     assert not (tmp_path / "s").exists()
 
 
-def test_ray_gives_the_local_backend_s_metrics(sweep_recipe, finished_sweep, tmp_path):
+def test_ray_gives_the_local_backend_s_metrics(sweep_recipe, finished_sweep, tmp_path, monkeypatch):
     pytest.importorskip("ray")
     grid = ["--grid", "layers.token_embeddings=finetune,freeze"]
     output = tmp_path / "ray"
-    assert main(["sweep", str(sweep_recipe), *grid, "layers.positions=finetune", "--seeds", "0", "--output", str(output),
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them: Ray runs each trial in a folder of its own
+    relative_recipe = Path(__import__("os").path.relpath(sweep_recipe, tmp_path))
+    assert main(["sweep", str(relative_recipe), *grid, "layers.positions=finetune", "--seeds", "0", "--output", "ray",
                  "--backend", "ray", "--no-baseline"]) == 0
     for cell in ("token_embeddings=finetune", "token_embeddings=freeze"):
         ray_scores = json.loads((output / cell / "seed=0" / "metrics.json").read_text())["test"]
