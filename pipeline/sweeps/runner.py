@@ -41,7 +41,7 @@ def command_of(recipe: Path, overrides: list[str], run: PlannedRun, resume: bool
     return [sys.executable, "-m", "pipeline", "train", str(recipe), *overrides, *run.overrides, *(["--resume"] if resume else [])]
 
 
-def execute(command: list[str], output_dir: Path, env: dict[str, str]) -> tuple[str, float, str | None]:
+def execute(command: list[str], env: dict[str, str]) -> tuple[str, float, str | None]:
     """Run one `pipeline train` process; (status, wall seconds, error line)."""
     started = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -95,7 +95,7 @@ def launch(recipe: Path, overrides: list[str], run: PlannedRun, env: dict[str, s
     state = run_state(run)
     if state == "finished":
         return Outcome(run.cell.name, run.seed, str(run.output_dir), "skipped", scores=scores_of(run.output_dir))
-    status, wall, error = execute(command_of(recipe, overrides, run, resume=state == "interrupted"), run.output_dir, env)
+    status, wall, error = execute(command_of(recipe, overrides, run, resume=state == "interrupted"), env)
     return Outcome(run.cell.name, run.seed, str(run.output_dir), status, wall, error, scores_of(run.output_dir))
 
 
