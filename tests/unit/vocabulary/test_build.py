@@ -3,6 +3,7 @@ run that reuses the tokenizer it built instead of training another."""
 
 from __future__ import annotations
 
+import pytest
 from transformers import AutoTokenizer
 
 from helpers import make_examples
@@ -14,11 +15,22 @@ from pipeline.vocabulary.build import WORDPIECE_SPECIALS, build_tokenizer
 TEXTS = [row["text"] for row in make_examples(60, 0)] + ["unbelievable moviegoers were rewatching", "the rewatched movie"]
 
 
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "word"])
+def test_every_build_of_the_same_text_learns_the_same_vocabulary(kind):
+    # The library's WordPiece trainer broke ties between equally frequent merges in hash-map order: about one
+    # build in three learnt other pieces for this text.
+    spec = TokenizerBuild(build=kind, vocab_size=100, min_frequency=1, lowercase=True)
+    vocabularies = [build_tokenizer(spec, TEXTS).get_vocab() for _ in range(12)]
+    assert all(vocabulary == vocabularies[0] for vocabulary in vocabularies)
+
+
 def test_wordpiece_ids_are_specials_then_sorted_tokens():
     spec = TokenizerBuild(build="wordpiece", vocab_size=100, min_frequency=1, lowercase=True)
-    first, second = build_tokenizer(spec, TEXTS), build_tokenizer(spec, TEXTS)
+    first = build_tokenizer(spec, TEXTS)
     vocabulary = first.get_vocab()
-    assert vocabulary == second.get_vocab()
+    assert len(vocabulary) == 100
+    # "m" only starts words and "y", "l" only continue them in TEXTS; both forms are in the alphabet all the same
+    assert {"##m", "y", "l"} <= set(vocabulary) and "[UNK]" not in first.tokenize("hmm yl")
     ordered = sorted(vocabulary, key=vocabulary.get)
     assert ordered[:5] == list(WORDPIECE_SPECIALS.values()) and ordered[5:] == sorted(ordered[5:])
     assert any(token.startswith("##") for token in ordered)
