@@ -54,7 +54,7 @@ def bbc_rows(seed: int) -> list[dict]:
 
 
 def pipeline_run(scratch: Path, name: str, data: dict[str, Path], max_length: int, steps: int | None = None,
-                 layers: dict | None = None, **train_cfg: Any) -> dict:
+                 layers: dict | None = None, log_every_steps: int = 10, **train_cfg: Any) -> dict:
     """`pipeline train` in a fresh process; its samples/s, peak memory, scores, summary and step log."""
     recipe = {
         "output_dir": str(scratch / name),
@@ -63,7 +63,7 @@ def pipeline_run(scratch: Path, name: str, data: dict[str, Path], max_length: in
         "data": {"files": {split: str(path) for split, path in data.items()}},
         "layers": layers or {},
         "train": {"max_steps": steps, "batch_size": BATCH, "lr": LR, "warmup_steps": WARMUP, "seed": 0, "eval_every_steps": 10**6,
-                  "checkpoint_every_epoch": False, "log_every_steps": 1, **train_cfg},
+                  "checkpoint_every_epoch": False, "log_every_steps": log_every_steps, **train_cfg},
         "eval": {"metrics": ["accuracy", "f1_macro"], "splits": ["validation"], "batch_size": 64},
     }
     (scratch / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
@@ -85,8 +85,9 @@ def trainer_run(train: Path, max_length: int, steps: int, grouped: bool, bf16: b
 
 
 def throughput(scratch: Path, label: str, data: dict[str, Path], max_length: int, steps: int, repeats: int, bf16: bool,
-               frozen_table: bool = False) -> dict:
-    """Every configuration once per repeat, alternated; medians of samples/s and peak memory."""
+               frozen_table: bool = False, trainer_pair_only: bool = False) -> dict:
+    """Every configuration once per repeat, alternated; medians of samples/s and peak memory. Our runs log every 10
+    steps, as the Trainer does with logging_steps=10."""
     extra = {"mixed_precision": "bf16"} if bf16 else {}
     configs = {
         "pipeline (grouped)": lambda: pipeline_run(scratch, f"{label}-grouped", data, max_length, steps, **extra),
@@ -94,7 +95,9 @@ def throughput(scratch: Path, label: str, data: dict[str, Path], max_length: int
         "Trainer (default)": lambda: trainer_run(data["train"], max_length, steps, grouped=False, bf16=bf16),
         "Trainer (group_by_length)": lambda: trainer_run(data["train"], max_length, steps, grouped=True, bf16=bf16),
     }
-    if frozen_table:
+    if trainer_pair_only:
+        del configs["pipeline (plain shuffle)"]
+    elif frozen_table:
         configs["pipeline (grouped, token table frozen)"] = lambda: pipeline_run(
             scratch, f"{label}-frozen-table", data, max_length, steps, layers={"token_embeddings": "freeze"}, **extra)
     runs: dict[str, list[dict]] = {name: [] for name in configs}
@@ -109,7 +112,7 @@ def throughput(scratch: Path, label: str, data: dict[str, Path], max_length: int
         for name, results in runs.items()
     }
     grouped = summary["pipeline (grouped)"]["samples_per_second_median"]
-    for name in ("Trainer (default)", "Trainer (group_by_length)", "pipeline (plain shuffle)"):
+    for name in ("Trainer (default)", "Trainer (group_by_length)", "pipeline (plain shuffle)")[:2 if trainer_pair_only else 3]:
         summary[f"ratio pipeline (grouped) / {name}"] = round(grouped / summary[name]["samples_per_second_median"], 3)
     return summary
 
@@ -131,7 +134,7 @@ def cached_probe(scratch: Path, data: dict[str, Path]) -> dict:
     result = {}
     for cached in (False, True):
         run = pipeline_run(scratch, f"probe-{'cached' if cached else 'uncached'}", data, 128, None, layers=FROZEN_BODY,
-                           epochs=3, lr=1e-3, cache_frozen_features=cached)
+                           epochs=3, lr=1e-3, cache_frozen_features=cached, log_every_steps=1)
         seconds = epoch_seconds(run["log"])
         result["cached" if cached else "uncached"] = {"epoch_seconds": seconds, "later_epochs_seconds_median": statistics.median(seconds[1:]),
                                                       "validation": run["validation"], "feature_cache": run["train"].get("feature_cache")}
@@ -165,6 +168,8 @@ def main() -> None:
     parser.add_argument("--bf16-steps", type=int, default=6, help="bf16 autocast is slow on CPUs without bfloat16 units: fewer steps")
     parser.add_argument("--bf16-repeats", type=int, default=1)
     parser.add_argument("--quickstart", action="store_true")
+    parser.add_argument("--trainer-pair-only", action="store_true",
+                        help="BBC parts: only pipeline (grouped) and the two Trainers, so more repeats fit in the time")
     parser.add_argument("--only", nargs="*", default=["short", "bbc128", "bbc256", "probe"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-speed.json")
     parser.add_argument("--merge", action="store_true", help="keep the parts of --out this invocation does not run")
@@ -180,16 +185,19 @@ def main() -> None:
     result: dict[str, Any] = {**previous, "machine": f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores",
                               "batch_size": BATCH}
     bbc_steps = args.bbc_steps or args.steps
+    pair = "_trainer_pair" if args.trainer_pair_only else ""  # kept beside the full comparison, not over it
     if "short" in args.only:
         result["short_texts_fp32"] = {**throughput(scratch, "short-fp32", short, 64, args.steps, args.repeats, bf16=False),
                                       "steps": args.steps, "repeats": args.repeats}
         result["short_texts_bf16"] = {**throughput(scratch, "short-bf16", short, 64, args.bf16_steps, args.bf16_repeats, bf16=True),
                                       "steps": args.bf16_steps, "repeats": args.bf16_repeats}
     if "bbc128" in args.only:
-        result["bbc_128"] = {**throughput(scratch, "bbc-128", bbc, 128, bbc_steps, args.repeats, bf16=False, frozen_table=True),
+        result[f"bbc_128{pair}"] = {**throughput(scratch, "bbc-128", bbc, 128, bbc_steps, args.repeats, bf16=False, frozen_table=True,
+                                        trainer_pair_only=args.trainer_pair_only),
                              "steps": bbc_steps, "repeats": args.repeats}
     if "bbc256" in args.only:
-        result["bbc_256"] = {**throughput(scratch, "bbc-256", bbc, 256, bbc_steps, args.repeats, bf16=False), "steps": bbc_steps, "repeats": args.repeats}
+        result[f"bbc_256{pair}"] = {**throughput(scratch, "bbc-256", bbc, 256, bbc_steps, args.repeats, bf16=False,
+                                        trainer_pair_only=args.trainer_pair_only), "steps": bbc_steps, "repeats": args.repeats}
     if "probe" in args.only:
         result["cached_probe"] = cached_probe(scratch, bbc)
     if args.quickstart:
