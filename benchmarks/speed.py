@@ -112,8 +112,9 @@ def throughput(scratch: Path, label: str, data: dict[str, Path], max_length: int
         for name, results in runs.items()
     }
     grouped = summary["pipeline (grouped)"]["samples_per_second_median"]
-    for name in ("Trainer (default)", "Trainer (group_by_length)", "pipeline (plain shuffle)")[:2 if trainer_pair_only else 3]:
-        summary[f"ratio pipeline (grouped) / {name}"] = round(grouped / summary[name]["samples_per_second_median"], 3)
+    for name in ("Trainer (default)", "Trainer (group_by_length)", "pipeline (plain shuffle)"):
+        if name in runs:
+            summary[f"ratio pipeline (grouped) / {name}"] = round(grouped / summary[name]["samples_per_second_median"], 3)
     return summary
 
 

@@ -109,13 +109,13 @@ def build_tokenizer(spec: TokenizerBuild, texts: Iterable[str]) -> PreTrainedTok
     tokenizer, trainer, specials = BUILDERS[spec.build](spec)
     if spec.lowercase and spec.build != "wordpiece":  # WordPiece's BERT normalizer lower-cases itself
         tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
-    if trainer is not None:
-        tokenizer.train_from_iterator((text for text in texts if text), trainer=trainer)
-    if spec.build == "wordpiece":
+    if trainer is None:  # WordPiece: learnt by _wordpiece_vocabulary
         tokenizer.model = models.WordPiece(_wordpiece_vocabulary(tokenizer, spec, texts), unk_token=WORDPIECE_SPECIALS["unk_token"])
         cls, sep = WORDPIECE_SPECIALS["cls_token"], WORDPIECE_SPECIALS["sep_token"]
         tokenizer.post_processor = processors.TemplateProcessing(
             single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
             special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
         )
+    else:
+        tokenizer.train_from_iterator((text for text in texts if text), trainer=trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, padding_side="right", **specials)
