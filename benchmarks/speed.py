@@ -3,7 +3,8 @@
 1. Throughput (samples/s of the training loop) and peak resident memory, the real MiniLM, batch 32, lr 5e-5 with 4
    warm-up steps, linear schedule, clipping at 1.0, identical tokenization (truncation, padding to the longest in
    each batch): `pipeline train` (length-grouped batches, the default, and a plain shuffle) against the Trainer
-   (default sampling, and `train_sampling_strategy="group_by_length"`, formerly `group_by_length=True`), on
+   (default sampling, and `train_sampling_strategy="group_by_length"`, formerly `group_by_length=True`), and
+   `pipeline train` with `train.skip_unread_positions=false` (the last block computes every position), on
    (a) short texts: Brown sentences as genre classification (`genre-train.jsonl`), max_length 64, fp32 and bf16
        autocast (bf16 with fewer steps and repeats: on a CPU without bfloat16 units it is an order of magnitude slower);
    (b) the BBC News articles at max_length 128 and 256, fp32; at 128 also `pipeline train` with the token table
@@ -11,10 +12,11 @@
    Every configuration is a fresh process; configurations alternate within each repeat; medians over repeats.
 2. The cached probe: MiniLM fully frozen (a linear probe on the pooled output) on BBC at 128 tokens, 3 epochs,
    with and without `train.cache_frozen_features`: seconds per epoch after the first, and the scores.
-3. With --quickstart: the quickstart recipe with and without length grouping over seeds 0, 1, 2 (wall time of the
-   whole command, test macro-F1).
+3. With --quickstart: the quickstart recipe over seeds 0, 1, 2, its last block computing every position or only
+   the one the head reads (wall time of the whole command, test macro-F1).
 
 Usage:  .venv/bin/python benchmarks/speed.py [--repeats 3] [--brown ../shared/data/brown] [--quickstart]
+        [--only short bbc128 bbc256 probe] [--configs grouped trainer ...] [--label NAME] [--merge]
 Needs the `examples` extra.
 """
 
@@ -84,37 +86,40 @@ def trainer_run(train: Path, max_length: int, steps: int, grouped: bool, bf16: b
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+CONFIGS = ("grouped", "plain", "every-position", "frozen-table", "trainer", "trainer-grouped")
+NAMES = {"grouped": "pipeline (grouped)", "plain": "pipeline (plain shuffle)", "every-position": "pipeline (grouped, every position)",
+         "frozen-table": "pipeline (grouped, token table frozen)", "trainer": "Trainer (default)", "trainer-grouped": "Trainer (group_by_length)"}
+
+
 def throughput(scratch: Path, label: str, data: dict[str, Path], max_length: int, steps: int, repeats: int, bf16: bool,
-               frozen_table: bool = False, trainer_pair_only: bool = False) -> dict:
+               configs: list[str]) -> dict:
     """Every configuration once per repeat, alternated; medians of samples/s and peak memory. Our runs log every 10
-    steps, as the Trainer does with logging_steps=10."""
+    steps, as the Trainer does with logging_steps=10. "every position": `train.skip_unread_positions=false`."""
     extra = {"mixed_precision": "bf16"} if bf16 else {}
-    configs = {
-        "pipeline (grouped)": lambda: pipeline_run(scratch, f"{label}-grouped", data, max_length, steps, **extra),
-        "pipeline (plain shuffle)": lambda: pipeline_run(scratch, f"{label}-plain", data, max_length, steps, group_by_length=False, **extra),
-        "Trainer (default)": lambda: trainer_run(data["train"], max_length, steps, grouped=False, bf16=bf16),
-        "Trainer (group_by_length)": lambda: trainer_run(data["train"], max_length, steps, grouped=True, bf16=bf16),
+    runners = {
+        "grouped": lambda: pipeline_run(scratch, f"{label}-grouped", data, max_length, steps, **extra),
+        "plain": lambda: pipeline_run(scratch, f"{label}-plain", data, max_length, steps, group_by_length=False, **extra),
+        "every-position": lambda: pipeline_run(scratch, f"{label}-every", data, max_length, steps, skip_unread_positions=False, **extra),
+        "frozen-table": lambda: pipeline_run(scratch, f"{label}-frozen-table", data, max_length, steps, layers={"token_embeddings": "freeze"}, **extra),
+        "trainer": lambda: trainer_run(data["train"], max_length, steps, grouped=False, bf16=bf16),
+        "trainer-grouped": lambda: trainer_run(data["train"], max_length, steps, grouped=True, bf16=bf16),
     }
-    if trainer_pair_only:
-        del configs["pipeline (plain shuffle)"]
-    elif frozen_table:
-        configs["pipeline (grouped, token table frozen)"] = lambda: pipeline_run(
-            scratch, f"{label}-frozen-table", data, max_length, steps, layers={"token_embeddings": "freeze"}, **extra)
-    runs: dict[str, list[dict]] = {name: [] for name in configs}
+    runs: dict[str, list[dict]] = {NAMES[key]: [] for key in configs}
     for repeat in range(repeats):
-        for name, run in configs.items():
-            runs[name].append(run())
-            print(f"{label} #{repeat}: {name}: {runs[name][-1]['samples_per_second']:.1f} samples/s, {runs[name][-1]['peak_rss_mb']} MiB", flush=True)
+        for key in configs:
+            runs[NAMES[key]].append(runners[key]())
+            last = runs[NAMES[key]][-1]
+            print(f"{label} #{repeat}: {NAMES[key]}: {last['samples_per_second']:.1f} samples/s, {last['peak_rss_mb']} MiB", flush=True)
     summary: dict[str, Any] = {
         name: {"samples_per_second_median": round(statistics.median(r["samples_per_second"] for r in results), 2),
                "samples_per_second_runs": [round(r["samples_per_second"], 2) for r in results],
                "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in results)}
         for name, results in runs.items()
     }
-    grouped = summary["pipeline (grouped)"]["samples_per_second_median"]
-    for name in ("Trainer (default)", "Trainer (group_by_length)", "pipeline (plain shuffle)"):
-        if name in runs:
-            summary[f"ratio pipeline (grouped) / {name}"] = round(grouped / summary[name]["samples_per_second_median"], 3)
+    grouped = summary[NAMES["grouped"]]["samples_per_second_median"]
+    for key in ("trainer", "trainer-grouped", "plain", "every-position"):
+        if key in configs:
+            summary[f"ratio pipeline (grouped) / {NAMES[key]}"] = round(grouped / summary[NAMES[key]]["samples_per_second_median"], 3)
     return summary
 
 
@@ -145,18 +150,25 @@ def cached_probe(scratch: Path, data: dict[str, Path]) -> dict:
 
 
 def quickstart(scratch: Path) -> dict:
+    """The quickstart command over seeds 0, 1, 2, computing every position of the last block or only the one its
+    head reads (the default), alternated: wall time of the whole command and test macro-F1."""
     runs = {}
-    for grouped in (False, True):
-        for seed in (0, 1, 2):
-            name = f"quickstart-{'grouped' if grouped else 'plain'}-{seed}"
+    for seed in (0, 1, 2):
+        for skip in (False, True):
+            key = "first position only" if skip else "every position"
+            name = f"quickstart-{'first' if skip else 'every'}-{seed}"
             started = time.perf_counter()
             subprocess.run([sys.executable, "-m", "pipeline", "train", "recipes/quickstart.yaml", f"output_dir={scratch / name}",
-                            f"train.seed={seed}", f"train.group_by_length={str(grouped).lower()}"], check=True, cwd=REPO,
+                            f"train.seed={seed}", f"train.skip_unread_positions={str(skip).lower()}"], check=True, cwd=REPO,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wall = time.perf_counter() - started
             f1 = json.loads((scratch / name / "metrics.json").read_text())["test"]["f1_macro"]
-            runs.setdefault("grouped" if grouped else "plain", []).append({"seed": seed, "wall_s": round(wall, 1), "test_f1_macro": f1})
+            runs.setdefault(key, []).append({"seed": seed, "wall_s": round(wall, 1), "test_f1_macro": f1})
             print(f"{name}: {wall:.0f} s, test macro-F1 {f1:.4f}", flush=True)
+    for key, results in runs.items():
+        f1s = [r["test_f1_macro"] for r in results]
+        runs[key] = {"runs": results, "wall_s_median": statistics.median(r["wall_s"] for r in results),
+                     "test_f1_macro_mean": statistics.mean(f1s), "test_f1_macro_std": statistics.stdev(f1s)}
     return runs
 
 
@@ -169,8 +181,9 @@ def main() -> None:
     parser.add_argument("--bf16-steps", type=int, default=6, help="bf16 autocast is slow on CPUs without bfloat16 units: fewer steps")
     parser.add_argument("--bf16-repeats", type=int, default=1)
     parser.add_argument("--quickstart", action="store_true")
-    parser.add_argument("--trainer-pair-only", action="store_true",
-                        help="BBC parts: only pipeline (grouped) and the two Trainers, so more repeats fit in the time")
+    parser.add_argument("--configs", nargs="*", choices=CONFIGS, help="configurations to run (default: all; the token table "
+                        "frozen only at BBC 128); the results go under a key with the suffix --label")
+    parser.add_argument("--label", default="", help="suffix of the result keys, so a partial run sits beside the full one")
     parser.add_argument("--only", nargs="*", default=["short", "bbc128", "bbc256", "probe"])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-speed.json")
     parser.add_argument("--merge", action="store_true", help="keep the parts of --out this invocation does not run")
@@ -186,19 +199,19 @@ def main() -> None:
     result: dict[str, Any] = {**previous, "machine": f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores",
                               "batch_size": BATCH}
     bbc_steps = args.bbc_steps or args.steps
-    pair = "_trainer_pair" if args.trainer_pair_only else ""  # kept beside the full comparison, not over it
+    configs = args.configs or [key for key in CONFIGS if key != "frozen-table"]
+    suffix = f"_{args.label}" if args.label else ""
     if "short" in args.only:
-        result["short_texts_fp32"] = {**throughput(scratch, "short-fp32", short, 64, args.steps, args.repeats, bf16=False),
-                                      "steps": args.steps, "repeats": args.repeats}
-        result["short_texts_bf16"] = {**throughput(scratch, "short-bf16", short, 64, args.bf16_steps, args.bf16_repeats, bf16=True),
-                                      "steps": args.bf16_steps, "repeats": args.bf16_repeats}
-    if "bbc128" in args.only:
-        result[f"bbc_128{pair}"] = {**throughput(scratch, "bbc-128", bbc, 128, bbc_steps, args.repeats, bf16=False, frozen_table=True,
-                                        trainer_pair_only=args.trainer_pair_only),
-                             "steps": bbc_steps, "repeats": args.repeats}
-    if "bbc256" in args.only:
-        result[f"bbc_256{pair}"] = {**throughput(scratch, "bbc-256", bbc, 256, bbc_steps, args.repeats, bf16=False,
-                                        trainer_pair_only=args.trainer_pair_only), "steps": bbc_steps, "repeats": args.repeats}
+        result[f"short_texts_fp32{suffix}"] = {**throughput(scratch, "short-fp32", short, 64, args.steps, args.repeats, False, configs),
+                                               "steps": args.steps, "repeats": args.repeats}
+        if args.bf16_repeats:
+            result[f"short_texts_bf16{suffix}"] = {**throughput(scratch, "short-bf16", short, 64, args.bf16_steps, args.bf16_repeats, True, configs),
+                                                   "steps": args.bf16_steps, "repeats": args.bf16_repeats}
+    for length in (128, 256):
+        if f"bbc{length}" in args.only:
+            wanted = args.configs or [*configs, *(["frozen-table"] if length == 128 else [])]
+            result[f"bbc_{length}{suffix}"] = {**throughput(scratch, f"bbc-{length}", bbc, length, bbc_steps, args.repeats, False, wanted),
+                                               "steps": bbc_steps, "repeats": args.repeats}
     if "probe" in args.only:
         result["cached_probe"] = cached_probe(scratch, bbc)
     if args.quickstart:

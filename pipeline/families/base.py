@@ -124,6 +124,10 @@ class Family:
                 return module
         return None
 
+    def compute_read_positions_only(self, model: PreTrainedModel) -> str | None:
+        """Make the model compute only the positions its task head reads; returns why it cannot, or None when done."""
+        return f"family {self.name} computes every position"
+
     # --- inputs and building ----------------------------------------------------------------------------------
     def token_features(self, model: PreTrainedModel) -> TokenFeatures:
         """The extra per-token inputs this model reads (default: none)."""

@@ -10,6 +10,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from pipeline.families.base import Family, resize_position_buffers
+from pipeline.families.bert_readout import read_first_position_only
 
 POSITION_ATTRIBUTES = ("position_embeddings", "embed_positions")
 
@@ -40,6 +41,10 @@ class BertFamily(Family):
     def embedding_modules(self, model: PreTrainedModel) -> list[nn.Module]:
         embeddings = getattr(model.base_model, "embeddings", None)
         return [embeddings] if isinstance(embeddings, nn.Module) else super().embedding_modules(model)
+
+    def compute_read_positions_only(self, model: PreTrainedModel) -> str | None:
+        blocks = self.blocks(model)
+        return read_first_position_only(model, blocks[-1] if blocks is not None else None)
 
 
 FAMILY = BertFamily()

@@ -166,6 +166,10 @@ class TrainConfig(Strict):
         True, description="When nothing below the head trains, compute the body's outputs once (cached under "
         "EMBEDLAB_CACHE, keyed by weights, tokenizer and data) and train only the head on them."
     )
+    skip_unread_positions: bool = Field(
+        True, description="Where the head reads one position only (sequence-level heads of BERT-layout encoders read "
+        "position 0), the last block computes that position alone: the same function, less work; false: every position."
+    )
     dataloader_workers: int = Field(0, ge=0, le=64, description="Background processes preparing batches (0: in the training process).")
     eval_every_steps: int | None = Field(
         None, gt=0, le=10**12, description="Evaluate every N optimizer steps; null: at the end of every epoch."

@@ -61,6 +61,8 @@ class Experiment:
     unfreeze_schedule: UnfreezeSchedule = field(default_factory=dict)
     input_report: dict[str, Any] = field(default_factory=dict)  # what each input layer is, vector coverage, data counts
     display: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # eval split → what to show of each row
+    skips_unread_positions: bool = False  # the last block computes only the positions the head reads
+
 
     def scheduled_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters frozen now but unfrozen at a scheduled step or epoch (the optimizer holds them from the start)."""
@@ -194,6 +196,16 @@ def _runtime(recipe: Recipe) -> tuple[Accelerator, int, int]:
     return accelerator, micro_batch_size, accumulation_steps
 
 
+def skip_unread_positions(recipe: Recipe, family: Family, model: PreTrainedModel) -> bool:
+    """`train.skip_unread_positions`: whether the model now computes only the positions its head reads."""
+    if not recipe.train.skip_unread_positions:
+        return False
+    why_not = family.compute_read_positions_only(model)
+    if why_not is not None:
+        log.info("every position of the last block is computed: %s", why_not)
+    return why_not is None
+
+
 def setup(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
     """Build data, tokenizer, model (with layer surgery and policies) and metrics for training.
 
@@ -228,7 +240,7 @@ def setup(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
     return Experiment(
         recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
         build_metrics(recipe, task), max_length, micro_batch_size, accumulation_steps, schedule, report,
-        {name: task.display_rows(raw[name]) for name in recipe.eval.splits},
+        {name: task.display_rows(raw[name]) for name in recipe.eval.splits}, skip_unread_positions(recipe, family, model),
     )
 
 
@@ -253,5 +265,5 @@ def setup_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     return Experiment(
         recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
         build_metrics(recipe, task), max_length, micro_batch_size, accumulation_steps, {}, {"sources": {}, "data": counts},
-        {name: task.display_rows(raw[name]) for name in recipe.eval.splits},
+        {name: task.display_rows(raw[name]) for name in recipe.eval.splits}, skip_unread_positions(recipe, family, model),
     )

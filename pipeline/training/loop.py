@@ -201,6 +201,7 @@ def fit(exp: Experiment, state: TrainingState, run: RunFolder) -> dict[str, Any]
         "frozen_parameters": sum(row.count for row in state.parameter_rows if not row.trainable),
         "optimizer_state_numel": optimizer_state_numel(state.optimizer),
         "peak_memory_mb": peak_memory_mb(acc.device),
+        "unread_positions_skipped": exp.skips_unread_positions,
         "frozen_tables_identical_across_processes": frozen_tables_agree(exp, state.model),
         **({"feature_cache": state.feature_cache} if state.feature_cache else {}),
     }

@@ -66,11 +66,12 @@ def test_multi_label_trains_with_binary_cross_entropy(tmp_path, request, family)
     output = exp.model(**batch)
     assert batch["labels"].shape == (8, 3)
     assert torch.allclose(output.loss, F.binary_cross_entropy_with_logits(output.logits.float(), batch["labels"].float()))
-    run_dir = train_fresh(recipe(tmp_path, request, family, "lists", train={"max_steps": 100, "lr": 5e-3}))
+    # bert is scored: 200 steps put every seed of 0-4 at 0.75-0.87 micro-F1 (100 steps left some at 0.65)
+    run_dir = train_fresh(recipe(tmp_path, request, family, "lists", train={"max_steps": 200 if family == "bert" else 100, "lr": 5e-3}))
     scores = json.loads((run_dir / "metrics.json").read_text())["validation"]
     assert {"f1_micro", "f1_macro", "precision_micro", "recall_micro", "per_label/positive/f1", "per_label/plot/recall"} <= set(scores)
     if family == "bert":
-        assert scores["f1_micro"] > 0.65  # above the 0.49-0.64 of predicting the commonest labels
+        assert scores["f1_micro"] > 0.7  # above the 0.49-0.64 of predicting the commonest labels
     record = read_jsonl(run_dir / "predictions-validation.jsonl")[0]
     assert set(record["probabilities"]) == {"negative", "plot", "positive"}
     assert all(record["probabilities"][label] >= 0.5 for label in record["predicted"])
