@@ -55,6 +55,9 @@ def bbc_rows(seed: int) -> list[dict]:
     return rows
 
 
+PYTHON = [sys.executable]  # what starts a fresh Python process; benchmarks/heap.py puts its memory sampler in front
+
+
 def pipeline_run(scratch: Path, name: str, data: dict[str, Path], max_length: int, steps: int | None = None,
                  layers: dict | None = None, log_every_steps: int = 10, **train_cfg: Any) -> dict:
     """`pipeline train` in a fresh process; its samples/s, peak memory, scores, summary and step log."""
@@ -69,7 +72,7 @@ def pipeline_run(scratch: Path, name: str, data: dict[str, Path], max_length: in
         "eval": {"metrics": ["accuracy", "f1_macro"], "splits": ["validation"], "batch_size": 64},
     }
     (scratch / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
-    subprocess.run([sys.executable, "-m", "pipeline", "train", str(scratch / f"{name}.yaml"), "--overwrite"], check=True, cwd=REPO,
+    subprocess.run([*PYTHON, "-m", "pipeline", "train", str(scratch / f"{name}.yaml"), "--overwrite"], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = json.loads((scratch / name / "metrics.json").read_text())
     log = [json.loads(line) for line in (scratch / name / "log.jsonl").read_text().splitlines()]
@@ -79,7 +82,7 @@ def pipeline_run(scratch: Path, name: str, data: dict[str, Path], max_length: in
 
 
 def trainer_run(train: Path, max_length: int, steps: int, grouped: bool, bf16: bool) -> dict:
-    command = [sys.executable, str(REPO / "benchmarks" / "trainer_baseline.py"), "--model", str(MODEL), "--train", str(train),
+    command = [*PYTHON, str(REPO / "benchmarks" / "trainer_baseline.py"), "--model", str(MODEL), "--train", str(train),
                "--max-length", str(max_length), "--batch-size", str(BATCH), "--steps", str(steps), "--lr", str(LR),
                "--warmup-steps", str(WARMUP)] + (["--group-by-length"] if grouped else []) + (["--bf16"] if bf16 else [])
     result = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO)
@@ -158,7 +161,7 @@ def quickstart(scratch: Path) -> dict:
             key = "first position only" if skip else "every position"
             name = f"quickstart-{'first' if skip else 'every'}-{seed}"
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "pipeline", "train", "recipes/quickstart.yaml", f"output_dir={scratch / name}",
+            subprocess.run([*PYTHON, "-m", "pipeline", "train", "recipes/quickstart.yaml", f"output_dir={scratch / name}",
                             f"train.seed={seed}", f"train.skip_unread_positions={str(skip).lower()}"], check=True, cwd=REPO,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wall = time.perf_counter() - started
