@@ -95,6 +95,6 @@ def _has_part(module: nn.Module, dotted: str) -> bool:
 def read_first_position_only(model: PreTrainedModel, last_block: nn.Module | None) -> str | None:
     """Make `last_block` compute position 0 only, when the model's head reads nothing else; returns why not, or None."""
     why_not = why_not_first_position(model, last_block)
-    if why_not is None and not type(last_block).__name__.startswith("FirstPosition"):
+    if why_not is None and type(last_block) not in _FIRST_POSITION_CLASSES.values():
         last_block.__class__ = first_position_class(type(last_block))
     return why_not
