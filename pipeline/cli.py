@@ -78,11 +78,12 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from pipeline.sweeps.plan import parse_seeds
-    from pipeline.sweeps.sweep import sweep
+    from pipeline.sweeps.seeds import parse_seeds
+    from pipeline.sweeps.sweep import SweepOptions, sweep
 
-    summary = sweep(Path(args.recipe), args.overrides, args.grid or [], parse_seeds(args.seeds), Path(args.output), args.baseline,
-                    args.backend, args.ray_address, args.gpus_per_trial, args.cpus_per_trial, classical=not args.no_baseline)
+    options = SweepOptions(args.baseline, args.backend, args.parallel, args.ray_address, args.gpus_per_trial, args.cpus_per_trial,
+                           classical=not args.no_baseline, early_stop=args.early_stop, precision=args.precision)
+    summary = sweep(Path(args.recipe), args.overrides, args.grid or [], parse_seeds(args.seeds), Path(args.output), options)
     print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
     return 0
 
@@ -111,6 +112,22 @@ def _schema(args: argparse.Namespace) -> int:
 
     print(recipe_reference())
     return 0
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got '{text}'")
+    return int(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got '{text}'")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,13 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP + "; apply to every run")
     sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a recipe key and its values (YAML, so a value may be a "
                        "mapping: 'layers.positions={policy: replace, init: none}'); repeat for a factorial grid")
-    sweep.add_argument("--seeds", default="0", help="train.seed values, e.g. 0,1,2 (default 0)")
+    sweep.add_argument("--seeds", default="0", help="train.seed values, e.g. 0,1,2 (default 0); or auto[:MIN:MAX] (auto: 3 to 8): "
+                       "MIN seeds per cell, then more only where the comparison with the baseline is still open")
+    sweep.add_argument("--precision", type=positive_float, help="with --seeds auto: also add seeds while a cell's interval is wider than this")
     sweep.add_argument("--output", required=True, help="sweep folder: one run folder per cell and seed, the summary and plots")
     sweep.add_argument("--baseline", help="KEY=V naming the cell the others are compared with (default: the first cell)")
-    sweep.add_argument("--backend", choices=["local", "ray"], default="local", help="local: one run at a time (one per GPU); ray: Ray Tune trials")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local", help="local: --parallel runs at a time (one per GPU); ray: Ray Tune trials")
+    sweep.add_argument("--parallel", type=positive_int, default=1, help="local backend: runs at once, the cores divided between them (default 1)")
+    sweep.add_argument("--early-stop", choices=["asha"], help="hyper-parameter grids: stop runs that fall behind by their evaluation score "
+                       "(needs train.eval_every_steps): ASHA on the ray backend, the median stopping rule on local")
     sweep.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto); default: start a local Ray instance")
     sweep.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs each Ray trial takes (0 on CPU)")
-    sweep.add_argument("--cpus-per-trial", type=int, help="CPU threads of each run (default: all of this machine's)")
+    sweep.add_argument("--cpus-per-trial", type=positive_int, help="CPU threads of each run (default: this machine's cores / --parallel)")
     sweep.add_argument("--no-baseline", action="store_true", help="leave out the TF-IDF + logistic regression row")
     sweep.set_defaults(handler=_sweep)
 

@@ -63,8 +63,12 @@ def readable(records: list[dict[str, Any]], rows: list[dict[str, Any]] | None) -
 
 def write_final_evaluation(exp: Experiment, model: torch.nn.Module, run: RunFolder, summary: dict[str, Any]) -> None:
     """Predictions (and, for classification, a confusion matrix) for every eval split, then `metrics.json`
-    (written last: it marks a finished run)."""
+    (written last: it marks a finished run). The first split's scores are also the last step's evaluation line of
+    `log.jsonl` (the training loop leaves that evaluation to this one rather than run it twice)."""
     results = evaluate_all_splits(exp, model)
+    first = exp.recipe.eval.splits[0]
+    run.log({"step": summary["steps"], "epoch": summary["epochs"] - 1, "split": first, **results[first][0]})
+    exp.accelerator.log({f"{first}/{name}": value for name, value in results[first][0].items()}, step=summary["steps"])
     for split, (scores, records) in results.items():
         run.write_jsonl(f"predictions-{split}.jsonl", readable(records, exp.display.get(split)))
         pairs = exp.task.confusion_pairs(records)

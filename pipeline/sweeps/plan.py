@@ -57,16 +57,6 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
     return key, parsed
 
 
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise PipelineError(f"--seeds '{text}' must be integers separated by commas (e.g. 0,1,2)") from None
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise PipelineError(f"--seeds '{text}' must name at least one seed, each once")
-    return seeds
-
-
 def slug(value: Any) -> str:
     """A short, file-name-safe text for a grid value: `freeze`, `replace-sinusoidal`, `0.0001`."""
     if isinstance(value, dict):
@@ -92,9 +82,8 @@ def cells_of(grids: list[tuple[str, list[Any]]]) -> list[Cell]:
     return cells
 
 
-def plan_sweep(recipe_path: Path, overrides: list[str], grids: list[str], seeds: list[int], output: Path) -> list[PlannedRun]:
-    """Every run of the sweep, each recipe validated: a bad value is one line naming its cell."""
-    cells = cells_of([parse_grid(grid) for grid in grids])
+def plan_runs(recipe_path: Path, overrides: list[str], cells: list[Cell], seeds: list[int], output: Path) -> list[PlannedRun]:
+    """Every run the sweep may train (cells × seeds), each recipe validated: a bad value is one line naming its cell."""
     runs = []
     for cell in cells:
         for seed in seeds:

@@ -1,167 +1,66 @@
-"""Running a sweep's runs: each one an ordinary `pipeline train` process (so a crash stays in its run), skipped when
-finished, resumed when interrupted, recorded with its error when it fails while the others go on.
-
-Backends: `local` runs one run at a time (on a machine with several GPUs, one run per GPU at a time); `ray` runs
-them as Ray Tune trials, each with `cpus_per_trial` CPUs and `gpus_per_trial` GPUs, on a local Ray instance or an
-existing cluster (`ray_address`). Both run the same command with the same threads, so their results are the same.
+"""The `local` backend of `pipeline sweep`: `parallel` runs at a time on this machine, the cores divided between
+them (with several GPUs, one run per GPU at a time), each an ordinary `pipeline train` process (so a crash stays in
+its run), skipped when finished, resumed when interrupted, recorded with its error when it fails while the others
+go on. An early-stopping rule reads each run's evaluation scores from its `log.jsonl` as they are written and stops
+a run it gives up on (SIGTERM: the run saves a checkpoint and exits).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import os
-import subprocess
-import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
-from tqdm.auto import tqdm
-
-from pipeline.errors import PipelineError
 from pipeline.sweeps.plan import PlannedRun, run_state
+from pipeline.sweeps.processes import Launch, Outcome, RunProcess, run_environment, scores_of
+from pipeline.sweeps.progress import Manifest, Progress
+from pipeline.sweeps.stopping import EvalScores, StoppingRule
+
+POLL_SECONDS = 0.5
 
 
-@dataclass
-class Outcome:
-    cell: str
-    seed: int
-    output_dir: str
-    status: str  # finished | skipped (finished before) | failed
-    wall_s: float = 0.0
-    error: str | None = None
-    scores: dict[str, Any] = field(default_factory=dict)
-
-
-def command_of(recipe: Path, overrides: list[str], run: PlannedRun, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "pipeline", "train", str(recipe), *overrides, *run.overrides, *(["--resume"] if resume else [])]
-
-
-def execute(command: list[str], env: dict[str, str]) -> tuple[str, float, str | None]:
-    """Run one `pipeline train` process; (status, wall seconds, error line)."""
-    started = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    wall = round(time.perf_counter() - started, 1)
-    if result.returncode == 0:
-        return "finished", wall, None
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    return "failed", wall, (errors or lines or [f"exit code {result.returncode}"])[-1][:500]
-
-
-def scores_of(output_dir: Path) -> dict[str, Any]:
-    path = output_dir / "metrics.json"
-    return {key: value for key, value in json.loads(path.read_text()).items() if key != "train"} if path.is_file() else {}
-
-
-def run_environment(threads: int, gpu: int | None = None) -> dict[str, str]:
-    """The same threads for every run, whichever backend starts it: results then agree to the last bit."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
-    if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    return env
-
-
-class Manifest:
-    """`sweep.json`: the plan and every run's outcome, rewritten (atomically) after each run."""
-
-    def __init__(self, path: Path, plan: dict[str, Any]):
-        self.path, self.plan, self.outcomes = path, plan, {}
-        self.lock = threading.Lock()
-
-    def record(self, outcome: Outcome) -> None:
-        with self.lock:
-            self.outcomes[(outcome.cell, outcome.seed)] = outcome
-            partial = self.path.with_name(f".{self.path.name}.partial")
-            partial.write_text(json.dumps({**self.plan, "runs": [asdict(o) for o in self.outcomes.values()]}, indent=2) + "\n")
-            partial.replace(self.path)
-
-
-def headline(scores: dict[str, Any]) -> str:
-    """The first score of the last split, for the progress line."""
-    if not scores:
-        return ""
-    split, values = list(scores.items())[-1]
-    name, value = next(iter(values.items()))
-    return f"{split} {name}={value:.4f}" if isinstance(value, int | float) else ""
-
-
-def launch(recipe: Path, overrides: list[str], run: PlannedRun, env: dict[str, str]) -> Outcome:
-    """One run, as its folder says: skipped when finished, resumed when interrupted, else trained."""
-    state = run_state(run)
-    if state == "finished":
+def already_done(run: PlannedRun, manifest: Manifest) -> Outcome | None:
+    """A run that needs no process: finished before, or stopped early by an earlier invocation."""
+    if run_state(run) == "finished":
         return Outcome(run.cell.name, run.seed, str(run.output_dir), "skipped", scores=scores_of(run.output_dir))
-    status, wall, error = execute(command_of(recipe, overrides, run, resume=state == "interrupted"), env)
-    return Outcome(run.cell.name, run.seed, str(run.output_dir), status, wall, error, scores_of(run.output_dir))
+    return manifest.stopped(run)
 
 
-class Progress:
-    """One line per run as it starts and ends, an overall bar, and the manifest (in the process that drives the sweep)."""
-
-    def __init__(self, runs: list[PlannedRun], manifest: Manifest):
-        self.numbers = {(run.cell.name, run.seed): number for number, run in enumerate(runs, start=1)}
-        self.manifest, self.bar = manifest, tqdm(total=len(runs), desc="sweep", unit="run")
-
-    def say(self, line: str) -> None:
-        self.bar.write(line, file=sys.stderr)  # beside the bar, so stdout keeps only the command's result
-
-    def label(self, cell: str, seed: int) -> str:
-        return f"[{self.numbers[(cell, seed)]}/{len(self.numbers)}] {cell} seed={seed}"
-
-    def start(self, run: PlannedRun) -> None:
-        self.say(f"{self.label(run.cell.name, run.seed)}: starting")
-
-    def end(self, outcome: Outcome) -> Outcome:
-        label = self.label(outcome.cell, outcome.seed)
-        if outcome.status == "skipped":
-            self.say(f"{label}: finished before, skipped")
-        elif outcome.status == "finished":
-            self.say(f"{label}: finished in {outcome.wall_s:.0f} s, {headline(outcome.scores)}")
-        else:
-            self.say(f"{label}: failed after {outcome.wall_s:.0f} s: {outcome.error}")
-        self.manifest.record(outcome)
-        self.bar.update(1)
-        return outcome
+def apply_rule(stopping: StoppingRule, process: RunProcess, finished: bool) -> None:
+    """Feed the run's new evaluation scores to the rule; stop the run when it says so, or report a run that ended."""
+    key = str(process.run.output_dir)
+    for step, score in process.scores.new():
+        process.history.append((step, score))
+        if not finished and stopping.should_stop(key, step, score):
+            process.stop(step, score)
+    if finished and process.stopped_at is None and process.process.returncode == 0:
+        stopping.completed(key, process.history)
 
 
-def run_all(recipe: Path, overrides: list[str], runs: list[PlannedRun], manifest: Manifest, backend: str,
-            threads: int, gpus_per_trial: float = 0, ray_address: str | None = None) -> list[Outcome]:
-    """Every run of the sweep; returns their outcomes in plan order."""
-    progress = Progress(runs, manifest)
-    try:
-        if backend == "ray":
-            if importlib.util.find_spec("ray") is None:
-                raise PipelineError("the ray backend needs Ray Tune: pip install 'embedlab[ray]'", field="--backend")
-            from pipeline.sweeps.ray_backend import run_on_ray
-
-            return run_on_ray(recipe, overrides, runs, progress, threads, gpus_per_trial, ray_address, manifest.path.parent)
-        gpus = _gpu_count()
-        if gpus > 1:  # one run per GPU at a time
-            free, lock = list(range(gpus)), threading.Lock()
-
-            def on_a_gpu(run: PlannedRun) -> Outcome:
-                with lock:
-                    gpu = free.pop()
-                try:
-                    progress.start(run)
-                    return progress.end(launch(recipe, overrides, run, run_environment(threads, gpu)))
-                finally:
-                    with lock:
-                        free.append(gpu)
-
-            with ThreadPoolExecutor(max_workers=gpus) as pool:
-                return list(pool.map(on_a_gpu, runs))
-        outcomes = []
-        for run in runs:
+def run_local(launch: Launch, runs: list[PlannedRun], progress: Progress, stopping: StoppingRule | None) -> list[Outcome]:
+    """`launch.parallel` runs at a time (one per GPU when several are visible), polled for evaluation lines."""
+    gpus = _gpu_count()
+    slots: list[int | None] = list(range(gpus)) if gpus > 1 else [None] * launch.parallel
+    pending, active, outcomes = list(runs), {}, {}
+    while pending or active:
+        while pending and len(active) < len(slots):
+            run = pending.pop(0)
+            done = already_done(run, progress.manifest)
+            if done is not None:
+                if stopping is not None and done.status == "skipped":  # a finished run still sets the median
+                    stopping.completed(str(run.output_dir), EvalScores(run.output_dir / "log.jsonl", stopping.watched).new())
+                outcomes[run.output_dir] = progress.end(done)
+                continue
+            slot = next(s for s in range(len(slots)) if s not in active)
             progress.start(run)
-            outcomes.append(progress.end(launch(recipe, overrides, run, run_environment(threads))))
-        return outcomes
-    finally:
-        progress.bar.close()
+            active[slot] = RunProcess(launch, run, run_environment(launch.threads, slots[slot]), stopping and stopping.watched)
+        time.sleep(POLL_SECONDS if active else 0)
+        for slot, process in list(active.items()):
+            finished = process.process.poll() is not None  # read after the last line the run wrote
+            if stopping is not None:
+                apply_rule(stopping, process, finished)
+            if finished:
+                outcomes[process.run.output_dir] = progress.end(process.outcome())
+                del active[slot]
+    return [outcomes[run.output_dir] for run in runs]
 
 
 def _gpu_count() -> int:

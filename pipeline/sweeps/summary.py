@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.recipe.io import read_yaml
 from pipeline.sweeps.plots import bar_chart, learning_curves
+from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS
 from pipeline.sweeps.statistics import RunResult, cell_summary, paired_comparison
 
 
@@ -36,23 +37,35 @@ def _cell(value: dict[str, Any] | None, digits: int = 4) -> str:
 
 
 def _difference(entry: dict[str, Any] | None) -> str:
+    """`mean [low, high] *` of a paired difference, or `mean (no interval: 2 seeds)`."""
+    if not entry or entry.get("seed_difference_mean") is None:
+        return "—"
+    text = f"{entry['seed_difference_mean']:+.4f}"
+    if entry.get("ci_low") is None:
+        return text + f" (no interval: {entry.get('pairs', 0)} seed{'s' if entry.get('pairs') != 1 else ''})"
+    return text + f" [{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]" + (" *" if entry["excludes_zero"] else "")
+
+
+def _per_seed(entry: dict[str, Any] | None) -> str:
     if not entry:
         return "—"
-    text = f"{entry['seed_difference_mean']:+.4f}" if entry.get("seed_difference_mean") is not None else "—"
-    if "ci_low" in entry:
-        text += f" [{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]" + (" *" if entry["excludes_zero"] else "")
-    return text
+    return ", ".join(f"{value:+.4f}" for value in entry["seed_differences"])
 
 
-def write_summary(runs: dict[str, list[RunResult]], baseline: str, folder: Path, classical: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Summaries and plots of `runs` (cell → its runs) in `folder`, each cell compared with `baseline`."""
+def write_summary(runs: dict[str, list[RunResult]], baseline: str, folder: Path, classical: dict[str, Any] | None = None,
+                  confidence: float = CONFIDENCE, cell_notes: dict[str, dict[str, Any]] | None = None,
+                  stopped_early: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Summaries and plots of `runs` (cell → its runs) in `folder`, each cell compared with `baseline` at `confidence`.
+
+    cell_notes: what the sweep says of a cell beside its scores (`seed_decision`: how many seeds it got and why);
+    stopped_early: the runs an early-stopping rule stopped (cell, seed, step, score), left out of every score."""
     folder.mkdir(parents=True, exist_ok=True)
     everything = [run for members in runs.values() for run in members]
     split = report_split(everything)
-    cells = {cell: cell_summary(members, split) for cell, members in runs.items()}
+    cells = {cell: cell_summary(members, split) | (cell_notes or {}).get(cell, {}) for cell, members in runs.items()}
     for cell, members in runs.items():
         if cell != baseline and baseline in runs:
-            cells[cell]["vs_baseline"] = paired_comparison(members, runs[baseline], split)
+            cells[cell]["vs_baseline"] = paired_comparison(members, runs[baseline], split, confidence)
     metrics = list(dict.fromkeys(name for cell in cells.values() for name in cell["scores"] if "/" not in name and name != "loss"))
     classical_scores = (classical or {}).get("scores", {}).get(split, {})
     plots = [bar_chart(cells, metric, split, classical_scores.get(metric), folder / f"bars-{metric}.png") for metric in metrics]
@@ -61,7 +74,8 @@ def write_summary(runs: dict[str, list[RunResult]], baseline: str, folder: Path,
     first_eval = next((r["split"] for run in everything for r in run.log() if "split" in r), None)
     if eval_metric and first_eval:
         curves.append(learning_curves(runs, eval_metric, first_eval, folder / f"curves-{first_eval}-{eval_metric}.png"))
-    summary = {"split": split, "baseline": baseline, "cells": cells, "classical": classical,
+    summary = {"split": split, "baseline": baseline, "confidence": confidence, "cells": cells, "classical": classical,
+               "stopped_early": stopped_early or [],
                "plots": [path.name for path in [*plots, *curves] if path is not None]}
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (folder / "summary.csv").write_text(_csv(cells, metrics, classical_scores))
@@ -74,14 +88,16 @@ def _csv(cells: dict[str, dict[str, Any]], metrics: list[str], classical: dict[s
     writer = csv.writer(buffer)
     compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
     writer.writerow(["cell", "n", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")], "train_wall_time_s_mean", "train_wall_time_s_std",
-                     "trainable_parameters", *[f"{m}_{k}" for m in compared for k in ("diff_vs_baseline", "ci_low", "ci_high", "excludes_zero")]])
+                     "trainable_parameters", *[f"{m}_{k}" for m in compared for k in ("diff_vs_baseline", "ci_low", "ci_high", "excludes_zero",
+                                                                 "examples_only_ci_low", "examples_only_ci_high")]])
     for name, cell in cells.items():
         row = [name, cell["n"]]
         row += [cell["scores"].get(m, {}).get(key) for m in metrics for key in ("mean", "std")]
         row += [cell["train_wall_time_s"]["mean"], cell["train_wall_time_s"]["std"], cell["trainable_parameters"]["mean"]]
         for m in compared:
             entry = cell.get("vs_baseline", {}).get(m, {})
-            row += [entry.get("seed_difference_mean"), entry.get("ci_low"), entry.get("ci_high"), entry.get("excludes_zero")]
+            row += [entry.get("seed_difference_mean"), entry.get("ci_low"), entry.get("ci_high"), entry.get("excludes_zero"),
+                    entry.get("examples_ci_low"), entry.get("examples_ci_high")]
         writer.writerow(row)
     if classical:
         writer.writerow(["TF-IDF + logistic regression", 1, *[x for m in metrics for x in (classical.get(m), None)]])
@@ -91,22 +107,36 @@ def _csv(cells: dict[str, dict[str, Any]], metrics: list[str], classical: dict[s
 def _markdown(summary: dict[str, Any], metrics: list[str], classical: dict[str, float]) -> str:
     cells, split = summary["cells"], summary["split"]
     compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
-    head = ["cell", "n", *[f"{split} {m}" for m in metrics], *[f"Δ {m} vs baseline [95% CI]" for m in compared], "train wall time (s)", "trainable parameters"]
+    level = f"{round(100 * summary.get('confidence', CONFIDENCE), 2):g}%"
+    head = ["cell", "n", *[f"{split} {m}" for m in metrics], *[f"Δ {m} [{level} CI]" for m in compared],
+            *[f"Δ {m} per seed" for m in compared], "train wall time (s)", "trainable parameters"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, cell in cells.items():
-        label = f"**{name}** (baseline)" if name == summary["baseline"] else name
+        baseline = name == summary["baseline"]
+        label = f"**{name}** (baseline)" if baseline else name
         row = [label, str(cell["n"]), *[_cell(cell["scores"].get(m)) for m in metrics],
-               *[_difference(cell.get("vs_baseline", {}).get(m)) if name != summary["baseline"] else "—" for m in compared],
+               *["—" if baseline else _difference(cell.get("vs_baseline", {}).get(m)) for m in compared],
+               *["—" if baseline else _per_seed(cell.get("vs_baseline", {}).get(m)) for m in compared],
                _cell(cell["train_wall_time_s"], 1), f"{int(cell['trainable_parameters']['mean'] or 0):,}"]
         lines.append("| " + " | ".join(row) + " |")
     if classical:
         lines.append("| " + " | ".join(["TF-IDF + logistic regression", "1", *[f"{classical[m]:.4f}" if m in classical else "—" for m in metrics],
-                                         *["—"] * len(compared), "—", "—"]) + " |")
+                                         *["—"] * 2 * len(compared), "—", "—"]) + " |")
+    if any("seed_decision" in cell for cell in cells.values()):
+        lines += ["", "| cell | seeds | why no more |", "|---|---|---|"]
+        lines += [f"| {name} | {cell['seed_decision']['seeds']} | {cell['seed_decision']['stopped_because']} |"
+                  for name, cell in cells.items() if "seed_decision" in cell]
+    if summary["stopped_early"]:
+        lines += ["", "Runs stopped early (left out of every score above):", "", "| cell | seed | step | score |", "|---|---|---|---|"]
+        lines += [f"| {run['cell']} | {run['seed']} | {run.get('step')} | {run.get('score')} |" for run in summary["stopped_early"]]
     notes = [
         "",
-        f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, paired by seed "
-        "(mean over seeds); in brackets the bootstrap 95% confidence interval of that difference, resampling the "
-        "test examples (paired: both runs scored on the same resample, seed by seed); * where the interval excludes zero.",
+        f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, paired by "
+        f"seed, its mean over seeds and, per seed, each pair's difference. The {level} interval counts both sources of "
+        "noise, which model a seed happened to train and which test examples happened to be drawn, so a `*` (the "
+        "interval excludes zero) says the settings differ beyond what reseeding and another test sample would explain. "
+        "It does not say the difference is large, nor that it holds on other data or at other hyper-parameters; with "
+        f"fewer than {MIN_PAIRED_SEEDS} paired seeds no interval is given.",
         "",
         *[f"![{path}]({path})" for path in summary["plots"]],
     ]

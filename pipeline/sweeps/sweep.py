@@ -3,53 +3,171 @@ real; or report on any set of finished run folders."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.recipe.io import flatten, read_yaml
+from pipeline.recipe.schema import Recipe
 from pipeline.sweeps.classical import classical_baseline
-from pipeline.sweeps.plan import baseline_cell, plan_sweep, slug
-from pipeline.sweeps.runner import Manifest, run_all
-from pipeline.sweeps.statistics import RunResult
-from pipeline.sweeps.summary import load_run, write_summary
+from pipeline.sweeps.intervals import CONFIDENCE
+from pipeline.sweeps.plan import Cell, PlannedRun, baseline_cell, cells_of, parse_grid, plan_runs, slug
+from pipeline.sweeps.processes import Launch, Outcome
+from pipeline.sweeps.progress import Manifest, Progress
+from pipeline.sweeps.runner import run_local
+from pipeline.sweeps.seeds import SeedPlan, why_stop
+from pipeline.sweeps.statistics import RunResult, paired_comparison
+from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
+from pipeline.sweeps.summary import load_run, report_split, write_summary
 
 
-def sweep(recipe: Path, overrides: list[str], grids: list[str], seeds: list[int], output: Path, baseline: str | None = None,
-          backend: str = "local", ray_address: str | None = None, gpus_per_trial: float = 0, cpus_per_trial: int | None = None,
-          classical: bool = True) -> dict[str, Any]:
-    """Run every cell × seed (skipping finished runs, resuming interrupted ones), then write the summary and plots
-    into `output`; returns the summary. A run that fails is recorded in `sweep.json` and the others go on."""
-    runs = plan_sweep(recipe, overrides, grids, seeds, output)
-    cells = list(dict.fromkeys(run.cell for run in runs))
-    base = baseline_cell(cells, baseline)
-    plan = {"recipe": str(recipe), "overrides": overrides, "grid": grids, "seeds": seeds, "baseline": base.name,
-            "cells": {cell.name: list(cell.overrides) for cell in cells}, "backend": backend}
-    manifest_path = output / "sweep.json"
+@dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep runs and reports, beside its recipe, grid and seeds."""
+
+    baseline: str | None = None  # KEY=V naming the cell the others are compared with (default: the first)
+    backend: str = "local"  # local | ray
+    parallel: int = 1  # runs at once on the local backend (the cores divided between them)
+    ray_address: str | None = None
+    gpus_per_trial: float = 0
+    cpus_per_trial: int | None = None  # threads per run (default: the cores divided by `parallel`)
+    classical: bool = True  # the TF-IDF + logistic regression row
+    early_stop: str | None = None  # "asha": stop runs that fall behind (median rule locally, ASHA on Ray)
+    precision: float | None = None  # auto seeds: also go on while an interval is wider than this
+
+    def threads(self) -> int:
+        return self.cpus_per_trial or max(1, (os.cpu_count() or 1) // self.parallel)
+
+
+@dataclass
+class SweepState:
+    """The runs planned so far, their outcomes, and per cell its seeds and why it got no more."""
+
+    seeds_of: dict[str, list[int]]
+    outcomes: dict[Path, Outcome] = field(default_factory=dict)
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def run_all(launch: Launch, runs: list[PlannedRun], manifest: Manifest, backend: str, stopping: StoppingRule | None = None) -> list[Outcome]:
+    """Every run of `runs` on the chosen backend; returns their outcomes in plan order."""
+    progress = Progress(runs, manifest)
+    try:
+        if backend == "ray":
+            if importlib.util.find_spec("ray") is None:
+                raise PipelineError("the ray backend needs Ray Tune: pip install 'embedlab[ray]'", field="--backend")
+            from pipeline.sweeps.ray_backend import run_on_ray
+
+            return run_on_ray(launch, runs, progress, stopping, manifest.path.parent)
+        return run_local(launch, runs, progress, stopping)
+    finally:
+        progress.close()
+
+
+def stopping_rule(kind: str | None, seeds: SeedPlan, recipe: Recipe) -> StoppingRule | None:
+    """The early-stopping rule `--early-stop` asks for, on the recipe's first eval split and metric."""
+    if kind is None:
+        return None
+    if seeds.auto:
+        raise PipelineError("early stopping is for hyper-parameter grids; with --seeds auto it would drop the runs the "
+                            "intervals need: give fixed seeds", field="--early-stop")
+    train = recipe.train
+    if train.eval_every_steps is None and (train.max_steps is not None or train.epochs == 1):
+        raise PipelineError("early stopping reads the scores of evaluations during training: set train.eval_every_steps", field="--early-stop")
+    return MedianStopping(Watched(recipe.eval.splits[0], (recipe.eval.metrics or ["accuracy"])[0]))
+
+
+def finished_results(planned: dict[tuple[str, int], PlannedRun], state: SweepState) -> dict[str, list[RunResult]]:
+    """Cell → its finished runs, among the seeds the cell has now."""
+    results: dict[str, list[RunResult]] = {}
+    for cell, seeds in state.seeds_of.items():
+        for seed in seeds:
+            run = load_run(planned[(cell, seed)].output_dir, cell)
+            if run is not None:
+                results.setdefault(cell, []).append(run)
+    return results
+
+
+def add_seeds(state: SweepState, results: dict[str, list[RunResult]], base: str, seeds: SeedPlan, precision: float | None) -> bool:
+    """One more seed for every cell whose comparison is still open (and the baseline, to pair it); True if any."""
+    if base not in results:
+        return False
+    confidence = seeds.confidence(CONFIDENCE)
+    split = report_split([run for members in results.values() for run in members])
+    grown = False
+    for cell, own in state.seeds_of.items():
+        if cell == base or cell in state.decisions:
+            continue
+        comparison = paired_comparison(results.get(cell, []), results[base], split, confidence) if results.get(cell) else {}
+        entry = next(iter(comparison.values()), None)
+        why = why_stop(entry, len(own), seeds, precision, confidence)
+        if why is not None:
+            state.decisions[cell] = {"seeds": len(own), "stopped_because": why, "deciding_score": next(iter(comparison), None)}
+            continue
+        own.append(len(own))
+        if own[-1] not in state.seeds_of[base]:
+            state.seeds_of[base].append(own[-1])
+        grown = True
+    if not grown:
+        state.decisions[base] = {"seeds": len(state.seeds_of[base]), "stopped_because": "the baseline: as many seeds as the cells compared with it"}
+    return grown
+
+
+def check_same_sweep(manifest_path: Path, plan: dict[str, Any], output: Path) -> None:
     if manifest_path.is_file():
         previous = json.loads(manifest_path.read_text())
-        if {k: previous.get(k) for k in ("recipe", "overrides", "grid", "seeds")} != {k: plan[k] for k in ("recipe", "overrides", "grid", "seeds")}:
+        keys = ("recipe", "overrides", "grid", "seeds")
+        if {k: previous.get(k) for k in keys} != {k: plan[k] for k in keys}:
             raise PipelineError(f"{output} holds another sweep (sweep.json differs); give a new --output", field="--output")
+
+
+def sweep(recipe: Path, overrides: list[str], grids: list[str], seeds: SeedPlan, output: Path, options: SweepOptions = SweepOptions()) -> dict[str, Any]:
+    """Run every cell × seed (skipping finished runs, resuming interrupted ones; with auto seeds, adding seeds where
+    the answer is open), then write the summary and plots into `output`; returns the summary. A run that fails is
+    recorded in `sweep.json` and the others go on."""
+    cells = cells_of([parse_grid(grid) for grid in grids])
+    planned = {(run.cell.name, run.seed): run for run in plan_runs(recipe, overrides, cells, seeds.every(), output)}
+    base = baseline_cell(cells, options.baseline)
+    stopping = stopping_rule(options.early_stop, seeds, next(iter(planned.values())).recipe)
+    plan = {"recipe": str(recipe), "overrides": overrides, "grid": grids, "seeds": seeds.describe(), "baseline": base.name,
+            "cells": {cell.name: list(cell.overrides) for cell in cells}, "backend": options.backend}
+    manifest_path = output / "sweep.json"
+    check_same_sweep(manifest_path, plan, output)
     output.mkdir(parents=True, exist_ok=True)
-    threads = cpus_per_trial or os.cpu_count() or 1
-    outcomes = run_all(recipe, overrides, runs, Manifest(manifest_path, plan), backend, threads, gpus_per_trial, ray_address)
-    results: dict[str, list[RunResult]] = {cell.name: [] for cell in cells}
-    for run in runs:
-        finished = load_run(run.output_dir, run.cell.name)
-        if finished is not None:
-            results[run.cell.name].append(finished)
-    results = {cell: members for cell, members in results.items() if members}
+    launch = Launch(recipe, tuple(overrides), options.threads(), options.parallel, options.gpus_per_trial, options.ray_address)
+    manifest = Manifest(manifest_path, plan)
+    state = SweepState({cell.name: seeds.initial() for cell in cells})
+    while True:
+        batch = [planned[(c, s)] for c, own in state.seeds_of.items() for s in own if planned[(c, s)].output_dir not in state.outcomes]
+        for run, outcome in zip(batch, run_all(launch, batch, manifest, options.backend, stopping), strict=True):
+            state.outcomes[run.output_dir] = outcome
+        results = finished_results(planned, state)
+        if not seeds.auto or not add_seeds(state, results, base.name, seeds, options.precision):
+            break
+    return report(state, results, cells, base, planned, manifest, options, seeds)
+
+
+def report(state: SweepState, results: dict[str, list[RunResult]], cells: list[Cell], base: Cell, planned: dict[tuple[str, int], PlannedRun],
+           manifest: Manifest, options: SweepOptions, seeds: SeedPlan) -> dict[str, Any]:
+    """The summary of a sweep that ran (and `sweep.json` with each cell's seed decisions); failures raise after it."""
     if not results:
-        raise PipelineError(f"no run of the sweep finished; see {manifest_path}")
-    reference = runs[0].recipe
-    summary = write_summary(results, base.name, output, classical_baseline(reference) if classical else None)
-    failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+        raise PipelineError(f"no run of the sweep finished; see {manifest.path}")
+    notes: dict[str, dict[str, Any]] = {cell: {"seed_decision": decision} for cell, decision in state.decisions.items()}
+    stopped = [{"cell": o.cell, "seed": o.seed, **(o.stopped_at or {})} for o in state.outcomes.values() if o.status == "stopped"]
+    if state.decisions:
+        manifest.plan["seed_decisions"] = state.decisions
+        manifest.write()
+    reference = next(iter(planned.values())).recipe
+    summary = write_summary(results, base.name, manifest.path.parent, classical_baseline(reference) if options.classical else None,
+                            confidence=seeds.confidence(CONFIDENCE), cell_notes=notes, stopped_early=stopped)
+    failed = [outcome for outcome in state.outcomes.values() if outcome.status == "failed"]
     summary["failed_runs"] = len(failed)
     if failed:
-        raise PipelineError(f"{len(failed)} of {len(outcomes)} runs failed (first: {failed[0].cell} seed={failed[0].seed}: {failed[0].error}); "
-                            f"the summary covers the rest; see {manifest_path}, and run the sweep again to retry them")
+        raise PipelineError(f"{len(failed)} of {len(state.outcomes)} runs failed (first: {failed[0].cell} seed={failed[0].seed}: {failed[0].error}); "
+                            f"the summary covers the rest; see {manifest.path}, and run the sweep again to retry them")
     return summary
 
 
@@ -83,8 +201,10 @@ def compare(paths: list[Path], output: Path, baseline: Path | None = None, class
         recipe = flatten(read_yaml((folder / "recipe.yaml").read_text()))
         settings[folder] = {key: value for key, value in recipe.items() if key not in ("output_dir", "train.seed")}
     differing = sorted({key for s in settings.values() for key in s if len({json.dumps(t.get(key), sort_keys=True) for t in settings.values()}) > 1})
+
     def name(folder: Path) -> str:
         return ",".join(f"{setting_name(key)}={slug(settings[folder].get(key))}" for key in differing) or "runs"
+
     results: dict[str, list[RunResult]] = {}
     for folder in folders:
         run = load_run(folder, name(folder))

@@ -40,6 +40,8 @@ class Task(Protocol):
     ) -> tuple[Dataset, dict[str, int]]: ...
     def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]: ...
     def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None: ...
+    def encoding_state(self) -> dict[str, Any]: ...
+    def restore_encoding_state(self, state: dict[str, Any]) -> None: ...
     def example_score(self, record: dict[str, Any]) -> tuple[str, float, int] | None: ...
 
 
@@ -65,6 +67,13 @@ class TaskDefaults:
 
     def default_metrics(self) -> list[str]:
         return list(self.cfg.default_metrics)
+
+    def encoding_state(self) -> dict[str, Any]:
+        """What `encode` learnt beyond the encoded rows (kept with cached encodings); nothing by default."""
+        return {}
+
+    def restore_encoding_state(self, state: dict[str, Any]) -> None:
+        """Take back what `encode` would have learnt, when the encoded splits come from the cache."""
 
 
 def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:

@@ -161,6 +161,12 @@ class TokenClassification(LabelledTask):
                   "words_with_unseen_tags": sum(label in unseen_ids for row in encoded["labels"] for label in row)}
         return encoded.remove_columns(["_truncated", "_empty"]), counts
 
+    def encoding_state(self) -> dict[str, Any]:
+        return {"unseen": list(self.unseen)}
+
+    def restore_encoding_state(self, state: dict[str, Any]) -> None:
+        self.unseen = list(state["unseen"])
+
     def _name(self, tag_id: int) -> str:
         return self.labels[tag_id] if tag_id < len(self.labels) else self.unseen[tag_id - len(self.labels)]
 

@@ -32,6 +32,7 @@ from pipeline.surgery.replace import SurgeryReport, apply_surgery
 from pipeline.surgery.vectors import coverage_report
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import build_task
+from pipeline.training import encoding_cache
 from pipeline.training.modeling import build_model, check_vocabulary, load_tokenizer, original_tokenizer, resolve_max_length
 from pipeline.training.policies import UnfreezeSchedule, apply_layer_policies
 from pipeline.vocabulary.usage import tokenization_stats
@@ -164,14 +165,24 @@ def encode_splits(
     recipe: Recipe, task: Task, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, features: TokenFeatures,
     accelerator: Accelerator,
 ) -> tuple[DatasetDict, dict[str, dict[str, int]]]:
-    """Tokenize every split (the main process first, so the others reuse its cache); returns the counts too."""
-    encoded, counts = {}, {}
+    """Tokenize every split, or read them from the encoding cache (`encoding_cache`: the runs of a sweep encode the
+    same texts alike); the main process first, so the others read what it stored. Returns the counts too."""
+    key = encoding_cache.encoding_key(task, raw, tokenizer, max_length, features, recipe.data.train_split)
     with accelerator.main_process_first():
-        for name, split in raw.items():
-            encoded[name], counts[name] = task.encode(split, tokenizer, max_length, name, features, for_training=name == recipe.data.train_split)
-            if counts[name]["empty_texts"] or counts[name]["truncated"]:
-                log.warning("%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
-                            name, counts[name]["empty_texts"], counts[name]["truncated"], max_length)
+        cached = encoding_cache.load(key)
+        if cached is not None:
+            encoded, counts, state = cached
+            task.restore_encoding_state(state)
+        else:
+            encoded, counts = {}, {}
+            for name, split in raw.items():
+                encoded[name], counts[name] = task.encode(split, tokenizer, max_length, name, features, for_training=name == recipe.data.train_split)
+            if accelerator.is_main_process:
+                encoding_cache.store(key, DatasetDict(encoded), counts, task.encoding_state())
+    for name in raw:
+        if counts[name]["empty_texts"] or counts[name]["truncated"]:
+            log.warning("%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
+                        name, counts[name]["empty_texts"], counts[name]["truncated"], max_length)
     return DatasetDict(encoded), counts
 
 

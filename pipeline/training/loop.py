@@ -112,7 +112,8 @@ class _Steps:
             exp.accelerator.log({"train/loss": mean_loss, "train/lr": record["lr"]}, step=step)
             self.bar.set_postfix(loss=f"{mean_loss:.4f}")
             self.running_loss, self.micro_batches = torch.zeros((), device=exp.accelerator.device), 0
-        if train_cfg.eval_every_steps and step % train_cfg.eval_every_steps == 0:
+        # The last step's evaluation is the final one (`write_final_evaluation`), which logs it: not done twice.
+        if train_cfg.eval_every_steps and step % train_cfg.eval_every_steps == 0 and step < state.plan["total_steps"]:
             self.evaluate()
         if train_cfg.save_every_steps and step % train_cfg.save_every_steps == 0:
             self.checkpoint()
@@ -183,7 +184,7 @@ def fit(exp: Experiment, state: TrainingState, run: RunFolder) -> dict[str, Any]
             for epoch in range(first_epoch, math.ceil(total_steps / state.plan["steps_per_epoch"])):
                 progress.epoch = epoch
                 finished = _train_epoch(exp, state, steps, stops, epoch, first_epoch)
-                if not train_cfg.eval_every_steps:
+                if not train_cfg.eval_every_steps and not finished:
                     steps.evaluate()
                 if finished:
                     break

@@ -114,15 +114,66 @@ def fake_run(folder: Path, seed: int, correct: list[bool]) -> RunResult:
 
 
 def test_the_paired_interval_on_a_hand_checkable_case(tmp_path):
-    always = [fake_run(tmp_path / f"right{s}", s, [True] * 10) for s in (0, 1)]
-    never = [fake_run(tmp_path / f"wrong{s}", s, [False] * 10) for s in (0, 1)]
-    half = [fake_run(tmp_path / f"half{s}", s, [True] * 5 + [False] * 5) for s in (0, 1)]
+    always = [fake_run(tmp_path / f"right{s}", s, [True] * 10) for s in (0, 1, 2)]
+    never = [fake_run(tmp_path / f"wrong{s}", s, [False] * 10) for s in (0, 1, 2)]
+    half = [fake_run(tmp_path / f"half{s}", s, [True] * 5 + [False] * 5) for s in (0, 1, 2)]
     right_vs_wrong = paired_comparison(always, never, "test")["accuracy"]
-    # Every resample of 10 examples: all right against all wrong, a difference of exactly 1.
+    # Every seed and every resample of 10 examples: all right against all wrong, a difference of exactly 1.
     assert right_vs_wrong["ci_low"] == right_vs_wrong["ci_high"] == 1.0 and right_vs_wrong["excludes_zero"]
-    assert right_vs_wrong["seed_difference_mean"] == 1.0 and right_vs_wrong["seed_difference_std"] == 0.0
+    assert right_vs_wrong["examples_ci_low"] == right_vs_wrong["examples_ci_high"] == 1.0
+    assert right_vs_wrong["seed_differences"] == [1.0] * 3 and right_vs_wrong["seed_difference_std"] == 0.0
     same = paired_comparison(half, half, "test")["accuracy"]
     assert same["ci_low"] == same["ci_high"] == 0.0 and not same["excludes_zero"]
     versus_half = paired_comparison(always, half, "test")["accuracy"]
-    # Differences 0 on five examples and 1 on five: the mean of a resample lies in [0, 1]; 0.5 inside the interval.
-    assert 0.0 < versus_half["ci_low"] < 0.5 < versus_half["ci_high"] <= 1.0
+    # Differences 0 on five examples and 1 on five, the same for every seed: only test noise, about ±1.96 × 0.16.
+    assert 0.0 < versus_half["ci_low"] < 0.5 < versus_half["ci_high"] <= 1.0 and versus_half["seed_variance"] == 0.0
+    two_seeds = paired_comparison(always[:2], never[:2], "test")["accuracy"]
+    assert two_seeds["ci_low"] is None and not two_seeds["excludes_zero"] and "2 paired seed(s)" in two_seeds["no_interval"]
+    assert two_seeds["examples_ci_low"] == 1.0  # the interval over examples alone is still given, labelled as such
+
+
+def test_parallel_runs_give_the_metrics_of_runs_one_at_a_time(sweep_recipe, tmp_path):
+    grid = ["--grid", "layers.token_embeddings=finetune,freeze", "layers.positions=finetune", "--seeds", "0", "--no-baseline", "--cpus-per-trial", "1"]
+    assert main(["sweep", str(sweep_recipe), *grid, "--output", str(tmp_path / "one")]) == 0
+    assert main(["sweep", str(sweep_recipe), *grid, "--output", str(tmp_path / "two"), "--parallel", "2"]) == 0
+    for cell in ("token_embeddings=finetune", "token_embeddings=freeze"):
+        one, two = (json.loads((tmp_path / name / cell / "seed=0" / "metrics.json").read_text()) for name in ("one", "two"))
+        assert one["test"] == two["test"]
+
+
+def test_auto_seeds_run_the_first_seeds_then_only_where_the_answer_is_open(sweep_recipe, tmp_path):
+    output = tmp_path / "auto"
+    grid = ["--grid", "layers.token_embeddings=finetune,freeze", "layers.positions=finetune"]
+    assert main(["sweep", str(sweep_recipe), *grid, "--seeds", "auto:3:4", "--output", str(output), "--no-baseline"]) == 0
+    manifest = json.loads((output / "sweep.json").read_text())
+    decisions = manifest["seed_decisions"]
+    frozen = decisions["token_embeddings=freeze"]
+    assert manifest["seeds"] == "auto:3:4" and frozen["seeds"] in (3, 4) and frozen["stopped_because"]
+    seeds_run = sorted(run["seed"] for run in manifest["runs"] if run["cell"] == "token_embeddings=freeze")
+    assert seeds_run == list(range(frozen["seeds"]))
+    baseline_seeds = sorted(run["seed"] for run in manifest["runs"] if run["cell"] == "token_embeddings=finetune")
+    assert baseline_seeds == list(range(frozen["seeds"]))  # the baseline gets every seed a cell gets
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["confidence"] > 0.95 and summary["cells"]["token_embeddings=freeze"]["seed_decision"] == frozen
+    assert "Δ accuracy [" in (output / "summary.md").read_text()
+
+
+def test_early_stopping_stops_a_run_that_falls_behind(tmp_path):
+    from helpers import lm_recipe, templated_sentences
+
+    files = {}
+    for split, count, seed in (("train", 200, 0), ("validation", 40, 1)):
+        files[split] = str(tmp_path / f"{split}.txt")
+        Path(files[split]).write_text("\n".join(templated_sentences(count, seed)) + "\n")
+    recipe = write_recipe(tmp_path / "lm.yaml", lm_recipe(tmp_path, files, family="gpt2", train={"max_steps": 30, "eval_every_steps": 10}))
+    output = tmp_path / "lr"
+    command = ["sweep", str(recipe), "--grid", "train.lr=0.01,0.02,0.005,0.000001", "--output", str(output), "--early-stop", "asha", "--no-baseline"]
+    assert main(command) == 0
+    runs = json.loads((output / "sweep.json").read_text())["runs"]
+    assert [run["status"] for run in runs] == ["finished"] * 3 + ["stopped"]
+    assert runs[3]["stopped_at"]["step"] == 10 and not (Path(runs[3]["output_dir"]) / "metrics.json").exists()
+    summary = json.loads((output / "summary.json").read_text())
+    assert "lr=1e-06" not in summary["cells"] and summary["stopped_early"][0]["seed"] == 0
+    assert "stopped early" in (output / "summary.md").read_text()
+    assert main(command) == 0  # a rerun leaves the stopped run stopped
+    assert [run["status"] for run in json.loads((output / "sweep.json").read_text())["runs"]] == ["skipped"] * 3 + ["stopped"]

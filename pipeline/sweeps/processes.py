@@ -1,0 +1,107 @@
+"""One run of a sweep as a process: the `pipeline train` command it runs, its environment (threads, GPU), and
+what became of it (`Outcome`). Used by both backends (`runner` locally, `ray_backend` in Ray trials)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.sweeps.plan import PlannedRun, run_state
+from pipeline.sweeps.stopping import EvalScores, Watched
+
+
+@dataclass
+class Outcome:
+    cell: str
+    seed: int
+    output_dir: str
+    status: str  # finished | skipped (finished before) | failed | stopped (by the early-stopping rule)
+    wall_s: float = 0.0
+    error: str | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    stopped_at: dict[str, Any] | None = None  # the evaluation (step, score) at which the rule stopped the run
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How every run of a sweep is started: the recipe and its overrides, threads per run, parallel runs, GPUs."""
+
+    recipe: Path
+    overrides: tuple[str, ...]
+    threads: int
+    parallel: int = 1
+    gpus_per_trial: float = 0
+    ray_address: str | None = None
+
+    def command(self, run: PlannedRun, resume: bool) -> list[str]:
+        return [sys.executable, "-m", "pipeline", "train", str(self.recipe), *self.overrides, *run.overrides, *(["--resume"] if resume else [])]
+
+
+def run_environment(threads: int, gpu: int | None = None) -> dict[str, str]:
+    """The same threads for every run, whichever backend starts it: results then agree to the last bit."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return env
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the thread that started it ends (Linux), so no run outlives its sweep."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class RunProcess:
+    """One `pipeline train` process: started, its new evaluation lines read (`scores`, when a score is watched),
+    stopped."""
+
+    def __init__(self, launch: Launch, run: PlannedRun, env: dict[str, str], watched: Watched | None = None):
+        self.run, self.started = run, time.perf_counter()
+        self.scores = EvalScores(run.output_dir / "log.jsonl", watched) if watched is not None else None
+        self.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self.stopped_at: dict[str, Any] | None = None
+        self.history: list[tuple[int, float]] = []  # the watched scores read so far
+        command = launch.command(run, resume=run_state(run) == "interrupted")
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr,
+                                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+
+    def stop(self, step: int, score: float) -> None:
+        """Ask the run to stop (it saves a checkpoint first); remembered as stopped by the rule."""
+        if self.stopped_at is None:
+            self.stopped_at = {"step": step, "score": score}
+            self.process.send_signal(signal.SIGTERM)
+
+    def outcome(self) -> Outcome:
+        """Wait for the process; what became of the run."""
+        code = self.process.wait()
+        wall = round(time.perf_counter() - self.started, 1)
+        self.stderr.seek(0)
+        lines = [line for line in self.stderr.read().strip().splitlines() if line.strip()]
+        self.stderr.close()
+        run = self.run
+        base = {"cell": run.cell.name, "seed": run.seed, "output_dir": str(run.output_dir), "wall_s": wall, "scores": scores_of(run.output_dir)}
+        if code == 0:
+            return Outcome(status="finished", **base)
+        if self.stopped_at is not None:
+            return Outcome(status="stopped", stopped_at=self.stopped_at, **base)
+        errors = [line for line in lines if line.startswith("error: ")]
+        return Outcome(status="failed", error=(errors or lines or [f"exit code {code}"])[-1][:500], **base)
+
+
+def scores_of(output_dir: Path) -> dict[str, Any]:
+    path = output_dir / "metrics.json"
+    return {key: value for key, value in json.loads(path.read_text()).items() if key != "train"} if path.is_file() else {}
+
+
