@@ -49,8 +49,14 @@ def main() -> None:
     parser.add_argument("--checkout", type=Path, default=REPO)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-bad-inputs.json")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(args.checkout.resolve()), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(args.checkout.resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-bad-inputs-"))
     bert = save_tiny_bert(scratch / "bert")
     rows, started = [], time.perf_counter()
@@ -59,16 +65,37 @@ def main() -> None:
         folder.mkdir()
         workspace = Workspace(folder, bert)
         argv, expected = case.build(workspace)
-        result = subprocess.run([sys.executable, "-m", "pipeline", *argv], cwd=workspace.root, env=env, capture_output=True, text=True, timeout=600)
-        row = {"case": case.name, "kind": case.kind, "outcome": outcome(result, expected, workspace.run.exists()),
-               "exit_code": result.returncode, "last_line": (result.stderr.strip().splitlines() or [""])[-1][:300]}
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline", *argv],
+            cwd=workspace.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        row = {
+            "case": case.name,
+            "kind": case.kind,
+            "outcome": outcome(result, expected, workspace.run.exists()),
+            "exit_code": result.returncode,
+            "last_line": (result.stderr.strip().splitlines() or [""])[-1][:300],
+        }
         rows.append(row)
         print(f"{row['outcome']:<24} {case.kind:<11} {case.name}", flush=True)
     counts = collections.Counter(row["outcome"] for row in rows)
-    by_kind = {kind: dict(collections.Counter(row["outcome"] for row in rows if row["kind"] == kind)) for kind in dict.fromkeys(c.kind for c in CASES)}
+    by_kind = {
+        kind: dict(collections.Counter(row["outcome"] for row in rows if row["kind"] == kind))
+        for kind in dict.fromkeys(c.kind for c in CASES)
+    }
     print(json.dumps(counts, indent=2))
-    result = {"checkout": str(args.checkout.resolve()), "cases": len(rows), "outcomes": dict(counts), "by_kind": by_kind,
-              "wall_time_s": round(time.perf_counter() - started, 1), "rows": rows}
+    result = {
+        "checkout": str(args.checkout.resolve()),
+        "cases": len(rows),
+        "outcomes": dict(counts),
+        "by_kind": by_kind,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "rows": rows,
+    }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
 

@@ -41,7 +41,11 @@ def main() -> None:
     args = parser.parse_args()
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 20000, (32, 128), generator=generator)
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.randint(0, 5, (32,), generator=generator)}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": torch.randint(0, 5, (32,), generator=generator),
+    }
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(0)
@@ -51,9 +55,14 @@ def main() -> None:
     compiled = step_seconds(torch.compile(fresh(), dynamic=True), batch, args.steps + 1)
     eager_after = step_seconds(fresh(), batch, args.steps)
     eager = eager_before[1:] + eager_after[1:]
-    result = {"eager_step_s": eager_before + eager_after, "compiled_step_s": compiled, "first_compiled_step_s": compiled[0],
-              "eager_median_s": statistics.median(eager), "compiled_median_s": statistics.median(compiled[2:]),
-              "speedup": round(statistics.median(eager) / statistics.median(compiled[2:]), 3)}
+    result = {
+        "eager_step_s": eager_before + eager_after,
+        "compiled_step_s": compiled,
+        "first_compiled_step_s": compiled[0],
+        "eager_median_s": statistics.median(eager),
+        "compiled_median_s": statistics.median(compiled[2:]),
+        "speedup": round(statistics.median(eager) / statistics.median(compiled[2:]), 3),
+    }
     print(json.dumps(result))
     (Path(__file__).parent / "results-compile.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -43,7 +43,9 @@ def main() -> None:
 
     metrics, wall = train(scratch / "quickstart", [])
     quickstart = {"command_wall_time_s": round(wall, 1), **metrics}
-    print(f"quickstart: {wall:.0f} s, test macro-F1 {metrics['test']['f1_macro']:.4f}, validation {metrics['validation']['f1_macro']:.4f}")
+    print(
+        f"quickstart: {wall:.0f} s, test macro-F1 {metrics['test']['f1_macro']:.4f}, validation {metrics['validation']['f1_macro']:.4f}"
+    )
 
     settings = {"finetune": [], "freeze": []}
     for repeat in range(args.repeats):

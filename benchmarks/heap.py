@@ -30,8 +30,21 @@ REPORT = "EMBEDLAB_HEAP_REPORT"  # the file a watched process writes its figures
 
 
 class MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def watch(argv: list[str]) -> None:
@@ -72,19 +85,33 @@ def main() -> None:
     speed.PYTHON = [sys.executable, str(Path(__file__).resolve()), "--watch"]
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-heap-"))
     articles = speed.bbc_rows(0)
-    data = {"train": speed.write_jsonl(scratch / "bbc-train.jsonl", articles[:1600]),
-            "validation": speed.write_jsonl(scratch / "bbc-validation.jsonl", articles[1600:1900])}
-    configs = {"pipeline train": lambda: speed.pipeline_run(scratch, "pipeline", data, 128, args.steps),
-               "Trainer (default)": lambda: speed.trainer_run(data["train"], 128, args.steps, grouped=False, bf16=False)}
+    data = {
+        "train": speed.write_jsonl(scratch / "bbc-train.jsonl", articles[:1600]),
+        "validation": speed.write_jsonl(scratch / "bbc-validation.jsonl", articles[1600:1900]),
+    }
+    configs = {
+        "pipeline train": lambda: speed.pipeline_run(scratch, "pipeline", data, 128, args.steps),
+        "Trainer (default)": lambda: speed.trainer_run(data["train"], 128, args.steps, grouped=False, bf16=False),
+    }
     runs: dict[str, list[dict]] = {name: [] for name in configs}
     for repeat in range(args.repeats):
         for name, run in configs.items():
             os.environ[REPORT] = str(scratch / "heap.json")
             samples_per_second = run()["samples_per_second"]
-            runs[name].append({**json.loads((scratch / "heap.json").read_text()), "samples_per_second": round(samples_per_second, 2)})
+            runs[name].append(
+                {**json.loads((scratch / "heap.json").read_text()), "samples_per_second": round(samples_per_second, 2)}
+            )
             print(f"#{repeat} {name}: {runs[name][-1]}", flush=True)
-    result = {"steps": args.steps, "repeats": args.repeats, "max_length": 128, "runs": runs,
-              "medians": {name: {key: statistics.median(r[key] for r in results) for key in results[0]} for name, results in runs.items()}}
+    result = {
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "max_length": 128,
+        "runs": runs,
+        "medians": {
+            name: {key: statistics.median(r[key] for r in results) for key in results[0]}
+            for name, results in runs.items()
+        },
+    }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["medians"], indent=2))
 

@@ -26,7 +26,10 @@ def main() -> None:
     result = {}
     for name, options in (("for-loop", {"foreach": False}), ("foreach", {"foreach": True}), ("fused", {"fused": True})):
         # Fresh group dicts: an optimizer writes its settings into the ones it is given.
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01}, {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.01},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
         optimizer = torch.optim.AdamW(groups, lr=1e-4, **options)
         for _ in range(3):
             optimizer.step()

@@ -10,7 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ONE_FINAL_EVALUATION = ["train.epochs=1", "train.eval_every_steps=1000000", "train.checkpoint_every_epoch=false", "eval.splits=[test]"]
+ONE_FINAL_EVALUATION = [
+    "train.epochs=1",
+    "train.eval_every_steps=1000000",
+    "train.checkpoint_every_epoch=false",
+    "eval.splits=[test]",
+]
 
 
 def run_parts(out: Path, parts: dict[str, Callable[[], Any]], only: list[str]) -> None:

@@ -40,7 +40,10 @@ from transformers import AutoTokenizer
 import pipeline.families  # noqa: F401  (registers the bi-LSTM with the Auto classes, for the tokenizer's config)
 
 REPO = Path(__file__).resolve().parent.parent
-PRETRAIN = {"bilstm": REPO / "recipes" / "pretrain" / "bilstm-bbcnews.yaml", "gpt2": REPO / "recipes" / "pretrain" / "gpt2-bbcnews.yaml"}
+PRETRAIN = {
+    "bilstm": REPO / "recipes" / "pretrain" / "bilstm-bbcnews.yaml",
+    "gpt2": REPO / "recipes" / "pretrain" / "gpt2-bbcnews.yaml",
+}
 TRANSFER = REPO / "recipes" / "transfer" / "bilstm-bbcnews.yaml"
 
 
@@ -48,8 +51,13 @@ def train(recipe: Path, overrides: list[str]) -> tuple[dict, float]:
     """Run `pipeline train` in a fresh process; returns metrics.json and the command's wall time."""
     output_dir = next(o.split("=", 1)[1] for o in overrides if o.startswith("output_dir="))
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline", "train", str(recipe), *overrides], check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", str(recipe), *overrides],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wall = time.perf_counter() - started
     return json.loads((Path(output_dir) / "metrics.json").read_text()), round(wall, 1)
 
@@ -61,7 +69,9 @@ def unigram_perplexity(tokenizer_dir: Path, train_file: Path, validation_file: P
 
     def tokens(path: Path) -> list[int]:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [t for ids in tokenizer(lines, add_special_tokens=False)["input_ids"] for t in ids + [tokenizer.eos_token_id]]
+        return [
+            t for ids in tokenizer(lines, add_special_tokens=False)["input_ids"] for t in ids + [tokenizer.eos_token_id]
+        ]
 
     counts = Counter(tokens(train_file))
     total, vocab = sum(counts.values()), len(tokenizer)
@@ -76,8 +86,16 @@ def transfer_starts(pretrained: Path) -> dict[str, list[str]]:
     config = yaml.safe_load(PRETRAIN["bilstm"].read_text())["model"]["config"]
     return {
         "pretrained": [f"model.name_or_path={pretrained}"],
-        "pretrained, frozen": [f"model.name_or_path={pretrained}", "layers.encoder=freeze", "layers.token_embeddings=freeze"],
-        "random init": ["model.name_or_path=null", f"model.config={json.dumps(config)}", f"model.tokenizer={pretrained}"],
+        "pretrained, frozen": [
+            f"model.name_or_path={pretrained}",
+            "layers.encoder=freeze",
+            "layers.token_embeddings=freeze",
+        ],
+        "random init": [
+            "model.name_or_path=null",
+            f"model.config={json.dumps(config)}",
+            f"model.tokenizer={pretrained}",
+        ],
     }
 
 
@@ -89,11 +107,23 @@ def transfer(scratch: Path, task: str, overrides: list[str], headline: str, pret
     for seed in seeds:
         for start, start_overrides in starts.items():
             output_dir = scratch / f"{task}-{start.replace(', ', '-').replace(' ', '-')}-{seed}"
-            metrics, wall = train(TRANSFER, [f"output_dir={output_dir}", f"train.seed={seed}", *start_overrides, *overrides])
+            metrics, wall = train(
+                TRANSFER, [f"output_dir={output_dir}", f"train.seed={seed}", *start_overrides, *overrides]
+            )
             results.setdefault(start, {"runs": []})["runs"].append(
-                {"seed": seed, "test": metrics["test"], "validation": metrics["validation"], "command_wall_time_s": wall,
-                 "train_wall_time_s": metrics["train"]["train_wall_time_s"], "steps": metrics["train"]["steps"]})
-            print(f"{task}, bi-LSTM {start}, seed {seed}: test {headline} {metrics['test'][headline]:.4f}; wall {wall:.0f} s", flush=True)
+                {
+                    "seed": seed,
+                    "test": metrics["test"],
+                    "validation": metrics["validation"],
+                    "command_wall_time_s": wall,
+                    "train_wall_time_s": metrics["train"]["train_wall_time_s"],
+                    "steps": metrics["train"]["steps"],
+                }
+            )
+            print(
+                f"{task}, bi-LSTM {start}, seed {seed}: test {headline} {metrics['test'][headline]:.4f}; wall {wall:.0f} s",
+                flush=True,
+            )
     for entry in results.values():
         scores = [run["test"][headline] for run in entry["runs"]]
         entry[f"test_{headline}_mean"] = round(statistics.mean(scores), 4)
@@ -128,19 +158,26 @@ def main() -> None:
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     if args.in_domain:
         pretraining = pretrain("bilstm", scratch / "pretrain-bilstm-bbc", args.override)
-        downstream = transfer(scratch, "bbc-news", args.override, "f1_macro", scratch / "pretrain-bilstm-bbc" / "model", args.seeds)
+        downstream = transfer(
+            scratch, "bbc-news", args.override, "f1_macro", scratch / "pretrain-bilstm-bbc" / "model", args.seeds
+        )
         results["bbc_in_domain"] = {"pretraining": pretraining, "transfer": downstream}
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.out}")
         return
 
-    brown = [f"data.files={{train: {args.brown / 'text-train.txt'}, validation: {args.brown / 'text-validation.txt'}}}",
-             "data.folder=null", "data.stratify_by=null"]
+    brown = [
+        f"data.files={{train: {args.brown / 'text-train.txt'}, validation: {args.brown / 'text-validation.txt'}}}",
+        "data.folder=null",
+        "data.stratify_by=null",
+    ]
     results.update({"brown": str(args.brown), "pretraining": {}, "transfer": {}})
     for family in PRETRAIN:
         output_dir = scratch / f"pretrain-{family}"
         results["pretraining"][family] = pretrain(family, output_dir, [*brown, *args.override])
-        unigram = unigram_perplexity(output_dir / "model", args.brown / "text-train.txt", args.brown / "text-validation.txt")
+        unigram = unigram_perplexity(
+            output_dir / "model", args.brown / "text-train.txt", args.brown / "text-validation.txt"
+        )
         results["pretraining"][family]["unigram_validation_perplexity"] = round(unigram, 2)
         print(f"{family}: unigram baseline perplexity {unigram:.1f}", flush=True)
 
@@ -148,9 +185,14 @@ def main() -> None:
     pos = [
         "task={type: token-classification}",
         f"data.files={{train: {args.brown / 'pos-train.jsonl'}, validation: {args.brown / 'pos-validation.jsonl'}, test: {args.brown / 'pos-test.jsonl'}}}",
-        "data.folder=null", f"data.max_train_samples={args.pos_sentences}", f"train.epochs={args.pos_epochs}", "eval.metrics=[accuracy, f1_macro]",
+        "data.folder=null",
+        f"data.max_train_samples={args.pos_sentences}",
+        f"train.epochs={args.pos_epochs}",
+        "eval.metrics=[accuracy, f1_macro]",
     ]
-    results["transfer"]["brown-pos"] = transfer(scratch, "brown-pos", [*pos, *args.override], "accuracy", pretrained, args.seeds)
+    results["transfer"]["brown-pos"] = transfer(
+        scratch, "brown-pos", [*pos, *args.override], "accuracy", pretrained, args.seeds
+    )
     results["transfer"]["bbc-news"] = transfer(scratch, "bbc-news", args.override, "f1_macro", pretrained, args.seeds)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

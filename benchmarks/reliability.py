@@ -30,7 +30,16 @@ sys.path.insert(0, str(REPO / "tests"))
 from helpers import make_examples, recipe_dict, save_tiny_bert, write_recipe  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-LAUNCH = [str(Path(sys.executable).parent / "accelerate"), "launch", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+LAUNCH = [
+    str(Path(sys.executable).parent / "accelerate"),
+    "launch",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
 
 
 def write_data(folder: Path, train: int) -> dict[str, str]:
@@ -43,7 +52,11 @@ def write_data(folder: Path, train: int) -> dict[str, str]:
 
 
 def steps_logged(log: Path) -> int:
-    return max((json.loads(line).get("step", 0) for line in log.read_text().splitlines()), default=0) if log.exists() else 0
+    return (
+        max((json.loads(line).get("step", 0) for line in log.read_text().splitlines()), default=0)
+        if log.exists()
+        else 0
+    )
 
 
 def weight_difference(a: Path, b: Path) -> tuple[int, int, float]:
@@ -57,15 +70,30 @@ def kill_and_resume(folder: Path, model: Path) -> dict:
     data = write_data(folder, 200)
     train = {"epochs": 2, "max_steps": None, "batch_size": 4, "save_every_steps": 5, "log_every_steps": 1}
     runs = {name: folder / name for name in ("reference", "killed")}
-    recipes = {name: write_recipe(folder / f"{name}.yaml", recipe_dict(model, data, path, train=train)) for name, path in runs.items()}
-    subprocess.run([sys.executable, "-m", "pipeline", "train", str(recipes["reference"])], check=True, env=ENV, capture_output=True)
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "train", str(recipes["killed"])], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    recipes = {
+        name: write_recipe(folder / f"{name}.yaml", recipe_dict(model, data, path, train=train))
+        for name, path in runs.items()
+    }
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", str(recipes["reference"])], check=True, env=ENV, capture_output=True
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "train", str(recipes["killed"])],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while process.poll() is None and steps_logged(runs["killed"] / "log.jsonl") < 33:
         time.sleep(0.02)
     killed_at = steps_logged(runs["killed"] / "log.jsonl")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    subprocess.run([sys.executable, "-m", "pipeline", "train", str(recipes["killed"]), "--resume"], check=True, env=ENV, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline", "train", str(recipes["killed"]), "--resume"],
+        check=True,
+        env=ENV,
+        capture_output=True,
+    )
     same, total, largest = weight_difference(runs["reference"], runs["killed"])
     metrics = [json.loads((runs[n] / "metrics.json").read_text()) for n in ("reference", "killed")]
     return {
@@ -82,10 +110,23 @@ def one_vs_two(folder: Path, model: Path) -> dict:
     scores, runs = {}, {}
     for processes, port in ((1, 29531), (2, 29532)):
         runs[processes] = folder / f"run-{processes}"
-        recipe = write_recipe(folder / f"r{processes}.yaml", recipe_dict(model, data, runs[processes], train={"max_steps": 6, "batch_size": 8},
-                                                                          layers={"token_embeddings": "freeze"}))
+        recipe = write_recipe(
+            folder / f"r{processes}.yaml",
+            recipe_dict(
+                model,
+                data,
+                runs[processes],
+                train={"max_steps": 6, "batch_size": 8},
+                layers={"token_embeddings": "freeze"},
+            ),
+        )
         flags = ["--multi_gpu", "--num_processes", "2"] if processes == 2 else ["--cpu", "--num_processes", "1"]
-        subprocess.run([*LAUNCH, *flags, "--main_process_port", str(port), "-m", "pipeline", "train", str(recipe)], check=True, env=ENV, capture_output=True)
+        subprocess.run(
+            [*LAUNCH, *flags, "--main_process_port", str(port), "-m", "pipeline", "train", str(recipe)],
+            check=True,
+            env=ENV,
+            capture_output=True,
+        )
         scores[processes] = json.loads((runs[processes] / "metrics.json").read_text())
     same, total, largest = weight_difference(runs[1], runs[2])
     return {
@@ -102,9 +143,27 @@ def failing_rank(folder: Path, model: Path, port: int) -> float:
     data = str(folder / "train.jsonl")
     Path(data).write_text("".join(json.dumps(row) + "\n" for row in make_examples(4000, 0)))
     output_dir = folder / "run"
-    recipe = write_recipe(folder / "r.yaml", recipe_dict(model, {"train": data}, output_dir, train={"epochs": 50, "max_steps": None, "batch_size": 8}))
-    launcher = subprocess.Popen([*LAUNCH, "--multi_gpu", "--num_processes", "2", "--main_process_port", str(port), "-m", "pipeline", "train", str(recipe)],
-                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    recipe = write_recipe(
+        folder / "r.yaml",
+        recipe_dict(model, {"train": data}, output_dir, train={"epochs": 50, "max_steps": None, "batch_size": 8}),
+    )
+    launcher = subprocess.Popen(
+        [
+            *LAUNCH,
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--main_process_port",
+            str(port),
+            "-m",
+            "pipeline",
+            "train",
+            str(recipe),
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while not (output_dir / "log.jsonl").exists():
         time.sleep(0.1)
     worker = next(p for p in psutil.Process(launcher.pid).children(recursive=True) if p.environ().get("RANK") == "1")
@@ -122,7 +181,9 @@ def main() -> None:
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-reliability-"))
     model = save_tiny_bert(scratch / "tiny-bert")
-    quiet_model = save_tiny_bert(scratch / "tiny-bert-nodrop", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    quiet_model = save_tiny_bert(
+        scratch / "tiny-bert-nodrop", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
     result = {"kill_and_resume": kill_and_resume(scratch / "resume", model)}
     print(yaml.safe_dump({"kill_and_resume": result["kill_and_resume"]}), flush=True)
     result["one_vs_two_processes"] = one_vs_two(scratch / "ddp", quiet_model)

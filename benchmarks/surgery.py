@@ -32,8 +32,15 @@ SETTINGS = {
     "freeze / freeze": ["layers.token_embeddings=freeze", "layers.positions=freeze"],
     "GloVe-50d replace (frozen, projected) / finetune": GLOVE,
     "random replace / finetune": ["layers.token_embeddings.policy=replace", "layers.token_embeddings.init=random"],
-    "finetune / sinusoidal (scaled to the pretrained table's std)": ["layers.positions.policy=replace", "layers.positions.init=sinusoidal"],
-    "finetune / sinusoidal (paper values, scale 1)": ["layers.positions.policy=replace", "layers.positions.init=sinusoidal", "layers.positions.scale=1"],
+    "finetune / sinusoidal (scaled to the pretrained table's std)": [
+        "layers.positions.policy=replace",
+        "layers.positions.init=sinusoidal",
+    ],
+    "finetune / sinusoidal (paper values, scale 1)": [
+        "layers.positions.policy=replace",
+        "layers.positions.init=sinusoidal",
+        "layers.positions.scale=1",
+    ],
     "finetune / none": ["layers.positions.policy=replace", "layers.positions.init=none"],
 }
 
@@ -49,7 +56,16 @@ def main() -> None:
     results = json.loads(args.out.read_text())["settings"] if args.only and args.out.exists() else {}
     for i, (name, overrides) in enumerate(chosen.items()):
         output_dir = scratch / f"setting-{i}"
-        command = [sys.executable, "-m", "pipeline", "train", str(RECIPE), f"output_dir={output_dir}", f"train.epochs={args.epochs}", *overrides]
+        command = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "train",
+            str(RECIPE),
+            f"output_dir={output_dir}",
+            f"train.epochs={args.epochs}",
+            *overrides,
+        ]
         started = time.perf_counter()
         subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - started
@@ -66,7 +82,9 @@ def main() -> None:
         }
         print(f"{name:<50} test macro-F1 {results[name]['test_f1_macro']:.4f}  wall {wall:.0f} s", flush=True)
     ordered = {name: results[name] for name in SETTINGS if name in results}
-    args.out.write_text(json.dumps({"epochs": args.epochs, "recipe": "recipes/quickstart.yaml", "settings": ordered}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"epochs": args.epochs, "recipe": "recipes/quickstart.yaml", "settings": ordered}, indent=2) + "\n"
+    )
     print(f"wrote {args.out}")
 
 

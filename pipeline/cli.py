@@ -81,9 +81,20 @@ def _sweep(args: argparse.Namespace) -> int:
     from pipeline.sweeps.seeds import parse_seeds
     from pipeline.sweeps.sweep import SweepOptions, sweep
 
-    options = SweepOptions(args.baseline, args.backend, args.parallel, args.ray_address, args.gpus_per_trial, args.cpus_per_trial,
-                           classical=not args.no_baseline, early_stop=args.early_stop, precision=args.precision)
-    summary = sweep(Path(args.recipe), args.overrides, args.grid or [], parse_seeds(args.seeds), Path(args.output), options)
+    options = SweepOptions(
+        args.baseline,
+        args.backend,
+        args.parallel,
+        args.ray_address,
+        args.gpus_per_trial,
+        args.cpus_per_trial,
+        classical=not args.no_baseline,
+        early_stop=args.early_stop,
+        precision=args.precision,
+    )
+    summary = sweep(
+        Path(args.recipe), args.overrides, args.grid or [], parse_seeds(args.seeds), Path(args.output), options
+    )
     print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
     return 0
 
@@ -91,8 +102,12 @@ def _sweep(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from pipeline.sweeps.sweep import compare
 
-    summary = compare([Path(path) for path in args.runs], Path(args.output), Path(args.baseline) if args.baseline else None,
-                      classical=not args.no_baseline)
+    summary = compare(
+        [Path(path) for path in args.runs],
+        Path(args.output),
+        Path(args.baseline) if args.baseline else None,
+        classical=not args.no_baseline,
+    )
     print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
     return 0
 
@@ -141,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("recipe", help="recipe YAML file")
     train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its newest whole checkpoint")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in output_dir from its newest whole checkpoint"
+    )
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("eval", help="re-evaluate a finished run folder or a saved model inside one")
@@ -160,41 +177,97 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     inspect.set_defaults(handler=_inspect)
 
-    sweep = commands.add_parser("sweep", help="train a grid of settings × seeds, then summarise what differs and whether it is real")
+    sweep = commands.add_parser(
+        "sweep", help="train a grid of settings × seeds, then summarise what differs and whether it is real"
+    )
     sweep.add_argument("recipe", help="recipe YAML file")
     sweep.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP + "; apply to every run")
-    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2", help="a recipe key and its values (YAML, so a value may be a "
-                       "mapping: 'layers.positions={policy: replace, init: none}'); repeat for a factorial grid")
-    sweep.add_argument("--seeds", default="0", help="train.seed values, e.g. 0,1,2 (default 0); or auto[:MIN:MAX] (auto: 3 to 8): "
-                       "MIN seeds per cell, then more only where the comparison with the baseline is still open")
-    sweep.add_argument("--precision", type=positive_float, help="with --seeds auto: also add seeds while a cell's interval is wider than this")
-    sweep.add_argument("--output", required=True, help="sweep folder: one run folder per cell and seed, the summary and plots")
-    sweep.add_argument("--baseline", help="KEY=V naming the cell the others are compared with (default: the first cell)")
-    sweep.add_argument("--backend", choices=["local", "ray"], default="local", help="local: --parallel runs at a time (one per GPU); ray: Ray Tune trials")
-    sweep.add_argument("--parallel", type=positive_int, default=1, help="local backend: runs at once, the cores divided between them (default 1)")
-    sweep.add_argument("--early-stop", choices=["asha"], help="hyper-parameter grids: stop runs that fall behind by their evaluation score "
-                       "(needs train.eval_every_steps): ASHA on the ray backend, the median stopping rule on local")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2",
+        help="a recipe key and its values (YAML, so a value may be a "
+        "mapping: 'layers.positions={policy: replace, init: none}'); repeat for a factorial grid",
+    )
+    sweep.add_argument(
+        "--seeds",
+        default="0",
+        help="train.seed values, e.g. 0,1,2 (default 0); or auto[:MIN:MAX] (auto: 3 to 8): "
+        "MIN seeds per cell, then more only where the comparison with the baseline is still open",
+    )
+    sweep.add_argument(
+        "--precision",
+        type=positive_float,
+        help="with --seeds auto: also add seeds while a cell's interval is wider than this",
+    )
+    sweep.add_argument(
+        "--output", required=True, help="sweep folder: one run folder per cell and seed, the summary and plots"
+    )
+    sweep.add_argument(
+        "--baseline", help="KEY=V naming the cell the others are compared with (default: the first cell)"
+    )
+    sweep.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local: --parallel runs at a time (one per GPU); ray: Ray Tune trials",
+    )
+    sweep.add_argument(
+        "--parallel",
+        type=positive_int,
+        default=1,
+        help="local backend: runs at once, the cores divided between them (default 1)",
+    )
+    sweep.add_argument(
+        "--early-stop",
+        choices=["asha"],
+        help="hyper-parameter grids: stop runs that fall behind by their evaluation score "
+        "(needs train.eval_every_steps): ASHA on the ray backend, the median stopping rule on local",
+    )
     sweep.add_argument("--ray-address", help="an existing Ray cluster (e.g. auto); default: start a local Ray instance")
     sweep.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs each Ray trial takes (0 on CPU)")
-    sweep.add_argument("--cpus-per-trial", type=positive_int, help="CPU threads of each run (default: this machine's cores / --parallel)")
+    sweep.add_argument(
+        "--cpus-per-trial",
+        type=positive_int,
+        help="CPU threads of each run (default: this machine's cores / --parallel)",
+    )
     sweep.add_argument("--no-baseline", action="store_true", help="leave out the TF-IDF + logistic regression row")
     sweep.set_defaults(handler=_sweep)
 
     compare = commands.add_parser("compare", help="summarise and plot finished runs or sweeps side by side")
     compare.add_argument("runs", nargs="+", help="run folders or sweep folders")
-    compare.add_argument("--baseline", help="the run folder whose cell the others are compared with (default: the first)")
-    compare.add_argument("--output", default="comparison", help="folder for summary.md/csv/json and the plots (default: comparison)")
+    compare.add_argument(
+        "--baseline", help="the run folder whose cell the others are compared with (default: the first)"
+    )
+    compare.add_argument(
+        "--output", default="comparison", help="folder for summary.md/csv/json and the plots (default: comparison)"
+    )
     compare.add_argument("--no-baseline", action="store_true", help="leave out the TF-IDF + logistic regression row")
     compare.set_defaults(handler=_compare)
 
-    diagnose = commands.add_parser("diagnose", help="what fine-tuning did to a run's input layers: drift, meaning, positions, length")
+    diagnose = commands.add_parser(
+        "diagnose", help="what fine-tuning did to a run's input layers: drift, meaning, positions, length"
+    )
     diagnose.add_argument("run", help="finished run folder (or a saved model inside one)")
-    diagnose.add_argument("--against", help="the start to compare with: a model folder, a run or checkpoint folder, a Hub id "
-                          "(default: the pretrained model the run started from)")
-    diagnose.add_argument("--words", help="comma-separated words whose nearest neighbours to show (default: a few common words)")
-    diagnose.add_argument("--similarity", help="word-similarity file, 'word1<TAB>word2<TAB>score' lines (default: gensim's wordsim353.tsv)")
-    diagnose.add_argument("--analogies", help="analogy file, 'a b c d' lines under ': section' headers (default: gensim's questions-words.txt)")
-    diagnose.add_argument("--split", help="eval split for the scores by input length (default: the run's last eval split)")
+    diagnose.add_argument(
+        "--against",
+        help="the start to compare with: a model folder, a run or checkpoint folder, a Hub id "
+        "(default: the pretrained model the run started from)",
+    )
+    diagnose.add_argument(
+        "--words", help="comma-separated words whose nearest neighbours to show (default: a few common words)"
+    )
+    diagnose.add_argument(
+        "--similarity",
+        help="word-similarity file, 'word1<TAB>word2<TAB>score' lines (default: gensim's wordsim353.tsv)",
+    )
+    diagnose.add_argument(
+        "--analogies",
+        help="analogy file, 'a b c d' lines under ': section' headers (default: gensim's questions-words.txt)",
+    )
+    diagnose.add_argument(
+        "--split", help="eval split for the scores by input length (default: the run's last eval split)"
+    )
     diagnose.set_defaults(handler=_diagnose)
 
     schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")

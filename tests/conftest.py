@@ -16,7 +16,9 @@ from helpers import make_examples, reset_accelerate_state, save_tiny_bert, save_
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("EMBEDLAB_CACHE", tempfile.mkdtemp(prefix="embedlab-test-cache-"))  # cached features of frozen bodies
+os.environ.setdefault(
+    "EMBEDLAB_CACHE", tempfile.mkdtemp(prefix="embedlab-test-cache-")
+)  # cached features of frozen bodies
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +37,9 @@ def tiny_bert(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert_without_dropout(tmp_path_factory) -> Path:
     """Deterministic forward passes: one process and two must then compute the same thing."""
-    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert-nodrop"), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    return save_tiny_bert(
+        tmp_path_factory.mktemp("tiny-bert-nodrop"), hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -52,14 +56,25 @@ def tiny_llama(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide Llama causal LM (rotary positions, tied LM head, as SmolLM2) with the GPT-2 tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=50257, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                         num_key_value_heads=1, max_position_embeddings=64, bos_token_id=50256, eos_token_id=50256,
-                         tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=50257,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        bos_token_id=50256,
+        eos_token_id=50256,
+        tie_word_embeddings=True,
+    )
     return save_tiny_decoder(tmp_path_factory.mktemp("tiny-llama"), LlamaForCausalLM, config)
 
 
 @pytest.fixture
 def jsonl_data(tmp_path) -> dict[str, str]:
     """train/validation JSONL files of the toy sentiment task."""
-    return {split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed))
-            for split, count, seed in (("train", 48, 0), ("validation", 16, 1))}
+    return {
+        split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed))
+        for split, count, seed in (("train", 48, 0), ("validation", 16, 1))
+    }

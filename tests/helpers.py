@@ -86,8 +86,13 @@ def save_tiny_bert(folder: Path, init_seed: int = 0, **config: Any) -> Path:
     tokenizer = BertTokenizerFast(vocab=str(folder / "vocab.txt"), model_max_length=64)
     tokenizer.save_pretrained(folder)
     bert_config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, **config,
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        **config,
     )
     torch.manual_seed(init_seed)  # the same "pretrained" weights in every session
     BertModel(bert_config).save_pretrained(folder)
@@ -107,7 +112,9 @@ def save_tiny_decoder(folder: Path, model_class: Any, config: Any) -> Path:
     return folder
 
 
-def recipe_dict(model_dir: Path | None, data_files: dict[str, str], output_dir: Path, family: str = "bert", **sections: Any) -> dict[str, Any]:
+def recipe_dict(
+    model_dir: Path | None, data_files: dict[str, str], output_dir: Path, family: str = "bert", **sections: Any
+) -> dict[str, Any]:
     """A small, fast recipe as a raw mapping; `sections` replace or extend its top-level sections."""
     recipe = {
         "output_dir": str(output_dir),
@@ -128,7 +135,15 @@ def write_recipe(path: Path, recipe: dict[str, Any]) -> Path:
 
 
 # Language modeling: tiny bi-LSTM and GPT-2 configs, sentences of a fixed, learnable shape.
-BILSTM_LM = {"hidden_size": 16, "lstm_size": 32, "num_layers": 2, "char_cnn": True, "max_characters": 10, "char_filters": 4, "char_max_width": 3}
+BILSTM_LM = {
+    "hidden_size": 16,
+    "lstm_size": 32,
+    "num_layers": 2,
+    "char_cnn": True,
+    "max_characters": 10,
+    "char_filters": 4,
+    "char_max_width": 3,
+}
 GPT2_LM = {"n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 64}
 
 
@@ -154,14 +169,34 @@ def lm_recipe(tmp_path: Path, files: dict[str, str], family: str = "bilstm", **s
     }
     recipe["task"] = {"type": "language-modeling", "objective": "bidirectional" if is_bilstm else "causal"}
     recipe["eval"] = {"splits": ["validation"], "batch_size": 8}
-    recipe["train"] = {**recipe["train"], "max_steps": 80, "eval_every_steps": 40, "lr": 1e-2, "scheduler": "linear", **sections.get("train", {})}
+    recipe["train"] = {
+        **recipe["train"],
+        "max_steps": 80,
+        "eval_every_steps": 40,
+        "lr": 1e-2,
+        "scheduler": "linear",
+        **sections.get("train", {}),
+    }
     return recipe
 
 
 # Token classification: POS-style tags of a fixed sentence shape.
-WORDS = {"DET": ["the", "a"], "NOUN": ["cat", "dog", "bird", "horse"], "VERB": ["sat", "slept", "waited"], "ADP": ["on", "near"]}
+WORDS = {
+    "DET": ["the", "a"],
+    "NOUN": ["cat", "dog", "bird", "horse"],
+    "VERB": ["sat", "slept", "waited"],
+    "ADP": ["on", "near"],
+}
 SHAPE = ["DET", "NOUN", "VERB", "ADP", "DET", "NOUN"]
-BILSTM_TAGGER = {"hidden_size": 16, "lstm_size": 32, "num_layers": 1, "char_cnn": True, "max_characters": 10, "char_filters": 4, "char_max_width": 3}
+BILSTM_TAGGER = {
+    "hidden_size": 16,
+    "lstm_size": 32,
+    "num_layers": 1,
+    "char_cnn": True,
+    "max_characters": 10,
+    "char_filters": 4,
+    "char_max_width": 3,
+}
 
 
 def tagged_sentences(count: int, seed: int) -> list[dict[str, list[str]]]:
@@ -169,11 +204,18 @@ def tagged_sentences(count: int, seed: int) -> list[dict[str, list[str]]]:
     return [{"tokens": [rng.choice(WORDS[tag]) for tag in SHAPE], "tags": list(SHAPE)} for _ in range(count)]
 
 
-def tagging_recipe(tmp_path: Path, files: dict[str, str], model_dir: Path | None = None, family: str = "bilstm", **sections) -> dict:
+def tagging_recipe(
+    tmp_path: Path, files: dict[str, str], model_dir: Path | None = None, family: str = "bilstm", **sections
+) -> dict:
     recipe = recipe_dict(model_dir, files, tmp_path / f"{family}-pos", family=family, **sections)
     recipe["task"] = {"type": "token-classification"}
     if model_dir is None:
-        recipe["model"] = {"family": "bilstm", "config": BILSTM_TAGGER, "tokenizer": {"build": "word", "vocab_size": 100, "min_frequency": 1}, "max_length": 16}
+        recipe["model"] = {
+            "family": "bilstm",
+            "config": BILSTM_TAGGER,
+            "tokenizer": {"build": "word", "vocab_size": 100, "min_frequency": 1},
+            "max_length": 16,
+        }
     recipe["eval"] = {"splits": ["validation"], "metrics": ["accuracy", "f1_macro"], "batch_size": 8}
     recipe["train"] = {**recipe["train"], "max_steps": 30, "lr": 1e-2}
     return recipe

@@ -45,7 +45,9 @@ def _kind_problem(kind: str, arrow_type: pa.DataType) -> str | None:
         return "holds bytes that are not UTF-8 text"
     if kind == "label" and (pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)):
         return "holds numbers with fractions; a class label must be a string or an integer (a number to predict: task.type: regression)"
-    if kind == "number" and not (pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_null(arrow_type)):
+    if kind == "number" and not (
+        pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_null(arrow_type)
+    ):
         return f"holds {arrow_type} values; a regression target must be a number"
     if kind == "label_set" and not _is_text(arrow_type):
         return f"holds {arrow_type} values; a label set must be a list of labels, or one string of them split by task.label_delimiter"
@@ -83,7 +85,9 @@ def check_column_values(
             raise PipelineError(f"column '{column}' of {where} {problem}", field="data")
         missing, inside = _missing_rows(table.column(column))
         if inside is not None:
-            raise PipelineError(f"row {inside + 1} of {where} has a missing item in its {NAMES[kind]} (column '{column}')", field="data")
+            raise PipelineError(
+                f"row {inside + 1} of {where} has a missing item in its {NAMES[kind]} (column '{column}')", field="data"
+            )
         if missing is None or kind == "text":  # a missing text is an empty one, and counted as such
             continue
         if kind in LABELLED and drop_missing_labels:
@@ -93,5 +97,7 @@ def check_column_values(
             table = split.with_format("arrow")[:]
             continue
         hint = "; fix it, or set data.drop_missing_labels: true to leave such rows out" if kind in LABELLED else ""
-        raise PipelineError(f"row {missing + 1} of {where} has no {NAMES[kind]} (null) in column '{column}'{hint}", field="data")
+        raise PipelineError(
+            f"row {missing + 1} of {where} has no {NAMES[kind]} (null) in column '{column}'{hint}", field="data"
+        )
     return split, dropped

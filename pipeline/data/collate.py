@@ -27,7 +27,9 @@ class PadCollator:
     `labels_per_token=False` a label vector per example (multi-label) as (batch, num_labels).
     """
 
-    def __init__(self, pad_token_id: int, extra_pad_values: dict[str, int] | None = None, labels_per_token: bool = True):
+    def __init__(
+        self, pad_token_id: int, extra_pad_values: dict[str, int] | None = None, labels_per_token: bool = True
+    ):
         self.pad_values = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0, "labels": IGNORED_LABEL}
         self.pad_values.update(extra_pad_values or {})
         self.labels_per_token = labels_per_token

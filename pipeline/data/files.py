@@ -60,12 +60,16 @@ def read_conll(path: Path, word_column: int = 0, tag_column: int = -1) -> pa.Tab
             words.append(fields[word_column])
             tags.append(fields[tag_column])
         except IndexError:
-            raise ValueError(f"line {number} has {len(fields)} field(s); a word and its tag need two (data.conll_columns: fields "
-                             f"{word_column} and {tag_column})") from None
+            raise ValueError(
+                f"line {number} has {len(fields)} field(s); a word and its tag need two (data.conll_columns: fields "
+                f"{word_column} and {tag_column})"
+            ) from None
     if words:
         sentences.append((words, tags))
-    return pa.table({"tokens": [s[0] for s in sentences], "tags": [s[1] for s in sentences]},
-                    schema=pa.schema([("tokens", pa.list_(pa.string())), ("tags", pa.list_(pa.string()))]))
+    return pa.table(
+        {"tokens": [s[0] for s in sentences], "tags": [s[1] for s in sentences]},
+        schema=pa.schema([("tokens", pa.list_(pa.string())), ("tags", pa.list_(pa.string()))]),
+    )
 
 
 def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table:
@@ -92,7 +96,9 @@ def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table
     except (OSError, ValueError, pa.ArrowException) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(f"cannot read '{path}' ({_one_based_rows(first)})", field=FIELD) from None
-    undecoded = [field.name for field in table.schema if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)]
+    undecoded = [
+        field.name for field in table.schema if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
+    ]
     if undecoded and suffix == ".csv":
         raise PipelineError(f"'{path}': column '{undecoded[0]}' is not UTF-8 text", field=FIELD)
     if table.num_rows == 0:
@@ -102,4 +108,6 @@ def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table
 
 def read_files(paths: dict[str, Path], conll_columns: tuple[int, int] = (0, -1)) -> DatasetDict:
     """Each split's file as a `Dataset`."""
-    return DatasetDict({split: Dataset(InMemoryTable(read_table(path, conll_columns))) for split, path in paths.items()})
+    return DatasetDict(
+        {split: Dataset(InMemoryTable(read_table(path, conll_columns))) for split, path in paths.items()}
+    )

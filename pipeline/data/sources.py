@@ -46,7 +46,9 @@ def read_class_folders(root: Path) -> tuple[Dataset, int]:
     return Dataset.from_dict({"text": texts, "label": labels}), undecodable
 
 
-def stratified_holdout(data: Dataset, label_column: str | None, fractions: dict[str, float], seed: int, train_split: str) -> DatasetDict:
+def stratified_holdout(
+    data: Dataset, label_column: str | None, fractions: dict[str, float], seed: int, train_split: str
+) -> DatasetDict:
     """Split one data set into train plus `fractions` (name → share), keeping each label's share in every split.
 
     Within each label the examples are shuffled with `seed`; every split gets `round(share × count)` of them
@@ -54,7 +56,9 @@ def stratified_holdout(data: Dataset, label_column: str | None, fractions: dict[
     whole data set is one stratum.
     """
     rng = np.random.default_rng(seed)
-    labels = np.asarray([str(value) for value in data[label_column]]) if label_column else np.zeros(len(data), dtype=str)
+    labels = (
+        np.asarray([str(value) for value in data[label_column]]) if label_column else np.zeros(len(data), dtype=str)
+    )
     chosen: dict[str, list[int]] = {name: [] for name in [train_split, *fractions]}
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
@@ -73,11 +77,15 @@ def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
         try:
             splits = datasets.load_dataset(cfg.hub_id, cfg.hub_config, revision=cfg.revision)
         except Exception as error:  # the Hub client raises many unrelated types; all mean "cannot load"
-            raise PipelineError(f"cannot load '{cfg.hub_id}' ({str(error).splitlines()[0]})", field="data.hub_id") from None
+            raise PipelineError(
+                f"cannot load '{cfg.hub_id}' ({str(error).splitlines()[0]})", field="data.hub_id"
+            ) from None
         return splits, {name: f"Hub data set {cfg.hub_id}" for name in splits}
     if cfg.files is not None:
         mapping = {cfg.train_split: cfg.files} if isinstance(cfg.files, str) else cfg.files
-        return read_files({split: resolve_local_path(path) for split, path in mapping.items()}, cfg.conll_columns), dict(mapping)
+        return read_files(
+            {split: resolve_local_path(path) for split, path in mapping.items()}, cfg.conll_columns
+        ), dict(mapping)
     folder_data, undecodable = read_class_folders(resolve_local_path(cfg.folder))
     if undecodable:
         log.warning("%d file(s) under %s were not UTF-8; undecodable bytes became U+FFFD", undecodable, cfg.folder)
@@ -93,10 +101,14 @@ def load_splits(cfg: DataConfig, task: TaskSection) -> tuple[DatasetDict, dict[s
     """
     splits, sources = _load_source(cfg)
     if cfg.train_split not in splits:
-        raise PipelineError(f"no split '{cfg.train_split}' in the data (it has {sorted(splits)})", field="data.train_split")
+        raise PipelineError(
+            f"no split '{cfg.train_split}' in the data (it has {sorted(splits)})", field="data.train_split"
+        )
     dropped = {}
     for name in list(splits):
-        splits[name], dropped[name] = check_column_values(splits[name], name, sources[name], task.columns(), cfg.drop_missing_labels)
+        splits[name], dropped[name] = check_column_values(
+            splits[name], name, sources[name], task.columns(), cfg.drop_missing_labels
+        )
     carve = {name: share for name, share in cfg.holdout.items() if name not in splits}
     if carve:
         stratum = cfg.stratify_by or task.label_column

@@ -27,7 +27,20 @@ def by_length(task: Task, records: list[dict[str, Any]], lengths: list[int], max
         members = np.flatnonzero(quartile == number)
         total = sum(scored[i][1] for i in members)
         units = sum(scored[i][2] for i in members)
-        buckets.append({"quartile": number + 1, "tokens_from": int(counts[members].min()) if len(members) else None,
-                        "tokens_to": int(counts[members].max()) if len(members) else None, "examples": int(len(members)),
-                        metric: total / units if units else None, "truncated": int((counts[members] > max_length).sum())})
-    return {"metric": metric, "max_length": max_length, "truncated": int((counts > max_length).sum()), "examples": len(records), "quartiles": buckets}
+        buckets.append(
+            {
+                "quartile": number + 1,
+                "tokens_from": int(counts[members].min()) if len(members) else None,
+                "tokens_to": int(counts[members].max()) if len(members) else None,
+                "examples": int(len(members)),
+                metric: total / units if units else None,
+                "truncated": int((counts[members] > max_length).sum()),
+            }
+        )
+    return {
+        "metric": metric,
+        "max_length": max_length,
+        "truncated": int((counts > max_length).sum()),
+        "examples": len(records),
+        "quartiles": buckets,
+    }

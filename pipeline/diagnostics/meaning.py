@@ -49,7 +49,9 @@ def read_similarity(path: Path) -> list[tuple[str, str, float]]:
             pairs.append((parts[0].strip(), parts[1].strip(), float(parts[2])))
         except (IndexError, ValueError):
             if pairs:  # a header is allowed only before the first pair
-                raise PipelineError(f"{path}, line {number}: expected 'word1<TAB>word2<TAB>score'", field="--similarity") from None
+                raise PipelineError(
+                    f"{path}, line {number}: expected 'word1<TAB>word2<TAB>score'", field="--similarity"
+                ) from None
     if not pairs:
         raise PipelineError(f"{path} holds no word pairs", field="--similarity")
     return pairs
@@ -99,7 +101,12 @@ def word_similarity(table: torch.Tensor, index: WordIndex, pairs: list[tuple[str
     words. table: (vocab, hidden)."""
     covered = [(index.lookup(a), index.lookup(b), score) for a, b, score in pairs]
     covered = [(a, b, score) for a, b, score in covered if a is not None and b is not None]
-    result: dict[str, Any] = {"pairs": len(pairs), "covered": len(covered), "coverage": len(covered) / len(pairs), "spearman": None}
+    result: dict[str, Any] = {
+        "pairs": len(pairs),
+        "covered": len(covered),
+        "coverage": len(covered) / len(pairs),
+        "spearman": None,
+    }
     if len(covered) >= 3:
         unit = _unit(table)
         cosines = [float(unit[a] @ unit[b]) for a, b, _ in covered]
@@ -108,13 +115,20 @@ def word_similarity(table: torch.Tensor, index: WordIndex, pairs: list[tuple[str
     return result
 
 
-def analogy_accuracy(table: torch.Tensor, index: WordIndex, questions: list[tuple[str, str, str, str]]) -> dict[str, Any]:
+def analogy_accuracy(
+    table: torch.Tensor, index: WordIndex, questions: list[tuple[str, str, str, str]]
+) -> dict[str, Any]:
     """Share of questions whose d is the single-token word nearest (cosine) to unit(b) − unit(a) + unit(c), a, b and
     c excluded (3CosAdd, as gensim scores it), over questions whose four words are single tokens; the candidates
     are every single-token word of the tokenizer."""
     covered = [tuple(index.lookup(word) for word in question) for question in questions]
     covered = [ids for ids in covered if None not in ids]
-    result: dict[str, Any] = {"questions": len(questions), "covered": len(covered), "coverage": len(covered) / len(questions), "accuracy": None}
+    result: dict[str, Any] = {
+        "questions": len(questions),
+        "covered": len(covered),
+        "coverage": len(covered) / len(questions),
+        "accuracy": None,
+    }
     if not covered:
         return result
     candidates = torch.tensor(sorted(index.text))
@@ -123,7 +137,7 @@ def analogy_accuracy(table: torch.Tensor, index: WordIndex, questions: list[tupl
     position = {int(token_id): i for i, token_id in enumerate(candidates)}
     correct = 0
     for start in range(0, len(covered), ANALOGY_BATCH):
-        batch = torch.tensor(covered[start:start + ANALOGY_BATCH])  # (batch, 4) token ids
+        batch = torch.tensor(covered[start : start + ANALOGY_BATCH])  # (batch, 4) token ids
         query = _unit(unit[batch[:, 1]] - unit[batch[:, 0]] + unit[batch[:, 2]])
         scores = query @ pool.T
         for column in range(3):
@@ -133,7 +147,9 @@ def analogy_accuracy(table: torch.Tensor, index: WordIndex, questions: list[tupl
     return result
 
 
-def neighbours(table: torch.Tensor, index: WordIndex, words: list[str], how_many: int = 8) -> dict[str, list[str] | None]:
+def neighbours(
+    table: torch.Tensor, index: WordIndex, words: list[str], how_many: int = 8
+) -> dict[str, list[str] | None]:
     """The `how_many` single-token words nearest (cosine) to each word; None for a word that is not one token."""
     candidates = torch.tensor(sorted(index.text))
     unit = _unit(table)

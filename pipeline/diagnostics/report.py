@@ -10,7 +10,15 @@ from typing import Any
 
 from pipeline.diagnostics.drift import drift_rows, plot_drift, summarise, token_counts, write_csv
 from pipeline.diagnostics.lengths import by_length
-from pipeline.diagnostics.meaning import WordIndex, analogy_accuracy, gensim_test_file, neighbours, read_analogies, read_similarity, word_similarity
+from pipeline.diagnostics.meaning import (
+    WordIndex,
+    analogy_accuracy,
+    gensim_test_file,
+    neighbours,
+    read_analogies,
+    read_similarity,
+    word_similarity,
+)
 from pipeline.diagnostics.positions import plot_position_similarity
 from pipeline.diagnostics.snapshots import Snapshot, load_start, shared_rows, snapshot_of, start_source
 from pipeline.errors import PipelineError
@@ -22,13 +30,19 @@ DEFAULT_WORDS = ("king", "money", "music", "computer", "good", "france")
 UNTRUNCATED = 10**9
 
 
-def _meaning(snapshot: Snapshot, similarity: list[tuple[str, str, float]] | None, analogies: list[tuple[str, str, str, str]] | None,
-             words: list[str]) -> dict[str, Any]:
+def _meaning(
+    snapshot: Snapshot,
+    similarity: list[tuple[str, str, float]] | None,
+    analogies: list[tuple[str, str, str, str]] | None,
+    words: list[str],
+) -> dict[str, Any]:
     index = WordIndex(snapshot.tokenizer)
-    return {"single_token_words": len(index.ids),
-            "similarity": word_similarity(snapshot.tokens, index, similarity) if similarity else None,
-            "analogies": analogy_accuracy(snapshot.tokens, index, analogies) if analogies else None,
-            "neighbours": neighbours(snapshot.tokens, index, words)}
+    return {
+        "single_token_words": len(index.ids),
+        "similarity": word_similarity(snapshot.tokens, index, similarity) if similarity else None,
+        "analogies": analogy_accuracy(snapshot.tokens, index, analogies) if analogies else None,
+        "neighbours": neighbours(snapshot.tokens, index, words),
+    }
 
 
 def _lengths(exp: Any, run_dir: Path, raw: Any, split: str) -> dict[str, Any] | None:
@@ -40,7 +54,9 @@ def _lengths(exp: Any, run_dir: Path, raw: Any, split: str) -> dict[str, Any] | 
         return None
     encoded, _ = exp.task.encode(raw[split], exp.tokenizer, UNTRUNCATED, split, NO_TOKEN_FEATURES)
     if len(records) != len(encoded):
-        raise PipelineError(f"{path.name} has {len(records)} rows but split '{split}' has {len(encoded)} examples: has the data changed since the run?")
+        raise PipelineError(
+            f"{path.name} has {len(records)} rows but split '{split}' has {len(encoded)} examples: has the data changed since the run?"
+        )
     return by_length(exp.task, records, [len(ids) for ids in encoded["input_ids"]], exp.max_length)
 
 
@@ -53,8 +69,14 @@ def _replace_folder(partial: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def diagnose(run: Path, against: str | None = None, words: list[str] | None = None, similarity: Path | None = None,
-             analogies: Path | None = None, split: str | None = None) -> dict[str, Any]:
+def diagnose(
+    run: Path,
+    against: str | None = None,
+    words: list[str] | None = None,
+    similarity: Path | None = None,
+    analogies: Path | None = None,
+    split: str | None = None,
+) -> dict[str, Any]:
     """Diagnose a finished run (or a saved model inside one) against its start; returns what diagnostics.json holds."""
     from pipeline.training.experiment import build_data, limit_splits, setup_evaluation
 
@@ -66,34 +88,54 @@ def diagnose(run: Path, against: str | None = None, words: list[str] | None = No
     pairs = read_similarity(similarity) if similarity else None
     questions = read_analogies(analogies) if analogies else None
     source, no_start = start_source(recipe, against)
-    exp = setup_evaluation(recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"splits": [split]})}), model_dir)
+    exp = setup_evaluation(
+        recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"splits": [split]})}), model_dir
+    )
     end = snapshot_of(exp.family, exp.model, exp.tokenizer, f"end ({model_dir})")
     start = load_start(recipe, exp.family, exp.task, source) if source else None
     raw = limit_splits(recipe, build_data(recipe, exp.task, list(dict.fromkeys([recipe.data.train_split, split])))[0])
     words = list(words or DEFAULT_WORDS)
 
-    result: dict[str, Any] = {"run": str(run_dir), "model": str(model_dir), "start": source, "no_start": no_start or None, "split": split,
-                              "similarity_file": str(similarity) if similarity else None, "analogy_file": str(analogies) if analogies else None}
+    result: dict[str, Any] = {
+        "run": str(run_dir),
+        "model": str(model_dir),
+        "start": source,
+        "no_start": no_start or None,
+        "split": split,
+        "similarity_file": str(similarity) if similarity else None,
+        "analogy_file": str(analogies) if analogies else None,
+    }
     partial = run_dir / ".diagnostics.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     rows = shared_rows(start, end) if start else None
     if start and rows is None:
-        result["no_drift"] = ("the run's vocabulary differs from the start's, so a token id is not the same token in both: "
-                              "give `--against` a checkpoint of this run to measure drift")
+        result["no_drift"] = (
+            "the run's vocabulary differs from the start's, so a token id is not the same token in both: "
+            "give `--against` a checkpoint of this run to measure drift"
+        )
     elif start:
         counts = token_counts(end.tokenizer, exp.task.texts(raw[recipe.data.train_split]), rows)
-        per_token = drift_rows(start.tokens[:rows], end.tokens[:rows], counts, end.tokenizer.convert_ids_to_tokens(list(range(rows))))
+        per_token = drift_rows(
+            start.tokens[:rows], end.tokens[:rows], counts, end.tokenizer.convert_ids_to_tokens(list(range(rows)))
+        )
         write_csv(per_token, partial / "token-drift.csv")
         result["drift"] = summarise(per_token)
         write_csv(result["drift"], partial / "token-drift-by-frequency.csv")
         plot_drift(per_token, partial / "token-drift.png", f"token-table drift by training frequency ({rows:,} tokens)")
-    result["meaning"] = {"start": _meaning(start, pairs, questions, words) if start else None, "end": _meaning(end, pairs, questions, words)}
+    result["meaning"] = {
+        "start": _meaning(start, pairs, questions, words) if start else None,
+        "end": _meaning(end, pairs, questions, words),
+    }
     if (start and start.positions is not None) or end.positions is not None:
-        plot_position_similarity({f"start: {source}": start.positions if start else None, "end: this run": end.positions},
-                                 partial / "position-similarity.png")
-        result["positions"] = {"start_rows": None if not start or start.positions is None else start.positions.shape[0],
-                               "end_rows": None if end.positions is None else end.positions.shape[0]}
+        plot_position_similarity(
+            {f"start: {source}": start.positions if start else None, "end: this run": end.positions},
+            partial / "position-similarity.png",
+        )
+        result["positions"] = {
+            "start_rows": None if not start or start.positions is None else start.positions.shape[0],
+            "end_rows": None if end.positions is None else end.positions.shape[0],
+        }
     result["by_length"] = _lengths(exp, run_dir, raw, split)
     (partial / "diagnostics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (partial / "diagnostics.md").write_text(markdown(result), encoding="utf-8")
@@ -112,38 +154,81 @@ def _meaning_lines(meaning: dict[str, Any]) -> list[str]:
         cells = []
         for _, state in states:
             part = state[key]
-            cells.append("–" if part is None else f"{_score(part[measure])} ({part['covered']:,} of {part[count]:,} covered)")
-        lines.append(f"| {'word similarity, Spearman' if key == 'similarity' else 'analogy accuracy'} | " + " | ".join(cells) + " |")
-    lines += ["", "Nearest single-token words:", "", "| word | " + " | ".join(name for name, _ in states) + " |", "|---" * (len(states) + 1) + "|"]
+            cells.append(
+                "–" if part is None else f"{_score(part[measure])} ({part['covered']:,} of {part[count]:,} covered)"
+            )
+        lines.append(
+            f"| {'word similarity, Spearman' if key == 'similarity' else 'analogy accuracy'} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        "Nearest single-token words:",
+        "",
+        "| word | " + " | ".join(name for name, _ in states) + " |",
+        "|---" * (len(states) + 1) + "|",
+    ]
     for word in states[-1][1]["neighbours"]:
-        lines.append(f"| {word} | " + " | ".join(", ".join(state["neighbours"][word]) if state["neighbours"][word] else "(not one token)"
-                                              for _, state in states) + " |")
+        lines.append(
+            f"| {word} | "
+            + " | ".join(
+                ", ".join(state["neighbours"][word]) if state["neighbours"][word] else "(not one token)"
+                for _, state in states
+            )
+            + " |"
+        )
     return lines
 
 
 def markdown(result: dict[str, Any]) -> str:
     """diagnostics.md: every table of diagnostics.json, and the pictures."""
-    lines = [f"# Input-layer diagnostics of {result['run']}", "", f"Start: {result['start'] or '(none: ' + result['no_start'] + ')'}; "
-             f"end: {result['model']}.", "", "## Token-table drift, start → end", ""]
+    lines = [
+        f"# Input-layer diagnostics of {result['run']}",
+        "",
+        f"Start: {result['start'] or '(none: ' + result['no_start'] + ')'}; end: {result['model']}.",
+        "",
+        "## Token-table drift, start → end",
+        "",
+    ]
     if "drift" in result:
-        lines += ["| training occurrences | tokens | mean cosine distance | median | mean relative norm change | rows unchanged |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['bucket']} | {r['tokens']:,} | {r['mean_cosine_distance']:.2e} | {r['median_cosine_distance']:.2e} | "
-                  f"{r['mean_relative_norm_change']:+.2e} | {r['share_unchanged']:.1%} |" for r in result["drift"]]
+        lines += [
+            "| training occurrences | tokens | mean cosine distance | median | mean relative norm change | rows unchanged |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['bucket']} | {r['tokens']:,} | {r['mean_cosine_distance']:.2e} | {r['median_cosine_distance']:.2e} | "
+            f"{r['mean_relative_norm_change']:+.2e} | {r['share_unchanged']:.1%} |"
+            for r in result["drift"]
+        ]
         lines += ["", "![drift](token-drift.png)", "", "Per token: [token-drift.csv](token-drift.csv)."]
     else:
         lines.append(result.get("no_drift") or "No start to compare with.")
-    lines += ["", "## Does the table still encode meaning?", "",
-              f"Word similarity: {result['similarity_file'] or 'no file (install gensim, or give --similarity)'}; "
-              f"analogies: {result['analogy_file'] or 'no file (install gensim, or give --analogies)'}. Only words that are one token count.", ""]
+    lines += [
+        "",
+        "## Does the table still encode meaning?",
+        "",
+        f"Word similarity: {result['similarity_file'] or 'no file (install gensim, or give --similarity)'}; "
+        f"analogies: {result['analogy_file'] or 'no file (install gensim, or give --analogies)'}. Only words that are one token count.",
+        "",
+    ]
     lines += _meaning_lines(result["meaning"])
     if "positions" in result:
         lines += ["", "## Position table: cosine similarity of positions", "", "![positions](position-similarity.png)"]
     lengths = result["by_length"]
     if lengths:
         metric = lengths["metric"]
-        lines += ["", f"## {result['split']} {metric} by input length", "",
-                  f"{lengths['truncated']:,} of {lengths['examples']:,} inputs were cut at {lengths['max_length']} tokens.", "",
-                  f"| quartile | tokens | examples | {metric} | truncated |", "|---|---|---|---|---|"]
-        lines += [f"| {q['quartile']} | {q['tokens_from']}–{q['tokens_to']} | {q['examples']:,} | {_score(q[metric])} | {q['truncated']:,} |"
-                  for q in lengths["quartiles"]]
+        lines += [
+            "",
+            f"## {result['split']} {metric} by input length",
+            "",
+            f"{lengths['truncated']:,} of {lengths['examples']:,} inputs were cut at {lengths['max_length']} tokens.",
+            "",
+            f"| quartile | tokens | examples | {metric} | truncated |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {q['quartile']} | {q['tokens_from']}–{q['tokens_to']} | {q['examples']:,} | {_score(q[metric])} | {q['truncated']:,} |"
+            for q in lengths["quartiles"]
+        ]
     return "\n".join(lines) + "\n"

@@ -51,7 +51,10 @@ def start_source(recipe: Recipe, against: str | None) -> tuple[str | None, str]:
             return str(model_dir), ""
         return against, ""
     if recipe.model.config is not None:
-        return None, "the run trained from scratch (`model.config`), so there is no pretrained start: give `--against` a checkpoint of it"
+        return (
+            None,
+            "the run trained from scratch (`model.config`), so there is no pretrained start: give `--against` a checkpoint of it",
+        )
     return recipe.model.name_or_path, ""
 
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from pipeline.training.run_folder import RunFolder
 
 
-def evaluate_split(exp: Experiment, model: torch.nn.Module, loader: DataLoader) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def evaluate_split(
+    exp: Experiment, model: torch.nn.Module, loader: DataLoader
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Metric scores and per-example records for one prepared loader (the task decides what they are)."""
     return exp.task.evaluate(exp.accelerator, model, loader, exp.metrics)
 
@@ -26,14 +28,24 @@ def loader_options(train: TrainConfig) -> dict[str, Any]:
     """Background workers (`train.dataloader_workers`) and, with a GPU, pinned memory for faster copies; and a
     generator of its own, so that starting a loader's iterator never draws from the global RNG (the dropout stream
     a resumed run restores)."""
-    return {"num_workers": train.dataloader_workers, "pin_memory": torch.cuda.is_available(), "generator": torch.Generator().manual_seed(train.seed)}
+    return {
+        "num_workers": train.dataloader_workers,
+        "pin_memory": torch.cuda.is_available(),
+        "generator": torch.Generator().manual_seed(train.seed),
+    }
 
 
 def eval_loader(exp: Experiment, split: str) -> DataLoader:
     """Batches of an eval split, longest first (least padding); `loader.sampler.order` maps them back."""
     data = exp.splits[split]
     sampler = LengthSortedSampler(example_lengths(data))
-    return DataLoader(data, batch_size=exp.recipe.eval.batch_size, sampler=sampler, collate_fn=exp.collator, **loader_options(exp.recipe.train))
+    return DataLoader(
+        data,
+        batch_size=exp.recipe.eval.batch_size,
+        sampler=sampler,
+        collate_fn=exp.collator,
+        **loader_options(exp.recipe.train),
+    )
 
 
 def in_data_order(records: list[dict[str, Any]], order: list[int]) -> list[dict[str, Any]]:
@@ -44,7 +56,9 @@ def in_data_order(records: list[dict[str, Any]], order: list[int]) -> list[dict[
     return placed
 
 
-def evaluate_all_splits(exp: Experiment, model: torch.nn.Module) -> dict[str, tuple[dict[str, float], list[dict[str, Any]]]]:
+def evaluate_all_splits(
+    exp: Experiment, model: torch.nn.Module
+) -> dict[str, tuple[dict[str, float], list[dict[str, Any]]]]:
     """Scores and records (in the data's order) for every split named in `eval.splits`."""
     results = {}
     for split in exp.recipe.eval.splits:

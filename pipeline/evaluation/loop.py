@@ -14,7 +14,9 @@ from pipeline.data.collate import without_labels
 Select = Callable[[dict[str, torch.Tensor], Any], tuple[torch.Tensor, ...]]
 
 
-def gathered_outputs(accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, select: Select) -> Iterator[tuple[torch.Tensor, ...]]:
+def gathered_outputs(
+    accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, select: Select
+) -> Iterator[tuple[torch.Tensor, ...]]:
     """Per batch of a prepared loader, the tensors `select(batch, model_output)` picks, gathered from every process.
 
     No labels go to the model (scores come from its outputs, so it computes no loss). `gather_for_metrics` drops

@@ -34,7 +34,9 @@ def save_figure(figure: Any, path: Path) -> Path:
 def confusion_counts(pairs: list[tuple[str, str]], most: int = MOST_LABELS) -> tuple[list[str], np.ndarray]:
     """(labels, counts[gold, predicted]) over the `most` most frequent gold labels, the rest pooled as "(other)"."""
     frequent = [label for label, _ in Counter(gold for gold, _ in pairs).most_common()]
-    shown = sorted(frequent[:most]) + (["(other)"] if len(frequent) > most or any(guess not in frequent[:most] for _, guess in pairs) else [])
+    shown = sorted(frequent[:most]) + (
+        ["(other)"] if len(frequent) > most or any(guess not in frequent[:most] for _, guess in pairs) else []
+    )
     index = {label: i for i, label in enumerate(shown)}
     counts = np.zeros((len(shown), len(shown)), dtype=np.int64)
     for gold, guess in pairs:
@@ -57,6 +59,14 @@ def save_confusion_matrix(pairs: list[tuple[str, str]], path: Path, title: str) 
     axes.set_title(title)
     if len(labels) <= 15:
         for (row, column), count in np.ndenumerate(counts):
-            axes.text(column, row, str(count), ha="center", va="center", fontsize=7, color="white" if share[row, column] > 0.5 else "black")
+            axes.text(
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if share[row, column] > 0.5 else "black",
+            )
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true label")
     save_figure(figure, path)

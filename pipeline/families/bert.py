@@ -19,10 +19,26 @@ class BertFamily(Family):
     name = "bert"
     description = "any encoder with absolute position embeddings: BERT, RoBERTa, DistilBERT, MiniLM, ELECTRA..."
     scratch_model_type = "bert"
-    checkpoint_model_types = frozenset({
-        "bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "distilbert", "electra", "camembert", "albert", "ernie",
-        "mpnet", "data2vec-text", "megatron-bert", "roberta-prelayernorm", "xmod", "nomic_bert", "modernbert",
-    })
+    checkpoint_model_types = frozenset(
+        {
+            "bert",
+            "roberta",
+            "xlm-roberta",
+            "xlm-roberta-xl",
+            "distilbert",
+            "electra",
+            "camembert",
+            "albert",
+            "ernie",
+            "mpnet",
+            "data2vec-text",
+            "megatron-bert",
+            "roberta-prelayernorm",
+            "xmod",
+            "nomic_bert",
+            "modernbert",
+        }
+    )
     block_list_names = ("layer",)
 
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:

@@ -29,7 +29,14 @@ HEADS_ON_FIRST_POSITION = {
     "camembert": "CamembertForSequenceClassification",
     "electra": "ElectraForSequenceClassification",
 }
-BLOCK_PARTS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output", "intermediate", "output")
+BLOCK_PARTS = (
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output",
+    "intermediate",
+    "output",
+)
 _FIRST_POSITION_CLASSES: dict[type, type] = {}
 
 
@@ -45,7 +52,9 @@ def first_position_forward(
     batch, length, _ = hidden_states.shape
     first = hidden_states[:, :1]
 
-    def heads(projected: torch.Tensor, positions: int) -> torch.Tensor:  # (batch, positions, hidden) → (batch, heads, positions, head size)
+    def heads(
+        projected: torch.Tensor, positions: int
+    ) -> torch.Tensor:  # (batch, positions, hidden) → (batch, heads, positions, head size)
         return projected.view(batch, positions, -1, attention.attention_head_size).transpose(1, 2)
 
     query = heads(attention.query(first), 1)
@@ -53,8 +62,16 @@ def first_position_forward(
     if attention_mask is not None and attention_mask.dim() == 4:
         attention_mask = attention_mask[:, :, :1]
     interface = ALL_ATTENTION_FUNCTIONS.get_interface(attention.config._attn_implementation, eager_attention_forward)
-    context, _ = interface(attention, query, key, value, attention_mask, dropout=attention.dropout.p if attention.training else 0.0,
-                           scaling=attention.scaling, **kwargs)
+    context, _ = interface(
+        attention,
+        query,
+        key,
+        value,
+        attention_mask,
+        dropout=attention.dropout.p if attention.training else 0.0,
+        scaling=attention.scaling,
+        **kwargs,
+    )
     attended = self.attention.output(context.reshape(batch, 1, -1).contiguous(), first)
     return self.feed_forward_chunk(attended)
 
@@ -63,7 +80,9 @@ def first_position_class(block_class: type) -> type:
     """The subclass of `block_class` whose forward computes position 0 only (one per block class)."""
     if block_class not in _FIRST_POSITION_CLASSES:
         _FIRST_POSITION_CLASSES[block_class] = type(
-            f"FirstPosition{block_class.__name__}", (block_class,), {"forward": first_position_forward, "__module__": __name__}
+            f"FirstPosition{block_class.__name__}",
+            (block_class,),
+            {"forward": first_position_forward, "__module__": __name__},
         )
     return _FIRST_POSITION_CLASSES[block_class]
 
@@ -79,7 +98,11 @@ def why_not_first_position(model: PreTrainedModel, last_block: nn.Module | None)
         return "a decoder"
     if config.output_hidden_states or config.output_attentions:
         return "the model returns hidden states or attentions"
-    if last_block is None or not all(_has_part(last_block, part) for part in BLOCK_PARTS) or not hasattr(last_block, "feed_forward_chunk"):
+    if (
+        last_block is None
+        or not all(_has_part(last_block, part) for part in BLOCK_PARTS)
+        or not hasattr(last_block, "feed_forward_chunk")
+    ):
         return "the last block does not have the BERT layout"
     return None
 

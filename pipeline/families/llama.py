@@ -13,12 +13,28 @@ from pipeline.families.base import CAUSAL_LM, Family
 
 class LlamaFamily(Family):
     name = "llama"
-    description = "rotary-position decoders of the Llama architecture: Llama, SmolLM2, Qwen2, Mistral... (no position table)"
+    description = (
+        "rotary-position decoders of the Llama architecture: Llama, SmolLM2, Qwen2, Mistral... (no position table)"
+    )
     scratch_model_type = "llama"
-    checkpoint_model_types = frozenset({
-        "llama", "mistral", "mixtral", "qwen2", "qwen3", "smollm3", "gemma", "gemma2", "olmo", "olmo2", "phi3",
-        "granite", "stablelm", "gpt_neox",
-    })
+    checkpoint_model_types = frozenset(
+        {
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen3",
+            "smollm3",
+            "gemma",
+            "gemma2",
+            "olmo",
+            "olmo2",
+            "phi3",
+            "granite",
+            "stablelm",
+            "gpt_neox",
+        }
+    )
     pad_with_eos = True
     lm_objective = CAUSAL_LM
     no_position_table = "rotary: positions rotate queries and keys inside attention; no table"

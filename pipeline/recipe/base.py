@@ -22,7 +22,9 @@ def existing_path(value: str, kind: str | None = None) -> str:
     as written (recipes stay portable)."""
     path = resolve_local_path(value)
     if not path.exists():
-        raise ValueError(f"'{value}' does not exist" + (f" (resolved to {path})" if value.startswith(PKG_SCHEME) else ""))
+        raise ValueError(
+            f"'{value}' does not exist" + (f" (resolved to {path})" if value.startswith(PKG_SCHEME) else "")
+        )
     if kind == "file" and not path.is_file():
         raise ValueError(f"'{value}' is a folder, not a file")
     if kind == "folder" and not path.is_dir():

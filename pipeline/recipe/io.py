@@ -78,8 +78,11 @@ def _schema_fields(path: tuple[Any, ...]) -> list[str]:
 
 def _names_a_union_member(part: Any) -> bool:
     """pydantic puts the member it tried into the location of a union's errors: `str`, `TokenizerBuild`..."""
-    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "none") or part.startswith(("list[", "dict[", "tuple["))
-                                      or (part[:1].isupper() and part.isidentifier()))
+    return isinstance(part, str) and (
+        part in ("str", "int", "float", "bool", "none")
+        or part.startswith(("list[", "dict[", "tuple["))
+        or (part[:1].isupper() and part.isidentifier())
+    )
 
 
 def _problem(item: dict[str, Any], loc: tuple[Any, ...]) -> str:
@@ -111,10 +114,18 @@ def format_validation_error(error: ValidationError) -> str:
     entries = []
     for item in error.errors():
         # Drop pydantic's validator names, union members and the tag of the `task` union from the location.
-        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p in TASK_TYPES)) and not _names_a_union_member(p))
+        loc = tuple(
+            p
+            for p in item["loc"]
+            if not (isinstance(p, str) and (p.startswith("function-") or p in TASK_TYPES))
+            and not _names_a_union_member(p)
+        )
         entries.append((loc, any(_names_a_union_member(p) for p in item["loc"]), _problem(item, loc)))
-    kept = [text for loc, member, text in entries
-            if not (member and any(len(other) > len(loc) and other[: len(loc)] == loc for other, _, _ in entries))]
+    kept = [
+        text
+        for loc, member, text in entries
+        if not (member and any(len(other) > len(loc) and other[: len(loc)] == loc for other, _, _ in entries))
+    ]
     return "; ".join(dict.fromkeys(kept))
 
 
@@ -158,13 +169,18 @@ def dump_recipe(recipe: Recipe) -> str:
 def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
     """A nested mapping as dotted keys (`train.lr`), lists and scalars kept as they are."""
     if isinstance(mapping, dict):
-        return {key: value for name, child in mapping.items() for key, value in flatten(child, f"{prefix}{name}.").items()}
+        return {
+            key: value for name, child in mapping.items() for key, value in flatten(child, f"{prefix}{name}.").items()
+        }
     return {prefix.rstrip("."): mapping}
 
 
 def tracker_config(recipe: Recipe) -> dict[str, Any]:
     """The whole resolved recipe as flat hyperparameters an experiment tracker can filter on (numbers, text, booleans)."""
-    return {key: value if isinstance(value, bool | int | float | str) else json.dumps(value) for key, value in flatten(recipe.model_dump(mode="json")).items()}
+    return {
+        key: value if isinstance(value, bool | int | float | str) else json.dumps(value)
+        for key, value in flatten(recipe.model_dump(mode="json")).items()
+    }
 
 
 def recipe_reference() -> str:
@@ -200,4 +216,7 @@ def recipe_reference() -> str:
 
     walk(Recipe, "")
     lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
-    return "\n".join(lines + [f"| `{dotted}` | {kind} | {default} | {meaning} |" for dotted, (kind, default, meaning) in rows.items()])
+    return "\n".join(
+        lines
+        + [f"| `{dotted}` | {kind} | {default} | {meaning} |" for dotted, (kind, default, meaning) in rows.items()]
+    )

@@ -38,7 +38,17 @@ class LayerPolicy(Strict):
             raise ValueError("set unfreeze_at_step or unfreeze_at_epoch, not both")
 
 
-REPLACE_TOKEN_FIELDS = ("then", "init", "std", "vectors", "vectors_vocab", "vectors_format", "fallback", "width", "transfer")
+REPLACE_TOKEN_FIELDS = (
+    "then",
+    "init",
+    "std",
+    "vectors",
+    "vectors_vocab",
+    "vectors_format",
+    "fallback",
+    "width",
+    "transfer",
+)
 
 
 class TokenEmbeddingPolicy(LayerPolicy):
@@ -47,19 +57,23 @@ class TokenEmbeddingPolicy(LayerPolicy):
     )
     then: Literal["freeze", "finetune"] = Field("finetune", description="replace: train or freeze the new table.")
     init: Literal["random", "vectors", "transfer"] | None = Field(
-        None, description="replace: a fresh random table, static word `vectors` aligned to the vocabulary, or `transfer` the "
-        "pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared tokens copied, the others composed."
+        None,
+        description="replace: a fresh random table, static word `vectors` aligned to the vocabulary, or `transfer` the "
+        "pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared tokens copied, the others composed.",
     )
     transfer: Literal["mean", "weighted"] = Field(
-        "mean", description="init: transfer: a new token not in the old vocabulary is the `mean` of the old rows of the pieces "
+        "mean",
+        description="init: transfer: a new token not in the old vocabulary is the `mean` of the old rows of the pieces "
         "the old tokenizer splits it into, or (`weighted`, needs `vectors`) a similarity-weighted mix of old tokens whose "
-        "static vectors are closest to its own (as FOCUS and WECHSEL do)."
+        "static vectors are closest to its own (as FOCUS and WECHSEL do).",
     )
     std: float | None = Field(None, gt=0, description="replace/random: normal std (default: the old table's std).")
     vectors: str | None = Field(
         None, description="replace/vectors: GloVe/word2vec text (.txt/.vec/.gz), word2vec .bin, fastText .bin, or .npy."
     )
-    vectors_vocab: str | None = Field(None, description="replace/vectors: the words of a .npy matrix (lines or parquet).")
+    vectors_vocab: str | None = Field(
+        None, description="replace/vectors: the words of a .npy matrix (lines or parquet)."
+    )
     vectors_format: Literal["auto", "text", "word2vec_binary", "fasttext", "npy"] = Field(
         "auto", description="replace/vectors: file format; auto goes by the file name (and fastText's magic number)."
     )
@@ -81,7 +95,9 @@ class TokenEmbeddingPolicy(LayerPolicy):
         if self.policy == "replace" and self.init is None:
             raise ValueError("policy: replace needs init: random, vectors or transfer")
         if (self.init == "vectors" or self.transfer == "weighted") and self.vectors is None:
-            raise ValueError(f"{'init: vectors' if self.init == 'vectors' else 'transfer: weighted'} needs a vectors file")
+            raise ValueError(
+                f"{'init: vectors' if self.init == 'vectors' else 'transfer: weighted'} needs a vectors file"
+            )
         if self.transfer == "weighted" and self.init != "transfer":
             raise ValueError("transfer: weighted applies to init: transfer")
         is_npy = self.vectors_format == "npy" or (self.vectors_format == "auto" and str(self.vectors).endswith(".npy"))
@@ -94,13 +110,17 @@ class PositionPolicy(LayerPolicy):
     policy: Literal["freeze", "finetune", "replace"] = Field(
         "finetune", description="`freeze`, `finetune`, or `replace` the absolute position table."
     )
-    then: Literal["freeze", "finetune"] = Field("finetune", description="replace/learned or extend: train or freeze it.")
+    then: Literal["freeze", "finetune"] = Field(
+        "finetune", description="replace/learned or extend: train or freeze it."
+    )
     init: Literal["sinusoidal", "learned", "extend", "none"] | None = Field(
         None,
         description="replace: fixed `sinusoidal` buffer, fresh `learned` table, `extend` the pretrained one, "
         "or `none` (no position signal).",
     )
-    max_positions: int | None = Field(None, gt=0, le=MAX_SIZE, description="replace: rows of the new table (default: as before).")
+    max_positions: int | None = Field(
+        None, gt=0, le=MAX_SIZE, description="replace: rows of the new table (default: as before)."
+    )
     extend_mode: Literal["copy", "interpolate"] = Field(
         "copy", description="extend: keep old rows and repeat them (`copy`), or resample the old table (`interpolate`)."
     )
@@ -112,7 +132,8 @@ class PositionPolicy(LayerPolicy):
         "(the raw sin/cos values, scale 1, drown a pretrained encoder's token vectors).",
     )
     combine: Literal["add", "concat"] = Field(
-        "add", description="How position vectors meet token vectors: `add`, or `concat` then project to the hidden size."
+        "add",
+        description="How position vectors meet token vectors: `add`, or `concat` then project to the hidden size.",
     )
 
     @model_validator(mode="after")
@@ -142,6 +163,10 @@ class LayersConfig(Strict):
     token_embeddings: TokenEmbeddingPolicy = Field(
         default_factory=TokenEmbeddingPolicy, description="Policy for the token-embedding table."
     )
-    positions: PositionPolicy = Field(default_factory=PositionPolicy, description="Policy for the absolute position table.")
-    encoder: EncoderPolicy = Field(default_factory=EncoderPolicy, description="Policy for the rest of the pretrained body.")
+    positions: PositionPolicy = Field(
+        default_factory=PositionPolicy, description="Policy for the absolute position table."
+    )
+    encoder: EncoderPolicy = Field(
+        default_factory=EncoderPolicy, description="Policy for the rest of the pretrained body."
+    )
     head: HeadPolicy = Field(default_factory=HeadPolicy, description="The task head.")

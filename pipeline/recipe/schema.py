@@ -17,9 +17,22 @@ from pipeline.families.registry import FAMILIES, family_named
 from pipeline.paths import looks_like_hub_id
 from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
 from pipeline.recipe.layers import LayersConfig, PositionPolicy
-from pipeline.recipe.tasks import LanguageModelingTask, MultiLabelTask, RegressionTask, SequenceClassificationTask, TokenClassificationTask
+from pipeline.recipe.tasks import (
+    LanguageModelingTask,
+    MultiLabelTask,
+    RegressionTask,
+    SequenceClassificationTask,
+    TokenClassificationTask,
+)
 
-DATA_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text", ".conll": "conll"}
+DATA_FORMATS = {
+    ".csv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+    ".txt": "text",
+    ".conll": "conll",
+}
 
 
 class TokenizerBuild(Strict):
@@ -48,7 +61,8 @@ class ModelConfig(Strict):
         "(e.g. `{n_layer: 2, n_embd: 128}`); `vocab_size` defaults to the tokenizer's size.",
     )
     tokenizer: str | TokenizerBuild | None = Field(
-        None, description="Tokenizer folder or Hub id (default: `name_or_path`), or `{build: word}` / `{build: bpe}` to train one on the train split."
+        None,
+        description="Tokenizer folder or Hub id (default: `name_or_path`), or `{build: word}` / `{build: bpe}` to train one on the train split.",
     )
     max_length: int | None = Field(
         None, gt=0, le=MAX_SIZE, description="Truncate inputs to this many tokens; default: the model's position limit."
@@ -73,9 +87,13 @@ class ModelConfig(Strict):
         if (self.name_or_path is None) == (self.config is None):
             raise ValueError("set exactly one of model.name_or_path (pretrained) or model.config (from scratch)")
         if self.config is not None and self.tokenizer is None:
-            raise ValueError("model.config builds a fresh model, so model.tokenizer must name a tokenizer (or build one)")
+            raise ValueError(
+                "model.config builds a fresh model, so model.tokenizer must name a tokenizer (or build one)"
+            )
         if family_named(self.family).needs_max_length and self.max_length is None:
-            raise ValueError(f"family {self.family} has no position limit: set model.max_length (truncation, and block length for language modeling)")
+            raise ValueError(
+                f"family {self.family} has no position limit: set model.max_length (truncation, and block length for language modeling)"
+            )
         return self
 
 
@@ -84,8 +102,9 @@ class DataConfig(Strict):
     hub_config: str | None = Field(None, description="Hub data set configuration, e.g. `sst2`.")
     revision: str | None = Field(None, description="Hub data set revision.")
     files: str | dict[str, str] | None = Field(
-        None, description="Local csv/json/jsonl/parquet/txt/conll: one file (the train split) or `{split: path}`. A `.txt` file is one "
-        "text per line (column `text`); a `.conll` file is one word per line, sentences split by blank lines (columns `tokens`, `tags`)."
+        None,
+        description="Local csv/json/jsonl/parquet/txt/conll: one file (the train split) or `{split: path}`. A `.txt` file is one "
+        "text per line (column `text`); a `.conll` file is one word per line, sentences split by blank lines (columns `tokens`, `tags`).",
     )
     folder: str | None = Field(None, description="Folder-per-class tree: `<folder>/<label>/*.txt`.")
     train_split: str = Field("train", description="Split to train on.")
@@ -93,14 +112,20 @@ class DataConfig(Strict):
         default_factory=lambda: {"validation": 0.2},
         description="Splits carved out of the train split, stratified by label, when the data has only one.",
     )
-    split_seed: int = Field(42, ge=0, le=MAX_SEED, description="Seed of the holdout split (separate from `train.seed`).")
+    split_seed: int = Field(
+        42, ge=0, le=MAX_SEED, description="Seed of the holdout split (separate from `train.seed`)."
+    )
     stratify_by: str | None = Field(
-        None, description="Column the holdout is stratified by; null: the task's label column (none for language modeling)."
+        None,
+        description="Column the holdout is stratified by; null: the task's label column (none for language modeling).",
     )
     max_train_samples: int | None = Field(None, gt=0, le=10**12, description="Use only this many training examples.")
-    max_eval_samples: int | None = Field(None, gt=0, le=10**12, description="Use only this many examples per eval split.")
+    max_eval_samples: int | None = Field(
+        None, gt=0, le=10**12, description="Use only this many examples per eval split."
+    )
     conll_columns: tuple[int, int] = Field(
-        (0, -1), description="`.conll` files: the field of the word and of its tag on each line (negative: from the end)."
+        (0, -1),
+        description="`.conll` files: the field of the word and of its tag on each line (negative: from the end).",
     )
     drop_missing_labels: bool = Field(
         False, description="Leave out (and count) rows whose label is missing; false: such a row is an error naming it."
@@ -133,16 +158,25 @@ class DataConfig(Strict):
         if len(given) != 1:
             raise ValueError(f"set exactly one of data.hub_id, data.files or data.folder (got {given or 'none'})")
         if self.train_split in self.holdout:
-            raise ValueError(f"data.holdout: '{self.train_split}' is the training split; name the held-out split otherwise (e.g. validation)")
+            raise ValueError(
+                f"data.holdout: '{self.train_split}' is the training split; name the held-out split otherwise (e.g. validation)"
+            )
         return self
 
 
 class TrainConfig(Strict):
     epochs: int = Field(3, gt=0, le=10**12, description="Passes over the training data.")
-    max_steps: int | None = Field(None, gt=0, le=10**12, description="Stop after this many optimizer steps (wins over epochs).")
-    batch_size: int = Field(16, gt=0, le=MAX_SIZE, description="Examples per optimizer step, summed over all processes.")
+    max_steps: int | None = Field(
+        None, gt=0, le=10**12, description="Stop after this many optimizer steps (wins over epochs)."
+    )
+    batch_size: int = Field(
+        16, gt=0, le=MAX_SIZE, description="Examples per optimizer step, summed over all processes."
+    )
     micro_batch_size: int | None = Field(
-        None, gt=0, le=MAX_SIZE, description="Examples per forward pass on one device; the rest is gradient accumulation."
+        None,
+        gt=0,
+        le=MAX_SIZE,
+        description="Examples per forward pass on one device; the rest is gradient accumulation.",
     )
     lr: float = Field(5e-5, gt=0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and norms).")
@@ -159,18 +193,23 @@ class TrainConfig(Strict):
     )
     seed: int = Field(42, ge=0, le=MAX_SEED, description="Seed of model initialisation, dropout and data order.")
     group_by_length: bool = Field(
-        True, description="Batch training examples of similar length (a seeded shuffle, sorted within mega-batches of 50 "
-        "batches, batches shuffled): far less padding; false: a plain seeded shuffle."
+        True,
+        description="Batch training examples of similar length (a seeded shuffle, sorted within mega-batches of 50 "
+        "batches, batches shuffled): far less padding; false: a plain seeded shuffle.",
     )
     cache_frozen_features: bool = Field(
-        True, description="When nothing below the head trains, compute the body's outputs once (cached under "
-        "EMBEDLAB_CACHE, keyed by weights, tokenizer and data) and train only the head on them."
+        True,
+        description="When nothing below the head trains, compute the body's outputs once (cached under "
+        "EMBEDLAB_CACHE, keyed by weights, tokenizer and data) and train only the head on them.",
     )
     skip_unread_positions: bool = Field(
-        True, description="Where the head reads one position only (sequence-level heads of BERT-layout encoders read "
-        "position 0), the last block computes that position alone: the same function, less work; false: every position."
+        True,
+        description="Where the head reads one position only (sequence-level heads of BERT-layout encoders read "
+        "position 0), the last block computes that position alone: the same function, less work; false: every position.",
     )
-    dataloader_workers: int = Field(0, ge=0, le=64, description="Background processes preparing batches (0: in the training process).")
+    dataloader_workers: int = Field(
+        0, ge=0, le=64, description="Background processes preparing batches (0: in the training process)."
+    )
     eval_every_steps: int | None = Field(
         None, gt=0, le=10**12, description="Evaluate every N optimizer steps; null: at the end of every epoch."
     )
@@ -184,11 +223,15 @@ class TrainConfig(Strict):
     )
     log_every_steps: int = Field(10, gt=0, le=10**12, description="Write a line to log.jsonl every N optimizer steps.")
     report_to: list[Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]] = Field(
-        default_factory=list, description="Experiment trackers, through Accelerate; each gets the whole resolved recipe as "
-        "flat hyperparameters, and the training and evaluation scores."
+        default_factory=list,
+        description="Experiment trackers, through Accelerate; each gets the whole resolved recipe as "
+        "flat hyperparameters, and the training and evaluation scores.",
     )
     collective_timeout_s: int = Field(
-        600, gt=0, le=7 * 24 * 3600, description="Several processes: a collective that waits longer than this fails the run."
+        600,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="Several processes: a collective that waits longer than this fails the run.",
     )
 
     @model_validator(mode="after")
@@ -217,7 +260,9 @@ class EvalConfig(Strict):
         description="Splits evaluated at the end; the first is also evaluated during training.",
     )
     batch_size: int = Field(64, gt=0, le=MAX_SIZE, description="Examples per evaluation forward pass on one device.")
-    threshold: float = Field(0.5, gt=0, lt=1, description="multi-label: a label is predicted when its probability reaches this.")
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="multi-label: a label is predicted when its probability reaches this."
+    )
     trust_metric_code: bool = Field(
         False, description="Allow metric scripts given by path or `hub:NAME`: loading one runs its code."
     )
@@ -226,7 +271,9 @@ class EvalConfig(Strict):
     def _scripts_need_trust(self) -> EvalConfig:
         scripts = [name for name in self.metrics or [] if name not in KNOWN_METRICS]
         if scripts and not self.trust_metric_code:
-            raise ValueError(f"metric {scripts[0]!r} is a script that runs code when loaded; set eval.trust_metric_code: true to allow it")
+            raise ValueError(
+                f"metric {scripts[0]!r} is a script that runs code when loaded; set eval.trust_metric_code: true to allow it"
+            )
         return self
 
     @field_validator("metrics")
@@ -242,9 +289,13 @@ class EvalConfig(Strict):
 
 
 class Recipe(Strict):
-    output_dir: str = Field(min_length=1, description="Run folder to create; an existing one is refused unless --overwrite.")
+    output_dir: str = Field(
+        min_length=1, description="Run folder to create; an existing one is refused unless --overwrite."
+    )
     model: ModelConfig
-    task: SequenceClassificationTask | TokenClassificationTask | RegressionTask | MultiLabelTask | LanguageModelingTask = Field(discriminator="type")
+    task: (
+        SequenceClassificationTask | TokenClassificationTask | RegressionTask | MultiLabelTask | LanguageModelingTask
+    ) = Field(discriminator="type")
     data: DataConfig
     layers: LayersConfig = Field(default_factory=LayersConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -253,19 +304,31 @@ class Recipe(Strict):
     @model_validator(mode="after")
     def _parts_fit_together(self) -> Recipe:
         family, task = family_named(self.model.family), self.task
-        if isinstance(task, LanguageModelingTask) and (family.lm_objective is None or family.lm_objective.name != task.objective):
-            hint = f"family {family.name} takes objective: {family.lm_objective.name}" if family.lm_objective else f"family {family.name} has no language-modeling objective yet"
+        if isinstance(task, LanguageModelingTask) and (
+            family.lm_objective is None or family.lm_objective.name != task.objective
+        ):
+            hint = (
+                f"family {family.name} takes objective: {family.lm_objective.name}"
+                if family.lm_objective
+                else f"family {family.name} has no language-modeling objective yet"
+            )
             raise ValueError(f"task.objective: {task.objective} does not fit model.family {family.name} ({hint})")
         table = self.layers.token_embeddings
         new_vocabulary = isinstance(self.model.tokenizer, TokenizerBuild)
         if new_vocabulary and self.model.config is None and table.policy != "replace":
-            raise ValueError("model.tokenizer: a new tokenizer's ids mean nothing to a pretrained model's table; replace the table "
-                             "(layers.token_embeddings: {policy: replace, init: transfer}, or init: random / vectors)")
+            raise ValueError(
+                "model.tokenizer: a new tokenizer's ids mean nothing to a pretrained model's table; replace the table "
+                "(layers.token_embeddings: {policy: replace, init: transfer}, or init: random / vectors)"
+            )
         if table.init == "transfer" and (self.model.config is not None or not new_vocabulary):
-            raise ValueError("layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to a new "
-                             "tokenizer (model.tokenizer: {build: wordpiece | bpe | word})")
+            raise ValueError(
+                "layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to a new "
+                "tokenizer (model.tokenizer: {build: wordpiece | bpe | word})"
+            )
         if family.no_position_table and self.layers.positions != PositionPolicy():
-            raise ValueError(f"layers.positions: not applicable to family {family.name} ({family.no_position_table}); remove it")
+            raise ValueError(
+                f"layers.positions: not applicable to family {family.name} ({family.no_position_table}); remove it"
+            )
         if self.eval.metrics is None and task.default_metrics is not None:
             self.eval.metrics = list(task.default_metrics)
         fitting = metrics_for(task.metric_inputs)

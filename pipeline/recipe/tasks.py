@@ -29,11 +29,17 @@ class TaskSection(Strict):
 
     @model_validator(mode="after")
     def _distinct_columns(self) -> TaskSection:
-        named = [(field, column) for field, column in self.model_dump().items() if field.endswith("_column") and column is not None]
+        named = [
+            (field, column)
+            for field, column in self.model_dump().items()
+            if field.endswith("_column") and column is not None
+        ]
         for i, (field, column) in enumerate(named):
             for other, same in named[:i]:
                 if same == column:
-                    raise ValueError(f"task.{field} and task.{other} both name column '{column}'; a task cannot read its answer from its input")
+                    raise ValueError(
+                        f"task.{field} and task.{other} both name column '{column}'; a task cannot read its answer from its input"
+                    )
         return self
 
 
@@ -63,16 +69,28 @@ class RegressionTask(SequenceClassificationTask):
 
 class MultiLabelTask(SequenceClassificationTask):
     type: Literal["multi-label"] = Field(description="The task; selects head, data adapter, metrics.")
-    label_column: str = Field("labels", description="Column holding each row's labels: a list, or one string split by `label_delimiter`.")
-    label_delimiter: str | None = Field(None, min_length=1, description="Split a string of labels on this (e.g. `,`); null: the column holds lists.")
+    label_column: str = Field(
+        "labels", description="Column holding each row's labels: a list, or one string split by `label_delimiter`."
+    )
+    label_delimiter: str | None = Field(
+        None, min_length=1, description="Split a string of labels on this (e.g. `,`); null: the column holds lists."
+    )
 
     metric_inputs: ClassVar[tuple[str, ...]] = ("label_sets",)
-    default_metrics: ClassVar[list[str] | None] = ["f1_micro", "f1_macro", "precision_micro", "recall_micro", "per_label"]
+    default_metrics: ClassVar[list[str] | None] = [
+        "f1_micro",
+        "f1_macro",
+        "precision_micro",
+        "recall_micro",
+        "per_label",
+    ]
     label_kind: ClassVar[ColumnKind] = "label_set"
 
 
 class LanguageModelingTask(TaskSection):
-    type: Literal["language-modeling"] = Field(description="Pretrain on raw text: texts are packed into blocks of model.max_length tokens.")
+    type: Literal["language-modeling"] = Field(
+        description="Pretrain on raw text: texts are packed into blocks of model.max_length tokens."
+    )
     objective: Literal["causal", "bidirectional"] = Field(
         description="`causal`: predict each next token (families gpt2, llama); `bidirectional`: a forward and a backward "
         "LM, ELMo's objective (family bilstm)."
@@ -95,8 +113,9 @@ class TokenClassificationTask(TaskSection):
     tokens_column: str = Field("tokens", description="Column holding each row's words (a list of strings).")
     tags_column: str = Field("tags", description="Column holding each word's tag (a list, as long as the words).")
     label_pieces: Literal["first", "all"] = Field(
-        "first", description="Which pieces of a word learn its tag: the `first` (the rest are ignored) or `all` (a B- tag "
-        "becomes I- on the later pieces). Scores always count words, by their first piece."
+        "first",
+        description="Which pieces of a word learn its tag: the `first` (the rest are ignored) or `all` (a B- tag "
+        "becomes I- on the later pieces). Scores always count words, by their first piece.",
     )
 
     metric_inputs: ClassVar[tuple[str, ...]] = ("classes", "tag_sequences")

@@ -48,7 +48,9 @@ def replace_positions(family: Family, model: PreTrainedModel, policy: PositionPo
     current = table_of(getattr(*slot))
     old = current.weight.detach()
     rows, width = policy.max_positions or old.shape[0], old.shape[1]
-    require_memory(rows * width * old.element_size(), f"a position table of {rows:,} rows", "layers.positions.max_positions")
+    require_memory(
+        rows * width * old.element_size(), f"a position table of {rows:,} rows", "layers.positions.max_positions"
+    )
     if policy.init == "sinusoidal":
         table = sinusoidal_table(rows, width)
         scale = policy.scale or float(old.std()) / float(table.std())
@@ -86,10 +88,16 @@ def _tokenizer_lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
 
 def policy_vectors(policy: TokenEmbeddingPolicy) -> WordVectors:
     """The static vectors a token-embedding policy names (`vectors`, `vectors_format`, `vectors_vocab`)."""
-    return load_vectors(resolve_local_path(policy.vectors), policy.vectors_format, policy.vectors_vocab and resolve_local_path(policy.vectors_vocab))
+    return load_vectors(
+        resolve_local_path(policy.vectors),
+        policy.vectors_format,
+        policy.vectors_vocab and resolve_local_path(policy.vectors_vocab),
+    )
 
 
-def _vector_table(tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, rows: int, width: int, seed: int) -> tuple[torch.Tensor, Alignment, int]:
+def _vector_table(
+    tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, rows: int, width: int, seed: int
+) -> tuple[torch.Tensor, Alignment, int]:
     """Static vectors aligned to the vocabulary: the table (rows, ≤ width), the alignment, the vectors' width."""
     vectors = policy_vectors(policy)
     # Indexed by id: the model's table may have rows past the vocabulary, and ids need not be contiguous.
@@ -102,14 +110,19 @@ def _vector_table(tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPoli
     alignment = align_vectors(tokens, words, specials, vectors, _tokenizer_lowercases(tokenizer), policy.fallback, seed)
     table = torch.from_numpy(alignment.table)
     if vectors.dim > width:
-        raise PipelineError(f"{vectors.dim}-d vectors are wider than the model's {width}", field="layers.token_embeddings.vectors")
+        raise PipelineError(
+            f"{vectors.dim}-d vectors are wider than the model's {width}", field="layers.token_embeddings.vectors"
+        )
     if vectors.dim < width and policy.width == "pad":
         table = F.pad(table, (0, width - vectors.dim))
     return table, alignment, vectors.dim
 
 
 def replace_token_embeddings(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, seed: int,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    policy: TokenEmbeddingPolicy,
+    seed: int,
     original: PreTrainedTokenizerBase | None = None,
 ) -> tuple[str, Alignment | None, dict[str, Any] | None]:
     """Swap the token-embedding table for a random, a static-vector or (`original`: the tokenizer the pretrained table
@@ -121,7 +134,11 @@ def replace_token_embeddings(
     alignment, transfer = None, None
     if policy.init == "random":
         std = policy.std or float(old.weight.detach().std())
-        table = torch.randn(rows, width, generator=torch.Generator().manual_seed(seed)) * std if original is not None else None
+        table = (
+            torch.randn(rows, width, generator=torch.Generator().manual_seed(seed)) * std
+            if original is not None
+            else None
+        )
         if table is None:
             new = nn.Embedding(rows, width, padding_idx=padding_idx)
             nn.init.normal_(new.weight, std=std)
@@ -135,14 +152,32 @@ def replace_token_embeddings(
         output = model.get_output_embeddings()
         if output is not None and not output_tied_to_input(model):  # an untied LM head follows the same plan
             head = nn.Linear(width, rows, bias=False)
-            head.weight = nn.Parameter(apply_plan(output.weight.detach().cpu(), plans, seed + 1).to(output.weight.device))
+            head.weight = nn.Parameter(
+                apply_plan(output.weight.detach().cpu(), plans, seed + 1).to(output.weight.device)
+            )
             model.set_output_embeddings(head)
-        how = "transferred from the pretrained table (" + ", ".join(f"{route} {n:,}" for route, n in transfer["rows"].items() if n) + ")"
+        how = (
+            "transferred from the pretrained table ("
+            + ", ".join(f"{route} {n:,}" for route, n in transfer["rows"].items() if n)
+            + ")"
+        )
     else:
         table, alignment, dim = _vector_table(tokenizer, policy, rows, width, seed)
-        how = f"vectors {policy.vectors} (" + (f"projected {dim} → {width}" if table.shape[1] < width else "zero-padded" if dim < width else "same width") + ")"
+        how = (
+            f"vectors {policy.vectors} ("
+            + (
+                f"projected {dim} → {width}"
+                if table.shape[1] < width
+                else "zero-padded"
+                if dim < width
+                else "same width"
+            )
+            + ")"
+        )
     lookup = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=padding_idx)
-    new_module: nn.Module = lookup if table.shape[1] == width else ProjectedLookup(lookup, nn.Linear(table.shape[1], width, bias=False))
+    new_module: nn.Module = (
+        lookup if table.shape[1] == width else ProjectedLookup(lookup, nn.Linear(table.shape[1], width, bias=False))
+    )
     model.set_input_embeddings(new_module.to(old.weight.device))
     model.config.vocab_size = rows
     return how, alignment, transfer
@@ -176,7 +211,12 @@ def describe_output_embeddings(model: PreTrainedModel) -> str:
 
 
 def apply_surgery(
-    family: Family, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: LayersConfig, seed: int, pretrained: bool = True,
+    family: Family,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: LayersConfig,
+    seed: int,
+    pretrained: bool = True,
     original: PreTrainedTokenizerBase | None = None,
 ) -> SurgeryReport:
     """Carry out the recipe's `replace` policies on `model`; returns what each input layer now is.
@@ -186,10 +226,17 @@ def apply_surgery(
     """
     start = "pretrained" if pretrained else "random (built from model.config)"
     has_positions = family.input_layers(model).positions is not None
-    report = SurgeryReport({"token_embeddings": start, "positions": start if has_positions else f"none ({family.no_position_table or 'no absolute table'})"})
+    report = SurgeryReport(
+        {
+            "token_embeddings": start,
+            "positions": start if has_positions else f"none ({family.no_position_table or 'no absolute table'})",
+        }
+    )
     if cfg.token_embeddings.policy == "replace":
         tied = output_tied_to_input(model)
-        report.sources["token_embeddings"], report.alignment, report.transfer = replace_token_embeddings(model, tokenizer, cfg.token_embeddings, seed, original)
+        report.sources["token_embeddings"], report.alignment, report.transfer = replace_token_embeddings(
+            model, tokenizer, cfg.token_embeddings, seed, original
+        )
         if tied:
             retie_output_embeddings(model)
     if cfg.positions.policy == "replace":

@@ -81,7 +81,9 @@ def extended_table(old: torch.Tensor, rows: int, mode: str, offset: int) -> torc
     padding). interpolate: the old table resampled linearly over the new length (old rows move).
     """
     if rows <= old.shape[0]:
-        raise PipelineError(f"extend needs max_positions above the current {old.shape[0]}", field="layers.positions.max_positions")
+        raise PipelineError(
+            f"extend needs max_positions above the current {old.shape[0]}", field="layers.positions.max_positions"
+        )
     if mode == "interpolate":
         return F.interpolate(old.T.unsqueeze(0), size=rows, mode="linear", align_corners=True)[0].T.contiguous()
     body = old[offset:]

@@ -31,9 +31,13 @@ from pipeline.vocabulary.spelling import spelling_of
 ROUTES = ("special", "copied", "composed", "weighted", "random")
 NEIGHBOURS, TEMPERATURE = 10, 0.1
 SPECIAL_COUNTERPARTS = {  # a new special token's row: the first of these roles the old tokenizer has
-    "cls_token": ("cls_token", "bos_token", "eos_token"), "sep_token": ("sep_token", "eos_token"),
-    "pad_token": ("pad_token", "eos_token", "unk_token"), "unk_token": ("unk_token",), "mask_token": ("mask_token", "unk_token"),
-    "bos_token": ("bos_token", "cls_token", "eos_token"), "eos_token": ("eos_token", "sep_token"),
+    "cls_token": ("cls_token", "bos_token", "eos_token"),
+    "sep_token": ("sep_token", "eos_token"),
+    "pad_token": ("pad_token", "eos_token", "unk_token"),
+    "unk_token": ("unk_token",),
+    "mask_token": ("mask_token", "unk_token"),
+    "bos_token": ("bos_token", "cls_token", "eos_token"),
+    "eos_token": ("eos_token", "sep_token"),
 }
 
 
@@ -81,11 +85,15 @@ def _old_pieces(text: str, starts_word: bool, old: PreTrainedTokenizerBase, styl
     return known or []
 
 
-def plan_transfer(old: PreTrainedTokenizerBase, new: PreTrainedTokenizerBase, vectors: WordVectors | None = None) -> list[RowPlan]:
+def plan_transfer(
+    old: PreTrainedTokenizerBase, new: PreTrainedTokenizerBase, vectors: WordVectors | None = None
+) -> list[RowPlan]:
     """The plan of every row of the new table (by new id)."""
     old_style, new_style = token_style(old), token_style(new)
     old_vocab = old.get_vocab()
-    shared_index = {canonical(token, old_style, old): i for token, i in old_vocab.items() if token not in old.all_special_tokens}
+    shared_index = {
+        canonical(token, old_style, old): i for token, i in old_vocab.items() if token not in old.all_special_tokens
+    }
     specials = {}
     for role, counterparts in SPECIAL_COUNTERPARTS.items():
         token = getattr(new, role, None)

@@ -52,7 +52,13 @@ def _read_vocabulary(path: Path) -> list[str]:
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-        column = "index" if "index" in table.column_names else "word" if "word" in table.column_names else table.column_names[0]
+        column = (
+            "index"
+            if "index" in table.column_names
+            else "word"
+            if "word" in table.column_names
+            else table.column_names[0]
+        )
         return [str(word) for word in table.column(column).to_pylist()]
     return path.read_text(encoding="utf-8").splitlines()
 
@@ -88,7 +94,9 @@ def _check_text_rows(path: Path, header: bool) -> None:
             fields = len(line.rstrip("\n").rstrip(" ").split(" "))
             width = width or fields
             if fields != width and line.strip():
-                raise PipelineError(f"'{path}' line {number} has {fields - 1} values, earlier lines {width - 1}", field=FIELD)
+                raise PipelineError(
+                    f"'{path}' line {number} has {fields - 1} values, earlier lines {width - 1}", field=FIELD
+                )
 
 
 def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
@@ -97,13 +105,20 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
     try:
         if fmt == "npy":
             if vocabulary is None:
-                raise PipelineError("a .npy matrix needs layers.token_embeddings.vectors_vocab (words, one per row)", field=FIELD)
+                raise PipelineError(
+                    "a .npy matrix needs layers.token_embeddings.vectors_vocab (words, one per row)", field=FIELD
+                )
             matrix = np.load(path, mmap_mode="r")
             if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
-                raise PipelineError(f"'{path}' holds a {matrix.ndim}-d {matrix.dtype} array; vectors must be a 2-d numeric matrix (words × dimensions)", field=FIELD)
+                raise PipelineError(
+                    f"'{path}' holds a {matrix.ndim}-d {matrix.dtype} array; vectors must be a 2-d numeric matrix (words × dimensions)",
+                    field=FIELD,
+                )
             words = _read_vocabulary(vocabulary)
             if len(words) != matrix.shape[0]:
-                raise PipelineError(f"{len(words)} words for {matrix.shape[0]} vectors", field="layers.token_embeddings.vectors_vocab")
+                raise PipelineError(
+                    f"{len(words)} words for {matrix.shape[0]} vectors", field="layers.token_embeddings.vectors_vocab"
+                )
             # Keep the first row of a word listed twice (files are usually sorted by frequency).
             index = {}
             for row, word in enumerate(words):
@@ -120,7 +135,9 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
         return WordVectors(dict(vectors.key_to_index), vectors.vectors)
     except PipelineError:
         raise
-    except Exception as error:  # gensim and NumPy raise many types on a truncated or foreign file: all mean "unreadable"
+    except (
+        Exception
+    ) as error:  # gensim and NumPy raise many types on a truncated or foreign file: all mean "unreadable"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(f"cannot read '{path}' as {fmt} vectors ({first})", field=FIELD) from None
 
@@ -151,7 +168,13 @@ class Alignment:
 
 
 def align_vectors(
-    vocabulary: list[str], words: list[str], special: set[str], vectors: WordVectors, lowercase: bool, fallback: str, seed: int
+    vocabulary: list[str],
+    words: list[str],
+    special: set[str],
+    vectors: WordVectors,
+    lowercase: bool,
+    fallback: str,
+    seed: int,
 ) -> Alignment:
     """Give each vocabulary entry (index = token id) a vector; `words[i]` is what entry i spells
     (`pipeline.vocabulary.spelling.spelling_of`).
@@ -175,7 +198,10 @@ def align_vectors(
                     route, row = name, np.asarray(vectors.matrix[vectors.index[candidate]], dtype=np.float32)
                     break
             if route is None and vectors.oov is not None:
-                route, row = "fasttext_ngrams", np.asarray(vectors.oov(word.lower() if lowercase else word), dtype=np.float32)
+                route, row = (
+                    "fasttext_ngrams",
+                    np.asarray(vectors.oov(word.lower() if lowercase else word), dtype=np.float32),
+                )
             if route is None and fallback == "subword":
                 pieces = _segment(word.lower() if lowercase else word, vectors)
                 if pieces:
@@ -197,11 +223,15 @@ def coverage_report(alignment: Alignment, train_token_ids: list[list[int]], top:
     missed = [(tid, n) for tid, n in frequency.most_common() if alignment.routes[tid] in ("subword", "mean", "random")]
     covered = sum(alignment.counts.get(route, 0) for route in ("exact", "lowercase", "fasttext_ngrams"))
     train_total = sum(frequency.values())
-    train_covered = sum(n for tid, n in frequency.items() if alignment.routes[tid] in ("exact", "lowercase", "fasttext_ngrams"))
+    train_covered = sum(
+        n for tid, n in frequency.items() if alignment.routes[tid] in ("exact", "lowercase", "fasttext_ngrams")
+    )
     return {
         "vocabulary_size": len(vocabulary),
         "from_vectors": covered,
         "by_route": {route: alignment.counts.get(route, 0) for route in ROUTES},
         "train_token_coverage": round(train_covered / train_total, 4) if train_total else None,
-        "top_missed_in_train": [{"token": vocabulary[tid], "count": n, "route": alignment.routes[tid]} for tid, n in missed[:top]],
+        "top_missed_in_train": [
+            {"token": vocabulary[tid], "count": n, "route": alignment.routes[tid]} for tid, n in missed[:top]
+        ],
     }

@@ -35,11 +35,15 @@ def classical_baseline(recipe: Recipe) -> dict[str, Any] | None:
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
     model = LogisticRegression(max_iter=2000, C=10.0)
     model.fit(vectorizer.fit_transform(texts(recipe.data.train_split)), [classes.index(label) for label in labels])
-    names = [name for name in recipe.eval.metrics or ["accuracy", "f1_macro"] if "classes" in KNOWN_METRICS.get(name, {})]
+    names = [
+        name for name in recipe.eval.metrics or ["accuracy", "f1_macro"] if "classes" in KNOWN_METRICS.get(name, {})
+    ]
     metrics = [load_metric(name, ("classes",)) for name in names]
     scores = {}
     for split in recipe.eval.splits:
-        gold = [classes.index(str(label)) if str(label) in classes else -1 for label in splits[split][task.label_column]]
+        gold = [
+            classes.index(str(label)) if str(label) in classes else -1 for label in splits[split][task.label_column]
+        ]
         predicted = model.predict(vectorizer.transform(texts(split))).tolist()
         scores[split] = compute_all(metrics, "classes", predicted, gold)
     return {"name": NAME, "scores": scores}

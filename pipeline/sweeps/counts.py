@@ -39,8 +39,12 @@ def macro_f1(totals: np.ndarray) -> np.ndarray:
     per_class = totals.reshape(*totals.shape[:-1], -1, 3)
     tp, fp, fn = per_class[..., 0], per_class[..., 1], per_class[..., 2]
     present = (tp + fp + fn) > 0
-    return np.divide((f1_of(tp, fp, fn) * present).sum(axis=-1), present.sum(axis=-1), out=np.zeros(tp.shape[:-1]),
-                     where=present.sum(axis=-1) > 0)
+    return np.divide(
+        (f1_of(tp, fp, fn) * present).sum(axis=-1),
+        present.sum(axis=-1),
+        out=np.zeros(tp.shape[:-1]),
+        where=present.sum(axis=-1) > 0,
+    )
 
 
 def class_counts(pairs: list[list[tuple[str, str]]], classes: list[str]) -> np.ndarray:
@@ -102,21 +106,41 @@ def _pair_labels(pairs: Callable[[list[Record]], list[list[tuple[str, str]]]]) -
 
 
 SEQUENCE_CLASSIFICATION = [
-    CountedMetric("accuracy", lambda r, c: np.array([[float(x["label"] == x["prediction"]), 1.0] for x in r]).reshape(len(r), 2), ratio),
+    CountedMetric(
+        "accuracy",
+        lambda r, c: np.array([[float(x["label"] == x["prediction"]), 1.0] for x in r]).reshape(len(r), 2),
+        ratio,
+    ),
     CountedMetric("f1_macro", lambda r, c: class_counts(_label_pairs(r), c), macro_f1, _pair_labels(_label_pairs)),
 ]
 TOKEN_CLASSIFICATION = [
-    CountedMetric("accuracy", lambda r, c: np.array([[sum(g == p for g, p in zip(x["tags"], x["predictions"], strict=True)), len(x["tags"])] for x in r],
-                                                    dtype=float).reshape(len(r), 2), ratio),
+    CountedMetric(
+        "accuracy",
+        lambda r, c: np.array(
+            [[sum(g == p for g, p in zip(x["tags"], x["predictions"], strict=True)), len(x["tags"])] for x in r],
+            dtype=float,
+        ).reshape(len(r), 2),
+        ratio,
+    ),
     CountedMetric("f1_macro", lambda r, c: class_counts(_tag_pairs(r), c), macro_f1, _pair_labels(_tag_pairs)),
     CountedMetric("entity_f1", _entity_counts, micro_f1),
 ]
 REGRESSION = [
-    CountedMetric("mse", lambda r, c: np.array([[(x["prediction"] - x["label"]) ** 2, 1.0] for x in r]).reshape(len(r), 2), ratio),
-    CountedMetric("mae", lambda r, c: np.array([[abs(x["prediction"] - x["label"]), 1.0] for x in r]).reshape(len(r), 2), ratio),
+    CountedMetric(
+        "mse", lambda r, c: np.array([[(x["prediction"] - x["label"]) ** 2, 1.0] for x in r]).reshape(len(r), 2), ratio
+    ),
+    CountedMetric(
+        "mae", lambda r, c: np.array([[abs(x["prediction"] - x["label"]), 1.0] for x in r]).reshape(len(r), 2), ratio
+    ),
 ]
 MULTI_LABEL = [CountedMetric("f1_micro", _set_counts, micro_f1)]
-LANGUAGE_MODELING = [CountedMetric("loss", lambda r, c: np.array([[x["nll"], x["predicted_tokens"]] for x in r], dtype=float).reshape(len(r), 2), ratio)]
+LANGUAGE_MODELING = [
+    CountedMetric(
+        "loss",
+        lambda r, c: np.array([[x["nll"], x["predicted_tokens"]] for x in r], dtype=float).reshape(len(r), 2),
+        ratio,
+    )
+]
 
 COMPARED: dict[str, list[CountedMetric]] = {
     "sequence-classification": SEQUENCE_CLASSIFICATION,

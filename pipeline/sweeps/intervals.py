@@ -117,7 +117,11 @@ def t_quantile(confidence: float, df: float) -> float:
 
 
 def paired_difference(
-    cell: list[ExampleCounts], baseline: list[ExampleCounts], seed_differences: list[float], seed: int = 0, resamples: int = RESAMPLES
+    cell: list[ExampleCounts],
+    baseline: list[ExampleCounts],
+    seed_differences: list[float],
+    seed: int = 0,
+    resamples: int = RESAMPLES,
 ) -> Difference:
     """The `Difference` of seed-paired runs (cell[s] against baseline[s], scored on the same test examples)."""
     examples = len(cell[0].counts)

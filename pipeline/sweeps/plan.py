@@ -74,7 +74,10 @@ def cells_of(grids: list[tuple[str, list[Any]]]) -> list[Cell]:
     for values in itertools.product(*(values for _, values in grids)):
         pairs = list(zip((key for key, _ in grids), values, strict=True))
         name = ",".join(f"{key.rsplit('.', 1)[-1]}={slug(value)}" for key, value in pairs) or "recipe"
-        overrides = tuple(f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}" for key, value in pairs)
+        overrides = tuple(
+            f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+            for key, value in pairs
+        )
         cells.append(Cell(name, overrides))
     names = [cell.name for cell in cells]
     if len(set(names)) != len(names):
@@ -82,7 +85,9 @@ def cells_of(grids: list[tuple[str, list[Any]]]) -> list[Cell]:
     return cells
 
 
-def plan_runs(recipe_path: Path, overrides: list[str], cells: list[Cell], seeds: list[int], output: Path) -> list[PlannedRun]:
+def plan_runs(
+    recipe_path: Path, overrides: list[str], cells: list[Cell], seeds: list[int], output: Path
+) -> list[PlannedRun]:
     """Every run the sweep may train (cells × seeds), each recipe validated: a bad value is one line naming its cell."""
     runs = []
     for cell in cells:
@@ -104,7 +109,9 @@ def baseline_cell(cells: list[Cell], baseline: str | None) -> Cell:
     wanted = f"{key}={yaml.safe_dump(read_yaml(value), default_flow_style=True).strip().removesuffix('...').strip()}"
     matching = [cell for cell in cells if wanted in cell.overrides]
     if len(matching) != 1:
-        raise PipelineError(f"--baseline {baseline} names {len(matching)} cells; it must name exactly one (cells: {', '.join(c.name for c in cells)})")
+        raise PipelineError(
+            f"--baseline {baseline} names {len(matching)} cells; it must name exactly one (cells: {', '.join(c.name for c in cells)})"
+        )
     return matching[0]
 
 
@@ -114,5 +121,7 @@ def run_state(run: PlannedRun) -> str:
     if not saved.is_file():
         return "new"
     if saved.read_text(encoding="utf-8") != dump_recipe(run.recipe):
-        raise PipelineError(f"{run.output_dir} holds a run of another recipe; give the sweep a new --output", field="--output")
+        raise PipelineError(
+            f"{run.output_dir} holds a run of another recipe; give the sweep a new --output", field="--output"
+        )
     return "finished" if (run.output_dir / "metrics.json").is_file() else "interrupted"

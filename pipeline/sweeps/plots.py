@@ -40,7 +40,11 @@ def learning_curves(runs: dict[str, list[RunResult]], key: str, split: str | Non
     for color, (cell, members) in zip(plt.cm.tab10.colors * 10, runs.items(), strict=False):
         series = []
         for run in members:
-            points = {r["step"]: r[key] for r in run.log() if key in r and r[key] is not None and (r.get("split") == split if split else "split" not in r)}
+            points = {
+                r["step"]: r[key]
+                for r in run.log()
+                if key in r and r[key] is not None and (r.get("split") == split if split else "split" not in r)
+            }
             series.append(points)
         steps = sorted(set.intersection(*(set(s) for s in series))) if series else []
         if not steps:
@@ -55,5 +59,7 @@ def learning_curves(runs: dict[str, list[RunResult]], key: str, split: str | Non
     axes.set_xlabel("optimizer step")
     axes.set_ylabel(f"{split} {key}" if split else f"training {key}")
     axes.legend(fontsize=7)
-    axes.set_title(f"{'training ' + key if split is None else split + ' ' + key} (line: mean over seeds, band: their range)")
+    axes.set_title(
+        f"{'training ' + key if split is None else split + ' ' + key} (line: mean over seeds, band: their range)"
+    )
     return save_figure(figure, path)

@@ -42,12 +42,26 @@ class Launch:
     ray_address: str | None = None
 
     def command(self, run: PlannedRun, resume: bool) -> list[str]:
-        return [sys.executable, "-m", "pipeline", "train", str(self.recipe), *self.overrides, *run.overrides, *(["--resume"] if resume else [])]
+        return [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "train",
+            str(self.recipe),
+            *self.overrides,
+            *run.overrides,
+            *(["--resume"] if resume else []),
+        ]
 
 
 def run_environment(threads: int, gpu: int | None = None) -> dict[str, str]:
     """The same threads for every run, whichever backend starts it: results then agree to the last bit."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = str(gpu)
     return env
@@ -74,8 +88,13 @@ class RunProcess:
         self.stopped_at: dict[str, Any] | None = None
         self.history: list[tuple[int, float]] = []  # the watched scores read so far
         command = launch.command(run, resume=run_state(run) == "interrupted")
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr,
-                                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
 
     def stop(self, step: int, score: float) -> None:
         """Ask the run to stop (it saves a checkpoint first); remembered as stopped by the rule."""
@@ -91,7 +110,13 @@ class RunProcess:
         lines = [line for line in self.stderr.read().strip().splitlines() if line.strip()]
         self.stderr.close()
         run = self.run
-        base = {"cell": run.cell.name, "seed": run.seed, "output_dir": str(run.output_dir), "wall_s": wall, "scores": scores_of(run.output_dir)}
+        base = {
+            "cell": run.cell.name,
+            "seed": run.seed,
+            "output_dir": str(run.output_dir),
+            "wall_s": wall,
+            "scores": scores_of(run.output_dir),
+        }
         if code == 0:
             return Outcome(status="finished", **base)
         if self.stopped_at is not None:
@@ -102,6 +127,6 @@ class RunProcess:
 
 def scores_of(output_dir: Path) -> dict[str, Any]:
     path = output_dir / "metrics.json"
-    return {key: value for key, value in json.loads(path.read_text()).items() if key != "train"} if path.is_file() else {}
-
-
+    return (
+        {key: value for key, value in json.loads(path.read_text()).items() if key != "train"} if path.is_file() else {}
+    )

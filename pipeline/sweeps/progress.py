@@ -33,7 +33,9 @@ class Manifest:
 
     def write(self) -> None:
         partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(json.dumps({**self.plan, "runs": [asdict(o) for o in self.outcomes.values()]}, indent=2) + "\n")
+        partial.write_text(
+            json.dumps({**self.plan, "runs": [asdict(o) for o in self.outcomes.values()]}, indent=2) + "\n"
+        )
         partial.replace(self.path)
 
     def stopped(self, run: PlannedRun) -> Outcome | None:
@@ -75,7 +77,9 @@ class Progress:
             self.say(f"{label}: finished in {outcome.wall_s:.0f} s, {headline(outcome.scores)}")
         elif outcome.status == "stopped":
             at = outcome.stopped_at or {}
-            self.say(f"{label}: stopped early at step {at.get('step')} (score {at.get('score')}), after {outcome.wall_s:.0f} s")
+            self.say(
+                f"{label}: stopped early at step {at.get('step')} (score {at.get('score')}), after {outcome.wall_s:.0f} s"
+            )
         else:
             self.say(f"{label}: failed after {outcome.wall_s:.0f} s: {outcome.error}")
         self.manifest.record(outcome)
@@ -84,5 +88,3 @@ class Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-

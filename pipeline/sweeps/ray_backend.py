@@ -52,7 +52,9 @@ class ReportToProgress(tune.Callback):
         number = trial.config["run"]
         if number not in outcomes and number in last:
             run = runs[number]
-            outcomes[number] = progress.end(Outcome(run.cell.name, run.seed, str(run.output_dir), "stopped", stopped_at=last[number]))
+            outcomes[number] = progress.end(
+                Outcome(run.cell.name, run.seed, str(run.output_dir), "stopped", stopped_at=last[number])
+            )
 
 
 def trial_function(launch: Launch, runs: list[PlannedRun], watched: Any, driver_directory: str):
@@ -75,7 +77,9 @@ def trial_function(launch: Launch, runs: list[PlannedRun], watched: Any, driver_
     return trial
 
 
-def run_on_ray(launch: Launch, runs: list[PlannedRun], progress: Progress, stopping: StoppingRule | None, output: Path) -> list[Outcome]:
+def run_on_ray(
+    launch: Launch, runs: list[PlannedRun], progress: Progress, stopping: StoppingRule | None, output: Path
+) -> list[Outcome]:
     """Each run as a Ray Tune trial, `launch.threads` CPUs and `launch.gpus_per_trial` GPUs each; outcomes in plan
     order. With `stopping`, ASHA on the watched score stops trials early (the local rule itself is not used)."""
     outcomes: dict[int, Outcome] = {}
@@ -89,7 +93,11 @@ def run_on_ray(launch: Launch, runs: list[PlannedRun], progress: Progress, stopp
     if todo:
         ray.init(address=launch.ray_address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
         watched = stopping.watched if stopping is not None else None
-        scheduler = ASHAScheduler(metric="score", mode=watched.mode, grace_period=1, reduction_factor=3, max_t=10_000) if watched else None
+        scheduler = (
+            ASHAScheduler(metric="score", mode=watched.mode, grace_period=1, reduction_factor=3, max_t=10_000)
+            if watched
+            else None
+        )
         key, last = id(progress), {}
         _DRIVERS[key] = progress, runs, outcomes, last
         trial = trial_function(launch, runs, watched, os.getcwd())
@@ -97,8 +105,12 @@ def run_on_ray(launch: Launch, runs: list[PlannedRun], progress: Progress, stopp
             tune.with_resources(trial, {"cpu": launch.threads, "gpu": launch.gpus_per_trial}),
             param_space={"run": tune.grid_search(todo)},
             tune_config=tune.TuneConfig(scheduler=scheduler),
-            run_config=tune.RunConfig(name="ray-tune", storage_path=str((output / ".ray").resolve()), verbose=0,
-                                      callbacks=[ReportToProgress(key)]),
+            run_config=tune.RunConfig(
+                name="ray-tune",
+                storage_path=str((output / ".ray").resolve()),
+                verbose=0,
+                callbacks=[ReportToProgress(key)],
+            ),
         )
         try:
             tuner.fit()
@@ -106,5 +118,9 @@ def run_on_ray(launch: Launch, runs: list[PlannedRun], progress: Progress, stopp
             del _DRIVERS[key]
     for number, run in enumerate(runs):  # a trial that died without reporting
         if number not in outcomes:
-            outcomes[number] = progress.end(Outcome(run.cell.name, run.seed, str(run.output_dir), "failed", error="the Ray trial ended without a result"))
+            outcomes[number] = progress.end(
+                Outcome(
+                    run.cell.name, run.seed, str(run.output_dir), "failed", error="the Ray trial ended without a result"
+                )
+            )
     return [outcomes[number] for number in range(len(runs))]

@@ -35,7 +35,9 @@ def apply_rule(stopping: StoppingRule, process: RunProcess, finished: bool) -> N
         stopping.completed(key, process.history)
 
 
-def run_local(launch: Launch, runs: list[PlannedRun], progress: Progress, stopping: StoppingRule | None) -> list[Outcome]:
+def run_local(
+    launch: Launch, runs: list[PlannedRun], progress: Progress, stopping: StoppingRule | None
+) -> list[Outcome]:
     """`launch.parallel` runs at a time (one per GPU when several are visible), polled for evaluation lines."""
     gpus = _gpu_count()
     slots: list[int | None] = list(range(gpus)) if gpus > 1 else [None] * launch.parallel
@@ -46,12 +48,16 @@ def run_local(launch: Launch, runs: list[PlannedRun], progress: Progress, stoppi
             done = already_done(run, progress.manifest)
             if done is not None:
                 if stopping is not None and done.status == "skipped":  # a finished run still sets the median
-                    stopping.completed(str(run.output_dir), EvalScores(run.output_dir / "log.jsonl", stopping.watched).new())
+                    stopping.completed(
+                        str(run.output_dir), EvalScores(run.output_dir / "log.jsonl", stopping.watched).new()
+                    )
                 outcomes[run.output_dir] = progress.end(done)
                 continue
             slot = next(s for s in range(len(slots)) if s not in active)
             progress.start(run)
-            active[slot] = RunProcess(launch, run, run_environment(launch.threads, slots[slot]), stopping and stopping.watched)
+            active[slot] = RunProcess(
+                launch, run, run_environment(launch.threads, slots[slot]), stopping and stopping.watched
+            )
         time.sleep(POLL_SECONDS if active else 0)
         for slot, process in list(active.items()):
             finished = process.process.poll() is not None  # read after the last line the run wrote

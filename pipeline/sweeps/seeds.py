@@ -55,24 +55,32 @@ def parse_seeds(text: str) -> SeedPlan:
     if text.strip().startswith("auto"):
         parts = text.strip().split(":")
         try:
-            first, most = (int(parts[1]), int(parts[2])) if len(parts) == 3 else DEFAULT_AUTO if len(parts) == 1 else (None, None)
+            first, most = (
+                (int(parts[1]), int(parts[2])) if len(parts) == 3 else DEFAULT_AUTO if len(parts) == 1 else (None, None)
+            )
         except ValueError:
             first = most = None
         if first is None or most is None:
             raise PipelineError(f"--seeds '{text}' must be auto or auto:MIN:MAX (e.g. auto:3:8)")
         if not MIN_PAIRED_SEEDS <= first <= most <= 1000:
-            raise PipelineError(f"--seeds '{text}': need {MIN_PAIRED_SEEDS} <= MIN <= MAX <= 1000 (an interval needs {MIN_PAIRED_SEEDS} seeds)")
+            raise PipelineError(
+                f"--seeds '{text}': need {MIN_PAIRED_SEEDS} <= MIN <= MAX <= 1000 (an interval needs {MIN_PAIRED_SEEDS} seeds)"
+            )
         return SeedPlan(first=first, most=most)
     try:
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise PipelineError(f"--seeds '{text}' must be integers separated by commas (e.g. 0,1,2), or auto[:MIN:MAX]") from None
+        raise PipelineError(
+            f"--seeds '{text}' must be integers separated by commas (e.g. 0,1,2), or auto[:MIN:MAX]"
+        ) from None
     if not seeds or len(set(seeds)) != len(seeds):
         raise PipelineError(f"--seeds '{text}' must name at least one seed, each once")
     return SeedPlan(fixed=tuple(seeds))
 
 
-def why_stop(entry: dict[str, Any] | None, seeds: int, plan: SeedPlan, precision: float | None, confidence: float) -> str | None:
+def why_stop(
+    entry: dict[str, Any] | None, seeds: int, plan: SeedPlan, precision: float | None, confidence: float
+) -> str | None:
     """Why a cell needs no more seeds (its comparison `entry` for the deciding score, over `seeds` paired seeds),
     or None when another seed is worth running."""
     if seeds >= plan.most:
@@ -86,7 +94,9 @@ def why_stop(entry: dict[str, Any] | None, seeds: int, plan: SeedPlan, precision
         return f"interval width {width:.4f} <= precision {precision}" if width <= precision else None
     if entry["excludes_zero"]:
         return "decided: the interval excludes zero"
-    difference = Difference(entry["seed_differences"], entry["seed_variance"], entry["example_variance"], (0.0, 0.0), entry["examples"])
+    difference = Difference(
+        entry["seed_differences"], entry["seed_variance"], entry["example_variance"], (0.0, 0.0), entry["examples"]
+    )
     if difference.half_width(plan.most, confidence) >= abs(difference.mean):
         return f"open, too small to resolve: with {plan.most} seeds the interval would still contain zero"
     return None

@@ -32,7 +32,9 @@ class RunResult:
     def records(self, split: str) -> list[dict[str, Any]]:
         if split not in self._records:
             path = self.folder / f"predictions-{split}.jsonl"
-            self._records[split] = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+            self._records[split] = (
+                [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+            )
         return self._records[split]
 
     @cached_property
@@ -46,7 +48,11 @@ class RunResult:
 
 def mean_std(values: list[float]) -> dict[str, Any]:
     clean = [value for value in values if value is not None and value == value]
-    return {"mean": stats.fmean(clean) if clean else None, "std": stats.stdev(clean) if len(clean) > 1 else 0.0 if clean else None, "values": values}
+    return {
+        "mean": stats.fmean(clean) if clean else None,
+        "std": stats.stdev(clean) if len(clean) > 1 else 0.0 if clean else None,
+        "values": values,
+    }
 
 
 def cell_summary(runs: list[RunResult], split: str) -> dict[str, Any]:
@@ -61,8 +67,9 @@ def cell_summary(runs: list[RunResult], split: str) -> dict[str, Any]:
     }
 
 
-def paired_comparison(cell: list[RunResult], baseline: list[RunResult], split: str, confidence: float = CONFIDENCE,
-                      seed: int = 0) -> dict[str, Any]:
+def paired_comparison(
+    cell: list[RunResult], baseline: list[RunResult], split: str, confidence: float = CONFIDENCE, seed: int = 0
+) -> dict[str, Any]:
     """Per compared score: the cell minus the baseline, seed by seed (`seed_differences`, their mean and std), and
     the `confidence` interval of the mean difference that counts seed and test-example noise (`ci_low`, `ci_high`;
     `excludes_zero` marks a difference the report calls real). With fewer than 3 paired seeds there is no such
@@ -89,16 +96,30 @@ def difference_entry(difference: Difference, confidence: float) -> dict[str, Any
     """A `Difference` as the report stores it."""
     spread = mean_std(difference.seed_differences)
     entry: dict[str, Any] = {
-        "seed_differences": difference.seed_differences, "seed_difference_mean": spread["mean"], "seed_difference_std": spread["std"],
-        "pairs": difference.pairs, "confidence": confidence, "seed_variance": difference.seed_variance,
-        "example_variance": difference.example_variance, "examples": difference.examples,
-        "examples_ci_low": difference.examples_only[0], "examples_ci_high": difference.examples_only[1],
+        "seed_differences": difference.seed_differences,
+        "seed_difference_mean": spread["mean"],
+        "seed_difference_std": spread["std"],
+        "pairs": difference.pairs,
+        "confidence": confidence,
+        "seed_variance": difference.seed_variance,
+        "example_variance": difference.example_variance,
+        "examples": difference.examples,
+        "examples_ci_low": difference.examples_only[0],
+        "examples_ci_high": difference.examples_only[1],
     }
     interval = difference.interval(confidence)
     if interval is None:
-        entry |= {"ci_low": None, "ci_high": None, "excludes_zero": False,
-                  "no_interval": f"{difference.pairs} paired seed(s): at least {MIN_PAIRED_SEEDS} are needed to tell how much a seed moves the score"}
+        entry |= {
+            "ci_low": None,
+            "ci_high": None,
+            "excludes_zero": False,
+            "no_interval": f"{difference.pairs} paired seed(s): at least {MIN_PAIRED_SEEDS} are needed to tell how much a seed moves the score",
+        }
     else:
-        entry |= {"ci_low": interval[0], "ci_high": interval[1], "excludes_zero": bool(interval[0] > 0 or interval[1] < 0),
-                  "df": None if math.isinf(difference.degrees_of_freedom()) else difference.degrees_of_freedom()}
+        entry |= {
+            "ci_low": interval[0],
+            "ci_high": interval[1],
+            "excludes_zero": bool(interval[0] > 0 or interval[1] < 0),
+            "df": None if math.isinf(difference.degrees_of_freedom()) else difference.degrees_of_freedom(),
+        }
     return entry

@@ -87,8 +87,11 @@ class MedianStopping:
     def should_stop(self, run: str, step: int, score: float) -> bool:
         previous = self.best.get(run)
         self.best[run] = score if previous is None or self.watched.better(score, previous) else previous
-        means = [statistics.fmean(v for s, v in scores if s <= step) for scores in self.finished.values()
-                 if any(s == step for s, _ in scores)]
+        means = [
+            statistics.fmean(v for s, v in scores if s <= step)
+            for scores in self.finished.values()
+            if any(s == step for s, _ in scores)
+        ]
         if len(means) < self.min_completed:
             return False
         return self.watched.better(statistics.median(means), self.best[run])

@@ -21,7 +21,14 @@ def load_run(folder: Path, cell: str) -> RunResult | None:
         return None
     metrics = json.loads((folder / "metrics.json").read_text())
     recipe = read_yaml((folder / "recipe.yaml").read_text())
-    return RunResult(cell, recipe["train"]["seed"], folder, {k: v for k, v in metrics.items() if k != "train"}, metrics["train"], recipe["task"]["type"])
+    return RunResult(
+        cell,
+        recipe["train"]["seed"],
+        folder,
+        {k: v for k, v in metrics.items() if k != "train"},
+        metrics["train"],
+        recipe["task"]["type"],
+    )
 
 
 def report_split(runs: list[RunResult]) -> str:
@@ -52,9 +59,15 @@ def _per_seed(entry: dict[str, Any] | None) -> str:
     return ", ".join(f"{value:+.4f}" for value in entry["seed_differences"])
 
 
-def write_summary(runs: dict[str, list[RunResult]], baseline: str, folder: Path, classical: dict[str, Any] | None = None,
-                  confidence: float = CONFIDENCE, cell_notes: dict[str, dict[str, Any]] | None = None,
-                  stopped_early: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def write_summary(
+    runs: dict[str, list[RunResult]],
+    baseline: str,
+    folder: Path,
+    classical: dict[str, Any] | None = None,
+    confidence: float = CONFIDENCE,
+    cell_notes: dict[str, dict[str, Any]] | None = None,
+    stopped_early: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Summaries and plots of `runs` (cell → its runs) in `folder`, each cell compared with `baseline` at `confidence`.
 
     cell_notes: what the sweep says of a cell beside its scores (`seed_decision`: how many seeds it got and why);
@@ -66,17 +79,28 @@ def write_summary(runs: dict[str, list[RunResult]], baseline: str, folder: Path,
     for cell, members in runs.items():
         if cell != baseline and baseline in runs:
             cells[cell]["vs_baseline"] = paired_comparison(members, runs[baseline], split, confidence)
-    metrics = list(dict.fromkeys(name for cell in cells.values() for name in cell["scores"] if "/" not in name and name != "loss"))
+    metrics = list(
+        dict.fromkeys(name for cell in cells.values() for name in cell["scores"] if "/" not in name and name != "loss")
+    )
     classical_scores = (classical or {}).get("scores", {}).get(split, {})
-    plots = [bar_chart(cells, metric, split, classical_scores.get(metric), folder / f"bars-{metric}.png") for metric in metrics]
+    plots = [
+        bar_chart(cells, metric, split, classical_scores.get(metric), folder / f"bars-{metric}.png")
+        for metric in metrics
+    ]
     eval_metric = metrics[0] if metrics else None
     curves = [learning_curves(runs, "loss", None, folder / "curves-loss.png")]
     first_eval = next((r["split"] for run in everything for r in run.log() if "split" in r), None)
     if eval_metric and first_eval:
         curves.append(learning_curves(runs, eval_metric, first_eval, folder / f"curves-{first_eval}-{eval_metric}.png"))
-    summary = {"split": split, "baseline": baseline, "confidence": confidence, "cells": cells, "classical": classical,
-               "stopped_early": stopped_early or [],
-               "plots": [path.name for path in [*plots, *curves] if path is not None]}
+    summary = {
+        "split": split,
+        "baseline": baseline,
+        "confidence": confidence,
+        "cells": cells,
+        "classical": classical,
+        "stopped_early": stopped_early or [],
+        "plots": [path.name for path in [*plots, *curves] if path is not None],
+    }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (folder / "summary.csv").write_text(_csv(cells, metrics, classical_scores))
     (folder / "summary.md").write_text(_markdown(summary, metrics, classical_scores))
@@ -87,17 +111,46 @@ def _csv(cells: dict[str, dict[str, Any]], metrics: list[str], classical: dict[s
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
-    writer.writerow(["cell", "n", *[f"{m}_{s}" for m in metrics for s in ("mean", "std")], "train_wall_time_s_mean", "train_wall_time_s_std",
-                     "trainable_parameters", *[f"{m}_{k}" for m in compared for k in ("diff_vs_baseline", "ci_low", "ci_high", "excludes_zero",
-                                                                 "examples_only_ci_low", "examples_only_ci_high")]])
+    writer.writerow(
+        [
+            "cell",
+            "n",
+            *[f"{m}_{s}" for m in metrics for s in ("mean", "std")],
+            "train_wall_time_s_mean",
+            "train_wall_time_s_std",
+            "trainable_parameters",
+            *[
+                f"{m}_{k}"
+                for m in compared
+                for k in (
+                    "diff_vs_baseline",
+                    "ci_low",
+                    "ci_high",
+                    "excludes_zero",
+                    "examples_only_ci_low",
+                    "examples_only_ci_high",
+                )
+            ],
+        ]
+    )
     for name, cell in cells.items():
         row = [name, cell["n"]]
         row += [cell["scores"].get(m, {}).get(key) for m in metrics for key in ("mean", "std")]
-        row += [cell["train_wall_time_s"]["mean"], cell["train_wall_time_s"]["std"], cell["trainable_parameters"]["mean"]]
+        row += [
+            cell["train_wall_time_s"]["mean"],
+            cell["train_wall_time_s"]["std"],
+            cell["trainable_parameters"]["mean"],
+        ]
         for m in compared:
             entry = cell.get("vs_baseline", {}).get(m, {})
-            row += [entry.get("seed_difference_mean"), entry.get("ci_low"), entry.get("ci_high"), entry.get("excludes_zero"),
-                    entry.get("examples_ci_low"), entry.get("examples_ci_high")]
+            row += [
+                entry.get("seed_difference_mean"),
+                entry.get("ci_low"),
+                entry.get("ci_high"),
+                entry.get("excludes_zero"),
+                entry.get("examples_ci_low"),
+                entry.get("examples_ci_high"),
+            ]
         writer.writerow(row)
     if classical:
         writer.writerow(["TF-IDF + logistic regression", 1, *[x for m in metrics for x in (classical.get(m), None)]])
@@ -108,27 +161,63 @@ def _markdown(summary: dict[str, Any], metrics: list[str], classical: dict[str, 
     cells, split = summary["cells"], summary["split"]
     compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
     level = f"{round(100 * summary.get('confidence', CONFIDENCE), 2):g}%"
-    head = ["cell", "n", *[f"{split} {m}" for m in metrics], *[f"Δ {m} [{level} CI]" for m in compared],
-            *[f"Δ {m} per seed" for m in compared], "train wall time (s)", "trainable parameters"]
+    head = [
+        "cell",
+        "n",
+        *[f"{split} {m}" for m in metrics],
+        *[f"Δ {m} [{level} CI]" for m in compared],
+        *[f"Δ {m} per seed" for m in compared],
+        "train wall time (s)",
+        "trainable parameters",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, cell in cells.items():
         baseline = name == summary["baseline"]
         label = f"**{name}** (baseline)" if baseline else name
-        row = [label, str(cell["n"]), *[_cell(cell["scores"].get(m)) for m in metrics],
-               *["—" if baseline else _difference(cell.get("vs_baseline", {}).get(m)) for m in compared],
-               *["—" if baseline else _per_seed(cell.get("vs_baseline", {}).get(m)) for m in compared],
-               _cell(cell["train_wall_time_s"], 1), f"{int(cell['trainable_parameters']['mean'] or 0):,}"]
+        row = [
+            label,
+            str(cell["n"]),
+            *[_cell(cell["scores"].get(m)) for m in metrics],
+            *["—" if baseline else _difference(cell.get("vs_baseline", {}).get(m)) for m in compared],
+            *["—" if baseline else _per_seed(cell.get("vs_baseline", {}).get(m)) for m in compared],
+            _cell(cell["train_wall_time_s"], 1),
+            f"{int(cell['trainable_parameters']['mean'] or 0):,}",
+        ]
         lines.append("| " + " | ".join(row) + " |")
     if classical:
-        lines.append("| " + " | ".join(["TF-IDF + logistic regression", "1", *[f"{classical[m]:.4f}" if m in classical else "—" for m in metrics],
-                                         *["—"] * 2 * len(compared), "—", "—"]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    "TF-IDF + logistic regression",
+                    "1",
+                    *[f"{classical[m]:.4f}" if m in classical else "—" for m in metrics],
+                    *["—"] * 2 * len(compared),
+                    "—",
+                    "—",
+                ]
+            )
+            + " |"
+        )
     if any("seed_decision" in cell for cell in cells.values()):
         lines += ["", "| cell | seeds | why no more |", "|---|---|---|"]
-        lines += [f"| {name} | {cell['seed_decision']['seeds']} | {cell['seed_decision']['stopped_because']} |"
-                  for name, cell in cells.items() if "seed_decision" in cell]
+        lines += [
+            f"| {name} | {cell['seed_decision']['seeds']} | {cell['seed_decision']['stopped_because']} |"
+            for name, cell in cells.items()
+            if "seed_decision" in cell
+        ]
     if summary["stopped_early"]:
-        lines += ["", "Runs stopped early (left out of every score above):", "", "| cell | seed | step | score |", "|---|---|---|---|"]
-        lines += [f"| {run['cell']} | {run['seed']} | {run.get('step')} | {run.get('score')} |" for run in summary["stopped_early"]]
+        lines += [
+            "",
+            "Runs stopped early (left out of every score above):",
+            "",
+            "| cell | seed | step | score |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {run['cell']} | {run['seed']} | {run.get('step')} | {run.get('score')} |"
+            for run in summary["stopped_early"]
+        ]
     notes = [
         "",
         f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, paired by "

@@ -52,7 +52,9 @@ class SweepState:
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def run_all(launch: Launch, runs: list[PlannedRun], manifest: Manifest, backend: str, stopping: StoppingRule | None = None) -> list[Outcome]:
+def run_all(
+    launch: Launch, runs: list[PlannedRun], manifest: Manifest, backend: str, stopping: StoppingRule | None = None
+) -> list[Outcome]:
     """Every run of `runs` on the chosen backend; returns their outcomes in plan order."""
     progress = Progress(runs, manifest)
     try:
@@ -72,11 +74,17 @@ def stopping_rule(kind: str | None, seeds: SeedPlan, recipe: Recipe) -> Stopping
     if kind is None:
         return None
     if seeds.auto:
-        raise PipelineError("early stopping is for hyper-parameter grids; with --seeds auto it would drop the runs the "
-                            "intervals need: give fixed seeds", field="--early-stop")
+        raise PipelineError(
+            "early stopping is for hyper-parameter grids; with --seeds auto it would drop the runs the "
+            "intervals need: give fixed seeds",
+            field="--early-stop",
+        )
     train = recipe.train
     if train.eval_every_steps is None and (train.max_steps is not None or train.epochs == 1):
-        raise PipelineError("early stopping reads the scores of evaluations during training: set train.eval_every_steps", field="--early-stop")
+        raise PipelineError(
+            "early stopping reads the scores of evaluations during training: set train.eval_every_steps",
+            field="--early-stop",
+        )
     return MedianStopping(Watched(recipe.eval.splits[0], (recipe.eval.metrics or ["accuracy"])[0]))
 
 
@@ -91,7 +99,9 @@ def finished_results(planned: dict[tuple[str, int], PlannedRun], state: SweepSta
     return results
 
 
-def add_seeds(state: SweepState, results: dict[str, list[RunResult]], base: str, seeds: SeedPlan, precision: float | None) -> bool:
+def add_seeds(
+    state: SweepState, results: dict[str, list[RunResult]], base: str, seeds: SeedPlan, precision: float | None
+) -> bool:
     """One more seed for every cell whose comparison is still open (and the baseline, to pair it); True if any."""
     if base not in results:
         return False
@@ -101,18 +111,27 @@ def add_seeds(state: SweepState, results: dict[str, list[RunResult]], base: str,
     for cell, own in state.seeds_of.items():
         if cell == base or cell in state.decisions:
             continue
-        comparison = paired_comparison(results.get(cell, []), results[base], split, confidence) if results.get(cell) else {}
+        comparison = (
+            paired_comparison(results.get(cell, []), results[base], split, confidence) if results.get(cell) else {}
+        )
         entry = next(iter(comparison.values()), None)
         why = why_stop(entry, len(own), seeds, precision, confidence)
         if why is not None:
-            state.decisions[cell] = {"seeds": len(own), "stopped_because": why, "deciding_score": next(iter(comparison), None)}
+            state.decisions[cell] = {
+                "seeds": len(own),
+                "stopped_because": why,
+                "deciding_score": next(iter(comparison), None),
+            }
             continue
         own.append(len(own))
         if own[-1] not in state.seeds_of[base]:
             state.seeds_of[base].append(own[-1])
         grown = True
     if not grown:
-        state.decisions[base] = {"seeds": len(state.seeds_of[base]), "stopped_because": "the baseline: as many seeds as the cells compared with it"}
+        state.decisions[base] = {
+            "seeds": len(state.seeds_of[base]),
+            "stopped_because": "the baseline: as many seeds as the cells compared with it",
+        }
     return grown
 
 
@@ -121,10 +140,19 @@ def check_same_sweep(manifest_path: Path, plan: dict[str, Any], output: Path) ->
         previous = json.loads(manifest_path.read_text())
         keys = ("recipe", "overrides", "grid", "seeds")
         if {k: previous.get(k) for k in keys} != {k: plan[k] for k in keys}:
-            raise PipelineError(f"{output} holds another sweep (sweep.json differs); give a new --output", field="--output")
+            raise PipelineError(
+                f"{output} holds another sweep (sweep.json differs); give a new --output", field="--output"
+            )
 
 
-def sweep(recipe: Path, overrides: list[str], grids: list[str], seeds: SeedPlan, output: Path, options: SweepOptions = SweepOptions()) -> dict[str, Any]:
+def sweep(
+    recipe: Path,
+    overrides: list[str],
+    grids: list[str],
+    seeds: SeedPlan,
+    output: Path,
+    options: SweepOptions = SweepOptions(),
+) -> dict[str, Any]:
     """Run every cell × seed (skipping finished runs, resuming interrupted ones; with auto seeds, adding seeds where
     the answer is open), then write the summary and plots into `output`; returns the summary. A run that fails is
     recorded in `sweep.json` and the others go on."""
@@ -132,16 +160,30 @@ def sweep(recipe: Path, overrides: list[str], grids: list[str], seeds: SeedPlan,
     planned = {(run.cell.name, run.seed): run for run in plan_runs(recipe, overrides, cells, seeds.every(), output)}
     base = baseline_cell(cells, options.baseline)
     stopping = stopping_rule(options.early_stop, seeds, next(iter(planned.values())).recipe)
-    plan = {"recipe": str(recipe), "overrides": overrides, "grid": grids, "seeds": seeds.describe(), "baseline": base.name,
-            "cells": {cell.name: list(cell.overrides) for cell in cells}, "backend": options.backend}
+    plan = {
+        "recipe": str(recipe),
+        "overrides": overrides,
+        "grid": grids,
+        "seeds": seeds.describe(),
+        "baseline": base.name,
+        "cells": {cell.name: list(cell.overrides) for cell in cells},
+        "backend": options.backend,
+    }
     manifest_path = output / "sweep.json"
     check_same_sweep(manifest_path, plan, output)
     output.mkdir(parents=True, exist_ok=True)
-    launch = Launch(recipe, tuple(overrides), options.threads(), options.parallel, options.gpus_per_trial, options.ray_address)
+    launch = Launch(
+        recipe, tuple(overrides), options.threads(), options.parallel, options.gpus_per_trial, options.ray_address
+    )
     manifest = Manifest(manifest_path, plan)
     state = SweepState({cell.name: seeds.initial() for cell in cells})
     while True:
-        batch = [planned[(c, s)] for c, own in state.seeds_of.items() for s in own if planned[(c, s)].output_dir not in state.outcomes]
+        batch = [
+            planned[(c, s)]
+            for c, own in state.seeds_of.items()
+            for s in own
+            if planned[(c, s)].output_dir not in state.outcomes
+        ]
         for run, outcome in zip(batch, run_all(launch, batch, manifest, options.backend, stopping), strict=True):
             state.outcomes[run.output_dir] = outcome
         results = finished_results(planned, state)
@@ -150,24 +192,45 @@ def sweep(recipe: Path, overrides: list[str], grids: list[str], seeds: SeedPlan,
     return report(state, results, cells, base, planned, manifest, options, seeds)
 
 
-def report(state: SweepState, results: dict[str, list[RunResult]], cells: list[Cell], base: Cell, planned: dict[tuple[str, int], PlannedRun],
-           manifest: Manifest, options: SweepOptions, seeds: SeedPlan) -> dict[str, Any]:
+def report(
+    state: SweepState,
+    results: dict[str, list[RunResult]],
+    cells: list[Cell],
+    base: Cell,
+    planned: dict[tuple[str, int], PlannedRun],
+    manifest: Manifest,
+    options: SweepOptions,
+    seeds: SeedPlan,
+) -> dict[str, Any]:
     """The summary of a sweep that ran (and `sweep.json` with each cell's seed decisions); failures raise after it."""
     if not results:
         raise PipelineError(f"no run of the sweep finished; see {manifest.path}")
     notes: dict[str, dict[str, Any]] = {cell: {"seed_decision": decision} for cell, decision in state.decisions.items()}
-    stopped = [{"cell": o.cell, "seed": o.seed, **(o.stopped_at or {})} for o in state.outcomes.values() if o.status == "stopped"]
+    stopped = [
+        {"cell": o.cell, "seed": o.seed, **(o.stopped_at or {})}
+        for o in state.outcomes.values()
+        if o.status == "stopped"
+    ]
     if state.decisions:
         manifest.plan["seed_decisions"] = state.decisions
         manifest.write()
     reference = next(iter(planned.values())).recipe
-    summary = write_summary(results, base.name, manifest.path.parent, classical_baseline(reference) if options.classical else None,
-                            confidence=seeds.confidence(CONFIDENCE), cell_notes=notes, stopped_early=stopped)
+    summary = write_summary(
+        results,
+        base.name,
+        manifest.path.parent,
+        classical_baseline(reference) if options.classical else None,
+        confidence=seeds.confidence(CONFIDENCE),
+        cell_notes=notes,
+        stopped_early=stopped,
+    )
     failed = [outcome for outcome in state.outcomes.values() if outcome.status == "failed"]
     summary["failed_runs"] = len(failed)
     if failed:
-        raise PipelineError(f"{len(failed)} of {len(state.outcomes)} runs failed (first: {failed[0].cell} seed={failed[0].seed}: {failed[0].error}); "
-                            f"the summary covers the rest; see {manifest.path}, and run the sweep again to retry them")
+        raise PipelineError(
+            f"{len(failed)} of {len(state.outcomes)} runs failed (first: {failed[0].cell} seed={failed[0].seed}: {failed[0].error}); "
+            f"the summary covers the rest; see {manifest.path}, and run the sweep again to retry them"
+        )
     return summary
 
 
@@ -200,7 +263,14 @@ def compare(paths: list[Path], output: Path, baseline: Path | None = None, class
     for folder in folders:
         recipe = flatten(read_yaml((folder / "recipe.yaml").read_text()))
         settings[folder] = {key: value for key, value in recipe.items() if key not in ("output_dir", "train.seed")}
-    differing = sorted({key for s in settings.values() for key in s if len({json.dumps(t.get(key), sort_keys=True) for t in settings.values()}) > 1})
+    differing = sorted(
+        {
+            key
+            for s in settings.values()
+            for key in s
+            if len({json.dumps(t.get(key), sort_keys=True) for t in settings.values()}) > 1
+        }
+    )
 
     def name(folder: Path) -> str:
         return ",".join(f"{setting_name(key)}={slug(settings[folder].get(key))}" for key in differing) or "runs"

@@ -35,10 +35,17 @@ class Task(Protocol):
     def prepare_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None: ...
     def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int: ...
     def encode(
-        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str, token_features: TokenFeatures,
+        self,
+        split: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        name: str,
+        token_features: TokenFeatures,
         for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]: ...
-    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]: ...
+    def evaluate(
+        self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
+    ) -> tuple[Scores, Records]: ...
     def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None: ...
     def encoding_state(self) -> dict[str, Any]: ...
     def restore_encoding_state(self, state: dict[str, Any]) -> None: ...
@@ -81,7 +88,9 @@ def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:
     for name, split in splits.items():
         for field, column in wanted.items():
             if column not in split.column_names:
-                raise PipelineError(f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field)
+                raise PipelineError(
+                    f"column '{column}' not in split '{name}' (columns: {split.column_names})", field=field
+                )
 
 
 class LabelledTask(TaskDefaults):

@@ -79,8 +79,13 @@ class LanguageModeling(TaskDefaults):
         return 1
 
     def encode(
-        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str,
-        token_features: TokenFeatures = NO_TOKEN_FEATURES, for_training: bool = False,
+        self,
+        split: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        name: str,
+        token_features: TokenFeatures = NO_TOKEN_FEATURES,
+        for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
         """Pack the split's texts into blocks of `max_length` tokens with `labels` = the ids (and the family's
         extra per-token inputs, packed alike).
@@ -88,7 +93,10 @@ class LanguageModeling(TaskDefaults):
         Empty texts are skipped and counted; texts longer than a block are split across blocks, not truncated.
         """
         if tokenizer.eos_token_id is None:
-            raise PipelineError("language modeling joins texts with the end-of-text token, and this tokenizer has none", field="model.tokenizer")
+            raise PipelineError(
+                "language modeling joins texts with the end-of-text token, and this tokenizer has none",
+                field="model.tokenizer",
+            )
         separator = {"input_ids": tokenizer.eos_token_id, **token_features.of_token(tokenizer, tokenizer.eos_token)}
 
         def pack(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -104,10 +112,22 @@ class LanguageModeling(TaskDefaults):
             return blocks
 
         empty = sum(1 for text in split[self.cfg.text_column] if text is None or not str(text).strip())
-        packed = split.map(pack, batched=True, batch_size=TEXTS_PER_PACKING_BATCH, remove_columns=split.column_names, desc=f"packing {name}")
+        packed = split.map(
+            pack,
+            batched=True,
+            batch_size=TEXTS_PER_PACKING_BATCH,
+            remove_columns=split.column_names,
+            desc=f"packing {name}",
+        )
         if len(packed) == 0:
             raise PipelineError(f"split '{name}' has no text to model", field="data")
-        counts = {"examples": len(split), "empty_texts": empty, "truncated": 0, "blocks": len(packed), "tokens": sum(map(len, packed["input_ids"]))}
+        counts = {
+            "examples": len(split),
+            "empty_texts": empty,
+            "truncated": 0,
+            "blocks": len(packed),
+            "tokens": sum(map(len, packed["input_ids"])),
+        }
         return packed, counts
 
     def evaluate(
@@ -133,8 +153,13 @@ class LanguageModeling(TaskDefaults):
         scores = compute_all(metrics, "token_nll", pooled, [count * len(self.directions) for count in counts])
         if len(self.directions) > 1:
             for prefix, values in nll.items():
-                scores.update({prefix + name: value for name, value in compute_all(metrics, "token_nll", values, counts).items()})
+                scores.update(
+                    {prefix + name: value for name, value in compute_all(metrics, "token_nll", values, counts).items()}
+                )
         total_tokens = sum(counts) * len(self.directions)
         scores["loss"] = sum(pooled) / total_tokens if total_tokens else float("nan")
-        records = [{"index": i, "predicted_tokens": count, "nll": round(value, 4)} for i, (count, value) in enumerate(zip(counts, pooled, strict=True))]
+        records = [
+            {"index": i, "predicted_tokens": count, "nll": round(value, 4)}
+            for i, (count, value) in enumerate(zip(counts, pooled, strict=True))
+        ]
         return scores, records

@@ -35,7 +35,10 @@ class MultiLabel(SequenceClassification):
         for row, value in enumerate(split[self.cfg.label_column], start=1):
             if isinstance(value, str):
                 if delimiter is None:
-                    raise PipelineError(f"row {row} holds the string {value!r}, not a list of labels; set task.label_delimiter to split it", field="task.label_delimiter")
+                    raise PipelineError(
+                        f"row {row} holds the string {value!r}, not a list of labels; set task.label_delimiter to split it",
+                        field="task.label_delimiter",
+                    )
                 sets.append([part.strip() for part in value.split(delimiter) if part.strip()])
             else:
                 sets.append([str(label) for label in value])
@@ -63,7 +66,9 @@ class MultiLabel(SequenceClassification):
             vectors.append(vector)
         return vectors
 
-    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]:
+    def evaluate(
+        self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
+    ) -> tuple[Scores, Records]:
         """Scores at `eval.threshold`, and per example the true and predicted labels and every label's probability."""
         predictions, references, probabilities = [], [], []
         for logits, targets in gathered_outputs(accelerator, model, loader, logits_and_labels):
@@ -71,10 +76,17 @@ class MultiLabel(SequenceClassification):
             predictions += (chances >= self.eval_cfg.threshold).int().tolist()
             references += targets.int().tolist()
             probabilities += chances.tolist()
-        scores = {self._label_named(key): value for key, value in compute_all(metrics, "label_sets", predictions, references).items()}
+        scores = {
+            self._label_named(key): value
+            for key, value in compute_all(metrics, "label_sets", predictions, references).items()
+        }
         records = [
-            {"index": i, "labels": self._names(gold), "predicted": self._names(guess),
-             "probabilities": {label: round(p, 6) for label, p in zip(self.labels, chances, strict=True)}}
+            {
+                "index": i,
+                "labels": self._names(gold),
+                "predicted": self._names(guess),
+                "probabilities": {label: round(p, 6) for label, p in zip(self.labels, chances, strict=True)},
+            }
             for i, (gold, guess, chances) in enumerate(zip(references, predictions, probabilities, strict=True))
         ]
         return scores, records

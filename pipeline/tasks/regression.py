@@ -31,13 +31,18 @@ class Regression(SequenceClassification):
     def label_values(self, split: Dataset, name: str) -> list[float]:
         return [float(value) for value in split[self.cfg.label_column]]
 
-    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]:
+    def evaluate(
+        self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
+    ) -> tuple[Scores, Records]:
         """Metric scores and one record per example: the true and the predicted value."""
         predictions, references = [], []
         for outputs, targets in gathered_outputs(accelerator, model, loader, logits_and_labels):
             predictions += outputs.squeeze(-1).tolist()  # (batch, 1) → (batch,)
             references += targets.tolist()
-        records = [{"index": i, "label": gold, "prediction": round(value, 6)} for i, (gold, value) in enumerate(zip(references, predictions, strict=True))]
+        records = [
+            {"index": i, "label": gold, "prediction": round(value, 6)}
+            for i, (gold, value) in enumerate(zip(references, predictions, strict=True))
+        ]
         return compute_all(metrics, "values", predictions, references), records
 
     def example_score(self, record: dict[str, Any]) -> tuple[str, float, int]:

@@ -60,7 +60,10 @@ class SequenceClassification(LabelledTask):
 
     def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None:
         """What a reader of the predictions file needs to see of each row: its text (and pair)."""
-        columns = {"text": self.cfg.text_column, **({"text_pair": self.cfg.text_pair_column} if self.cfg.text_pair_column else {})}
+        columns = {
+            "text": self.cfg.text_column,
+            **({"text_pair": self.cfg.text_pair_column} if self.cfg.text_pair_column else {}),
+        }
         values = {key: split[column] for key, column in columns.items()}
         return [{key: values[key][i] for key in columns} for i in range(len(split))]
 
@@ -72,7 +75,9 @@ class SequenceClassification(LabelledTask):
         else:
             self.labels = sorted({str(value) for value in train[self.cfg.label_column]}, key=label_sort_key)
         if len(self.labels) < 2:
-            raise PipelineError(f"the train split has {len(self.labels)} distinct label(s); need at least 2", field="task.label_column")
+            raise PipelineError(
+                f"the train split has {len(self.labels)} distinct label(s); need at least 2", field="task.label_column"
+            )
 
     def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int:
         """Special tokens the tokenizer adds to each input ([CLS] ... [SEP], for a pair one more [SEP])."""
@@ -100,8 +105,13 @@ class SequenceClassification(LabelledTask):
         return [index[label] for label in names]
 
     def encode(
-        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str,
-        token_features: TokenFeatures = NO_TOKEN_FEATURES, for_training: bool = False,
+        self,
+        split: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        name: str,
+        token_features: TokenFeatures = NO_TOKEN_FEATURES,
+        for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
         """Tokenize (truncating to `max_length`, no padding: the collator pads each batch) and add `labels`, plus
         the family's extra per-token inputs (`token_features`).
@@ -115,7 +125,13 @@ class SequenceClassification(LabelledTask):
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
             texts = ["" if text is None else str(text) for text in batch[text_column]]
             pairs = ["" if text is None else str(text) for text in batch[pair_column]] if pair_column else None
-            encoded = tokenizer(texts, pairs, truncation=True, max_length=max_length, return_offsets_mapping=token_features.needs_offsets)
+            encoded = tokenizer(
+                texts,
+                pairs,
+                truncation=True,
+                max_length=max_length,
+                return_offsets_mapping=token_features.needs_offsets,
+            )
             token_features.add(encoded, tokenizer, texts, pairs)
             full = tokenizer(texts, pairs, truncation=False, verbose=False)["input_ids"]
             encoded["_truncated"] = [len(ids) > max_length for ids in full]
@@ -123,10 +139,16 @@ class SequenceClassification(LabelledTask):
             return encoded
 
         encoded = split.map(tokenize, batched=True, remove_columns=split.column_names, desc=f"tokenizing {name}")
-        counts = {"examples": len(encoded), "empty_texts": sum(encoded["_empty"]), "truncated": sum(encoded["_truncated"])}
+        counts = {
+            "examples": len(encoded),
+            "empty_texts": sum(encoded["_empty"]),
+            "truncated": sum(encoded["_truncated"]),
+        }
         return encoded.remove_columns(["_truncated", "_empty"]).add_column("labels", labels), counts
 
-    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]:
+    def evaluate(
+        self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
+    ) -> tuple[Scores, Records]:
         """Metric scores and one record per example (gold label, predicted label, class probabilities), in order."""
         predictions, references, probabilities = [], [], []
         for logits, labels in gathered_outputs(accelerator, model, loader, logits_and_labels):
@@ -134,7 +156,12 @@ class SequenceClassification(LabelledTask):
             references += labels.tolist()
             probabilities += logits.softmax(dim=-1).tolist()
         records = [
-            {"index": i, "label": self.labels[gold], "prediction": self.labels[guess], "probabilities": [round(p, 6) for p in probs]}
+            {
+                "index": i,
+                "label": self.labels[gold],
+                "prediction": self.labels[guess],
+                "probabilities": [round(p, 6) for p in probs],
+            }
             for i, (gold, guess, probs) in enumerate(zip(references, predictions, probabilities, strict=True))
         ]
         return compute_all(metrics, "classes", predictions, references), records

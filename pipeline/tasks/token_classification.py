@@ -91,7 +91,9 @@ class TokenClassification(LabelledTask):
         """The sorted distinct tags of the train split."""
         self.labels = sorted({str(tag) for tags in train[self.cfg.tags_column] for tag in tags})
         if len(self.labels) < 2:
-            raise PipelineError(f"the train split has {len(self.labels)} distinct tag(s); need at least 2", field="task.tags_column")
+            raise PipelineError(
+                f"the train split has {len(self.labels)} distinct tag(s); need at least 2", field="task.tags_column"
+            )
 
     def default_metrics(self) -> list[str]:
         """Entity F1 (and word accuracy) for BIO-style tags; word accuracy and macro-F1 over tags otherwise."""
@@ -121,8 +123,13 @@ class TokenClassification(LabelledTask):
         return later
 
     def encode(
-        self, split: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, name: str,
-        token_features: TokenFeatures = NO_TOKEN_FEATURES, for_training: bool = False,
+        self,
+        split: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        name: str,
+        token_features: TokenFeatures = NO_TOKEN_FEATURES,
+        for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
         """Tokenize the words (truncating to `max_length` tokens) and give each word's first piece its tag id.
 
@@ -136,16 +143,31 @@ class TokenClassification(LabelledTask):
             words = [[str(word) for word in row] for row in batch[words_column]]
             for row, tags in zip(words, batch[tags_column], strict=True):
                 if len(row) != len(tags):
-                    raise PipelineError(f"split '{name}': a row has {len(row)} words but {len(tags)} tags", field="task.tags_column")
-            encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length,
-                                return_offsets_mapping=token_features.needs_offsets)
+                    raise PipelineError(
+                        f"split '{name}': a row has {len(row)} words but {len(tags)} tags", field="task.tags_column"
+                    )
+            encoded = tokenizer(
+                words,
+                is_split_into_words=True,
+                truncation=True,
+                max_length=max_length,
+                return_offsets_mapping=token_features.needs_offsets,
+            )
             token_features.add(encoded, tokenizer, words, None, split_into_words=True)
             labels, truncated = [], []
             for i, tags in enumerate(batch[tags_column]):
                 row, previous = [], None
                 for word in encoded.word_ids(i):
                     tag = None if word is None else index[str(tags[word])]
-                    row.append(IGNORED_LABEL if tag is None else tag if word != previous else later[tag] if later else IGNORED_LABEL)
+                    row.append(
+                        IGNORED_LABEL
+                        if tag is None
+                        else tag
+                        if word != previous
+                        else later[tag]
+                        if later
+                        else IGNORED_LABEL
+                    )
                     previous = word
                 labels.append(row)
                 truncated.append(len({w for w in encoded.word_ids(i) if w is not None}) < len(tags))
@@ -156,9 +178,13 @@ class TokenClassification(LabelledTask):
 
         encoded = split.map(tokenize, batched=True, remove_columns=split.column_names, desc=f"tokenizing {name}")
         unseen_ids = set(range(len(self.labels), len(index)))
-        counts = {"examples": len(encoded), "empty_texts": sum(encoded["_empty"]), "truncated": sum(encoded["_truncated"]),
-                  "scored_words": sum(label != IGNORED_LABEL for row in encoded["labels"] for label in row),
-                  "words_with_unseen_tags": sum(label in unseen_ids for row in encoded["labels"] for label in row)}
+        counts = {
+            "examples": len(encoded),
+            "empty_texts": sum(encoded["_empty"]),
+            "truncated": sum(encoded["_truncated"]),
+            "scored_words": sum(label != IGNORED_LABEL for row in encoded["labels"] for label in row),
+            "words_with_unseen_tags": sum(label in unseen_ids for row in encoded["labels"] for label in row),
+        }
         return encoded.remove_columns(["_truncated", "_empty"]), counts
 
     def encoding_state(self) -> dict[str, Any]:
@@ -170,7 +196,9 @@ class TokenClassification(LabelledTask):
     def _name(self, tag_id: int) -> str:
         return self.labels[tag_id] if tag_id < len(self.labels) else self.unseen[tag_id - len(self.labels)]
 
-    def evaluate(self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]) -> tuple[Scores, Records]:
+    def evaluate(
+        self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
+    ) -> tuple[Scores, Records]:
         """Scores over every tagged word (and over entities, for metrics of tag sequences); per row its gold and
         predicted tags, and for BIO-style tags its gold and predicted entities (type, first and last word)."""
 
@@ -186,10 +214,17 @@ class TokenClassification(LabelledTask):
                 scored = [(g, t) for g, t in zip(guess_row, gold_row, strict=True) if t != IGNORED_LABEL]
                 predictions += [g for g, _ in scored]
                 references += [t for _, t in scored]
-                records.append({"index": len(records), "tags": [self._name(t) for _, t in scored],
-                                "predictions": [self._name(g) for g, _ in scored]})
+                records.append(
+                    {
+                        "index": len(records),
+                        "tags": [self._name(t) for _, t in scored],
+                        "predictions": [self._name(g) for g, _ in scored],
+                    }
+                )
         scores = compute_all(metrics, "classes", predictions, references)
-        scores |= compute_all(metrics, "tag_sequences", [r["predictions"] for r in records], [r["tags"] for r in records])
+        scores |= compute_all(
+            metrics, "tag_sequences", [r["predictions"] for r in records], [r["tags"] for r in records]
+        )
         if tags_look_like_entities(self.labels):
             for record in records:
                 record["entities"] = [list(span) for span in get_entities(record["tags"])]
@@ -197,7 +232,11 @@ class TokenClassification(LabelledTask):
         return scores, records
 
     def example_score(self, record: dict[str, Any]) -> tuple[str, float, int]:
-        return "word accuracy", float(sum(g == p for g, p in zip(record["tags"], record["predictions"], strict=True))), len(record["tags"])
+        return (
+            "word accuracy",
+            float(sum(g == p for g, p in zip(record["tags"], record["predictions"], strict=True))),
+            len(record["tags"]),
+        )
 
     def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None:
         """(gold, predicted) tag of every scored word, for the confusion matrix."""

@@ -60,7 +60,8 @@ def list_files(folder: Path) -> dict[str, dict[str, Any]]:
     """Relative path → size and SHA-256 of every file below `folder`."""
     return {
         str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": file_digest(p)}
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -194,8 +195,13 @@ def load_checkpoint(exp: Experiment, scheduler: Any, checkpoint: Path) -> None:
         scheduler.load_state_dict(json.loads((state / SCHEDULER_FILE).read_text()))
         set_rng_state(json.loads((state / f"rng-{exp.accelerator.process_index}.json").read_text()))
     except pickle.UnpicklingError:
-        raise PipelineError(f"checkpoint {checkpoint} cannot be loaded safely (a state file holds Python objects other than "
-                            "tensors and numbers, which would run code; it was not loaded)", field="--resume") from None
+        raise PipelineError(
+            f"checkpoint {checkpoint} cannot be loaded safely (a state file holds Python objects other than "
+            "tensors and numbers, which would run code; it was not loaded)",
+            field="--resume",
+        ) from None
     except Exception as error:  # safetensors, torch and JSON raise many types: all mean "unusable"
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PipelineError(f"checkpoint {checkpoint} cannot be loaded safely ({type(error).__name__}: {first[:200]})", field="--resume") from None
+        raise PipelineError(
+            f"checkpoint {checkpoint} cannot be loaded safely ({type(error).__name__}: {first[:200]})", field="--resume"
+        ) from None

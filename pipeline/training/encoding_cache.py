@@ -47,14 +47,28 @@ def _tokenizer_definition(tokenizer: PreTrainedTokenizerBase) -> str:
     return vocabulary + json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str)
 
 
-def encoding_key(task: Any, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, features: TokenFeatures,
-                 training_split: str) -> str:
+def encoding_key(
+    task: Any,
+    raw: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    features: TokenFeatures,
+    training_split: str,
+) -> str:
     """What the encoded splits depend on, hashed (see the module docstring)."""
     digest = hashlib.sha256()
     module_source = inspect.getsource(sys.modules[type(task).__module__])
-    parts = [type(task).__qualname__, module_source, task.cfg.model_dump_json(), json.dumps(task.head_kwargs(), sort_keys=True, default=str),
-             _tokenizer_definition(tokenizer), str(max_length), type(features).__qualname__, json.dumps(vars(features), sort_keys=True, default=str),
-             training_split]
+    parts = [
+        type(task).__qualname__,
+        module_source,
+        task.cfg.model_dump_json(),
+        json.dumps(task.head_kwargs(), sort_keys=True, default=str),
+        _tokenizer_definition(tokenizer),
+        str(max_length),
+        type(features).__qualname__,
+        json.dumps(vars(features), sort_keys=True, default=str),
+        training_split,
+    ]
     for part in parts:
         digest.update(part.encode() + b"\0")
     for name, split in raw.items():

@@ -33,14 +33,27 @@ from pipeline.surgery.vectors import coverage_report
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import build_task
 from pipeline.training import encoding_cache
-from pipeline.training.modeling import build_model, check_vocabulary, load_tokenizer, original_tokenizer, resolve_max_length
+from pipeline.training.modeling import (
+    build_model,
+    check_vocabulary,
+    load_tokenizer,
+    original_tokenizer,
+    resolve_max_length,
+)
 from pipeline.training.policies import UnfreezeSchedule, apply_layer_policies
 from pipeline.vocabulary.usage import tokenization_stats
 
 log = logging.getLogger(__name__)
 # What each experiment tracker Accelerate supports needs installed (the first is the one to install).
-TRACKER_PACKAGES = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",),
-                    "comet_ml": ("comet_ml",), "aim": ("aim",), "clearml": ("clearml",), "dvclive": ("dvclive",)}
+TRACKER_PACKAGES = {
+    "tensorboard": ("tensorboard", "tensorboardX"),
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+    "comet_ml": ("comet_ml",),
+    "aim": ("aim",),
+    "clearml": ("clearml",),
+    "dvclive": ("dvclive",),
+}
 
 
 @dataclass
@@ -61,9 +74,10 @@ class Experiment:
     accumulation_steps: int
     unfreeze_schedule: UnfreezeSchedule = field(default_factory=dict)
     input_report: dict[str, Any] = field(default_factory=dict)  # what each input layer is, vector coverage, data counts
-    display: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)  # eval split → what to show of each row
+    display: dict[str, list[dict[str, Any]] | None] = field(
+        default_factory=dict
+    )  # eval split → what to show of each row
     skips_unread_positions: bool = False  # the last block computes only the positions the head reads
-
 
     def scheduled_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters frozen now but unfrozen at a scheduled step or epoch (the optimizer holds them from the start)."""
@@ -79,11 +93,16 @@ def default_device_is_cpu() -> bool:
 def batch_plan(train: TrainConfig, world_size: int) -> tuple[int, int]:
     """(micro batch size, accumulation steps) so that one optimizer step sees `train.batch_size` examples."""
     if train.batch_size % world_size:
-        raise PipelineError(f"{train.batch_size} examples per step cannot be split over {world_size} processes", field="train.batch_size")
+        raise PipelineError(
+            f"{train.batch_size} examples per step cannot be split over {world_size} processes",
+            field="train.batch_size",
+        )
     per_process = train.batch_size // world_size
     micro = min(train.micro_batch_size or per_process, per_process)
     if per_process % micro:
-        raise PipelineError(f"{per_process} examples per process is not a multiple of {micro}", field="train.micro_batch_size")
+        raise PipelineError(
+            f"{per_process} examples per process is not a multiple of {micro}", field="train.micro_batch_size"
+        )
     return micro, per_process // micro
 
 
@@ -120,49 +139,86 @@ def build_data(recipe: Recipe, task: Task, wanted: list[str]) -> tuple[DatasetDi
     raw = DatasetDict({name: raw[name] for name in wanted})
     task.check_columns(raw)
     if recipe.data.train_split in recipe.eval.splits:
-        log.warning("eval.splits includes the training split '%s': its scores measure fit, not generalisation", recipe.data.train_split)
+        log.warning(
+            "eval.splits includes the training split '%s': its scores measure fit, not generalisation",
+            recipe.data.train_split,
+        )
     return raw, {name: dropped.get(name, 0) for name in wanted}
 
 
 def limit_splits(recipe: Recipe, raw: DatasetDict) -> DatasetDict:
     """`data.max_train_samples` / `max_eval_samples`: a seeded subset of each split (after labels are fitted)."""
-    limits = {name: recipe.data.max_eval_samples for name in raw} | {recipe.data.train_split: recipe.data.max_train_samples}
-    return DatasetDict({name: limit_examples(split, limits[name], recipe.data.split_seed) for name, split in raw.items()})
+    limits = {name: recipe.data.max_eval_samples for name in raw} | {
+        recipe.data.train_split: recipe.data.max_train_samples
+    }
+    return DatasetDict(
+        {name: limit_examples(split, limits[name], recipe.data.split_seed) for name, split in raw.items()}
+    )
 
 
 def build_layers(
-    recipe: Recipe, family: Family, accelerator: Accelerator, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+    recipe: Recipe,
+    family: Family,
+    accelerator: Accelerator,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     original: PreTrainedTokenizerBase | None = None,
 ) -> tuple[SurgeryReport, UnfreezeSchedule]:
     """Layer surgery, then the freeze / finetune policies; returns what surgery did and the unfreeze schedule.
 
     original: the pretrained table's tokenizer, when the recipe builds a new one."""
-    report = apply_surgery(family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=recipe.model.config is None, original=original)
+    report = apply_surgery(
+        family,
+        model,
+        tokenizer,
+        recipe.layers,
+        recipe.train.seed,
+        pretrained=recipe.model.config is None,
+        original=original,
+    )
     check_vocabulary(model, tokenizer)
     if report.position_rows and report.position_rows > tokenizer.model_max_length:
         # A longer position table: the tokenizer (saved with the model) must not truncate below it.
         tokenizer.model_max_length = report.position_rows
     schedule = apply_layer_policies(family, model, recipe.layers)
     if schedule and accelerator.num_processes > 1:
-        raise PipelineError("gradual unfreezing (unfreeze_at_step / unfreeze_at_epoch) runs in a single process for now", field="layers")
+        raise PipelineError(
+            "gradual unfreezing (unfreeze_at_step / unfreeze_at_epoch) runs in a single process for now", field="layers"
+        )
     fsdp = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
     mixed = len({p.requires_grad for p in model.parameters()}) > 1
     if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
-        raise PipelineError("FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config", field="layers")
+        raise PipelineError(
+            "FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config",
+            field="layers",
+        )
     return report, schedule
 
 
-def check_sizes(recipe: Recipe, task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int, train_examples: int) -> None:
+def check_sizes(
+    recipe: Recipe, task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int, train_examples: int
+) -> None:
     """Refuse what cannot be honoured: a length with no room for text, a batch larger than the training set."""
     reserved = task.reserved_tokens(tokenizer)
     if max_length <= reserved:
-        raise PipelineError(f"{max_length} leaves no room for text: each input needs {reserved} token(s) beside it", field="model.max_length")
+        raise PipelineError(
+            f"{max_length} leaves no room for text: each input needs {reserved} token(s) beside it",
+            field="model.max_length",
+        )
     if recipe.train.batch_size > train_examples:
-        raise PipelineError(f"{recipe.train.batch_size} examples per step, but the training split has only {train_examples}", field="train.batch_size")
+        raise PipelineError(
+            f"{recipe.train.batch_size} examples per step, but the training split has only {train_examples}",
+            field="train.batch_size",
+        )
 
 
 def encode_splits(
-    recipe: Recipe, task: Task, raw: DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, features: TokenFeatures,
+    recipe: Recipe,
+    task: Task,
+    raw: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    features: TokenFeatures,
     accelerator: Accelerator,
 ) -> tuple[DatasetDict, dict[str, dict[str, int]]]:
     """Tokenize every split, or read them from the encoding cache (`encoding_cache`: the runs of a sweep encode the
@@ -176,13 +232,20 @@ def encode_splits(
         else:
             encoded, counts = {}, {}
             for name, split in raw.items():
-                encoded[name], counts[name] = task.encode(split, tokenizer, max_length, name, features, for_training=name == recipe.data.train_split)
+                encoded[name], counts[name] = task.encode(
+                    split, tokenizer, max_length, name, features, for_training=name == recipe.data.train_split
+                )
             if accelerator.is_main_process:
                 encoding_cache.store(key, DatasetDict(encoded), counts, task.encoding_state())
     for name in raw:
         if counts[name]["empty_texts"] or counts[name]["truncated"]:
-            log.warning("%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
-                        name, counts[name]["empty_texts"], counts[name]["truncated"], max_length)
+            log.warning(
+                "%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
+                name,
+                counts[name]["empty_texts"],
+                counts[name]["truncated"],
+                max_length,
+            )
     return DatasetDict(encoded), counts
 
 
@@ -229,7 +292,10 @@ def setup(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
     task.fit_labels(raw[train_split])
     raw = limit_splits(recipe, raw)
     texts = task.texts(raw[train_split])
-    tokenizer, original = load_tokenizer(recipe.model, family, texts, built_tokenizer), original_tokenizer(recipe.model, family)
+    tokenizer, original = (
+        load_tokenizer(recipe.model, family, texts, built_tokenizer),
+        original_tokenizer(recipe.model, family),
+    )
     for each in (tokenizer, original):
         if each is not None:
             task.prepare_tokenizer(each)
@@ -244,14 +310,30 @@ def setup(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
             counts[name]["dropped_missing_labels"] = count
     report: dict[str, Any] = {"sources": surgery.sources, "data": counts}
     if original is not None:
-        report["vocabulary"] = {**(surgery.transfer or {"new_vocabulary": len(tokenizer), "old_vocabulary": len(original)}),
-                                "old_tokenizer": tokenization_stats(original, texts), "new_tokenizer": tokenization_stats(tokenizer, texts)}
+        report["vocabulary"] = {
+            **(surgery.transfer or {"new_vocabulary": len(tokenizer), "old_vocabulary": len(original)}),
+            "old_tokenizer": tokenization_stats(original, texts),
+            "new_tokenizer": tokenization_stats(tokenizer, texts),
+        }
     if surgery.alignment is not None:
         report["coverage"] = coverage_report(surgery.alignment, splits[train_split]["input_ids"])
     return Experiment(
-        recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
-        build_metrics(recipe, task), max_length, micro_batch_size, accumulation_steps, schedule, report,
-        {name: task.display_rows(raw[name]) for name in recipe.eval.splits}, skip_unread_positions(recipe, family, model),
+        recipe,
+        family,
+        accelerator,
+        task,
+        tokenizer,
+        model,
+        splits,
+        PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
+        build_metrics(recipe, task),
+        max_length,
+        micro_batch_size,
+        accumulation_steps,
+        schedule,
+        report,
+        {name: task.display_rows(raw[name]) for name in recipe.eval.splits},
+        skip_unread_positions(recipe, family, model),
     )
 
 
@@ -265,7 +347,9 @@ def setup_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     task = build_task(recipe, family)
     raw = limit_splits(recipe, build_data(recipe, task, list(dict.fromkeys(recipe.eval.splits)))[0])
     task.use_labels({int(k): v for k, v in AutoConfig.from_pretrained(model_dir).id2label.items()})
-    model_cfg = recipe.model.model_copy(update={"name_or_path": str(model_dir), "tokenizer": None, "config": None, "revision": None})
+    model_cfg = recipe.model.model_copy(
+        update={"name_or_path": str(model_dir), "tokenizer": None, "config": None, "revision": None}
+    )
     tokenizer = load_tokenizer(model_cfg, family)
     task.prepare_tokenizer(tokenizer)
     model = build_model(model_cfg, family, task.auto_class, tokenizer, task.head_kwargs())
@@ -274,7 +358,20 @@ def setup_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     features = family.token_features(model)
     splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
     return Experiment(
-        recipe, family, accelerator, task, tokenizer, model, splits, PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
-        build_metrics(recipe, task), max_length, micro_batch_size, accumulation_steps, {}, {"sources": {}, "data": counts},
-        {name: task.display_rows(raw[name]) for name in recipe.eval.splits}, skip_unread_positions(recipe, family, model),
+        recipe,
+        family,
+        accelerator,
+        task,
+        tokenizer,
+        model,
+        splits,
+        PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token),
+        build_metrics(recipe, task),
+        max_length,
+        micro_batch_size,
+        accumulation_steps,
+        {},
+        {"sources": {}, "data": counts},
+        {name: task.display_rows(raw[name]) for name in recipe.eval.splits},
+        skip_unread_positions(recipe, family, model),
     )

@@ -58,7 +58,9 @@ def cache_key(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, splits
     digest.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
     for name in sorted(splits):
         for column in sorted(set(splits[name].column_names) - {"labels", INDEX}):
-            digest.update(f"{name}/{column}".encode() + str(splits[name].with_format("arrow")[column].to_pylist()).encode())
+            digest.update(
+                f"{name}/{column}".encode() + str(splits[name].with_format("arrow")[column].to_pylist()).encode()
+            )
     return digest.hexdigest()[:32]
 
 
@@ -80,12 +82,16 @@ class FeatureCache:
     length, another field one value (...) per example; a tuple output (hidden states) is stored as `name.0`, `name.1`...
     """
 
-    def __init__(self, output_class: type, fields: dict[str, list[torch.Tensor]], per_token: set[str], tuples: dict[str, int]):
+    def __init__(
+        self, output_class: type, fields: dict[str, list[torch.Tensor]], per_token: set[str], tuples: dict[str, int]
+    ):
         self.output_class, self.fields, self.per_token, self.tuples = output_class, fields, per_token, tuples
         self.replay = Replay()
 
     @classmethod
-    def record(cls, model: PreTrainedModel, splits: DatasetDict, collator: PadCollator, batch_size: int, autocast: Any) -> FeatureCache:
+    def record(
+        cls, model: PreTrainedModel, splits: DatasetDict, collator: PadCollator, batch_size: int, autocast: Any
+    ) -> FeatureCache:
         """Run the model in eval mode over every split (longest first) and keep what its body returned, per example."""
         count = sum(len(split) for split in splits.values())
         fields: dict[str, list[torch.Tensor]] = {}
@@ -98,8 +104,13 @@ class FeatureCache:
         try:
             for split in splits.values():
                 lengths, offset = example_lengths(split), split[0][INDEX]
-                loader = DataLoader(split, batch_size=batch_size, sampler=LengthSortedSampler(lengths), collate_fn=collator,
-                                    generator=torch.Generator())  # not the global RNG: the run's dropout stream
+                loader = DataLoader(
+                    split,
+                    batch_size=batch_size,
+                    sampler=LengthSortedSampler(lengths),
+                    collate_fn=collator,
+                    generator=torch.Generator(),
+                )  # not the global RNG: the run's dropout stream
                 for batch in loader:
                     indices = batch.pop(INDEX).tolist()
                     with torch.no_grad(), autocast():
@@ -115,7 +126,13 @@ class FeatureCache:
                             per_token.update([key] if token_level else [])
                             column = fields.setdefault(key, [torch.empty(0)] * count)
                             for row, (index, length) in enumerate(zip(indices, real, strict=True)):
-                                column[index] = (tensor[row, :length] if token_level else tensor[row]).detach().float().cpu().clone()
+                                column[index] = (
+                                    (tensor[row, :length] if token_level else tensor[row])
+                                    .detach()
+                                    .float()
+                                    .cpu()
+                                    .clone()
+                                )
         finally:
             hook.remove()
             model.train(was_training)
@@ -130,8 +147,11 @@ class FeatureCache:
                 tensors[f"{key}#lengths"] = torch.tensor([len(value) for value in values])
             else:
                 tensors[key] = torch.stack(values)
-        metadata = {"per_token": json.dumps(sorted(self.per_token)), "tuples": json.dumps(self.tuples),
-                    "output_class": f"{self.output_class.__module__}:{self.output_class.__qualname__}"}
+        metadata = {
+            "per_token": json.dumps(sorted(self.per_token)),
+            "tuples": json.dumps(self.tuples),
+            "output_class": f"{self.output_class.__module__}:{self.output_class.__qualname__}",
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
         save_file(tensors, str(partial), metadata=metadata)
@@ -169,7 +189,10 @@ class FeatureCache:
                 values[key] = padded.to(device)
             else:
                 values[key] = torch.stack([column[index] for index in indices]).to(device)
-        output = {name: tuple(values[f"{name}.{k}"] for k in range(size)) if size else values[name] for name, size in self.tuples.items()}
+        output = {
+            name: tuple(values[f"{name}.{k}"] for k in range(size)) if size else values[name]
+            for name, size in self.tuples.items()
+        }
         return self.output_class(**output)
 
     def install(self, model: PreTrainedModel) -> None:
@@ -205,9 +228,15 @@ def use_feature_cache(exp: Any) -> dict[str, Any] | None:
     reports about it (None: the body trains, so there is nothing to cache). Numbers `exp.splits` when used."""
     if not body_is_frozen(exp.model):
         return None
-    why_not = ("train.cache_frozen_features is false" if not exp.recipe.train.cache_frozen_features
-               else "language modeling reads the token table in its head" if exp.recipe.task.type == "language-modeling"
-               else "FSDP shards the body" if exp.accelerator.distributed_type.name == "FSDP" else None)
+    why_not = (
+        "train.cache_frozen_features is false"
+        if not exp.recipe.train.cache_frozen_features
+        else "language modeling reads the token table in its head"
+        if exp.recipe.task.type == "language-modeling"
+        else "FSDP shards the body"
+        if exp.accelerator.distributed_type.name == "FSDP"
+        else None
+    )
     if why_not:
         return {"used": False, "why": why_not}
     acc, started = exp.accelerator, time.perf_counter()
@@ -223,7 +252,14 @@ def use_feature_cache(exp: Any) -> dict[str, Any] | None:
             if acc.is_main_process:
                 cache.save(path)
     cache.install(exp.model)
-    report = {"used": True, "reused": reused, "file": str(path), "examples": sum(len(s) for s in exp.splits.values()),
-              "seconds": round(time.perf_counter() - started, 2)}
-    acc.print(f"frozen body: its outputs are {'read from' if reused else 'cached in'} {path} ({report['seconds']} s); only the head runs")
+    report = {
+        "used": True,
+        "reused": reused,
+        "file": str(path),
+        "examples": sum(len(s) for s in exp.splits.values()),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    acc.print(
+        f"frozen body: its outputs are {'read from' if reused else 'cached in'} {path} ({report['seconds']} s); only the head runs"
+    )
     return report

@@ -12,8 +12,11 @@ def describe_input_layers(exp: Experiment) -> str:
     """Each input table's shape, source and status, vector coverage, and parameter / optimizer-state counts."""
     layers = exp.family.input_layers(exp.model)
     sources = exp.input_report["sources"]
-    lines = [f"model: {type(exp.model).__name__} (family {exp.family.name}), max_length {exp.max_length} tokens "
-             "(truncation; block length for language modeling)", ""]
+    lines = [
+        f"model: {type(exp.model).__name__} (family {exp.family.name}), max_length {exp.max_length} tokens "
+        "(truncation; block length for language modeling)",
+        "",
+    ]
     for group, module in (("token_embeddings", layers.token_embeddings), ("positions", layers.positions)):
         if module is None:
             lines.append(f"{group}: {sources.get(group, 'none')}")
@@ -30,11 +33,16 @@ def describe_input_layers(exp: Experiment) -> str:
     vocabulary = exp.input_report.get("vocabulary")
     if vocabulary:
         old, new = vocabulary["old_tokenizer"], vocabulary["new_tokenizer"]
-        lines += ["", f"vocabulary: a new tokenizer of {vocabulary['new_vocabulary']:,} tokens (the pretrained one: {vocabulary['old_vocabulary']:,}); "
-                  f"on {new['texts']:,} training texts, pieces per word {old['pieces_per_word']:.3f} → {new['pieces_per_word']:.3f}, "
-                  f"tokens per text {old['tokens_per_text']:.1f} → {new['tokens_per_text']:.1f}"]
+        lines += [
+            "",
+            f"vocabulary: a new tokenizer of {vocabulary['new_vocabulary']:,} tokens (the pretrained one: {vocabulary['old_vocabulary']:,}); "
+            f"on {new['texts']:,} training texts, pieces per word {old['pieces_per_word']:.3f} → {new['pieces_per_word']:.3f}, "
+            f"tokens per text {old['tokens_per_text']:.1f} → {new['tokens_per_text']:.1f}",
+        ]
         if "rows" in vocabulary:
-            lines.append("  rows of the new table: " + ", ".join(f"{route} {n:,}" for route, n in vocabulary["rows"].items()))
+            lines.append(
+                "  rows of the new table: " + ", ".join(f"{route} {n:,}" for route, n in vocabulary["rows"].items())
+            )
     coverage = exp.input_report.get("coverage")
     if coverage:
         lines += [
@@ -48,5 +56,9 @@ def describe_input_layers(exp: Experiment) -> str:
     optimizer = build_optimizer(exp.family, exp.model, exp.recipe.layers, exp.recipe.train, exp.scheduled_parameters())
     rows = parameter_rows(exp.family, exp.model, optimizer)
     in_optimizer = sum(p.numel() for group in optimizer.param_groups for p in group["params"] if p.requires_grad)
-    lines += ["", format_group_table(rows), f"optimizer state (AdamW, two moments once stepped): {2 * in_optimizer:,} scalars"]
+    lines += [
+        "",
+        format_group_table(rows),
+        f"optimizer state (AdamW, two moments once stepped): {2 * in_optimizer:,} scalars",
+    ]
     return "\n".join(lines)

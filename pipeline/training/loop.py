@@ -45,7 +45,11 @@ def frozen_tables_agree(exp: Experiment, model: torch.nn.Module) -> bool | None:
     if acc.num_processes == 1:
         return None
     frozen = [p for p in acc.unwrap_model(model).parameters() if not p.requires_grad]
-    sums = torch.stack([torch.stack([p.double().sum(), p.double().abs().sum()]) for p in frozen]) if frozen else torch.zeros(1, 2, dtype=torch.float64)
+    sums = (
+        torch.stack([torch.stack([p.double().sum(), p.double().abs().sum()]) for p in frozen])
+        if frozen
+        else torch.zeros(1, 2, dtype=torch.float64)
+    )
     gathered = acc.gather(sums.to(acc.device).unsqueeze(0))
     return bool(torch.all(gathered == gathered[0]))
 
@@ -63,18 +67,25 @@ class _Steps:
         scores, _ = evaluate_split(exp, state.model, state.eval_loader)
         self.run.log({"step": state.progress.step, "epoch": state.progress.epoch, "split": split, **scores})
         exp.accelerator.log({f"{split}/{name}": value for name, value in scores.items()}, step=state.progress.step)
-        exp.accelerator.print(f"step {state.progress.step} {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if "/" not in k))
+        exp.accelerator.print(
+            f"step {state.progress.step} {split}: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if "/" not in k)
+        )
         state.model.train()
         frozen_body_in_eval_mode(exp.accelerator.unwrap_model(state.model))
 
     def checkpoint(self) -> str:
         self.state.progress.log_lines = self.run.log_lines
-        return str(save_checkpoint(self.exp, self.state.model, self.state.scheduler, self.run.path, self.state.progress))
+        return str(
+            save_checkpoint(self.exp, self.state.model, self.state.scheduler, self.run.path, self.state.progress)
+        )
 
     def stop_for_nonfinite(self, step: int, epoch: int) -> TrainingStopped:
         """Save the weights before the bad step, unless they already hold nan/inf (an earlier update went wrong)."""
         if all(bool(torch.isfinite(p).all()) for p in self.state.model.parameters()):
-            saved = f"the weights before it are saved in {self.checkpoint()} (resume continues after the offending batch)"
+            saved = (
+                f"the weights before it are saved in {self.checkpoint()} (resume continues after the offending batch)"
+            )
         else:
             saved = "the weights are already non-finite, so none were saved as a checkpoint"
         return TrainingStopped(
@@ -130,7 +141,9 @@ def _epoch_batches(exp: Experiment, state: TrainingState, epoch: int, first_epoc
     return state.train_loader
 
 
-def _train_epoch(exp: Experiment, state: TrainingState, steps: _Steps, stops: StopRequests, epoch: int, first_epoch: int) -> bool:
+def _train_epoch(
+    exp: Experiment, state: TrainingState, steps: _Steps, stops: StopRequests, epoch: int, first_epoch: int
+) -> bool:
     """One epoch, or what a resumed one has left; True once the run has reached its last step."""
     acc, train_cfg, progress = exp.accelerator, exp.recipe.train, state.progress
     model, optimizer, total_steps = state.model, state.optimizer, state.plan["total_steps"]

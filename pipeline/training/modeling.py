@@ -34,7 +34,9 @@ def _load_error(field: str, value: str, error: Exception) -> PipelineError:
     return PipelineError(f"cannot load '{value}' ({first_line})", field=field)
 
 
-def load_tokenizer(cfg: ModelConfig, family: Family, train_texts: Iterable[str] = (), built: Path | None = None) -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    cfg: ModelConfig, family: Family, train_texts: Iterable[str] = (), built: Path | None = None
+) -> PreTrainedTokenizerBase:
     """The recipe's tokenizer, loaded or (with `model.tokenizer: {build: ...}`) trained on `train_texts`.
 
     built: a folder holding the tokenizer this run built before (a checkpoint's model): a resumed run reuses it, as
@@ -59,8 +61,11 @@ def load_tokenizer(cfg: ModelConfig, family: Family, train_texts: Iterable[str] 
     if tokenizer.pad_token is None:
         if not family.pad_with_eos or tokenizer.eos_token is None:
             eos = [name for name, other in FAMILIES.items() if other.pad_with_eos]
-            raise PipelineError(f"tokenizer '{source}' has no pad token, and family {family.name} does not pad with EOS; "
-                                f"is this a decoder (family: {' or '.join(eos)})?", field="model.family")
+            raise PipelineError(
+                f"tokenizer '{source}' has no pad token, and family {family.name} does not pad with EOS; "
+                f"is this a decoder (family: {' or '.join(eos)})?",
+                field="model.family",
+            )
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return tokenizer
@@ -139,19 +144,25 @@ def _fresh_model(
     return model
 
 
-def _pretrained_model(cfg: ModelConfig, family: Family, auto_class: Any, head_kwargs: dict[str, Any]) -> PreTrainedModel:
+def _pretrained_model(
+    cfg: ModelConfig, family: Family, auto_class: Any, head_kwargs: dict[str, Any]
+) -> PreTrainedModel:
     """A checkpoint of the recipe's family with the task's head; a checkpoint of another family, or one that cannot
     be read (missing, truncated or corrupt weights), is a one-line error."""
     source = resolve_model_path(cfg.name_or_path)
     try:
-        model_type = AutoConfig.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code).model_type
+        model_type = AutoConfig.from_pretrained(
+            source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        ).model_type
         claimed = family_of_model_type(model_type)
         if claimed is not None and claimed is not family:
             raise PipelineError(
                 f"'{cfg.name_or_path}' is a {model_type} checkpoint, of family {claimed.name}; set model.family: {claimed.name}",
                 field="model.family",
             )
-        return auto_class.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs)
+        return auto_class.from_pretrained(
+            source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs
+        )
     except PipelineError:
         raise
     except Exception as error:  # transformers, safetensors and the Hub client raise many types: all mean "cannot load"
@@ -167,7 +178,9 @@ def resolve_max_length(cfg: ModelConfig, positions: int | None, tokenizer: PreTr
     known = [limit for limit in limits if limit]
     limit = min(known) if known else None
     if cfg.max_length is not None and limit is not None and cfg.max_length > limit:
-        raise PipelineError(f"{cfg.max_length} exceeds the model's limit of {limit} positions", field="model.max_length")
+        raise PipelineError(
+            f"{cfg.max_length} exceeds the model's limit of {limit} positions", field="model.max_length"
+        )
     if cfg.max_length is None and limit is None:
         raise PipelineError("the model states no position limit; set model.max_length", field="model.max_length")
     return cfg.max_length or limit

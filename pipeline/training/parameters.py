@@ -37,7 +37,9 @@ def parameter_rows(family: Family, model: PreTrainedModel, optimizer: torch.opti
 def optimizer_state_numel(optimizer: torch.optim.Optimizer) -> int:
     """Scalars held in optimizer state (AdamW: two moments per trainable scalar, once stepped)."""
     return sum(
-        value.numel() for state in optimizer.state.values() for value in state.values()
+        value.numel()
+        for state in optimizer.state.values()
+        for value in state.values()
         if torch.is_tensor(value) and value.ndim > 0
     )
 
@@ -56,7 +58,9 @@ def format_group_table(rows: list[ParameterRow]) -> str:
         lines.append(f"{group:<18}{len(members):>8}{sum(r.count for r in members):>14,}  {status:<10}{lr_text:>10}")
     total = sum(row.count for row in rows)
     trainable_total = sum(row.count for row in rows if row.trainable)
-    lines.append(f"{'total':<18}{len(rows):>8}{total:>14,}  trainable {trainable_total:,}, frozen {total - trainable_total:,}")
+    lines.append(
+        f"{'total':<18}{len(rows):>8}{total:>14,}  trainable {trainable_total:,}, frozen {total - trainable_total:,}"
+    )
     return "\n".join(lines)
 
 

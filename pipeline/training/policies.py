@@ -47,7 +47,9 @@ def blocks_of(family: Family, model: PreTrainedModel) -> nn.ModuleList:
     """The model's stack of blocks, bottom first; a one-line error when the family cannot find it."""
     blocks = family.blocks(model)
     if blocks is None:
-        raise PipelineError(f"cannot find the blocks of {type(model).__name__} (family {family.name})", field="layers.encoder")
+        raise PipelineError(
+            f"cannot find the blocks of {type(model).__name__} (family {family.name})", field="layers.encoder"
+        )
     return blocks
 
 
@@ -109,7 +111,9 @@ def _depth_below_top(family: Family, model: PreTrainedModel) -> tuple[int, dict[
     return depth, distance
 
 
-def _learning_rate(parameter: nn.Parameter, group: str, layers: LayersConfig, train: TrainConfig, depth: int, distance: dict[int, int]) -> float:
+def _learning_rate(
+    parameter: nn.Parameter, group: str, layers: LayersConfig, train: TrainConfig, depth: int, distance: dict[int, int]
+) -> float:
     """train.lr × the group's multiplier × layer-wise decay^(distance below the top block)."""
     if group == "head":
         return train.lr * layers.head.lr_multiplier
@@ -144,10 +148,14 @@ def build_optimizer(
         raise PipelineError("every parameter is frozen: nothing to train", field="layers")
     param_groups = [
         {"params": params, "lr": lr, "weight_decay": train.weight_decay if decay else 0.0, "layer_group": group}
-        for (group, lr, decay), params in sorted(buckets.items(), key=lambda item: (LAYER_GROUPS.index(item[0][0]), -item[0][1]))
+        for (group, lr, decay), params in sorted(
+            buckets.items(), key=lambda item: (LAYER_GROUPS.index(item[0][0]), -item[0][1])
+        )
     ]
     params = [p for group in param_groups for p in group["params"]]
-    return torch.optim.AdamW(param_groups, lr=train.lr, betas=train.adam_betas, eps=train.adam_eps, fused=fused_adamw_applies(params))
+    return torch.optim.AdamW(
+        param_groups, lr=train.lr, betas=train.adam_betas, eps=train.adam_eps, fused=fused_adamw_applies(params)
+    )
 
 
 def fused_adamw_applies(params: list[nn.Parameter]) -> bool:

@@ -38,11 +38,18 @@ class RunStart:
 def _check_resumable(recipe: Recipe, output_dir: Path, fingerprints: dict[str, str]) -> None:
     """A run is resumed only with the recipe and data it started with, and only while it is unfinished."""
     if foreign_entries(output_dir):
-        raise PipelineError(f"'{output_dir}' holds files a run does not write; it cannot be resumed", field="output_dir")
+        raise PipelineError(
+            f"'{output_dir}' holds files a run does not write; it cannot be resumed", field="output_dir"
+        )
     if (output_dir / "recipe.yaml").read_text(encoding="utf-8") != dump_recipe(recipe):
-        raise PipelineError(f"the recipe differs from the one {output_dir} was started with ({output_dir / 'recipe.yaml'}); resume needs the same recipe", field="output_dir")
+        raise PipelineError(
+            f"the recipe differs from the one {output_dir} was started with ({output_dir / 'recipe.yaml'}); resume needs the same recipe",
+            field="output_dir",
+        )
     if (output_dir / "metrics.json").is_file():
-        raise PipelineError(f"the run in {output_dir} already finished; use --overwrite to train it again", field="output_dir")
+        raise PipelineError(
+            f"the run in {output_dir} already finished; use --overwrite to train it again", field="output_dir"
+        )
     saved = output_dir / FINGERPRINTS
     if not saved.is_file():
         log.warning("%s records no data fingerprints: cannot check that the data is unchanged", output_dir)
@@ -50,7 +57,10 @@ def _check_resumable(recipe: Recipe, output_dir: Path, fingerprints: dict[str, s
     recorded = json.loads(saved.read_text())
     changed = sorted(name for name in set(recorded) | set(fingerprints) if recorded.get(name) != fingerprints.get(name))
     if changed:
-        raise PipelineError(f"the data changed since {output_dir} was started (split {', '.join(changed)}); resume needs the same data", field="data")
+        raise PipelineError(
+            f"the data changed since {output_dir} was started (split {', '.join(changed)}); resume needs the same data",
+            field="data",
+        )
 
 
 def start_run(recipe: Recipe, overwrite: bool, resume: bool) -> RunStart:

@@ -19,15 +19,29 @@ from pipeline.errors import PipelineError
 from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 
 # What a run folder of ours holds; --overwrite deletes a folder only when it holds nothing else.
-RUN_ENTRIES = {"recipe.yaml", "fingerprints.json", "parameters.tsv", "input_layers.json", "batching.json", "log.jsonl",
-               "metrics.json", "model", "checkpoints", "tensorboard", "trackers", "diagnostics"}
+RUN_ENTRIES = {
+    "recipe.yaml",
+    "fingerprints.json",
+    "parameters.tsv",
+    "input_layers.json",
+    "batching.json",
+    "log.jsonl",
+    "metrics.json",
+    "model",
+    "checkpoints",
+    "tensorboard",
+    "trackers",
+    "diagnostics",
+}
 RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", ".*.partial", ".*.old")
 
 
 def foreign_entries(path: Path) -> list[str]:
     """Entries of a folder that a run of ours does not write (sorted); a run folder has none, and a recipe.yaml."""
     names = sorted(entry.name for entry in path.iterdir())
-    foreign = [name for name in names if name not in RUN_ENTRIES and not any(fnmatch.fnmatch(name, p) for p in RUN_PATTERNS)]
+    foreign = [
+        name for name in names if name not in RUN_ENTRIES and not any(fnmatch.fnmatch(name, p) for p in RUN_PATTERNS)
+    ]
     return foreign if "recipe.yaml" in names else (foreign or names)
 
 
@@ -36,7 +50,10 @@ def check_output_location(path: Path) -> None:
     below a regular file, or a place this user cannot write to."""
     resolved, here = path.resolve(), Path.cwd().resolve()
     if resolved == here or resolved in here.parents:
-        raise PipelineError(f"'{path}' is the working directory or a folder above it; a run needs a folder of its own (e.g. runs/my-run)", field="output_dir")
+        raise PipelineError(
+            f"'{path}' is the working directory or a folder above it; a run needs a folder of its own (e.g. runs/my-run)",
+            field="output_dir",
+        )
     if path.exists() and not path.is_dir():
         raise PipelineError(f"'{path}' exists and is not a folder", field="output_dir")
     existing = next(parent for parent in (resolved, *resolved.parents) if parent.exists())
@@ -53,7 +70,9 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
     if not path.is_dir() or not any(path.iterdir()):
         return
     if not overwrite:
-        raise PipelineError(f"'{path}' already holds a run; pass --overwrite or choose another output_dir", field="output_dir")
+        raise PipelineError(
+            f"'{path}' already holds a run; pass --overwrite or choose another output_dir", field="output_dir"
+        )
     foreign = foreign_entries(path)
     if foreign:
         raise PipelineError(

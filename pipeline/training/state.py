@@ -52,7 +52,9 @@ def train_loader(exp: Experiment) -> DataLoader:
         order = {"sampler": LengthGroupedSampler(example_lengths(split), train_cfg.batch_size, train_cfg.seed)}
     else:
         order = {"shuffle": True}
-    return DataLoader(split, batch_size=exp.micro_batch_size, collate_fn=exp.collator, **order, **loader_options(train_cfg))
+    return DataLoader(
+        split, batch_size=exp.micro_batch_size, collate_fn=exp.collator, **order, **loader_options(train_cfg)
+    )
 
 
 def prepare_training(exp: Experiment) -> TrainingState:
@@ -80,19 +82,28 @@ def prepare_training(exp: Experiment) -> TrainingState:
         "total_steps": total_steps,
         "max_length": exp.max_length,
     }
-    return TrainingState(model, optimizer, scheduler, train, evaluation, plan, unfreeze_due, rows, feature_cache=feature_cache)
+    return TrainingState(
+        model, optimizer, scheduler, train, evaluation, plan, unfreeze_due, rows, feature_cache=feature_cache
+    )
 
 
-def resume_training(exp: Experiment, state: TrainingState, checkpoint: Path, progress: Progress, run: RunFolder) -> None:
+def resume_training(
+    exp: Experiment, state: TrainingState, checkpoint: Path, progress: Progress, run: RunFolder
+) -> None:
     """Restore weights, optimizer, scheduler, RNG and sampler states from `checkpoint`, cut the log back to what
     it had seen, and unfreeze what the schedule had unfrozen by then."""
     saved = json.loads((run.path / "batching.json").read_text())
     if any(saved.get(key) != state.plan[key] for key in ("micro_batch_size", "processes")):
-        raise PipelineError(f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same", field="train")
+        raise PipelineError(
+            f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same",
+            field="train",
+        )
     load_checkpoint(exp, state.scheduler, checkpoint)
     run.truncate_log(progress.log_lines)
     for step_due, params in state.unfreeze_due.items():
         if step_due <= progress.step:
             unfreeze(params)
     state.progress, state.resumed_at = progress, progress.step
-    exp.accelerator.print(f"resumed from {checkpoint} (step {progress.step}, epoch {progress.epoch}, batch {progress.batches_in_epoch})")
+    exp.accelerator.print(
+        f"resumed from {checkpoint} (step {progress.step}, epoch {progress.epoch}, batch {progress.batches_in_epoch})"
+    )

@@ -23,7 +23,13 @@ if TYPE_CHECKING:
 WORD_SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
 BPE_END_OF_TEXT = "<|endoftext|>"  # GPT-2's one special token: end of text, start of text and padding
 PRIVATE_USE_START = 0xF0000  # Supplementary Private Use Area-A: characters no text should contain
-WORDPIECE_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
+WORDPIECE_SPECIALS = {
+    "pad_token": "[PAD]",
+    "unk_token": "[UNK]",
+    "cls_token": "[CLS]",
+    "sep_token": "[SEP]",
+    "mask_token": "[MASK]",
+}
 
 
 def _word_level(spec: TokenizerBuild) -> tuple[Tokenizer, trainers.Trainer, dict[str, str]]:
@@ -31,7 +37,9 @@ def _word_level(spec: TokenizerBuild) -> tuple[Tokenizer, trainers.Trainer, dict
     # Words and runs of punctuation, as most static-vector vocabularies (GloVe, word2vec) split them.
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.WordLevelTrainer(
-        vocab_size=spec.vocab_size, min_frequency=spec.min_frequency, special_tokens=list(WORD_SPECIALS.values()),
+        vocab_size=spec.vocab_size,
+        min_frequency=spec.min_frequency,
+        special_tokens=list(WORD_SPECIALS.values()),
         show_progress=False,
     )
     return tokenizer, trainer, WORD_SPECIALS
@@ -55,7 +63,9 @@ def _byte_level_bpe(spec: TokenizerBuild) -> tuple[Tokenizer, trainers.Trainer, 
 
 def _wordpiece(spec: TokenizerBuild) -> tuple[Tokenizer, None, dict[str, str]]:
     tokenizer = Tokenizer(models.WordPiece(unk_token=WORDPIECE_SPECIALS["unk_token"]))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=spec.lowercase, clean_text=True, handle_chinese_chars=True)
+    tokenizer.normalizer = normalizers.BertNormalizer(
+        lowercase=spec.lowercase, clean_text=True, handle_chinese_chars=True
+    )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix="##")
     return tokenizer, None, WORDPIECE_SPECIALS  # no trainer: see _wordpiece_vocabulary
@@ -88,14 +98,19 @@ def _wordpiece_vocabulary(tokenizer: Tokenizer, spec: TokenizerBuild, texts: Ite
     learner.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     specials = list(WORDPIECE_SPECIALS.values())
     trainer = trainers.BpeTrainer(
-        vocab_size=spec.vocab_size, min_frequency=spec.min_frequency, special_tokens=specials,
-        initial_alphabet=characters + sorted(marked_characters), show_progress=False,
+        vocab_size=spec.vocab_size,
+        min_frequency=spec.min_frequency,
+        special_tokens=specials,
+        initial_alphabet=characters + sorted(marked_characters),
+        show_progress=False,
     )
     marked_words = ((word[0] + word[1:].translate(mark), count) for word, count in words.items())
     learner.train_from_iterator((" ".join(repeat(word, count)) for word, count in marked_words), trainer=trainer)
 
     def spelt_back(piece: str) -> str:
-        return "##" + piece.translate(unmark) if piece[0] in marked_characters else piece[0] + piece[1:].translate(unmark)
+        return (
+            "##" + piece.translate(unmark) if piece[0] in marked_characters else piece[0] + piece[1:].translate(unmark)
+        )
 
     pieces = {spelt_back(piece) for piece in learner.get_vocab() if piece not in specials}
     return {token: number for number, token in enumerate(specials + sorted(pieces))}
@@ -110,10 +125,13 @@ def build_tokenizer(spec: TokenizerBuild, texts: Iterable[str]) -> PreTrainedTok
     if spec.lowercase and spec.build != "wordpiece":  # WordPiece's BERT normalizer lower-cases itself
         tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
     if trainer is None:  # WordPiece: learnt by _wordpiece_vocabulary
-        tokenizer.model = models.WordPiece(_wordpiece_vocabulary(tokenizer, spec, texts), unk_token=WORDPIECE_SPECIALS["unk_token"])
+        tokenizer.model = models.WordPiece(
+            _wordpiece_vocabulary(tokenizer, spec, texts), unk_token=WORDPIECE_SPECIALS["unk_token"]
+        )
         cls, sep = WORDPIECE_SPECIALS["cls_token"], WORDPIECE_SPECIALS["sep_token"]
         tokenizer.post_processor = processors.TemplateProcessing(
-            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+            single=f"{cls} $A {sep}",
+            pair=f"{cls} $A {sep} $B:1 {sep}:1",
             special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
         )
     else:

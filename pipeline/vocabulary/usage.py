@@ -18,4 +18,8 @@ def tokenization_stats(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str])
     pieces = sum(len(ids) for ids in tokenizer(sample, add_special_tokens=False, verbose=False)["input_ids"])
     tokens = sum(len(ids) for ids in tokenizer(sample, verbose=False)["input_ids"])
     words = sum(len(text.split()) for text in sample)
-    return {"pieces_per_word": round(pieces / max(words, 1), 4), "tokens_per_text": round(tokens / len(sample), 2), "texts": len(sample)}
+    return {
+        "pieces_per_word": round(pieces / max(words, 1), 4),
+        "tokens_per_text": round(tokens / len(sample), 2),
+        "texts": len(sample),
+    }

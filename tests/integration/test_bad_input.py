@@ -28,7 +28,10 @@ MALFORMED = [
     (["train.scheduler=cosine_annealing"], "train.scheduler: Input should be"),
     (["train.mixed_precision=fp8"], "train.mixed_precision: Input should be"),
     (["model.family=elmo"], "model.family: unknown family 'elmo'; one of bert, gpt2, bilstm, llama"),
-    (["task.type=ner"], "task.type: unknown value 'ner'; one of sequence-classification, token-classification, regression, multi-label, language-modeling"),
+    (
+        ["task.type=ner"],
+        "task.type: unknown value 'ner'; one of sequence-classification, token-classification, regression, multi-label, language-modeling",
+    ),
     (["data.files.train=/missing/train.jsonl"], "data.files: '/missing/train.jsonl' does not exist"),
     (["data.files.train=README.md"], "unknown format"),
     (["model.name_or_path=/missing/model"], "model.name_or_path: '/missing/model' does not exist"),
@@ -38,13 +41,22 @@ MALFORMED = [
     (["eval.metrics=[acuracy]"], "did you mean 'accuracy'?"),
     (["eval.metrics=[hub:bleu]"], "set eval.trust_metric_code: true"),
     (["layers.token_embeddings.policy=replace"], "policy: replace needs init: random, vectors or transfer"),
-    (["layers.token_embeddings.policy=replace", "layers.token_embeddings.init=vectors"], "init: vectors needs a vectors file"),
+    (
+        ["layers.token_embeddings.policy=replace", "layers.token_embeddings.init=vectors"],
+        "init: vectors needs a vectors file",
+    ),
     (["layers.token_embeddings.init=random"], "init only apply with policy: replace"),
     (["layers.positions.policy=replace"], "policy: replace needs init: sinusoidal, learned, extend or none"),
-    (["layers.positions.policy=replace", "layers.positions.init=sinusoidal", "layers.positions.then=freeze"], "fixed buffer"),
+    (
+        ["layers.positions.policy=replace", "layers.positions.init=sinusoidal", "layers.positions.then=freeze"],
+        "fixed buffer",
+    ),
     (["layers.token_embeddings.unfreeze_at_step=3"], "unfreeze_at_step applies to a frozen layer"),
     (["model.max_length=512"], "model.max_length: 512 exceeds the model's limit of 64 positions"),
-    (["layers.positions.policy=replace", "layers.positions.init=extend", "layers.positions.max_positions=32"], "extend needs max_positions above the current 64"),
+    (
+        ["layers.positions.policy=replace", "layers.positions.init=extend", "layers.positions.max_positions=32"],
+        "extend needs max_positions above the current 64",
+    ),
     (["layers.encoder.freeze_bottom=9"], "layers.encoder.freeze_bottom: the model has only 2 layers"),
     (["layers.encoder.layerwise_lr_decay=1.5"], "layerwise_lr_decay: Input should be less than or equal to 1"),
     (["task.text_column=sentence"], "task.text_column: column 'sentence' not in split"),
@@ -98,7 +110,10 @@ def test_more_than_sixty_new_cases():
 def test_empty_split_is_refused(tmp_path, tiny_bert, jsonl_data, capsys):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    path = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, {"train": jsonl_data["train"], "validation": str(empty)}, tmp_path / "run"))
+    path = write_recipe(
+        tmp_path / "r.yaml",
+        recipe_dict(tiny_bert, {"train": jsonl_data["train"], "validation": str(empty)}, tmp_path / "run"),
+    )
     assert main(["train", str(path)]) == 2
     assert "error: data" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -115,11 +130,15 @@ def test_non_utf8_csv_is_a_clear_error(tmp_path, tiny_bert, capsys):
 
 def test_empty_and_overlong_texts_are_kept_and_counted(tmp_path, tiny_bert):
     rows = [{"text": "good " * 50, "label": "pos"}, {"text": "", "label": "neg"}, {"text": None, "label": "neg"}] + [
-        {"text": "bad movie", "label": "neg"}, {"text": "good movie", "label": "pos"}] * 4
+        {"text": "bad movie", "label": "neg"},
+        {"text": "good movie", "label": "pos"},
+    ] * 4
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    path = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, {"train": str(data), "validation": str(data)}, tmp_path / "run",
-                                                         train={"max_steps": 1}))
+    path = write_recipe(
+        tmp_path / "r.yaml",
+        recipe_dict(tiny_bert, {"train": str(data), "validation": str(data)}, tmp_path / "run", train={"max_steps": 1}),
+    )
     assert main(["train", str(path)]) == 0
     report = json.loads((tmp_path / "run" / "input_layers.json").read_text())["data"]
     assert report["train"] == {"examples": 11, "empty_texts": 2, "truncated": 1}

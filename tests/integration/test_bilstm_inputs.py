@@ -17,7 +17,15 @@ from pipeline.families.bilstm.characters import character_ids
 from pipeline.recipe.io import parse_recipe
 from pipeline.training.experiment import setup
 
-BILSTM = {"hidden_size": 8, "lstm_size": 16, "num_layers": 1, "char_cnn": True, "max_characters": 12, "char_filters": 4, "char_max_width": 3}
+BILSTM = {
+    "hidden_size": 8,
+    "lstm_size": 16,
+    "num_layers": 1,
+    "char_cnn": True,
+    "max_characters": 12,
+    "char_filters": 4,
+    "char_max_width": 3,
+}
 
 
 def bilstm_recipe(tmp_path: Path, data: dict[str, str], tokenizer: str | dict, **sections) -> dict:
@@ -56,7 +64,10 @@ def test_any_fast_tokenizer_feeds_the_character_cnn_the_words_spelling(tmp_path,
     texts = [json.loads(line)["text"] for line in Path(jsonl_data["validation"]).read_text().splitlines()]
     with torch.no_grad():
         probabilities = reloaded(**saved_tokenizer(texts, padding=True, return_tensors="pt")).logits.softmax(-1)
-    recorded = [json.loads(line)["probabilities"] for line in (run_dir / "predictions-validation.jsonl").read_text().splitlines()]
+    recorded = [
+        json.loads(line)["probabilities"]
+        for line in (run_dir / "predictions-validation.jsonl").read_text().splitlines()
+    ]
     # Without char ids the model spells each vocabulary entry: equal wherever no word is unknown to the vocabulary.
     assert torch.allclose(probabilities, torch.tensor(recorded), atol=1e-4)
 
@@ -65,7 +76,15 @@ def test_any_fast_tokenizer_feeds_the_character_cnn_the_words_spelling(tmp_path,
 def test_static_vectors_replace_the_bilstm_table(tmp_path, jsonl_data, width):
     vectors = write_glove(tmp_path / "glove.txt", FILLER + POSITIVE + NEGATIVE, dim=4)
     tokenizer = {"build": "word", "vocab_size": 100, "min_frequency": 1}
-    layers = {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": str(tmp_path / "glove.txt"), "width": width, "then": "freeze"}}
+    layers = {
+        "token_embeddings": {
+            "policy": "replace",
+            "init": "vectors",
+            "vectors": str(tmp_path / "glove.txt"),
+            "width": width,
+            "then": "freeze",
+        }
+    }
     recipe = bilstm_recipe(tmp_path, jsonl_data, tokenizer, layers=layers)
     exp = setup(parse_recipe(recipe))
     table = exp.family.input_layers(exp.model).token_embeddings
@@ -91,7 +110,16 @@ def test_frozen_and_random_tables_on_the_bilstm(tmp_path, jsonl_data):
     table = frozen.family.input_layers(frozen.model).token_embeddings.weight
     assert not table.requires_grad
     assert all(p.requires_grad for name, p in frozen.model.named_parameters() if "word_embeddings" not in name)
-    random = setup(parse_recipe(bilstm_recipe(tmp_path, jsonl_data, tokenizer, layers={"token_embeddings": {"policy": "replace", "init": "random", "std": 0.3}})))
+    random = setup(
+        parse_recipe(
+            bilstm_recipe(
+                tmp_path,
+                jsonl_data,
+                tokenizer,
+                layers={"token_embeddings": {"policy": "replace", "init": "random", "std": 0.3}},
+            )
+        )
+    )
     new_table = random.family.input_layers(random.model).token_embeddings.weight
     assert new_table.std().item() == pytest.approx(0.3, rel=0.15)
     assert random.input_report["sources"]["token_embeddings"].startswith("random normal")

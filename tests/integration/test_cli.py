@@ -26,7 +26,10 @@ def test_validate_prints_the_resolved_recipe(tmp_path, jsonl_data, tiny_bert, ca
     assert main(["validate", str(path), "train.seed=5"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["train"]["seed"] == 5
-    assert printed["layers"]["positions"]["policy"] == "finetune" and printed["layers"]["positions"]["lr_multiplier"] == 1.0
+    assert (
+        printed["layers"]["positions"]["policy"] == "finetune"
+        and printed["layers"]["positions"]["lr_multiplier"] == 1.0
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -45,8 +48,15 @@ def test_eval_of_a_folder_that_is_no_run(tmp_path, capsys):
 
 def test_inspect_shows_input_layers_coverage_and_counts(tmp_path, jsonl_data, tiny_bert, capsys):
     (tmp_path / "glove.txt").write_text("good 1 2 3 4\nmovie 5 6 7 8\n")
-    layers = {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": str(tmp_path / "glove.txt"), "then": "freeze"},
-              "positions": {"policy": "replace", "init": "sinusoidal"}}
+    layers = {
+        "token_embeddings": {
+            "policy": "replace",
+            "init": "vectors",
+            "vectors": str(tmp_path / "glove.txt"),
+            "then": "freeze",
+        },
+        "positions": {"policy": "replace", "init": "sinusoidal"},
+    }
     path = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers=layers))
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out

@@ -18,14 +18,25 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def word_files(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("words")
     (folder / "sim.tsv").write_text("good\tgreat\t9\ngood\tbad\t2\nmovie\tplot\t6\nhappy\tsad\t1\ngood\tunicorn\t5\n")
-    (folder / "questions.txt").write_text(": sentiment\ngood bad happy sad\ngreat awful nice ugly\ngood bad happy unicorn\n")
+    (folder / "questions.txt").write_text(
+        ": sentiment\ngood bad happy sad\ngreat awful nice ugly\ngood bad happy unicorn\n"
+    )
     return folder / "sim.tsv", folder / "questions.txt"
 
 
 def run_with(tmp_path: Path, tiny_bert: Path, token_embeddings: str) -> Path:
-    files = {split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed)) for split, count, seed in (("train", 48, 0), ("test", 20, 1))}
-    raw = recipe_dict(tiny_bert, files, tmp_path / f"run-{token_embeddings}", layers={"token_embeddings": token_embeddings},
-                      train={"max_steps": 6, "lr": 5e-3}, eval={"metrics": ["accuracy"], "splits": ["test"], "batch_size": 8})
+    files = {
+        split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed))
+        for split, count, seed in (("train", 48, 0), ("test", 20, 1))
+    }
+    raw = recipe_dict(
+        tiny_bert,
+        files,
+        tmp_path / f"run-{token_embeddings}",
+        layers={"token_embeddings": token_embeddings},
+        train={"max_steps": 6, "lr": 5e-3},
+        eval={"metrics": ["accuracy"], "splits": ["test"], "batch_size": 8},
+    )
     return train_fresh(raw)
 
 
@@ -33,7 +44,21 @@ def test_a_frozen_table_does_not_drift_and_every_file_is_written(tmp_path, tiny_
     run = run_with(tmp_path, tiny_bert, "freeze")
     similarity, analogies = word_files
     capsys.readouterr()
-    assert main(["diagnose", str(run), "--similarity", str(similarity), "--analogies", str(analogies), "--words", "good,unicorn"]) == 0
+    assert (
+        main(
+            [
+                "diagnose",
+                str(run),
+                "--similarity",
+                str(similarity),
+                "--analogies",
+                str(analogies),
+                "--words",
+                "good,unicorn",
+            ]
+        )
+        == 0
+    )
     folder = run / "diagnostics"
     assert capsys.readouterr().out.strip() == f"diagnostics: {folder / 'diagnostics.md'}"
     assert not (run / ".diagnostics.partial").exists()
@@ -47,12 +72,23 @@ def test_a_frozen_table_does_not_drift_and_every_file_is_written(tmp_path, tiny_
     assert {row.split(",")[3] for row in rows[1:]} >= {"unseen", "10-99"}  # [MASK] never occurs; "good" a dozen times
     start, end = result["meaning"]["start"], result["meaning"]["end"]
     assert start == end  # the same table: the same scores
-    assert end["similarity"]["covered"] == 4 and end["analogies"]["covered"] == 2 and -1 <= end["similarity"]["spearman"] <= 1
+    assert (
+        end["similarity"]["covered"] == 4
+        and end["analogies"]["covered"] == 2
+        and -1 <= end["similarity"]["spearman"] <= 1
+    )
     assert end["neighbours"]["unicorn"] is None and len(end["neighbours"]["good"]) == 8
     lengths = result["by_length"]
-    assert lengths["metric"] == "accuracy" and sum(q["examples"] for q in lengths["quartiles"]) == 20 == lengths["examples"]
+    assert (
+        lengths["metric"] == "accuracy"
+        and sum(q["examples"] for q in lengths["quartiles"]) == 20 == lengths["examples"]
+    )
     markdown = (folder / "diagnostics.md").read_text()
-    assert "![drift](token-drift.png)" in markdown and "![positions](position-similarity.png)" in markdown and "| 1000+ |" not in markdown
+    assert (
+        "![drift](token-drift.png)" in markdown
+        and "![positions](position-similarity.png)" in markdown
+        and "| 1000+ |" not in markdown
+    )
 
 
 def test_a_fine_tuned_table_moves_where_the_data_is(tmp_path, tiny_bert, word_files):
@@ -63,16 +99,33 @@ def test_a_fine_tuned_table_moves_where_the_data_is(tmp_path, tiny_bert, word_fi
     by_bucket = {row["bucket"]: row for row in result["drift"]}
     assert by_bucket["10-99"]["share_unchanged"] == 0.0 and by_bucket["10-99"]["mean_cosine_distance"] > 0
     # Against its own final model, a run has not drifted at all.
-    assert main(["diagnose", str(run), "--against", str(run), "--similarity", str(similarity), "--analogies", str(analogies)]) == 0
+    assert (
+        main(
+            [
+                "diagnose",
+                str(run),
+                "--against",
+                str(run),
+                "--similarity",
+                str(similarity),
+                "--analogies",
+                str(analogies),
+            ]
+        )
+        == 0
+    )
     result = json.loads((run / "diagnostics" / "diagnostics.json").read_text())
     assert next(row for row in result["drift"] if row["bucket"] == "all")["share_unchanged"] == 1.0
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["diagnose", "{empty}"], "neither a finished run folder"),
-    (["diagnose", "{run}", "--against", "{empty}"], "holds no saved model"),
-    (["diagnose", "{run}", "--similarity", "{empty}/missing.tsv"], "cannot read"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["diagnose", "{empty}"], "neither a finished run folder"),
+        (["diagnose", "{run}", "--against", "{empty}"], "holds no saved model"),
+        (["diagnose", "{run}", "--similarity", "{empty}/missing.tsv"], "cannot read"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, tiny_bert, capsys, arguments, message):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -94,8 +147,14 @@ def test_a_gpt2_language_model_continued_from_a_checkpoint(tmp_path, tiny_gpt2, 
     raw["model"] = {"family": "gpt2", "name_or_path": str(tiny_gpt2), "max_length": 16}
     run = train_fresh(raw)
     similarity, analogies = word_files
-    assert main(["diagnose", str(run), "--similarity", str(similarity), "--analogies", str(analogies), "--words", "cat"]) == 0
+    assert (
+        main(["diagnose", str(run), "--similarity", str(similarity), "--analogies", str(analogies), "--words", "cat"])
+        == 0
+    )
     result = json.loads((run / "diagnostics" / "diagnostics.json").read_text())
     assert result["by_length"] is None and result["positions"] == {"start_rows": 64, "end_rows": 64}
     assert next(row for row in result["drift"] if row["bucket"] == "all")["tokens"] == 50257
-    assert result["meaning"]["end"]["single_token_words"] > 20000 and len(result["meaning"]["end"]["neighbours"]["cat"]) == 8
+    assert (
+        result["meaning"]["end"]["single_token_words"] > 20000
+        and len(result["meaning"]["end"]["neighbours"]["cat"]) == 8
+    )

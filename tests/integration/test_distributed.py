@@ -16,7 +16,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import REPO, lm_recipe, make_examples, recipe_dict, tagged_sentences, tagging_recipe, templated_sentences, write_jsonl, write_recipe
+from helpers import (
+    REPO,
+    lm_recipe,
+    make_examples,
+    recipe_dict,
+    tagged_sentences,
+    tagging_recipe,
+    templated_sentences,
+    write_jsonl,
+    write_recipe,
+)
 
 LAUNCHER = os.path.join(os.path.dirname(sys.executable), "accelerate")
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
@@ -24,8 +34,20 @@ pytestmark = pytest.mark.skipif(not os.path.exists(LAUNCHER), reason="accelerate
 
 
 def launch(recipe: Path, processes: int, port: int, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
-    command = [LAUNCHER, "launch", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--num_processes", str(processes), "--main_process_port", str(port)]
+    command = [
+        LAUNCHER,
+        "launch",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--num_processes",
+        str(processes),
+        "--main_process_port",
+        str(port),
+    ]
     command += ["--multi_gpu"] if processes > 1 else ["--cpu"]
     command += ["-m", "pipeline", "train", str(recipe), *kwargs.pop("extra", [])]
     if kwargs.pop("background", False):
@@ -35,30 +57,50 @@ def launch(recipe: Path, processes: int, port: int, **kwargs) -> subprocess.Pope
 
 
 def test_two_processes_match_one_and_write_one_run_folder(tmp_path, jsonl_data, tiny_bert_without_dropout):
-    sections = {"train": {"max_steps": 3, "batch_size": 8, "log_every_steps": 1}, "layers": {"token_embeddings": "freeze"}}
+    sections = {
+        "train": {"max_steps": 3, "batch_size": 8, "log_every_steps": 1},
+        "layers": {"token_embeddings": "freeze"},
+    }
     runs = {}
     for processes, port in ((1, 29511), (2, 29512)):
         output_dir = tmp_path / f"run-{processes}"
-        recipe = write_recipe(tmp_path / f"r{processes}.yaml", recipe_dict(tiny_bert_without_dropout, jsonl_data, output_dir, **sections))
+        recipe = write_recipe(
+            tmp_path / f"r{processes}.yaml", recipe_dict(tiny_bert_without_dropout, jsonl_data, output_dir, **sections)
+        )
         result = launch(recipe, processes, port)
         assert result.returncode == 0, result.stderr[-3000:]
         runs[processes] = output_dir
     batching = json.loads((runs[2] / "batching.json").read_text())
     assert batching["processes"] == 2 and batching["micro_batch_size"] == 4 and batching["accumulation_steps"] == 1
     assert sorted(p.name for p in runs[2].iterdir()) == sorted(
-        ["batching.json", "confusion-validation.png", "fingerprints.json", "input_layers.json", "log.jsonl", "metrics.json", "model", "parameters.tsv", "predictions-validation.jsonl",
-         "recipe.yaml"]
+        [
+            "batching.json",
+            "confusion-validation.png",
+            "fingerprints.json",
+            "input_layers.json",
+            "log.jsonl",
+            "metrics.json",
+            "model",
+            "parameters.tsv",
+            "predictions-validation.jsonl",
+            "recipe.yaml",
+        ]
     )
     one, two = (json.loads((runs[n] / "metrics.json").read_text()) for n in (1, 2))
     assert two["train"]["frozen_tables_identical_across_processes"] is True
     assert len((runs[2] / "predictions-validation.jsonl").read_text().splitlines()) == 16  # each example once
     # Same 8 examples per step, gradients averaged over 2 × 4 instead of 1 × 8: equal up to float rounding.
     assert two["validation"] == pytest.approx(one["validation"], abs=1e-6)
-    losses = [[json.loads(line)["loss"] for line in (runs[n] / "log.jsonl").read_text().splitlines() if "loss" in line] for n in (1, 2)]
+    losses = [
+        [json.loads(line)["loss"] for line in (runs[n] / "log.jsonl").read_text().splitlines() if "loss" in line]
+        for n in (1, 2)
+    ]
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     weights = [load_file(runs[n] / "model" / "model.safetensors") for n in (1, 2)]
     assert all(torch.allclose(weights[0][key], weights[1][key], atol=1e-5) for key in weights[0])
-    assert torch.equal(weights[0]["bert.embeddings.word_embeddings.weight"], weights[1]["bert.embeddings.word_embeddings.weight"])
+    assert torch.equal(
+        weights[0]["bert.embeddings.word_embeddings.weight"], weights[1]["bert.embeddings.word_embeddings.weight"]
+    )
 
 
 def rank_of(process: psutil.Process) -> str | None:
@@ -72,9 +114,16 @@ def test_a_killed_rank_ends_the_launch_quickly(tmp_path, tiny_bert):
     data = str(tmp_path / "train.jsonl")
     Path(data).write_text("".join(json.dumps(row) + "\n" for row in make_examples(4000, 0)))
     output_dir = tmp_path / "run"
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, {"train": data}, output_dir,
-                                                            train={"epochs": 50, "max_steps": None, "batch_size": 8, "log_every_steps": 1},
-                                                            eval={"splits": ["validation"]}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        recipe_dict(
+            tiny_bert,
+            {"train": data},
+            output_dir,
+            train={"epochs": 50, "max_steps": None, "batch_size": 8, "log_every_steps": 1},
+            eval={"splits": ["validation"]},
+        ),
+    )
     launcher = launch(recipe, 2, 29513, background=True)
     try:
         deadline = time.monotonic() + 120
@@ -106,11 +155,26 @@ def test_shipped_accelerate_configs_load(path):
 
     config = load_config_from_file(str(path))
     assert config.num_processes >= 1 and config.num_machines >= 1
-    assert str(config.distributed_type) in {"DistributedType.MULTI_GPU", "DistributedType.NO", "DistributedType.FSDP", "MULTI_GPU", "NO", "FSDP"}
+    assert str(config.distributed_type) in {
+        "DistributedType.MULTI_GPU",
+        "DistributedType.NO",
+        "DistributedType.FSDP",
+        "MULTI_GPU",
+        "NO",
+        "FSDP",
+    }
 
 
-BILSTM_NO_DROPOUT = {"hidden_size": 16, "lstm_size": 32, "num_layers": 2, "char_cnn": True, "max_characters": 10,
-                     "char_filters": 4, "char_max_width": 3, "dropout": 0.0}
+BILSTM_NO_DROPOUT = {
+    "hidden_size": 16,
+    "lstm_size": 32,
+    "num_layers": 2,
+    "char_cnn": True,
+    "max_characters": 10,
+    "char_filters": 4,
+    "char_max_width": 3,
+    "dropout": 0.0,
+}
 
 
 def bilstm_recipe(task: str, folder: Path) -> dict:
@@ -122,8 +186,10 @@ def bilstm_recipe(task: str, folder: Path) -> dict:
             files[split] = str(folder / f"{split}.txt")
         recipe = lm_recipe(folder, files)
     else:
-        files = {"train": write_jsonl(folder / "train.jsonl", tagged_sentences(32, 0)),
-                 "validation": write_jsonl(folder / "validation.jsonl", tagged_sentences(13, 1))}
+        files = {
+            "train": write_jsonl(folder / "train.jsonl", tagged_sentences(32, 0)),
+            "validation": write_jsonl(folder / "validation.jsonl", tagged_sentences(13, 1)),
+        }
         recipe = tagging_recipe(folder, files)
     recipe["model"] = {**recipe["model"], "config": BILSTM_NO_DROPOUT}
     recipe["train"] = {**recipe["train"], "max_steps": 2, "batch_size": 8, "eval_every_steps": None}
@@ -150,16 +216,33 @@ def test_bilstm_tasks_gather_every_example_once_across_processes(tmp_path, task,
 def test_sigterm_stops_every_process_at_one_step_and_resume_matches(tmp_path, tiny_bert_without_dropout):
     """A scheduler's pre-emption under `accelerate launch`: both processes checkpoint the same step; resuming with two
     processes ends bit-identical to an uninterrupted two-process run."""
-    data = {split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed)) for split, count, seed in (("train", 120, 0), ("validation", 16, 1))}
-    train = {"epochs": 2, "max_steps": None, "batch_size": 4, "save_every_steps": 5, "keep_checkpoints": 3, "log_every_steps": 1}
-    recipes = {name: write_recipe(tmp_path / f"{name}.yaml", recipe_dict(tiny_bert_without_dropout, data, tmp_path / name, train=train))
-               for name in ("reference", "stopped")}
+    data = {
+        split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed))
+        for split, count, seed in (("train", 120, 0), ("validation", 16, 1))
+    }
+    train = {
+        "epochs": 2,
+        "max_steps": None,
+        "batch_size": 4,
+        "save_every_steps": 5,
+        "keep_checkpoints": 3,
+        "log_every_steps": 1,
+    }
+    recipes = {
+        name: write_recipe(
+            tmp_path / f"{name}.yaml", recipe_dict(tiny_bert_without_dropout, data, tmp_path / name, train=train)
+        )
+        for name in ("reference", "stopped")
+    }
     assert launch(recipes["reference"], 2, 29541).returncode == 0
     process = launch(recipes["stopped"], 2, 29542, background=True, capture=True)
     log = tmp_path / "stopped" / "log.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
-        if log.exists() and max((json.loads(line).get("step", 0) for line in log.read_text().splitlines()), default=0) >= 22:
+        if (
+            log.exists()
+            and max((json.loads(line).get("step", 0) for line in log.read_text().splitlines()), default=0) >= 22
+        ):
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be stopped"

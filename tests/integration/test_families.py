@@ -11,7 +11,13 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedConfig, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers import POSITIVE, build, read_jsonl, recipe_dict, train_fresh, write_glove, write_recipe
@@ -102,8 +108,13 @@ def toy_family():
 
 
 def toy_recipe(tmp_path, data, **sections):
-    model = {"family": "toy", "name_or_path": None, "config": {"hidden_size": 16, "num_blocks": 2, "max_positions": 32},
-             "tokenizer": {"build": "word", "vocab_size": 100, "min_frequency": 1}, "max_length": 16}
+    model = {
+        "family": "toy",
+        "name_or_path": None,
+        "config": {"hidden_size": 16, "num_blocks": 2, "max_positions": 32},
+        "tokenizer": {"build": "word", "vocab_size": 100, "min_frequency": 1},
+        "max_length": 16,
+    }
     return recipe_dict(None, data, tmp_path / "toy-run", model=model, train={"max_steps": 12, "lr": 1e-2}, **sections)
 
 
@@ -158,11 +169,18 @@ def test_rotary_family_trains_with_every_token_embedding_policy(tmp_path, jsonl_
 
 
 def test_rotary_family_inspect_says_there_is_no_position_table(tmp_path, jsonl_data, tiny_llama, capsys):
-    assert main(["inspect", str(write_recipe(tmp_path / "r.yaml", llama_recipe(tiny_llama, jsonl_data, tmp_path)))]) == 0
-    assert "positions: none (rotary: positions rotate queries and keys inside attention; no table)" in capsys.readouterr().out
+    assert (
+        main(["inspect", str(write_recipe(tmp_path / "r.yaml", llama_recipe(tiny_llama, jsonl_data, tmp_path)))]) == 0
+    )
+    assert (
+        "positions: none (rotary: positions rotate queries and keys inside attention; no table)"
+        in capsys.readouterr().out
+    )
 
 
-@pytest.mark.parametrize("positions", ["freeze", "{policy: replace, init: sinusoidal}", "{policy: finetune, lr_multiplier: 2}"])
+@pytest.mark.parametrize(
+    "positions", ["freeze", "{policy: replace, init: sinusoidal}", "{policy: finetune, lr_multiplier: 2}"]
+)
 def test_rotary_family_refuses_position_policies_with_one_line(tmp_path, jsonl_data, tiny_llama, capsys, positions):
     path = write_recipe(tmp_path / "r.yaml", llama_recipe(tiny_llama, jsonl_data, tmp_path))
     assert main(["train", str(path), f"layers.positions={positions}"]) == 2
@@ -177,20 +195,33 @@ def test_rotary_family_pretrains_with_a_tied_head_that_follows_a_frozen_table(tm
     for split in ("train", "validation"):
         (tmp_path / f"{split}.txt").write_text("\n".join(lines) + "\n")
         files[split] = str(tmp_path / f"{split}.txt")
-    recipe = llama_recipe(tiny_llama, files, tmp_path, task={"type": "language-modeling", "objective": "causal"},
-                          layers={"token_embeddings": "freeze"}, eval={"metrics": None, "splits": ["validation"], "batch_size": 8})
+    recipe = llama_recipe(
+        tiny_llama,
+        files,
+        tmp_path,
+        task={"type": "language-modeling", "objective": "causal"},
+        layers={"token_embeddings": "freeze"},
+        eval={"metrics": None, "splits": ["validation"], "batch_size": 8},
+    )
     run_dir = train_fresh(recipe)
     scores = json.loads((run_dir / "metrics.json").read_text())["validation"]
     assert math.isfinite(scores["perplexity"]) and scores["perplexity"] > 1
     saved = load_file(run_dir / "model" / "model.safetensors")
-    assert torch.equal(saved["model.embed_tokens.weight"], load_file(tiny_llama / "model.safetensors")["model.embed_tokens.weight"])
+    assert torch.equal(
+        saved["model.embed_tokens.weight"], load_file(tiny_llama / "model.safetensors")["model.embed_tokens.weight"]
+    )
     assert "lm_head.weight" not in saved  # tied: one tensor, saved once
     assert json.loads((run_dir / "input_layers.json").read_text())["sources"]["output_embeddings"].startswith("tied")
 
 
-@pytest.mark.parametrize(("family", "fixture", "owner"), [("gpt2", "tiny_llama", "llama"), ("gpt2", "tiny_bert", "bert"), ("llama", "tiny_gpt2", "gpt2")])
+@pytest.mark.parametrize(
+    ("family", "fixture", "owner"),
+    [("gpt2", "tiny_llama", "llama"), ("gpt2", "tiny_bert", "bert"), ("llama", "tiny_gpt2", "gpt2")],
+)
 def test_a_checkpoint_of_another_family_is_refused(tmp_path, jsonl_data, request, capsys, family, fixture, owner):
-    path = write_recipe(tmp_path / "r.yaml", recipe_dict(request.getfixturevalue(fixture), jsonl_data, tmp_path / "run", family=family))
+    path = write_recipe(
+        tmp_path / "r.yaml", recipe_dict(request.getfixturevalue(fixture), jsonl_data, tmp_path / "run", family=family)
+    )
     assert main(["train", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: model.family:") and f"of family {owner}; set model.family: {owner}" in err
@@ -199,8 +230,11 @@ def test_a_checkpoint_of_another_family_is_refused(tmp_path, jsonl_data, request
 
 def test_families_keep_their_tables_to_themselves(tmp_path, jsonl_data, tiny_bert, tiny_gpt2, tiny_llama):
     """Each family finds its own input layers and blocks in its own models."""
-    expected = {"bert": (tiny_bert, "word_embeddings", "position_embeddings", 2), "gpt2": (tiny_gpt2, "wte", "wpe", 2),
-                "llama": (tiny_llama, "embed_tokens", None, 2)}
+    expected = {
+        "bert": (tiny_bert, "word_embeddings", "position_embeddings", 2),
+        "gpt2": (tiny_gpt2, "wte", "wpe", 2),
+        "llama": (tiny_llama, "embed_tokens", None, 2),
+    }
     for family, (folder, tokens, positions, blocks) in expected.items():
         exp = build(recipe_dict(folder, jsonl_data, tmp_path / family, family=family))
         layers = exp.family.input_layers(exp.model)

@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_bf16_training_on_one_gpu(tmp_path, jsonl_data, tiny_bert):
-    run_dir = train(parse_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"mixed_precision": "bf16"})))
+    run_dir = train(
+        parse_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"mixed_precision": "bf16"}))
+    )
     summary = json.loads((run_dir / "metrics.json").read_text())["train"]
     assert summary["steps"] == 4
     assert summary["peak_memory_mb"] > 0  # torch.cuda.max_memory_allocated, not RSS

@@ -39,8 +39,14 @@ def logged_scores(run_dir: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])
 def test_perplexity_falls_on_a_tiny_corpus(tmp_path, text_files, family):
     exp = setup(parse_recipe(lm_recipe(tmp_path, text_files, family)))
-    untrained, _ = exp.task.evaluate(exp.accelerator, exp.model, exp.accelerator.prepare_data_loader(
-        torch.utils.data.DataLoader(exp.splits["validation"], batch_size=8, collate_fn=exp.collator)), exp.metrics)
+    untrained, _ = exp.task.evaluate(
+        exp.accelerator,
+        exp.model,
+        exp.accelerator.prepare_data_loader(
+            torch.utils.data.DataLoader(exp.splits["validation"], batch_size=8, collate_fn=exp.collator)
+        ),
+        exp.metrics,
+    )
     run_dir = train_fresh(lm_recipe(tmp_path, text_files, family))
     scores = logged_scores(run_dir)
     assert [s["step"] for s in scores] == [40, 80]
@@ -58,7 +64,11 @@ def test_blocks_hold_every_token_once_joined_by_eos(tmp_path, text_files):
     assert all(len(ids) <= 16 for ids in blocks["input_ids"]) and blocks["input_ids"] == blocks["labels"]
     stream = [token for ids in blocks["input_ids"] for token in ids]
     texts = Path(text_files["train"]).read_text().splitlines()
-    expected = [t for ids in exp.tokenizer(texts, add_special_tokens=False)["input_ids"] for t in ids + [exp.tokenizer.eos_token_id]]
+    expected = [
+        t
+        for ids in exp.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        for t in ids + [exp.tokenizer.eos_token_id]
+    ]
     assert stream == expected
     chars = [row for rows in blocks["char_ids"] for row in rows]
     assert len(chars) == len(stream) and len(chars[0]) == 10
@@ -78,26 +88,54 @@ def test_evaluation_perplexity_matches_the_models_own_loss(tmp_path, text_files)
 
 
 def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jsonl_data, text_files):
-    single = lm_recipe(tmp_path, {"train": text_files["train"]}, data={"files": text_files["train"], "holdout": {"validation": 0.25}})
+    single = lm_recipe(
+        tmp_path, {"train": text_files["train"]}, data={"files": text_files["train"], "holdout": {"validation": 0.25}}
+    )
     exp = setup(parse_recipe(single))
     assert exp.input_report["data"]["validation"]["examples"] == 40  # a quarter of 160 lines, unstratified
     # A language model on labelled data with stratify_by: label gets exactly the classifier's split.
-    classifier = setup(parse_recipe(recipe_dict(None, jsonl_data, tmp_path / "c", model={"family": "bilstm", "config": BILSTM_LM,
-        "tokenizer": {"build": "word", "vocab_size": 300, "min_frequency": 1}, "name_or_path": None}, data={"files": jsonl_data["train"]})))
-    pretrain = setup(parse_recipe(lm_recipe(tmp_path, jsonl_data, data={"files": jsonl_data["train"], "stratify_by": "label"})))
+    classifier = setup(
+        parse_recipe(
+            recipe_dict(
+                None,
+                jsonl_data,
+                tmp_path / "c",
+                model={
+                    "family": "bilstm",
+                    "config": BILSTM_LM,
+                    "tokenizer": {"build": "word", "vocab_size": 300, "min_frequency": 1},
+                    "name_or_path": None,
+                },
+                data={"files": jsonl_data["train"]},
+            )
+        )
+    )
+    pretrain = setup(
+        parse_recipe(lm_recipe(tmp_path, jsonl_data, data={"files": jsonl_data["train"], "stratify_by": "label"}))
+    )
     assert classifier.tokenizer.get_vocab() == pretrain.tokenizer.get_vocab()  # built from the same train texts
-    assert classifier.input_report["data"]["validation"]["examples"] == pretrain.input_report["data"]["validation"]["examples"]
+    assert (
+        classifier.input_report["data"]["validation"]["examples"]
+        == pretrain.input_report["data"]["validation"]["examples"]
+    )
 
 
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])
 def test_continued_pretraining_starts_from_the_checkpoint(tmp_path, text_files, tiny_gpt2, family):
     """Domain-adaptive pretraining: `name_or_path` instead of a config; the LM starts from the saved weights."""
     if family == "bilstm":
-        checkpoint = train_fresh(lm_recipe(tmp_path, text_files, train={"max_steps": 6, "eval_every_steps": None})) / "model"
+        checkpoint = (
+            train_fresh(lm_recipe(tmp_path, text_files, train={"max_steps": 6, "eval_every_steps": None})) / "model"
+        )
     else:
         checkpoint = tiny_gpt2  # a bare GPT2Model checkpoint: the LM head is tied to its `wte`
-    recipe = lm_recipe(tmp_path, text_files, family, model={"name_or_path": str(checkpoint), "config": None, "tokenizer": None},
-                       train={"max_steps": 30, "eval_every_steps": 30})
+    recipe = lm_recipe(
+        tmp_path,
+        text_files,
+        family,
+        model={"name_or_path": str(checkpoint), "config": None, "tokenizer": None},
+        train={"max_steps": 30, "eval_every_steps": 30},
+    )
     recipe["output_dir"] = str(tmp_path / "continued")
     exp = setup(parse_recipe(recipe))
     saved = load_file(checkpoint / "model.safetensors")
@@ -116,14 +154,18 @@ def test_pretrain_then_fine_tune_chain(tmp_path, text_files, jsonl_data, family)
     lm_dir = train_fresh(lm_recipe(tmp_path, text_files, family, train={"max_steps": 6, "eval_every_steps": None}))
     pretrained = load_file(lm_dir / "model" / "model.safetensors")
     final = json.loads((lm_dir / "metrics.json").read_text())["validation"]
-    assert evaluate_saved(lm_dir, [])["validation"]["perplexity"] == pytest.approx(final["perplexity"], rel=1e-5)  # `pipeline eval`
+    assert evaluate_saved(lm_dir, [])["validation"]["perplexity"] == pytest.approx(
+        final["perplexity"], rel=1e-5
+    )  # `pipeline eval`
     classify = recipe_dict(lm_dir / "model", jsonl_data, tmp_path / "classify", family=family, model={"max_length": 16})
     exp = setup(parse_recipe(classify))
     for name, tensor in exp.model.base_model.state_dict().items():
         key = f"{exp.model.base_model_prefix}.{name}"
         if key in pretrained:
             assert torch.equal(tensor, pretrained[key]), name
-    assert sum(f"{exp.model.base_model_prefix}.{name}" in pretrained for name in exp.model.base_model.state_dict()) >= 10
+    assert (
+        sum(f"{exp.model.base_model_prefix}.{name}" in pretrained for name in exp.model.base_model.state_dict()) >= 10
+    )
     run_dir = train_fresh(classify)
     scores = json.loads((run_dir / "metrics.json").read_text())["validation"]
     assert 0.0 <= scores["accuracy"] <= 1.0
@@ -133,7 +175,13 @@ def test_pretrain_then_fine_tune_chain(tmp_path, text_files, jsonl_data, family)
 
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])
 def test_frozen_input_table_freezes_the_tied_output_layer(tmp_path, text_files, family):
-    recipe = lm_recipe(tmp_path, text_files, family, layers={"token_embeddings": "freeze"}, train={"max_steps": 4, "eval_every_steps": None})
+    recipe = lm_recipe(
+        tmp_path,
+        text_files,
+        family,
+        layers={"token_embeddings": "freeze"},
+        train={"max_steps": 4, "eval_every_steps": None},
+    )
     exp = setup(parse_recipe(recipe))
     table = exp.family.input_layers(exp.model).token_embeddings.weight
     assert exp.model.get_output_embeddings().weight is table and not table.requires_grad
@@ -162,11 +210,20 @@ def test_replaced_input_table_stays_tied_and_projection_is_refused(tmp_path, tex
     ("change", "expected"),
     [
         ({"layers": {"positions": "freeze"}}, "layers.positions: not applicable to family bilstm"),
-        ({"task": {"type": "language-modeling", "objective": "causal"}}, "does not fit model.family bilstm (family bilstm takes objective: bidirectional)"),
+        (
+            {"task": {"type": "language-modeling", "objective": "causal"}},
+            "does not fit model.family bilstm (family bilstm takes objective: bidirectional)",
+        ),
         ({"model": {"max_length": None}}, "family bilstm has no position limit: set model.max_length"),
-        ({"eval": {"metrics": ["accuracy"], "splits": ["validation"]}}, "'accuracy' does not apply to language-modeling (use perplexity)"),
+        (
+            {"eval": {"metrics": ["accuracy"], "splits": ["validation"]}},
+            "'accuracy' does not apply to language-modeling (use perplexity)",
+        ),
         ({"task": {"type": "language-modeling"}}, "task.objective: required but missing"),
-        ({"task": {"type": "language-model", "objective": "causal"}}, "task.type: unknown value 'language-model'; did you mean 'language-modeling'?"),
+        (
+            {"task": {"type": "language-model", "objective": "causal"}},
+            "task.type: unknown value 'language-model'; did you mean 'language-modeling'?",
+        ),
     ],
 )
 def test_language_modeling_recipe_mistakes(tmp_path, text_files, change, expected):
@@ -180,8 +237,15 @@ def test_language_modeling_recipe_mistakes(tmp_path, text_files, change, expecte
 
 def test_built_tokenizer_needs_a_fresh_model_or_a_replaced_table(tmp_path, text_files, tiny_gpt2):
     recipe = lm_recipe(tmp_path, text_files, "gpt2")
-    recipe["model"] = {"family": "gpt2", "name_or_path": str(tiny_gpt2), "tokenizer": {"build": "bpe"}, "max_length": 16}
-    with pytest.raises(PipelineError, match="a new tokenizer's ids mean nothing to a pretrained model's table; replace the table"):
+    recipe["model"] = {
+        "family": "gpt2",
+        "name_or_path": str(tiny_gpt2),
+        "tokenizer": {"build": "bpe"},
+        "max_length": 16,
+    }
+    with pytest.raises(
+        PipelineError, match="a new tokenizer's ids mean nothing to a pretrained model's table; replace the table"
+    ):
         parse_recipe(recipe)
 
 
@@ -192,5 +256,8 @@ def test_typo_in_model_config_fails_with_a_hint(tmp_path, text_files, capsys):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
     assert main(["train", str(path)]) == 2
-    assert "model.config.lstm_sise: unknown bilstm setting 'lstm_sise'; did you mean 'lstm_size'?" in capsys.readouterr().err
+    assert (
+        "model.config.lstm_sise: unknown bilstm setting 'lstm_sise'; did you mean 'lstm_size'?"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "bilstm-lm").exists()

@@ -22,6 +22,7 @@ from pipeline.training.run import start_run, train_experiment
 
 def strict_json_lines(path: Path) -> list[dict]:
     """Parse JSON lines refusing the non-standard NaN / Infinity tokens."""
+
     def refuse(token: str) -> None:
         raise AssertionError(f"{path.name} holds {token}")
 
@@ -57,7 +58,10 @@ def test_overwrite_replaces_only_a_run_folder(tmp_path, jsonl_data, tiny_bert, c
 
 
 def test_resume_of_a_finished_run_is_refused(tmp_path, jsonl_data, tiny_bert, capsys):
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "save_every_steps": 1}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "save_every_steps": 1}),
+    )
     assert main(["train", str(recipe)]) == 0
     model = (tmp_path / "run" / "model" / "model.safetensors").read_bytes()
     assert main(["train", str(recipe), "--resume"]) == 2
@@ -67,7 +71,10 @@ def test_resume_of_a_finished_run_is_refused(tmp_path, jsonl_data, tiny_bert, ca
 
 
 def test_resume_without_a_usable_checkpoint_restarts_with_a_clean_log(tmp_path, jsonl_data, tiny_bert, caplog):
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "save_every_steps": 1}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "save_every_steps": 1}),
+    )
     assert main(["train", str(recipe)]) == 0
     (tmp_path / "run" / "metrics.json").unlink()  # as if killed before its end, with every checkpoint half-written
     for checkpoint in (tmp_path / "run" / "checkpoints").glob("step-*"):
@@ -79,7 +86,10 @@ def test_resume_without_a_usable_checkpoint_restarts_with_a_clean_log(tmp_path, 
 
 
 def test_resume_after_the_data_changed_is_refused(tmp_path, jsonl_data, tiny_bert, capsys):
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 4, "save_every_steps": 2}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 4, "save_every_steps": 2}),
+    )
     assert main(["train", str(recipe)]) == 0
     (tmp_path / "run" / "metrics.json").unlink()
     rows = make_examples(48, 0)
@@ -102,7 +112,10 @@ class Planted:
 @pytest.fixture
 def unfinished_run(tmp_path, jsonl_data, tiny_bert) -> tuple[Path, Path]:
     """(recipe, run folder) of a run that saved checkpoints at steps 2 and 4 and was then cut short."""
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 4, "save_every_steps": 2}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 4, "save_every_steps": 2}),
+    )
     assert main(["train", str(recipe)]) == 0
     (tmp_path / "run" / "metrics.json").unlink()
     return recipe, tmp_path / "run"
@@ -166,7 +179,11 @@ def test_missing_labels_can_be_left_out_and_are_counted(tmp_path, tiny_bert, jso
     rows[3]["label"] = None
     rows[7]["label"] = None
     data = {"train": write_jsonl(tmp_path / "holes.jsonl", rows), "validation": jsonl_data["validation"]}
-    run_dir = train_fresh(recipe_dict(tiny_bert, data, tmp_path / "run", data={"files": data, "drop_missing_labels": True}, train={"max_steps": 1}))
+    run_dir = train_fresh(
+        recipe_dict(
+            tiny_bert, data, tmp_path / "run", data={"files": data, "drop_missing_labels": True}, train={"max_steps": 1}
+        )
+    )
     counts = json.loads((run_dir / "input_layers.json").read_text())["data"]
     assert counts["train"]["dropped_missing_labels"] == 2 and counts["train"]["examples"] == 46
     assert json.loads((run_dir / "model" / "config.json").read_text())["id2label"] == {"0": "neg", "1": "pos"}
@@ -182,8 +199,13 @@ def test_a_file_name_with_glob_characters_is_read_alone(tmp_path, tiny_bert, jso
 
 def test_holdout_splits_the_data_lacks_are_carved_from_train(tmp_path, tiny_bert, jsonl_data, caplog):
     data = {"train": jsonl_data["train"], "test": jsonl_data["validation"]}
-    recipe = recipe_dict(tiny_bert, data, tmp_path / "run", data={"files": data, "holdout": {"validation": 0.25}},
-                         eval={"splits": ["validation", "test"]})
+    recipe = recipe_dict(
+        tiny_bert,
+        data,
+        tmp_path / "run",
+        data={"files": data, "holdout": {"validation": 0.25}},
+        eval={"splits": ["validation", "test"]},
+    )
     caplog.set_level(logging.INFO)
     exp = setup(parse_recipe(recipe))
     assert (len(exp.splits["train"]), len(exp.splits["validation"]), len(exp.splits["test"])) == (36, 12, 16)
@@ -200,7 +222,9 @@ def test_eval_output_is_checked_before_evaluating_and_written_whole(tmp_path, js
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--output", str(tmp_path / "nodir" / "x.json")]) == 2
     err = capsys.readouterr()
-    assert "is not an existing folder" in err.err and "Loading weights" not in err.err  # refused before loading anything
+    assert (
+        "is not an existing folder" in err.err and "Loading weights" not in err.err
+    )  # refused before loading anything
     assert main(["eval", str(run_dir), "--output", str(tmp_path / "scores.json")]) == 0
     assert json.loads((tmp_path / "scores.json").read_text())["validation"]["accuracy"] >= 0
     assert not list(tmp_path.glob(".*.partial"))

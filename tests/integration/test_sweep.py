@@ -12,7 +12,12 @@ from helpers import recipe_dict, write_jsonl, write_recipe
 from pipeline.cli import main
 from pipeline.sweeps.statistics import RunResult, paired_comparison
 
-GRID = ["--grid", "layers.token_embeddings=finetune,freeze", "--grid", "layers.positions=finetune,{policy: replace, init: none}"]
+GRID = [
+    "--grid",
+    "layers.token_embeddings=finetune,freeze",
+    "--grid",
+    "layers.positions=finetune,{policy: replace, init: none}",
+]
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +25,17 @@ def sweep_recipe(tmp_path_factory, tiny_bert) -> Path:
     folder = tmp_path_factory.mktemp("sweep")
     from helpers import make_examples
 
-    data = {split: write_jsonl(folder / f"{split}.jsonl", make_examples(count, seed)) for split, count, seed in (("train", 48, 0), ("test", 24, 1))}
-    raw = recipe_dict(tiny_bert, data, folder / "unused", train={"max_steps": 3, "log_every_steps": 1, "eval_every_steps": 3},
-                      eval={"metrics": ["accuracy", "f1_macro"], "splits": ["test"], "batch_size": 8})
+    data = {
+        split: write_jsonl(folder / f"{split}.jsonl", make_examples(count, seed))
+        for split, count, seed in (("train", 48, 0), ("test", 24, 1))
+    }
+    raw = recipe_dict(
+        tiny_bert,
+        data,
+        folder / "unused",
+        train={"max_steps": 3, "log_every_steps": 1, "eval_every_steps": 3},
+        eval={"metrics": ["accuracy", "f1_macro"], "splits": ["test"], "batch_size": 8},
+    )
     return write_recipe(folder / "recipe.yaml", raw)
 
 
@@ -34,22 +47,42 @@ def finished_sweep(sweep_recipe, tmp_path_factory) -> Path:
 
 
 def test_a_two_by_two_grid_over_two_seeds(finished_sweep):
-    runs = sorted(p.relative_to(finished_sweep).as_posix() for p in finished_sweep.glob("*/seed=*") if (p / "metrics.json").is_file())
-    assert runs == [f"{cell}/seed={seed}" for cell in ("token_embeddings=finetune,positions=finetune", "token_embeddings=finetune,positions=replace-none",
-                                                        "token_embeddings=freeze,positions=finetune", "token_embeddings=freeze,positions=replace-none")
-                    for seed in (0, 1)]
+    runs = sorted(
+        p.relative_to(finished_sweep).as_posix()
+        for p in finished_sweep.glob("*/seed=*")
+        if (p / "metrics.json").is_file()
+    )
+    assert runs == [
+        f"{cell}/seed={seed}"
+        for cell in (
+            "token_embeddings=finetune,positions=finetune",
+            "token_embeddings=finetune,positions=replace-none",
+            "token_embeddings=freeze,positions=finetune",
+            "token_embeddings=freeze,positions=replace-none",
+        )
+        for seed in (0, 1)
+    ]
     summary = json.loads((finished_sweep / "summary.json").read_text())
     assert summary["split"] == "test" and summary["baseline"] == "token_embeddings=finetune,positions=finetune"
     cell = summary["cells"]["token_embeddings=freeze,positions=finetune"]
     values = cell["scores"]["accuracy"]["values"]
     assert cell["n"] == 2 and cell["scores"]["accuracy"]["mean"] == pytest.approx(sum(values) / 2)
     assert {"accuracy", "f1_macro"} <= set(cell["vs_baseline"]) and "ci_low" in cell["vs_baseline"]["accuracy"]
-    assert summary["classical"]["name"] == "TF-IDF + logistic regression" and 0 <= summary["classical"]["scores"]["test"]["accuracy"] <= 1
+    assert (
+        summary["classical"]["name"] == "TF-IDF + logistic regression"
+        and 0 <= summary["classical"]["scores"]["test"]["accuracy"] <= 1
+    )
     for plot in summary["plots"]:
-        assert (finished_sweep / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (finished_sweep / plot).stat().st_size > 5000
+        assert (finished_sweep / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (
+            finished_sweep / plot
+        ).stat().st_size > 5000
     assert {"bars-accuracy.png", "curves-loss.png", "curves-test-accuracy.png"} <= set(summary["plots"])
     markdown = (finished_sweep / "summary.md").read_text()
-    assert "TF-IDF + logistic regression" in markdown and "(baseline)" in markdown and "![bars-accuracy.png](bars-accuracy.png)" in markdown
+    assert (
+        "TF-IDF + logistic regression" in markdown
+        and "(baseline)" in markdown
+        and "![bars-accuracy.png](bars-accuracy.png)" in markdown
+    )
     assert (finished_sweep / "summary.csv").read_text().count("\n") == 4 + 1 + 1  # header, cells, classical row
 
 
@@ -68,9 +101,14 @@ def test_a_rerun_trains_only_what_did_not_finish(finished_sweep, sweep_recipe, c
 
 def test_a_failing_cell_does_not_stop_the_others(sweep_recipe, tmp_path, capsys):
     grid = ["--grid", "layers.encoder={freeze_bottom: 9},{freeze_bottom: 1}"]  # the tiny BERT has 2 layers
-    assert main(["sweep", str(sweep_recipe), *grid, "--seeds", "0", "--output", str(tmp_path / "s"), "--no-baseline"]) == 2
+    assert (
+        main(["sweep", str(sweep_recipe), *grid, "--seeds", "0", "--output", str(tmp_path / "s"), "--no-baseline"]) == 2
+    )
     err = capsys.readouterr().err
-    assert "1 of 2 runs failed (first: encoder=9 seed=0: error: layers.encoder.freeze_bottom: the model has only 2 layers)" in err
+    assert (
+        "1 of 2 runs failed (first: encoder=9 seed=0: error: layers.encoder.freeze_bottom: the model has only 2 layers)"
+        in err
+    )
     runs = json.loads((tmp_path / "s" / "sweep.json").read_text())["runs"]
     assert [run["status"] for run in runs] == ["failed", "finished"]
     assert list(json.loads((tmp_path / "s" / "summary.json").read_text())["cells"]) == ["encoder=1"]
@@ -79,7 +117,11 @@ def test_a_failing_cell_does_not_stop_the_others(sweep_recipe, tmp_path, capsys)
 def test_a_bad_grid_value_is_one_line_naming_its_cell(sweep_recipe, tmp_path, capsys):
     assert main(["sweep", str(sweep_recipe), "--grid", "train.lr=1e-3,-1", "--output", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("error: cell lr=-1: ") and "train.lr: Input should be greater than 0" in err
+    assert (
+        err.count("\n") == 0
+        and err.startswith("error: cell lr=-1: ")
+        and "train.lr: Input should be greater than 0" in err
+    )
     assert not (tmp_path / "s").exists()
 
 
@@ -89,20 +131,44 @@ def test_ray_gives_the_local_backend_s_metrics(sweep_recipe, finished_sweep, tmp
     output = tmp_path / "ray"
     monkeypatch.chdir(tmp_path)  # relative paths, as a user types them: Ray runs each trial in a folder of its own
     relative_recipe = Path(__import__("os").path.relpath(sweep_recipe, tmp_path))
-    assert main(["sweep", str(relative_recipe), *grid, "layers.positions=finetune", "--seeds", "0", "--output", "ray",
-                 "--backend", "ray", "--no-baseline"]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(relative_recipe),
+                *grid,
+                "layers.positions=finetune",
+                "--seeds",
+                "0",
+                "--output",
+                "ray",
+                "--backend",
+                "ray",
+                "--no-baseline",
+            ]
+        )
+        == 0
+    )
     for cell in ("token_embeddings=finetune", "token_embeddings=freeze"):
         ray_scores = json.loads((output / cell / "seed=0" / "metrics.json").read_text())["test"]
-        local = json.loads((finished_sweep / f"{cell},positions=finetune" / "seed=0" / "metrics.json").read_text())["test"]
+        local = json.loads((finished_sweep / f"{cell},positions=finetune" / "seed=0" / "metrics.json").read_text())[
+            "test"
+        ]
         assert ray_scores == local
 
 
 def test_compare_two_runs(finished_sweep, tmp_path):
-    a, b = finished_sweep / "token_embeddings=finetune,positions=finetune" / "seed=0", finished_sweep / "token_embeddings=freeze,positions=finetune" / "seed=0"
+    a, b = (
+        finished_sweep / "token_embeddings=finetune,positions=finetune" / "seed=0",
+        finished_sweep / "token_embeddings=freeze,positions=finetune" / "seed=0",
+    )
     assert main(["compare", str(a), str(b), "--output", str(tmp_path / "cmp"), "--baseline", str(a)]) == 0
     summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
     assert list(summary["cells"]) == ["token_embeddings=finetune", "token_embeddings=freeze"]
-    assert summary["baseline"] == "token_embeddings=finetune" and "vs_baseline" in summary["cells"]["token_embeddings=freeze"]
+    assert (
+        summary["baseline"] == "token_embeddings=finetune"
+        and "vs_baseline" in summary["cells"]["token_embeddings=freeze"]
+    )
 
 
 def fake_run(folder: Path, seed: int, correct: list[bool]) -> RunResult:
@@ -110,7 +176,9 @@ def fake_run(folder: Path, seed: int, correct: list[bool]) -> RunResult:
     rows = [{"label": "a", "prediction": "a" if right else "b"} for right in correct]
     write_jsonl(folder / "predictions-test.jsonl", rows)
     accuracy = sum(correct) / len(correct)
-    return RunResult("x", seed, folder, {"test": {"accuracy": accuracy, "f1_macro": 0.0}}, {}, "sequence-classification")
+    return RunResult(
+        "x", seed, folder, {"test": {"accuracy": accuracy, "f1_macro": 0.0}}, {}, "sequence-classification"
+    )
 
 
 def test_the_paired_interval_on_a_hand_checkable_case(tmp_path):
@@ -128,23 +196,40 @@ def test_the_paired_interval_on_a_hand_checkable_case(tmp_path):
     # Differences 0 on five examples and 1 on five, the same for every seed: only test noise, about ±1.96 × 0.16.
     assert 0.0 < versus_half["ci_low"] < 0.5 < versus_half["ci_high"] <= 1.0 and versus_half["seed_variance"] == 0.0
     two_seeds = paired_comparison(always[:2], never[:2], "test")["accuracy"]
-    assert two_seeds["ci_low"] is None and not two_seeds["excludes_zero"] and "2 paired seed(s)" in two_seeds["no_interval"]
+    assert (
+        two_seeds["ci_low"] is None
+        and not two_seeds["excludes_zero"]
+        and "2 paired seed(s)" in two_seeds["no_interval"]
+    )
     assert two_seeds["examples_ci_low"] == 1.0  # the interval over examples alone is still given, labelled as such
 
 
 def test_parallel_runs_give_the_metrics_of_runs_one_at_a_time(sweep_recipe, tmp_path):
-    grid = ["--grid", "layers.token_embeddings=finetune,freeze", "layers.positions=finetune", "--seeds", "0", "--no-baseline", "--cpus-per-trial", "1"]
+    grid = [
+        "--grid",
+        "layers.token_embeddings=finetune,freeze",
+        "layers.positions=finetune",
+        "--seeds",
+        "0",
+        "--no-baseline",
+        "--cpus-per-trial",
+        "1",
+    ]
     assert main(["sweep", str(sweep_recipe), *grid, "--output", str(tmp_path / "one")]) == 0
     assert main(["sweep", str(sweep_recipe), *grid, "--output", str(tmp_path / "two"), "--parallel", "2"]) == 0
     for cell in ("token_embeddings=finetune", "token_embeddings=freeze"):
-        one, two = (json.loads((tmp_path / name / cell / "seed=0" / "metrics.json").read_text()) for name in ("one", "two"))
+        one, two = (
+            json.loads((tmp_path / name / cell / "seed=0" / "metrics.json").read_text()) for name in ("one", "two")
+        )
         assert one["test"] == two["test"]
 
 
 def test_auto_seeds_run_the_first_seeds_then_only_where_the_answer_is_open(sweep_recipe, tmp_path):
     output = tmp_path / "auto"
     grid = ["--grid", "layers.token_embeddings=finetune,freeze", "layers.positions=finetune"]
-    assert main(["sweep", str(sweep_recipe), *grid, "--seeds", "auto:3:4", "--output", str(output), "--no-baseline"]) == 0
+    assert (
+        main(["sweep", str(sweep_recipe), *grid, "--seeds", "auto:3:4", "--output", str(output), "--no-baseline"]) == 0
+    )
     manifest = json.loads((output / "sweep.json").read_text())
     decisions = manifest["seed_decisions"]
     frozen = decisions["token_embeddings=freeze"]
@@ -165,9 +250,21 @@ def test_early_stopping_stops_a_run_that_falls_behind(tmp_path):
     for split, count, seed in (("train", 200, 0), ("validation", 40, 1)):
         files[split] = str(tmp_path / f"{split}.txt")
         Path(files[split]).write_text("\n".join(templated_sentences(count, seed)) + "\n")
-    recipe = write_recipe(tmp_path / "lm.yaml", lm_recipe(tmp_path, files, family="gpt2", train={"max_steps": 30, "eval_every_steps": 10}))
+    recipe = write_recipe(
+        tmp_path / "lm.yaml", lm_recipe(tmp_path, files, family="gpt2", train={"max_steps": 30, "eval_every_steps": 10})
+    )
     output = tmp_path / "lr"
-    command = ["sweep", str(recipe), "--grid", "train.lr=0.01,0.02,0.005,0.000001", "--output", str(output), "--early-stop", "asha", "--no-baseline"]
+    command = [
+        "sweep",
+        str(recipe),
+        "--grid",
+        "train.lr=0.01,0.02,0.005,0.000001",
+        "--output",
+        str(output),
+        "--early-stop",
+        "asha",
+        "--no-baseline",
+    ]
     assert main(command) == 0
     runs = json.loads((output / "sweep.json").read_text())["runs"]
     assert [run["status"] for run in runs] == ["finished"] * 3 + ["stopped"]
@@ -176,4 +273,6 @@ def test_early_stopping_stops_a_run_that_falls_behind(tmp_path):
     assert "lr=1e-06" not in summary["cells"] and summary["stopped_early"][0]["seed"] == 0
     assert "stopped early" in (output / "summary.md").read_text()
     assert main(command) == 0  # a rerun leaves the stopped run stopped
-    assert [run["status"] for run in json.loads((output / "sweep.json").read_text())["runs"]] == ["skipped"] * 3 + ["stopped"]
+    assert [run["status"] for run in json.loads((output / "sweep.json").read_text())["runs"]] == ["skipped"] * 3 + [
+        "stopped"
+    ]

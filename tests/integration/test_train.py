@@ -24,12 +24,22 @@ def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
 def bert_run(tmp_path_factory, tiny_bert) -> Path:
     """One finished BERT run shared by the tests that only read its folder."""
     folder = tmp_path_factory.mktemp("bert-run")
-    data = {split: write_jsonl(folder / f"{split}.jsonl", make_examples(count, seed)) for split, count, seed in (("train", 48, 0), ("validation", 16, 1))}
+    data = {
+        split: write_jsonl(folder / f"{split}.jsonl", make_examples(count, seed))
+        for split, count, seed in (("train", 48, 0), ("validation", 16, 1))
+    }
     return train_fresh(recipe_dict(tiny_bert, data, folder / "run", train={"max_steps": 6, "eval_every_steps": 3}))
 
 
 def test_bert_run_folder_is_complete(bert_run):
-    for name in ("recipe.yaml", "parameters.tsv", "log.jsonl", "metrics.json", "batching.json", "predictions-validation.jsonl"):
+    for name in (
+        "recipe.yaml",
+        "parameters.tsv",
+        "log.jsonl",
+        "metrics.json",
+        "batching.json",
+        "predictions-validation.jsonl",
+    ):
         assert (bert_run / name).is_file(), name
     metrics = json.loads((bert_run / "metrics.json").read_text())
     assert 0.0 <= metrics["validation"]["accuracy"] <= 1.0
@@ -41,16 +51,24 @@ def test_bert_run_folder_is_complete(bert_run):
     assert resolved.train.max_steps == 6 and resolved.train.scheduler == "linear"
     table = (bert_run / "parameters.tsv").read_text().splitlines()
     assert table[0] == "group\tname\tshape\tstatus\tcount\tlr"
-    assert any(line.startswith("token_embeddings\tbert.embeddings.word_embeddings.weight\t23x32\ttrainable") for line in table)
+    assert any(
+        line.startswith("token_embeddings\tbert.embeddings.word_embeddings.weight\t23x32\ttrainable") for line in table
+    )
 
 
 def test_saved_model_reloads_and_reproduces_predictions(bert_run):
     model = AutoModelForSequenceClassification.from_pretrained(bert_run / "model").eval()
     tokenizer = AutoTokenizer.from_pretrained(bert_run / "model")
-    rows = read_jsonl(Path(parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).data.files["validation"]))
+    rows = read_jsonl(
+        Path(
+            parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).data.files["validation"]
+        )
+    )
     saved = read_jsonl(bert_run / "predictions-validation.jsonl")
     with torch.no_grad():
-        logits = model(**tokenizer([r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
+        logits = model(
+            **tokenizer([r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+        ).logits
     assert [model.config.id2label[i] for i in logits.argmax(-1).tolist()] == [r["prediction"] for r in saved]
     assert [r["label"] for r in rows] == [r["label"] for r in saved]
     probabilities = torch.tensor([r["probabilities"] for r in saved])
@@ -70,12 +88,16 @@ def test_freeze_keeps_embeddings_bit_identical_and_out_of_the_optimizer(tmp_path
     run_dir = train_fresh(raw)
     before, after = saved_tensors(tiny_bert), saved_tensors(run_dir / "model")
     assert torch.equal(before["embeddings.word_embeddings.weight"], after["bert.embeddings.word_embeddings.weight"])
-    assert not torch.equal(before["embeddings.position_embeddings.weight"], after["bert.embeddings.position_embeddings.weight"])
+    assert not torch.equal(
+        before["embeddings.position_embeddings.weight"], after["bert.embeddings.position_embeddings.weight"]
+    )
     summary = json.loads((run_dir / "metrics.json").read_text())["train"]
     vocab_rows = before["embeddings.word_embeddings.weight"].numel()
     assert summary["frozen_parameters"] == vocab_rows
     assert summary["optimizer_state_numel"] == 2 * summary["trainable_parameters"]  # AdamW: two moments each
-    assert "frozen" in next(line for line in (run_dir / "parameters.tsv").read_text().splitlines() if "word_embeddings" in line)
+    assert "frozen" in next(
+        line for line in (run_dir / "parameters.tsv").read_text().splitlines() if "word_embeddings" in line
+    )
 
 
 def test_finetune_changes_the_embeddings(bert_run, tiny_bert):
@@ -106,14 +128,23 @@ def test_gpt2_pools_the_last_real_token(tmp_path, jsonl_data, tiny_gpt2):
 
 
 def test_gpt2_from_config_with_the_shipped_tokenizer(tmp_path, jsonl_data):
-    model = {"name_or_path": None, "config": {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 64}, "tokenizer": GPT2_TOKENIZER}
-    run_dir = train_fresh(recipe_dict(None, jsonl_data, tmp_path / "run", family="gpt2", model=model, train={"max_steps": 2}))
+    model = {
+        "name_or_path": None,
+        "config": {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 64},
+        "tokenizer": GPT2_TOKENIZER,
+    }
+    run_dir = train_fresh(
+        recipe_dict(None, jsonl_data, tmp_path / "run", family="gpt2", model=model, train={"max_steps": 2})
+    )
     config = json.loads((run_dir / "model" / "config.json").read_text())
     assert config["n_layer"] == 1 and config["vocab_size"] == 50257
 
 
 def test_existing_run_folder_is_refused_unless_overwrite(bert_run, tmp_path, capsys):
-    recipe = write_recipe(tmp_path / "r.yaml", parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).model_dump(mode="json"))
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).model_dump(mode="json"),
+    )
     before = (bert_run / "metrics.json").read_text()
     assert main(["train", str(recipe)]) == 2
     assert "already holds a run; pass --overwrite" in capsys.readouterr().err
@@ -121,23 +152,40 @@ def test_existing_run_folder_is_refused_unless_overwrite(bert_run, tmp_path, cap
 
 
 def test_tensorboard_tracking(tmp_path, jsonl_data, tiny_bert):
-    run_dir = train_fresh(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "report_to": ["tensorboard"]}))
+    run_dir = train_fresh(
+        recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 2, "report_to": ["tensorboard"]})
+    )
     assert list(run_dir.glob(f"trackers/{run_dir.name}/**/events.out.tfevents.*"))
 
 
 def test_max_length_beyond_the_position_table_is_refused(tmp_path, jsonl_data, tiny_bert, capsys):
-    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", model={"max_length": 512}))
+    recipe = write_recipe(
+        tmp_path / "r.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", model={"max_length": 512})
+    )
     assert main(["train", str(recipe)]) == 2
     assert "model.max_length: 512 exceeds the model's limit of 64 positions" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
 def test_sentence_pairs_reach_the_tokenizer_as_pairs(tmp_path, tiny_bert):
-    rows = [{"first": f"good movie {i}", "second": "great plot" if i % 2 else "awful plot", "label": i % 2} for i in range(12)]
+    rows = [
+        {"first": f"good movie {i}", "second": "great plot" if i % 2 else "awful plot", "label": i % 2}
+        for i in range(12)
+    ]
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     task = {"type": "sequence-classification", "text_column": "first", "text_pair_column": "second"}
-    exp = setup(parse_recipe(recipe_dict(tiny_bert, str(data), tmp_path / "run", task=task, data={"files": str(data), "holdout": {"validation": 0.25}})))
+    exp = setup(
+        parse_recipe(
+            recipe_dict(
+                tiny_bert,
+                str(data),
+                tmp_path / "run",
+                task=task,
+                data={"files": str(data), "holdout": {"validation": 0.25}},
+            )
+        )
+    )
     example = exp.splits["train"][0]
     assert example["input_ids"].count(exp.tokenizer.sep_token_id) == 2  # [CLS] a [SEP] b [SEP]
     assert 1 in example["token_type_ids"]

@@ -31,8 +31,10 @@ class MetricSpec:
 
 
 def _averaged(score: str, average: str) -> dict[str, MetricSpec]:
-    return {"classes": MetricSpec(f"{score}.py", {"average": average}),
-            "label_sets": MetricSpec("multilabel.py", {"score": score, "average": average})}
+    return {
+        "classes": MetricSpec(f"{score}.py", {"average": average}),
+        "label_sets": MetricSpec("multilabel.py", {"score": score, "average": average}),
+    }
 
 
 KNOWN_METRICS: dict[str, dict[str, MetricSpec]] = {
@@ -98,7 +100,9 @@ def load_metric(name: str, inputs: tuple[str, ...]) -> LoadedMetric:
     return LoadedMetric(name, evaluate.load(name.removeprefix("hub:"), keep_in_memory=True), inputs[0])
 
 
-def compute_all(metrics: list[LoadedMetric], inputs: str, predictions: list[Any], references: list[Any], **extra: Any) -> dict[str, float]:
+def compute_all(
+    metrics: list[LoadedMetric], inputs: str, predictions: list[Any], references: list[Any], **extra: Any
+) -> dict[str, float]:
     """Every metric that scores `inputs`, on one set of predictions, merged into one flat mapping."""
     results: dict[str, float] = {}
     for metric in metrics:

@@ -17,7 +17,9 @@ def confusion_matrix(predictions: list[int] | np.ndarray, references: list[int] 
     predicted, actual = np.asarray(predictions), np.asarray(references)
     labels, codes = np.unique(np.concatenate([actual, predicted]), return_inverse=True)
     true_codes, guess_codes = codes[: len(actual)], codes[len(actual) :]
-    return np.bincount(true_codes * len(labels) + guess_codes, minlength=len(labels) ** 2).reshape(len(labels), len(labels))
+    return np.bincount(true_codes * len(labels) + guess_codes, minlength=len(labels) ** 2).reshape(
+        len(labels), len(labels)
+    )
 
 
 def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -34,7 +36,11 @@ def precision_recall_f1(predictions: list[int], references: list[int], average: 
     predicted = matrix.sum(axis=0).astype(float)
     actual = matrix.sum(axis=1).astype(float)
     if average == "micro":
-        true_positive, predicted, actual = true_positive.sum(keepdims=True), predicted.sum(keepdims=True), actual.sum(keepdims=True)
+        true_positive, predicted, actual = (
+            true_positive.sum(keepdims=True),
+            predicted.sum(keepdims=True),
+            actual.sum(keepdims=True),
+        )
     precision = safe_divide(true_positive, predicted)
     recall = safe_divide(true_positive, actual)
     f1 = safe_divide(2 * precision * recall, precision + recall)

@@ -22,19 +22,32 @@ class MultiLabelScores(evaluate.Metric):
             description=(self.__doc__ or "").strip(),
             citation="",
             inputs_description="predictions, references: one 0/1 vector over the labels per example",
-            features=datasets.Features({"predictions": datasets.Sequence(datasets.Value("int8")),
-                                        "references": datasets.Sequence(datasets.Value("int8"))}),
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Sequence(datasets.Value("int8")),
+                    "references": datasets.Sequence(datasets.Value("int8")),
+                }
+            ),
         )
 
     def _compute(self, predictions, references, score="f1", average="micro", per_label=False, label_names=None):
-        true_positive, predicted, actual = label_counts(np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.float64))
+        true_positive, predicted, actual = label_counts(
+            np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.float64)
+        )
         if average == "micro" and not per_label:
-            true_positive, predicted, actual = true_positive.sum(keepdims=True), predicted.sum(keepdims=True), actual.sum(keepdims=True)
+            true_positive, predicted, actual = (
+                true_positive.sum(keepdims=True),
+                predicted.sum(keepdims=True),
+                actual.sum(keepdims=True),
+            )
         precision = classification.safe_divide(true_positive, predicted)
         recall = classification.safe_divide(true_positive, actual)
         f1 = classification.safe_divide(2 * precision * recall, precision + recall)
         if per_label:
             names = label_names or [str(i) for i in range(len(f1))]
-            return {f"per_label/{name}/{key}": float(values[i]) for i, name in enumerate(names)
-                    for key, values in (("precision", precision), ("recall", recall), ("f1", f1))}
+            return {
+                f"per_label/{name}/{key}": float(values[i])
+                for i, name in enumerate(names)
+                for key, values in (("precision", precision), ("recall", recall), ("f1", f1))
+            }
         return {score: float({"f1": f1, "precision": precision, "recall": recall}[score].mean())}

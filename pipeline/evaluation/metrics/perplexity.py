@@ -14,7 +14,9 @@ class Perplexity(evaluate.Metric):
             description=(self.__doc__ or "").strip(),
             citation="",
             inputs_description="predictions: summed token NLL (nats) of each example; references: its number of predicted tokens",
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}
+            ),
         )
 
     def _compute(self, predictions, references):

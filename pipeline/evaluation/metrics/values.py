@@ -13,5 +13,7 @@ class ValueMetric(evaluate.Metric):
             description=(self.__doc__ or "").strip(),
             citation="",
             inputs_description="predictions, references: one number per example",
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+            ),
         )

@@ -25,7 +25,11 @@ def character_ids(word: str, max_characters: int) -> list[int]:
 
 
 def characters_of_encoding(
-    texts: tuple[str, ...], offsets: list[tuple[int, int]], sources: list[int | None], tokens: list[str], max_characters: int
+    texts: tuple[str, ...],
+    offsets: list[tuple[int, int]],
+    sources: list[int | None],
+    tokens: list[str],
+    max_characters: int,
 ) -> list[list[int]]:
     """Character ids of every token of one encoding: (tokens, max_characters).
 

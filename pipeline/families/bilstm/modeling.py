@@ -114,7 +114,9 @@ class BiLSTMEmbeddings(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.characters = CharacterEncoder(config) if config.char_cnn else None
         if config.char_cnn:
-            self.register_buffer("token_characters", torch.zeros(config.vocab_size, config.max_characters, dtype=torch.long))
+            self.register_buffer(
+                "token_characters", torch.zeros(config.vocab_size, config.max_characters, dtype=torch.long)
+            )
         # Without it the tied table's small rows (it is also the softmax) leave the LSTMs barely any input signal.
         self.layer_norm = nn.LayerNorm(config.hidden_size) if config.embedding_layer_norm else nn.Identity()
         self.dropout = nn.Dropout(config.dropout)
@@ -244,7 +246,9 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
             torch.cat(pair, dim=-1) for pair in zip(forward_states, backward_states, strict=True)
         )
 
-    def forward(self, input_ids, attention_mask=None, char_ids=None, output_hidden_states=None, return_dict=None, **kwargs):
+    def forward(
+        self, input_ids, attention_mask=None, char_ids=None, output_hidden_states=None, return_dict=None, **kwargs
+    ):
         layers = self.all_layers(input_ids, attention_mask, char_ids)
         return BaseModelOutput(last_hidden_state=layers[-1], hidden_states=layers if output_hidden_states else None)
 
@@ -261,7 +265,9 @@ class BidirectionalLMOutput(ModelOutput):
     backward_loss: torch.Tensor | None = None
 
 
-def bidirectional_losses(logits: torch.Tensor, backward_logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def bidirectional_losses(
+    logits: torch.Tensor, backward_logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy of each direction; labels (batch, seq) with -100 where nothing is predicted."""
     vocab = logits.shape[-1]
     forward = F.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), labels[:, 1:].reshape(-1))
@@ -293,7 +299,9 @@ class BiLSTMForLanguageModeling(BiLSTMPreTrainedModel):
         if labels is None:
             return BidirectionalLMOutput(logits=logits, backward_logits=backward_logits)
         forward_loss, backward_loss = bidirectional_losses(logits, backward_logits, labels)
-        return BidirectionalLMOutput((forward_loss + backward_loss) / 2, logits, backward_logits, forward_loss, backward_loss)
+        return BidirectionalLMOutput(
+            (forward_loss + backward_loss) / 2, logits, backward_logits, forward_loss, backward_loss
+        )
 
 
 def _masked_mean(states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -319,7 +327,9 @@ class BiLSTMWithScalarMix(BiLSTMPreTrainedModel):
 
     def mixed_states(self, input_ids, attention_mask=None, char_ids=None) -> torch.Tensor:
         """(batch, seq, 2·hidden_size). Through the encoder's forward, so hooks on it see what the head reads."""
-        return self.scalar_mix(self.bilstm(input_ids, attention_mask, char_ids, output_hidden_states=True).hidden_states)
+        return self.scalar_mix(
+            self.bilstm(input_ids, attention_mask, char_ids, output_hidden_states=True).hidden_states
+        )
 
 
 class BiLSTMForSequenceClassification(BiLSTMWithScalarMix):
@@ -344,7 +354,9 @@ class BiLSTMForTokenClassification(BiLSTMWithScalarMix):
 
     def forward(self, input_ids, attention_mask=None, char_ids=None, labels=None, **kwargs) -> TokenClassifierOutput:
         logits = self.classifier(self.dropout(self.mixed_states(input_ids, attention_mask, char_ids)))
-        loss = None if labels is None else F.cross_entropy(logits.reshape(-1, self.num_labels).float(), labels.reshape(-1))
+        loss = (
+            None if labels is None else F.cross_entropy(logits.reshape(-1, self.num_labels).float(), labels.reshape(-1))
+        )
         return TokenClassifierOutput(loss=loss, logits=logits)
 
 

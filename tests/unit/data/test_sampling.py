@@ -24,7 +24,9 @@ def test_grouped_batches_cover_every_example_once_with_far_less_padding():
     random.Random(1).shuffle(shuffled)
     plain = [shuffled[i : i + 8] for i in range(0, 1003, 8)]
     real = sum(lengths)
-    assert padded_tokens(batches, lengths) < 1.1 * real < 1.5 * real < padded_tokens(plain, lengths)  # padding: under 10% vs over 50%
+    assert (
+        padded_tokens(batches, lengths) < 1.1 * real < 1.5 * real < padded_tokens(plain, lengths)
+    )  # padding: under 10% vs over 50%
 
 
 def test_the_order_is_a_function_of_seed_and_epoch():
@@ -42,4 +44,10 @@ def test_evaluation_runs_longest_first_and_records_go_back_in_data_order():
     assert list(sampler) == [1, 3, 4, 0, 2]
     records = [{"index": position, "seen": position} for position in range(5)]
     back = in_data_order(records, sampler.order)
-    assert [record["seen"] for record in back] == [3, 0, 4, 1, 2] and [record["index"] for record in back] == [0, 1, 2, 3, 4]
+    assert [record["seen"] for record in back] == [3, 0, 4, 1, 2] and [record["index"] for record in back] == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]

@@ -63,7 +63,9 @@ def test_single_file_gets_a_holdout(tmp_path):
 
 def test_missing_columns_and_unseen_labels_are_named(jsonl_data):
     splits, _ = load_splits(DataConfig(files=jsonl_data), CLASSIFY)
-    task = SequenceClassification(SequenceClassificationTask(type="sequence-classification", text_column="sentence"), BERT, EvalConfig())
+    task = SequenceClassification(
+        SequenceClassificationTask(type="sequence-classification", text_column="sentence"), BERT, EvalConfig()
+    )
     with pytest.raises(PipelineError, match="task.text_column: column 'sentence' not in split"):
         task.check_columns(splits)
     task = SequenceClassification(SequenceClassificationTask(type="sequence-classification"), BERT, EvalConfig())

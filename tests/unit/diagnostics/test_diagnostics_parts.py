@@ -11,7 +11,14 @@ from transformers import BertTokenizerFast
 
 from pipeline.diagnostics.drift import bucket_of, row_drift, summarise, token_counts
 from pipeline.diagnostics.lengths import by_length
-from pipeline.diagnostics.meaning import WordIndex, analogy_accuracy, neighbours, read_analogies, read_similarity, word_similarity
+from pipeline.diagnostics.meaning import (
+    WordIndex,
+    analogy_accuracy,
+    neighbours,
+    read_analogies,
+    read_similarity,
+    word_similarity,
+)
 from pipeline.errors import PipelineError
 
 WORDS = ["cat", "dog", "car", "king", "man", "woman", "queen", "##s"]
@@ -25,8 +32,16 @@ def tokenizer(tmp_path) -> BertTokenizerFast:
 
 def toy_table() -> torch.Tensor:
     """Rows by id: specials get large vectors (they must never be candidates), then the words."""
-    rows = {"cat": [1, 0, 0], "dog": [3, 1, 0], "car": [0, 1, 0], "king": [1, 1, 0], "man": [1, 0, 0.1], "woman": [0, 0, 1],
-            "queen": [0, 1, 1], "##s": [0, 1, 1.01]}
+    rows = {
+        "cat": [1, 0, 0],
+        "dog": [3, 1, 0],
+        "car": [0, 1, 0],
+        "king": [1, 1, 0],
+        "man": [1, 0, 0.1],
+        "woman": [0, 0, 1],
+        "queen": [0, 1, 1],
+        "##s": [0, 1, 1.01],
+    }
     return torch.tensor([[9.0, 9, 9]] * 5 + [rows[word] for word in WORDS], dtype=torch.float32)
 
 
@@ -39,7 +54,9 @@ def test_the_index_holds_whole_words_only(tokenizer):
 
 def test_spearman_on_a_hand_checked_toy_set(tokenizer, tmp_path):
     path = tmp_path / "sim.tsv"
-    path.write_text("# a comment\nWord 1\tWord 2\tHuman (mean)\ncat\tdog\t8\ncat\tcar\t2\ndog\tcar\t1\ncat\tunicorn\t3\n")
+    path.write_text(
+        "# a comment\nWord 1\tWord 2\tHuman (mean)\ncat\tdog\t8\ncat\tcar\t2\ndog\tcar\t1\ncat\tunicorn\t3\n"
+    )
     pairs = read_similarity(path)
     assert pairs[0] == ("cat", "dog", 8.0) and len(pairs) == 4
     result = word_similarity(toy_table(), WordIndex(tokenizer), pairs)
@@ -81,8 +98,23 @@ def test_row_drift_and_its_summary():
     drift = row_drift(start, end)
     assert drift["cosine_distance"].tolist() == pytest.approx([0.0, 2.0, 0.0, 0.2])
     assert drift["unchanged"].tolist() == [True, False, True, False]
-    rows = [{"bucket": bucket_of(count), "cosine_distance": float(d), "norm_start": float(a), "norm_end": float(b), "unchanged": bool(u)}
-            for count, d, a, b, u in zip([0, 5, 5, 2000], drift["cosine_distance"], drift["norm_start"], drift["norm_end"], drift["unchanged"], strict=True)]
+    rows = [
+        {
+            "bucket": bucket_of(count),
+            "cosine_distance": float(d),
+            "norm_start": float(a),
+            "norm_end": float(b),
+            "unchanged": bool(u),
+        }
+        for count, d, a, b, u in zip(
+            [0, 5, 5, 2000],
+            drift["cosine_distance"],
+            drift["norm_start"],
+            drift["norm_end"],
+            drift["unchanged"],
+            strict=True,
+        )
+    ]
     summary = {row["bucket"]: row for row in summarise(rows)}
     assert summary["1-9"]["tokens"] == 2 and summary["1-9"]["mean_cosine_distance"] == pytest.approx(1.0)
     assert summary["1-9"]["share_unchanged"] == 0.5 and summary["all"]["tokens"] == 4
@@ -102,4 +134,8 @@ def test_scores_by_length_quartile():
     result = by_length(task, records, lengths, max_length=6)
     assert [q["examples"] for q in result["quartiles"]] == [2, 2, 2, 2]
     assert [q["accuracy"] for q in result["quartiles"]] == [1.0, 0.5, 0.0, 1.0]
-    assert result["truncated"] == 2 and result["quartiles"][3]["truncated"] == 2 and result["quartiles"][3]["tokens_from"] == 7
+    assert (
+        result["truncated"] == 2
+        and result["quartiles"][3]["truncated"] == 2
+        and result["quartiles"][3]["tokens_from"] == 7
+    )

@@ -23,7 +23,9 @@ def sample():
 def test_every_known_metric_loads_and_matches_sklearn(sample):
     predictions, references = sample
     classification = metrics_for(("classes",))
-    scores = compute_all([load_metric(name, ("classes",)) for name in classification], "classes", predictions, references)
+    scores = compute_all(
+        [load_metric(name, ("classes",)) for name in classification], "classes", predictions, references
+    )
     expected = {
         "accuracy": sk.accuracy_score(references, predictions),
         "matthews_correlation": sk.matthews_corrcoef(references, predictions),
@@ -67,18 +69,26 @@ def test_perplexity_pools_tokens_over_examples():
 
 
 def entity_scores(predictions: list[list[str]], references: list[list[str]]) -> dict[str, float]:
-    return compute_all([load_metric("entity_f1", ("classes", "tag_sequences"))], "tag_sequences", predictions, references)
+    return compute_all(
+        [load_metric("entity_f1", ("classes", "tag_sequences"))], "tag_sequences", predictions, references
+    )
 
 
 def test_entity_f1_by_hand_with_partial_spans_and_wrong_types():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "I-ORG", "I-ORG", "O"]]
-    guess = [["B-PER", "I-PER", "O", "B-ORG"],  # PER right; LOC predicted as ORG (wrong type)
-             ["B-ORG", "I-ORG", "O", "O"]]  # ORG cut short (partial span): wrong
+    guess = [
+        ["B-PER", "I-PER", "O", "B-ORG"],  # PER right; LOC predicted as ORG (wrong type)
+        ["B-ORG", "I-ORG", "O", "O"],
+    ]  # ORG cut short (partial span): wrong
     scores = entity_scores(guess, gold)
     # 3 gold entities, 3 predicted, 1 right: precision = recall = F1 = 1/3
     assert scores["entity_precision"] == pytest.approx(1 / 3) and scores["entity_recall"] == pytest.approx(1 / 3)
     assert scores["entity_f1"] == pytest.approx(1 / 3)
-    assert scores["entity_f1/PER"] == pytest.approx(1.0) and scores["entity_f1/LOC"] == 0.0 and scores["entity_f1/ORG"] == 0.0
+    assert (
+        scores["entity_f1/PER"] == pytest.approx(1.0)
+        and scores["entity_f1/LOC"] == 0.0
+        and scores["entity_f1/ORG"] == 0.0
+    )
 
 
 def test_entity_scores_equal_seqeval_on_random_sequences():
@@ -120,10 +130,18 @@ def test_multi_label_metrics_equal_sklearn():
     references = (rng.random((120, 5)) < 0.3).astype(int)
     predictions = np.where(rng.random((120, 5)) < 0.8, references, 1 - references)
     names = ["f1_micro", "f1_macro", "precision_micro", "precision_macro", "recall_micro", "recall_macro", "per_label"]
-    scores = compute_all([load_metric(name, ("label_sets",)) for name in names], "label_sets", predictions.tolist(), references.tolist())
+    scores = compute_all(
+        [load_metric(name, ("label_sets",)) for name in names], "label_sets", predictions.tolist(), references.tolist()
+    )
     for average in ("micro", "macro"):
-        assert scores[f"f1_{average}"] == pytest.approx(sk.f1_score(references, predictions, average=average, zero_division=0))
-        assert scores[f"precision_{average}"] == pytest.approx(sk.precision_score(references, predictions, average=average, zero_division=0))
-        assert scores[f"recall_{average}"] == pytest.approx(sk.recall_score(references, predictions, average=average, zero_division=0))
+        assert scores[f"f1_{average}"] == pytest.approx(
+            sk.f1_score(references, predictions, average=average, zero_division=0)
+        )
+        assert scores[f"precision_{average}"] == pytest.approx(
+            sk.precision_score(references, predictions, average=average, zero_division=0)
+        )
+        assert scores[f"recall_{average}"] == pytest.approx(
+            sk.recall_score(references, predictions, average=average, zero_division=0)
+        )
     per_label = sk.f1_score(references, predictions, average=None, zero_division=0)
     assert [scores[f"per_label/{i}/f1"] for i in range(5)] == pytest.approx(per_label.tolist())

@@ -16,14 +16,29 @@ from transformers import (
 
 from pipeline.families.bert import FAMILY as BERT
 
-SIZES = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 32,
-         "max_position_embeddings": 40, "pad_token_id": 1}
-CONFIGS = {"bert": BertConfig, "roberta": RobertaConfig, "xlm-roberta": XLMRobertaConfig, "camembert": CamembertConfig, "electra": ElectraConfig}
+SIZES = {
+    "vocab_size": 50,
+    "hidden_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "intermediate_size": 32,
+    "max_position_embeddings": 40,
+    "pad_token_id": 1,
+}
+CONFIGS = {
+    "bert": BertConfig,
+    "roberta": RobertaConfig,
+    "xlm-roberta": XLMRobertaConfig,
+    "camembert": CamembertConfig,
+    "electra": ElectraConfig,
+}
 
 
 def pair(config_class: type, attention: str, dropout: float = 0.0, **head) -> tuple[torch.nn.Module, torch.nn.Module]:
     """Two copies of one randomly initialised classifier; the second reads position 0 only."""
-    config = config_class(**SIZES, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, num_labels=3, **head)
+    config = config_class(
+        **SIZES, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, num_labels=3, **head
+    )
     torch.manual_seed(0)
     full = AutoModelForSequenceClassification.from_config(config, attn_implementation=attention)
     trimmed = AutoModelForSequenceClassification.from_config(config, attn_implementation=attention)
@@ -61,7 +76,9 @@ def test_the_last_block_costs_a_fraction_of_its_arithmetic() -> None:
     """The last block's feed-forward network sees one position per text instead of nine."""
     _, trimmed = pair(BertConfig, "sdpa")
     seen = []
-    BERT.blocks(trimmed)[-1].intermediate.register_forward_hook(lambda module, args, output: seen.append(tuple(output.shape)))
+    BERT.blocks(trimmed)[-1].intermediate.register_forward_hook(
+        lambda module, args, output: seen.append(tuple(output.shape))
+    )
     trimmed(**batch())
     assert seen == [(3, 1, SIZES["intermediate_size"])]
 

@@ -27,8 +27,17 @@ CORPUS = ["the cat sat on the mat .", "the dog sat on the log .", "a cat and a d
 
 
 def tiny_config(**changes) -> BiLSTMConfig:
-    settings = dict(vocab_size=40, hidden_size=8, lstm_size=16, num_layers=2, char_cnn=True, max_characters=8,
-                    char_filters=4, char_max_width=3, dropout=0.0)
+    settings = dict(
+        vocab_size=40,
+        hidden_size=8,
+        lstm_size=16,
+        num_layers=2,
+        char_cnn=True,
+        max_characters=8,
+        char_filters=4,
+        char_max_width=3,
+        dropout=0.0,
+    )
     return BiLSTMConfig(**{**settings, **changes})
 
 
@@ -44,8 +53,10 @@ def test_save_and_load_through_every_auto_class(tmp_path):
     torch.testing.assert_close(reloaded(ids).logits, model(ids).logits, rtol=0, atol=0)
     encoder = AutoModel.from_pretrained(tmp_path).eval()
     torch.testing.assert_close(encoder(ids).last_hidden_state, model.bilstm(ids).last_hidden_state, rtol=0, atol=0)
-    for auto_class, expected in ((AutoModelForSequenceClassification, BiLSTMForSequenceClassification),
-                                 (AutoModelForTokenClassification, BiLSTMForTokenClassification)):
+    for auto_class, expected in (
+        (AutoModelForSequenceClassification, BiLSTMForSequenceClassification),
+        (AutoModelForTokenClassification, BiLSTMForTokenClassification),
+    ):
         head_model = auto_class.from_pretrained(tmp_path, num_labels=3)
         assert type(head_model) is expected
         for name, tensor in model.bilstm.state_dict().items():
@@ -122,9 +133,13 @@ def test_character_cnn_gives_unseen_words_their_own_vectors():
     assert encoded["char_ids"][0][1][0] == BEGIN_OF_WORD
 
     torch.manual_seed(0)
-    model = BiLSTMForLanguageModeling(tiny_config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)).eval()
+    model = BiLSTMForLanguageModeling(
+        tiny_config(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+    ).eval()
     model.bilstm.embeddings.set_token_characters(tokenizer)
-    batch = PadCollator(tokenizer.pad_token_id, features.pad_values)([{k: encoded[k][i] for k in ("input_ids", "char_ids")} for i in range(2)])
+    batch = PadCollator(tokenizer.pad_token_id, features.pad_values)(
+        [{k: encoded[k][i] for k in ("input_ids", "char_ids")} for i in range(2)]
+    )
     vectors = model.bilstm.embeddings(batch["input_ids"], batch["char_ids"])  # (2, 3, hidden)
     assert not torch.allclose(vectors[0, 1], vectors[1, 1])  # two unseen words, two vectors
     torch.testing.assert_close(vectors[0, 0], vectors[1, 0])  # the same known word, the same vector

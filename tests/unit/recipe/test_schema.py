@@ -53,7 +53,10 @@ def test_policy_shorthand_and_long_form(base):
 
 def test_overrides_parse_values_as_yaml(base, tmp_path):
     path = write_recipe(tmp_path / "r.yaml", base)
-    recipe = load_recipe(path, ["train.lr=3e-5", "eval.splits=[validation, train]", "layers.positions=freeze", "train.max_grad_norm=null"])
+    recipe = load_recipe(
+        path,
+        ["train.lr=3e-5", "eval.splits=[validation, train]", "layers.positions=freeze", "train.max_grad_norm=null"],
+    )
     assert recipe.train.lr == pytest.approx(3e-5)
     assert recipe.eval.splits == ["validation", "train"]
     assert recipe.layers.positions.policy == "freeze"
@@ -88,12 +91,21 @@ def test_resolved_recipe_round_trips(base):
         ({"train": {"lrr": 1}}, "train.lrr: unknown key; did you mean 'lr'?"),
         ({"train": {"lr": -1}}, "train.lr: Input should be greater than 0"),
         ({"train": {"batch_size": "many"}}, "train.batch_size: Input should be a valid integer"),
-        ({"layers": {"token_embeddings": "freez"}}, "layers.token_embeddings.policy: Input should be 'freeze', 'finetune' or 'replace'"),
+        (
+            {"layers": {"token_embeddings": "freez"}},
+            "layers.token_embeddings.policy: Input should be 'freeze', 'finetune' or 'replace'",
+        ),
         ({"eval": {"metrics": ["acuracy"]}}, "did you mean 'accuracy'?"),
         ({"model": {"family": "elmo"}}, "model.family: unknown family 'elmo'; one of bert, gpt2, bilstm, llama"),
-        ({"data": {"files": {"train": "/nonexistent/train.csv"}}}, "data.files: '/nonexistent/train.csv' does not exist"),
+        (
+            {"data": {"files": {"train": "/nonexistent/train.csv"}}},
+            "data.files: '/nonexistent/train.csv' does not exist",
+        ),
         ({"data": {"folder": "/nonexistent"}}, "data.folder: '/nonexistent' does not exist"),
-        ({"model": {"name_or_path": "pkg://no_such_package_xyz/model"}}, "package 'no_such_package_xyz' is not installed"),
+        (
+            {"model": {"name_or_path": "pkg://no_such_package_xyz/model"}},
+            "package 'no_such_package_xyz' is not installed",
+        ),
         ({"model": {"name_or_path": "pkg://pipeline/../../etc"}}, "points outside the package folder"),
         ({"model": {"config": {"n_layer": 1}}}, "set exactly one of model.name_or_path"),
         ({"data": {"hub_id": "glue"}}, "set exactly one of data.hub_id, data.files or data.folder"),
@@ -105,7 +117,9 @@ def test_resolved_recipe_round_trips(base):
 )
 def test_bad_recipes_fail_with_the_field_named(base, change, expected):
     for section, value in change.items():
-        base[section] = {**base[section], **value} if isinstance(value, dict) and isinstance(base.get(section), dict) else value
+        base[section] = (
+            {**base[section], **value} if isinstance(value, dict) and isinstance(base.get(section), dict) else value
+        )
     with pytest.raises(PipelineError) as caught:
         parse_recipe(base)
     message = str(caught.value)

@@ -37,7 +37,10 @@ def predictions_after_reload(run_dir: Path, texts: list[str]) -> tuple[torch.Ten
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
     with torch.no_grad():
         logits = model(**tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
-    saved = [json.loads(line)["probabilities"] for line in (run_dir / "predictions-validation.jsonl").read_text().splitlines()]
+    saved = [
+        json.loads(line)["probabilities"]
+        for line in (run_dir / "predictions-validation.jsonl").read_text().splitlines()
+    ]
     return logits.softmax(-1), torch.tensor(saved)
 
 
@@ -48,7 +51,9 @@ def validation_texts(data: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
 def test_sinusoidal_positions_match_the_formula(tmp_path, jsonl_data, tiny_bert, tiny_gpt2, family):
     positions = {"policy": "replace", "init": "sinusoidal", "scale": 1.0}
-    exp = build(tiny_bert if family == "bert" else tiny_gpt2, jsonl_data, tmp_path, family, layers={"positions": positions})
+    exp = build(
+        tiny_bert if family == "bert" else tiny_gpt2, jsonl_data, tmp_path, family, layers={"positions": positions}
+    )
     positions = exp.family.input_layers(exp.model).positions
     assert isinstance(positions, FixedTable) and not list(positions.parameters())
     table = positions.weight
@@ -69,7 +74,9 @@ def test_sinusoidal_table_is_scaled_to_the_pretrained_table_by_default(tmp_path,
 
 
 def test_sinusoidal_table_survives_training_and_saving(tmp_path, jsonl_data, tiny_bert):
-    run_dir = run(tiny_bert, jsonl_data, tmp_path, layers={"positions": {"policy": "replace", "init": "sinusoidal", "scale": 0.5}})
+    run_dir = run(
+        tiny_bert, jsonl_data, tmp_path, layers={"positions": {"policy": "replace", "init": "sinusoidal", "scale": 0.5}}
+    )
     saved = load_file(run_dir / "model" / "model.safetensors")["bert.embeddings.position_embeddings.weight"]
     assert torch.equal(saved, sinusoidal_table(64, 32) * 0.5)
     reloaded, recorded = predictions_after_reload(run_dir, validation_texts(jsonl_data))
@@ -81,9 +88,10 @@ def test_no_positions_make_bert_blind_to_word_order(tmp_path, jsonl_data, tiny_b
     model = exp.model.eval()
     ids = exp.tokenizer("the movie was very good and the plot great", return_tensors="pt")["input_ids"]
     inner = ids[0, 1:-1]
-    shuffled = torch.cat([ids[0, :1], inner[torch.randperm(len(inner), generator=torch.Generator().manual_seed(0))], ids[0, -1:]])
+    shuffled = torch.cat(
+        [ids[0, :1], inner[torch.randperm(len(inner), generator=torch.Generator().manual_seed(0))], ids[0, -1:]]
+    )
     assert not torch.equal(shuffled, ids[0])
-
 
     def cls_state(m, token_ids):  # (hidden,): what the classification head reads
         with torch.no_grad():
@@ -109,8 +117,14 @@ def test_no_positions_in_gpt2_ignore_position_ids(tmp_path, jsonl_data, tiny_gpt
 
 def test_gpt2_extend_accepts_longer_inputs(tmp_path, jsonl_data, tiny_gpt2):
     old = load_file(tiny_gpt2 / "model.safetensors")["wpe.weight"]
-    exp = build(tiny_gpt2, jsonl_data, tmp_path, "gpt2", model={"max_length": 100},
-                layers={"positions": {"policy": "replace", "init": "extend", "max_positions": 128}})
+    exp = build(
+        tiny_gpt2,
+        jsonl_data,
+        tmp_path,
+        "gpt2",
+        model={"max_length": 100},
+        layers={"positions": {"policy": "replace", "init": "extend", "max_positions": 128}},
+    )
     table = exp.family.input_layers(exp.model).positions.weight.detach()
     assert torch.equal(table[:64], old) and torch.equal(table[64:], old) and exp.model.config.n_positions == 128
     with torch.no_grad():
@@ -121,8 +135,11 @@ def test_gpt2_extend_accepts_longer_inputs(tmp_path, jsonl_data, tiny_gpt2):
 def test_extend_keeps_old_rows_and_accepts_longer_inputs(tmp_path, jsonl_data, tiny_bert, mode):
     old = load_file(tiny_bert / "model.safetensors")["embeddings.position_embeddings.weight"]
     exp = build(
-        tiny_bert, jsonl_data, tmp_path,
-        model={"max_length": 100}, layers={"positions": {"policy": "replace", "init": "extend", "max_positions": 128, "extend_mode": mode}},
+        tiny_bert,
+        jsonl_data,
+        tmp_path,
+        model={"max_length": 100},
+        layers={"positions": {"policy": "replace", "init": "extend", "max_positions": 128, "extend_mode": mode}},
     )
     table = exp.family.input_layers(exp.model).positions.weight.detach()
     assert table.shape == (128, 32) and exp.model.config.max_position_embeddings == 128
@@ -142,7 +159,13 @@ def test_positions_beyond_the_table_need_extend(tmp_path, jsonl_data, tiny_bert)
 
 def test_learned_positions_are_fresh_and_trainable(tmp_path, jsonl_data, tiny_gpt2):
     old = load_file(tiny_gpt2 / "model.safetensors")["wpe.weight"]
-    exp = build(tiny_gpt2, jsonl_data, tmp_path, "gpt2", layers={"positions": {"policy": "replace", "init": "learned", "max_positions": 96, "std": 0.5}})
+    exp = build(
+        tiny_gpt2,
+        jsonl_data,
+        tmp_path,
+        "gpt2",
+        layers={"positions": {"policy": "replace", "init": "learned", "max_positions": 96, "std": 0.5}},
+    )
     table = exp.family.input_layers(exp.model).positions.weight
     assert table.shape == (96, 32) and table.requires_grad and not torch.equal(table[:64], old)
     assert table.detach().std().item() == pytest.approx(0.5, rel=0.1)
@@ -163,7 +186,15 @@ def test_random_replacement_then_freeze_stays_bit_identical(tmp_path, jsonl_data
 
 def test_glove_vectors_are_aligned_to_wordpiece_ids(tmp_path, jsonl_data, tiny_bert):
     vectors = write_glove(tmp_path / "glove.txt", ["good", "movie", "plot", "happy", "zebra"])
-    layers = {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": str(tmp_path / "glove.txt"), "width": "pad", "fallback": "mean"}}
+    layers = {
+        "token_embeddings": {
+            "policy": "replace",
+            "init": "vectors",
+            "vectors": str(tmp_path / "glove.txt"),
+            "width": "pad",
+            "fallback": "mean",
+        }
+    }
     exp = build(tiny_bert, jsonl_data, tmp_path, layers=layers)
     table = exp.family.input_layers(exp.model).token_embeddings.weight.detach()
     vocab = exp.tokenizer.get_vocab()
@@ -185,7 +216,9 @@ def test_bpe_pieces_map_to_their_surface_word(tmp_path, jsonl_data, tiny_gpt2):
     exp = build(tiny_gpt2, jsonl_data, tmp_path, "gpt2", layers=layers)
     table = exp.family.input_layers(exp.model).token_embeddings.weight.detach()
     vocab = exp.tokenizer.get_vocab()
-    assert np.allclose(table[vocab["Ġmovie"]].numpy(), vectors["movie"], atol=1e-6)  # byte-level BPE "Ġ" = leading space
+    assert np.allclose(
+        table[vocab["Ġmovie"]].numpy(), vectors["movie"], atol=1e-6
+    )  # byte-level BPE "Ġ" = leading space
     assert np.allclose(table[vocab["movie"]].numpy(), vectors["movie"], atol=1e-6)
     assert np.allclose(table[vocab["The"]].numpy(), vectors["the"], atol=1e-6)  # cased tokenizer: lower-case second try
 
@@ -214,8 +247,16 @@ def test_npy_vectors_with_a_parquet_vocabulary_and_projection(tmp_path, jsonl_da
     matrix = np.arange(len(words) * 3, dtype=np.float32).reshape(len(words), 3)
     np.save(tmp_path / "emb.npy", matrix)
     pq.write_table(pa.table({"index": words}), tmp_path / "vocab.parquet")
-    layers = {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": str(tmp_path / "emb.npy"),
-                                   "vectors_vocab": str(tmp_path / "vocab.parquet"), "then": "freeze", "fallback": "subword"}}
+    layers = {
+        "token_embeddings": {
+            "policy": "replace",
+            "init": "vectors",
+            "vectors": str(tmp_path / "emb.npy"),
+            "vectors_vocab": str(tmp_path / "vocab.parquet"),
+            "then": "freeze",
+            "fallback": "subword",
+        }
+    }
     exp = build(tiny_bert, jsonl_data, tmp_path, layers=layers)
     module = exp.family.input_layers(exp.model).token_embeddings
     assert isinstance(module, ProjectedLookup) and module.projection.weight.shape == (32, 3)
@@ -230,7 +271,14 @@ def test_npy_vectors_with_a_parquet_vocabulary_and_projection(tmp_path, jsonl_da
 
 def test_projected_vectors_fold_into_a_plain_saved_table(tmp_path, jsonl_data, tiny_bert):
     write_glove(tmp_path / "glove.txt", ["good", "bad", "movie", "plot"])
-    layers = {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": str(tmp_path / "glove.txt"), "then": "freeze"}}
+    layers = {
+        "token_embeddings": {
+            "policy": "replace",
+            "init": "vectors",
+            "vectors": str(tmp_path / "glove.txt"),
+            "then": "freeze",
+        }
+    }
     run_dir = run(tiny_bert, jsonl_data, tmp_path, layers=layers)
     saved = load_file(run_dir / "model" / "model.safetensors")
     assert saved["bert.embeddings.word_embeddings.weight"].shape == (23, 32)
@@ -242,7 +290,12 @@ def test_projected_vectors_fold_into_a_plain_saved_table(tmp_path, jsonl_data, t
 
 
 def test_concat_combination_trains_and_reloads(tmp_path, jsonl_data, tiny_bert):
-    run_dir = run(tiny_bert, jsonl_data, tmp_path, layers={"positions": {"policy": "replace", "init": "learned", "combine": "concat"}})
+    run_dir = run(
+        tiny_bert,
+        jsonl_data,
+        tmp_path,
+        layers={"positions": {"policy": "replace", "init": "learned", "combine": "concat"}},
+    )
     reloaded, recorded = predictions_after_reload(run_dir, validation_texts(jsonl_data))
     assert torch.allclose(reloaded, recorded, atol=1e-4)
 
@@ -252,8 +305,16 @@ def test_rotary_models_say_positions_cannot_be_replaced(tmp_path, jsonl_data, ti
 
     folder = tmp_path / "neox"
     AutoTokenizer.from_pretrained(tiny_gpt2).save_pretrained(folder)
-    GPTNeoXModel(GPTNeoXConfig(vocab_size=50257, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                               max_position_embeddings=64)).save_pretrained(folder)
+    GPTNeoXModel(
+        GPTNeoXConfig(
+            vocab_size=50257,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=64,
+        )
+    ).save_pretrained(folder)
     with pytest.raises(PipelineError, match="layers.positions: not applicable to family llama"):
         build(folder, jsonl_data, tmp_path, "llama", layers={"positions": {"policy": "replace", "init": "sinusoidal"}})
     exp = build(folder, jsonl_data, tmp_path, "llama")

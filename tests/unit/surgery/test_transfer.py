@@ -44,8 +44,14 @@ def test_shared_rows_are_copied_and_the_others_composed_from_the_old_pieces(tmp_
 def test_words_and_pieces_match_across_tokenizer_kinds():
     gpt2 = AutoTokenizer.from_pretrained(resolve_local_path(GPT2_TOKENIZER))
     assert token_style(gpt2) == "byte_level"
-    assert canonical("Ġthe", "byte_level", gpt2) == (True, "the") and canonical("ing", "byte_level", gpt2) == (False, "ing")
-    assert canonical("##ing", "wordpiece", gpt2) == (False, "ing") and canonical("the", "wordpiece", gpt2) == (True, "the")
+    assert canonical("Ġthe", "byte_level", gpt2) == (True, "the") and canonical("ing", "byte_level", gpt2) == (
+        False,
+        "ing",
+    )
+    assert canonical("##ing", "wordpiece", gpt2) == (False, "ing") and canonical("the", "wordpiece", gpt2) == (
+        True,
+        "the",
+    )
 
 
 def test_byte_level_to_wordpiece_transfer_finds_shared_words(tmp_path):
@@ -60,7 +66,9 @@ def test_byte_level_to_wordpiece_transfer_finds_shared_words(tmp_path):
 
 def test_weighted_transfer_mixes_the_nearest_shared_tokens(tmp_path):
     old, new = wordpiece(tmp_path, "old", OLD), wordpiece(tmp_path, "new", NEW)
-    vectors = WordVectors({"good": 0, "goods": 1, "badly": 2, "s": 3}, np.array([[1, 0], [1, 0.1], [0, 1], [0.5, 0.5]], dtype=np.float32))
+    vectors = WordVectors(
+        {"good": 0, "goods": 1, "badly": 2, "s": 3}, np.array([[1, 0], [1, 0.1], [0, 1], [0.5, 0.5]], dtype=np.float32)
+    )
     plans = plan_transfer(old, new, vectors)
     goods = plans[NEW.index("goods")]
     assert goods.route == "weighted" and sum(goods.weights) == pytest.approx(1.0)
@@ -87,10 +95,16 @@ def test_a_recipe_transfers_minilm_style_tables_and_reloads(tmp_path, tiny_bert,
     run_dir = train_fresh(raw)
     reloaded = AutoModelForSequenceClassification.from_pretrained(run_dir / "model")
     assert reloaded.get_input_embeddings().num_embeddings == len(AutoTokenizer.from_pretrained(run_dir / "model"))
-    assert json.loads((run_dir / "input_layers.json").read_text())["vocabulary"]["rows"]["copied"] == report["rows"]["copied"]
+    assert (
+        json.loads((run_dir / "input_layers.json").read_text())["vocabulary"]["rows"]["copied"]
+        == report["rows"]["copied"]
+    )
 
 
-@pytest.mark.parametrize("family, checkpoint, table_key", [("gpt2", "tiny_gpt2", "wte.weight"), ("llama", "tiny_llama", "model.embed_tokens.weight")])
+@pytest.mark.parametrize(
+    "family, checkpoint, table_key",
+    [("gpt2", "tiny_gpt2", "wte.weight"), ("llama", "tiny_llama", "model.embed_tokens.weight")],
+)
 def test_a_tied_decoder_head_follows_the_transferred_table(tmp_path, request, family, checkpoint, table_key):
     tiny = request.getfixturevalue(checkpoint)
     files = {}
@@ -98,10 +112,18 @@ def test_a_tied_decoder_head_follows_the_transferred_table(tmp_path, request, fa
         (tmp_path / f"{split}.txt").write_text("\n".join(templated_sentences(40, 0)) + "\n")
         files[split] = str(tmp_path / f"{split}.txt")
     raw = lm_recipe(tmp_path, files, family, layers={"token_embeddings": {"policy": "replace", "init": "transfer"}})
-    raw["model"] = {"family": family, "name_or_path": str(tiny), "tokenizer": {"build": "bpe", "vocab_size": 300, "min_frequency": 1}, "max_length": 16}
+    raw["model"] = {
+        "family": family,
+        "name_or_path": str(tiny),
+        "tokenizer": {"build": "bpe", "vocab_size": 300, "min_frequency": 1},
+        "max_length": 16,
+    }
     exp = build(raw)
     table = exp.model.get_input_embeddings().weight
-    assert exp.model.get_output_embeddings().weight is table and table.shape[0] == len(exp.tokenizer) == exp.model.config.vocab_size
+    assert (
+        exp.model.get_output_embeddings().weight is table
+        and table.shape[0] == len(exp.tokenizer) == exp.model.config.vocab_size
+    )
     old = load_file(tiny / "model.safetensors")[table_key]
     old_vocab = AutoTokenizer.from_pretrained(tiny).get_vocab()
     for token in ("Ġcat", "Ġthe", "."):

@@ -54,4 +54,7 @@ def test_alignment_routes_and_coverage_counts():
     report = coverage_report(alignment, [[1, 2, 4, 4, 5], [4]])
     assert report["from_vectors"] == 3 and report["by_route"]["subword"] == 1
     assert report["train_token_coverage"] == pytest.approx(2 / 6, abs=1e-4)
-    assert report["top_missed_in_train"] == [{"token": "playing", "count": 3, "route": "subword"}, {"token": "xyz", "count": 1, "route": "random"}]
+    assert report["top_missed_in_train"] == [
+        {"token": "playing", "count": 3, "route": "subword"},
+        {"token": "xyz", "count": 1, "route": "random"},
+    ]

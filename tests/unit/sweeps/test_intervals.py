@@ -78,13 +78,17 @@ def test_looking_after_every_added_seed_needs_a_stricter_level():
 def test_counts_reproduce_the_reported_scores():
     from pipeline.evaluation.metrics.classification import precision_recall_f1
 
-    records = [{"label": gold, "prediction": guess} for gold, guess in
-               [("a", "a"), ("a", "b"), ("b", "b"), ("c", "a"), ("c", "c"), ("b", "d")]]
+    records = [
+        {"label": gold, "prediction": guess}
+        for gold, guess in [("a", "a"), ("a", "b"), ("b", "b"), ("c", "a"), ("c", "c"), ("b", "d")]
+    ]
     classes = sorted({r["label"] for r in records} | {r["prediction"] for r in records})
     ids = {label: i for i, label in enumerate(classes)}
     accuracy, f1 = (metric.of(records, classes).total_score() for metric in SEQUENCE_CLASSIFICATION)
     assert accuracy == pytest.approx(3 / 6)
-    expected = precision_recall_f1([ids[r["prediction"]] for r in records], [ids[r["label"]] for r in records], "macro")[2]
+    expected = precision_recall_f1(
+        [ids[r["prediction"]] for r in records], [ids[r["label"]] for r in records], "macro"
+    )[2]
     assert f1 == pytest.approx(expected)
     tagged = [{"tags": ["x", "y"], "predictions": ["x", "x"]}, {"tags": ["y"], "predictions": ["z"]}]
     word_accuracy, tag_f1 = (metric.of(tagged, ["x", "y", "z"]).total_score() for metric in TOKEN_CLASSIFICATION[:2])

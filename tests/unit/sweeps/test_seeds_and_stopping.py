@@ -19,10 +19,19 @@ def test_seed_plans_parse():
             parse_seeds(bad)
 
 
-def entry(diffs: list[float], seed_variance: float, low: float | None, high: float | None, example_variance: float = 0.0) -> dict:
-    return {"seed_differences": diffs, "seed_difference_mean": sum(diffs) / len(diffs), "seed_variance": seed_variance,
-            "example_variance": example_variance, "examples": 1000, "ci_low": low, "ci_high": high,
-            "excludes_zero": low is not None and (low > 0 or high < 0)}
+def entry(
+    diffs: list[float], seed_variance: float, low: float | None, high: float | None, example_variance: float = 0.0
+) -> dict:
+    return {
+        "seed_differences": diffs,
+        "seed_difference_mean": sum(diffs) / len(diffs),
+        "seed_variance": seed_variance,
+        "example_variance": example_variance,
+        "examples": 1000,
+        "ci_low": low,
+        "ci_high": high,
+        "excludes_zero": low is not None and (low > 0 or high < 0),
+    }
 
 
 def test_a_cell_stops_when_decided_out_of_reach_or_at_the_most_seeds():
@@ -53,8 +62,13 @@ def test_evaluation_scores_are_read_as_they_are_written(tmp_path):
     log = tmp_path / "log.jsonl"
     scores = EvalScores(log, Watched("validation", "accuracy"))
     assert scores.new() == []
-    log.write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n" + json.dumps({"step": 2, "split": "validation", "accuracy": 0.7}) + "\n"
-                   + '{"step": 4, "split": "valid')
+    log.write_text(
+        json.dumps({"step": 1, "loss": 0.5})
+        + "\n"
+        + json.dumps({"step": 2, "split": "validation", "accuracy": 0.7})
+        + "\n"
+        + '{"step": 4, "split": "valid'
+    )
     assert scores.new() == [(2, 0.7)]
     with open(log, "a") as handle:
         handle.write('ation", "accuracy": 0.8}\n' + json.dumps({"step": 4, "split": "test", "accuracy": 0.1}) + "\n")

@@ -30,14 +30,32 @@ def rows(count: int, seed: int, kind: str) -> list[dict]:
 
 
 def recipe(tmp_path, request, family: str, kind: str, **sections) -> dict:
-    data = {split: write_jsonl(tmp_path / f"{split}.jsonl", rows(count, seed, kind)) for split, count, seed in (("train", 64, 0), ("validation", 24, 1))}
-    task = {"type": "regression", "label_column": "target"} if kind == "regression" else {
-        "type": "multi-label", "label_column": "target", **({"label_delimiter": ","} if kind == "delimited" else {})}
+    data = {
+        split: write_jsonl(tmp_path / f"{split}.jsonl", rows(count, seed, kind))
+        for split, count, seed in (("train", 64, 0), ("validation", 24, 1))
+    }
+    task = (
+        {"type": "regression", "label_column": "target"}
+        if kind == "regression"
+        else {
+            "type": "multi-label",
+            "label_column": "target",
+            **({"label_delimiter": ","} if kind == "delimited" else {}),
+        }
+    )
     sections["eval"] = {"metrics": None, "splits": ["validation"], "batch_size": 8, **sections.get("eval", {})}
     if family == "bilstm":
-        model = {"family": "bilstm", "name_or_path": None, "config": BILSTM_LM, "tokenizer": {"build": "word", "min_frequency": 1}, "max_length": 16}
+        model = {
+            "family": "bilstm",
+            "name_or_path": None,
+            "config": BILSTM_LM,
+            "tokenizer": {"build": "word", "min_frequency": 1},
+            "max_length": 16,
+        }
         return recipe_dict(None, data, tmp_path / "run", family=family, model=model, task=task, **sections)
-    return recipe_dict(request.getfixturevalue(f"tiny_{family}"), data, tmp_path / "run", family=family, task=task, **sections)
+    return recipe_dict(
+        request.getfixturevalue(f"tiny_{family}"), data, tmp_path / "run", family=family, task=task, **sections
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -65,11 +83,22 @@ def test_multi_label_trains_with_binary_cross_entropy(tmp_path, request, family)
     batch = exp.collator([exp.splits["train"][i] for i in range(8)])
     output = exp.model(**batch)
     assert batch["labels"].shape == (8, 3)
-    assert torch.allclose(output.loss, F.binary_cross_entropy_with_logits(output.logits.float(), batch["labels"].float()))
+    assert torch.allclose(
+        output.loss, F.binary_cross_entropy_with_logits(output.logits.float(), batch["labels"].float())
+    )
     # bert is scored: 200 steps put every seed of 0-4 at 0.75-0.87 micro-F1 (100 steps left some at 0.65)
-    run_dir = train_fresh(recipe(tmp_path, request, family, "lists", train={"max_steps": 200 if family == "bert" else 100, "lr": 5e-3}))
+    run_dir = train_fresh(
+        recipe(tmp_path, request, family, "lists", train={"max_steps": 200 if family == "bert" else 100, "lr": 5e-3})
+    )
     scores = json.loads((run_dir / "metrics.json").read_text())["validation"]
-    assert {"f1_micro", "f1_macro", "precision_micro", "recall_micro", "per_label/positive/f1", "per_label/plot/recall"} <= set(scores)
+    assert {
+        "f1_micro",
+        "f1_macro",
+        "precision_micro",
+        "recall_micro",
+        "per_label/positive/f1",
+        "per_label/plot/recall",
+    } <= set(scores)
     if family == "bert":
         assert scores["f1_micro"] > 0.7  # above the 0.49-0.64 of predicting the commonest labels
     record = read_jsonl(run_dir / "predictions-validation.jsonl")[0]

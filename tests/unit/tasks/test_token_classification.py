@@ -17,8 +17,14 @@ from pipeline.training.experiment import setup
 @pytest.fixture
 def pos_files(tmp_path) -> dict[str, str]:
     validation = tagged_sentences(12, 1)
-    validation[0] = {"tokens": ["the", "zyxwv", "sat", "on", "B.", "dog"], "tags": ["DET", "NOUN", "VERB", "ADP", "X", "NOUN"]}
-    return {"train": write_jsonl(tmp_path / "train.jsonl", tagged_sentences(64, 0)), "validation": write_jsonl(tmp_path / "validation.jsonl", validation)}
+    validation[0] = {
+        "tokens": ["the", "zyxwv", "sat", "on", "B.", "dog"],
+        "tags": ["DET", "NOUN", "VERB", "ADP", "X", "NOUN"],
+    }
+    return {
+        "train": write_jsonl(tmp_path / "train.jsonl", tagged_sentences(64, 0)),
+        "validation": write_jsonl(tmp_path / "validation.jsonl", validation),
+    }
 
 
 def test_first_token_of_each_word_carries_its_tag(tmp_path, pos_files):

@@ -7,7 +7,9 @@ from pipeline.training.checkpointing import latest_checkpoint, problem_with
 
 
 def test_broken_checkpoints_are_skipped(tmp_path, tiny_bert, jsonl_data, caplog):
-    raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 6, "save_every_steps": 2, "keep_checkpoints": 3})
+    raw = recipe_dict(
+        tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 6, "save_every_steps": 2, "keep_checkpoints": 3}
+    )
     run_dir = train_fresh(raw)
     newest = run_dir / "checkpoints" / "step-0000006"
     assert problem_with(newest) is None

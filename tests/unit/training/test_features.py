@@ -21,7 +21,10 @@ def run(raw: dict, cache: bool, name: str, tmp_path) -> tuple[dict, dict]:
 
 
 def assert_same_run(tmp_path, raw: dict) -> dict:
-    (cached, cached_weights), (plain, plain_weights) = run(raw, True, "cached", tmp_path), run(raw, False, "plain", tmp_path)
+    (cached, cached_weights), (plain, plain_weights) = (
+        run(raw, True, "cached", tmp_path),
+        run(raw, False, "plain", tmp_path),
+    )
     assert cached["train"]["feature_cache"]["used"] is True
     assert plain["train"]["feature_cache"] == {"used": False, "why": "train.cache_frozen_features is false"}
     split = raw["eval"]["splits"][0]
@@ -40,7 +43,10 @@ def test_a_frozen_bert_classifier_trains_the_same_on_cached_features(tmp_path, t
 
 
 def test_a_frozen_bilstm_tagger_trains_the_same_on_cached_features(tmp_path):
-    files = {"train": write_jsonl(tmp_path / "train.jsonl", tagged_sentences(32, 0)), "validation": write_jsonl(tmp_path / "validation.jsonl", tagged_sentences(12, 1))}
+    files = {
+        "train": write_jsonl(tmp_path / "train.jsonl", tagged_sentences(32, 0)),
+        "validation": write_jsonl(tmp_path / "validation.jsonl", tagged_sentences(12, 1)),
+    }
     raw = tagging_recipe(tmp_path, files, layers={"token_embeddings": "freeze", "encoder": "freeze"})
     raw["model"]["config"] = {**BILSTM_TAGGER, "dropout": 0.3}  # dropout in the body: not applied to a frozen one
     raw["train"] = {**raw["train"], "max_steps": 12}
@@ -59,5 +65,7 @@ def test_the_cache_is_left_from_the_step_the_body_unfreezes(tmp_path, tiny_bert,
 
 
 def test_a_body_that_trains_gets_no_cache(tmp_path, tiny_bert, jsonl_data):
-    metrics, _ = run(recipe_dict(tiny_bert, jsonl_data, tmp_path / "x", layers={"encoder": "freeze"}), True, "partly", tmp_path)
+    metrics, _ = run(
+        recipe_dict(tiny_bert, jsonl_data, tmp_path / "x", layers={"encoder": "freeze"}), True, "partly", tmp_path
+    )
     assert "feature_cache" not in metrics["train"]  # the token and position tables train: nothing to cache

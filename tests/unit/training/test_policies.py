@@ -13,7 +13,9 @@ from pipeline.training.policies import blocks_of, build_optimizer, layer_group_o
 
 
 def test_frozen_tensors_get_no_optimizer_state(tmp_path, jsonl_data, tiny_bert):
-    raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": "freeze", "positions": "freeze"})
+    raw = recipe_dict(
+        tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": "freeze", "positions": "freeze"}
+    )
     exp = build(raw)
     optimizer = build_optimizer(exp.family, exp.model, exp.recipe.layers, exp.recipe.train)
     layers = exp.family.input_layers(exp.model)
@@ -28,7 +30,12 @@ def test_frozen_tensors_get_no_optimizer_state(tmp_path, jsonl_data, tiny_bert):
 
 
 def test_lr_multiplier_sets_the_embedding_group_rate(tmp_path, jsonl_data, tiny_bert):
-    raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": {"policy": "finetune", "lr_multiplier": 0.1}})
+    raw = recipe_dict(
+        tiny_bert,
+        jsonl_data,
+        tmp_path / "run",
+        layers={"token_embeddings": {"policy": "finetune", "lr_multiplier": 0.1}},
+    )
     exp = build(raw)
     optimizer = build_optimizer(exp.family, exp.model, exp.recipe.layers, exp.recipe.train)
     rates = {group["layer_group"]: group["lr"] for group in optimizer.param_groups}
@@ -37,7 +44,11 @@ def test_lr_multiplier_sets_the_embedding_group_rate(tmp_path, jsonl_data, tiny_
 
 
 def test_encoder_freeze_bottom_and_layerwise_decay(tmp_path, jsonl_data, tiny_bert):
-    exp = build(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"encoder": {"freeze_bottom": 1, "layerwise_lr_decay": 0.5}}))
+    exp = build(
+        recipe_dict(
+            tiny_bert, jsonl_data, tmp_path / "run", layers={"encoder": {"freeze_bottom": 1, "layerwise_lr_decay": 0.5}}
+        )
+    )
     blocks = blocks_of(exp.family, exp.model)
     assert not any(p.requires_grad for p in blocks[0].parameters())
     assert all(p.requires_grad for p in blocks[1].parameters())
@@ -50,7 +61,14 @@ def test_encoder_freeze_bottom_and_layerwise_decay(tmp_path, jsonl_data, tiny_be
 
 
 def test_whole_encoder_frozen_is_feature_extraction(tmp_path, jsonl_data, tiny_bert):
-    exp = build(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"encoder": "freeze", "token_embeddings": "freeze", "positions": "freeze"}))
+    exp = build(
+        recipe_dict(
+            tiny_bert,
+            jsonl_data,
+            tmp_path / "run",
+            layers={"encoder": "freeze", "token_embeddings": "freeze", "positions": "freeze"},
+        )
+    )
     trainable = [name for name, p in exp.model.named_parameters() if p.requires_grad]
     assert trainable == ["classifier.weight", "classifier.bias"]
 
@@ -58,7 +76,15 @@ def test_whole_encoder_frozen_is_feature_extraction(tmp_path, jsonl_data, tiny_b
 @pytest.mark.parametrize("when", [{"unfreeze_at_step": 2}, {"unfreeze_at_epoch": 1}], ids=["step", "epoch"])
 def test_gradual_unfreezing_trains_the_table_only_afterwards(tmp_path, jsonl_data, tiny_bert, when):
     # 48 examples in batches of 24: 2 steps per epoch, so epoch 1 ends at step 2
-    run_dir = train_fresh(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": {"policy": "freeze", **when}}, train={"batch_size": 24}))
+    run_dir = train_fresh(
+        recipe_dict(
+            tiny_bert,
+            jsonl_data,
+            tmp_path / "run",
+            layers={"token_embeddings": {"policy": "freeze", **when}},
+            train={"batch_size": 24},
+        )
+    )
     before = load_file(tiny_bert / "model.safetensors")["embeddings.word_embeddings.weight"]
     after = load_file(run_dir / "model" / "model.safetensors")["bert.embeddings.word_embeddings.weight"]
     assert not torch.equal(before, after)
@@ -71,17 +97,26 @@ def test_layerwise_decay_counts_blocks_down_from_the_top_in_every_family(tmp_pat
     """Top block at lr, block l of L at lr × d^(L−1−l), input tables at lr × d^L, the head undecayed."""
     layers = {"encoder": {"layerwise_lr_decay": 0.5}}
     if family == "bilstm":
-        model = {"family": "bilstm", "name_or_path": None, "config": BILSTM_LM, "tokenizer": {"build": "word", "min_frequency": 1}}
+        model = {
+            "family": "bilstm",
+            "name_or_path": None,
+            "config": BILSTM_LM,
+            "tokenizer": {"build": "word", "min_frequency": 1},
+        }
         raw = recipe_dict(None, jsonl_data, tmp_path / "run", family=family, model=model, layers=layers)
     else:
-        raw = recipe_dict(request.getfixturevalue(f"tiny_{family}"), jsonl_data, tmp_path / "run", family=family, layers=layers)
+        raw = recipe_dict(
+            request.getfixturevalue(f"tiny_{family}"), jsonl_data, tmp_path / "run", family=family, layers=layers
+        )
     exp = build(raw)
     optimizer = build_optimizer(exp.family, exp.model, exp.recipe.layers, exp.recipe.train)
     lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
     blocks = blocks_of(exp.family, exp.model)
     assert len(blocks) == 2
     for index, block in enumerate(blocks):
-        assert [lr_of[id(p)] for p in block.parameters()] == pytest.approx([1e-3 * 0.5 ** (1 - index)] * len(list(block.parameters())))
+        assert [lr_of[id(p)] for p in block.parameters()] == pytest.approx(
+            [1e-3 * 0.5 ** (1 - index)] * len(list(block.parameters()))
+        )
     assert lr_of[id(exp.family.input_layers(exp.model).token_embeddings.weight)] == pytest.approx(1e-3 * 0.25)
     groups = layer_group_of_parameters(exp.family, exp.model)
     head = [p for name, p in exp.model.named_parameters() if groups[name] == "head"]

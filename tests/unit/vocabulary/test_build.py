@@ -12,7 +12,10 @@ from pipeline.recipe.schema import ModelConfig, TokenizerBuild
 from pipeline.training.modeling import load_tokenizer
 from pipeline.vocabulary.build import WORDPIECE_SPECIALS, build_tokenizer
 
-TEXTS = [row["text"] for row in make_examples(60, 0)] + ["unbelievable moviegoers were rewatching", "the rewatched movie"]
+TEXTS = [row["text"] for row in make_examples(60, 0)] + [
+    "unbelievable moviegoers were rewatching",
+    "the rewatched movie",
+]
 
 
 @pytest.mark.parametrize("kind", ["wordpiece", "bpe", "word"])
@@ -35,7 +38,9 @@ def test_wordpiece_ids_are_specials_then_sorted_tokens():
     assert ordered[:5] == list(WORDPIECE_SPECIALS.values()) and ordered[5:] == sorted(ordered[5:])
     assert any(token.startswith("##") for token in ordered)
     encoded = first("the movie was unbelievable")
-    assert first.convert_ids_to_tokens(encoded["input_ids"])[0] == "[CLS]" and first.decode(encoded["input_ids"], skip_special_tokens=True).startswith("the movie")
+    assert first.convert_ids_to_tokens(encoded["input_ids"])[0] == "[CLS]" and first.decode(
+        encoded["input_ids"], skip_special_tokens=True
+    ).startswith("the movie")
 
 
 def test_a_resumed_run_reuses_the_tokenizer_it_built(tmp_path):
@@ -45,4 +50,7 @@ def test_a_resumed_run_reuses_the_tokenizer_it_built(tmp_path):
     saved.add_tokens(["<only-in-the-saved-one>"])
     saved.save_pretrained(tmp_path)
     reused = load_tokenizer(cfg, family_named("bert"), ["other text entirely"], built=tmp_path)
-    assert reused.get_vocab() == AutoTokenizer.from_pretrained(tmp_path).get_vocab() and "<only-in-the-saved-one>" in reused.get_vocab()
+    assert (
+        reused.get_vocab() == AutoTokenizer.from_pretrained(tmp_path).get_vocab()
+        and "<only-in-the-saved-one>" in reused.get_vocab()
+    )
