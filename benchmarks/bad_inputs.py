@@ -24,9 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from bad_input_cases import CASES, Workspace  # noqa: E402
-
-from helpers import save_tiny_bert  # noqa: E402
+from bad_input_cases import CASES, Workspace
+from helpers import save_tiny_bert
 
 
 def outcome(result: subprocess.CompletedProcess, expected: str, wrote: bool) -> str:

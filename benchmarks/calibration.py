@@ -38,11 +38,11 @@ from scipy.stats import beta
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.sweeps.intervals import CONFIDENCE  # noqa: E402
-from pipeline.sweeps.seeds import SeedPlan  # noqa: E402
-from pipeline.sweeps.statistics import RunResult, paired_comparison  # noqa: E402
-from pipeline.sweeps.summary import load_run  # noqa: E402
-from pipeline.sweeps.sweep import SweepState, add_seeds  # noqa: E402
+from pipeline.sweeps.intervals import CONFIDENCE
+from pipeline.sweeps.seeds import SeedPlan
+from pipeline.sweeps.statistics import RunResult, paired_comparison
+from pipeline.sweeps.summary import load_run
+from pipeline.sweeps.sweep import SweepState, add_seeds
 
 ONCE = ["train.epochs=1", "train.eval_every_steps=1000000", "train.checkpoint_every_epoch=false", "eval.splits=[test]"]
 RANDOM_TABLE = "{policy: replace, init: random}"

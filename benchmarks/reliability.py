@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
-from helpers import make_examples, recipe_dict, save_tiny_bert, write_recipe  # noqa: E402
+from helpers import make_examples, recipe_dict, save_tiny_bert, write_recipe
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 LAUNCH = [

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from helpers import make_examples, recipe_dict, save_tiny_bert, write_jsonl, write_recipe
 
 
@@ -342,7 +341,7 @@ def _fresh(config: str) -> Callable[[Workspace], list[str]]:
 def _model_cases() -> list[Case]:
     truncate = lambda folder: (folder / "model.safetensors").write_bytes(
         (folder / "model.safetensors").read_bytes()[:200]
-    )  # noqa: E731
+    )
     return [
         Case(
             "heads do not divide width",

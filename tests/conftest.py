@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from helpers import make_examples, reset_accelerate_state, save_tiny_bert, save_tiny_decoder, write_jsonl
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -80,7 +80,7 @@ def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
             raise PipelineError(
                 f"cannot load '{cfg.hub_id}' ({str(error).splitlines()[0]})", field="data.hub_id"
             ) from None
-        return splits, {name: f"Hub data set {cfg.hub_id}" for name in splits}
+        return splits, dict.fromkeys(splits, f"Hub data set {cfg.hub_id}")
     if cfg.files is not None:
         mapping = {cfg.train_split: cfg.files} if isinstance(cfg.files, str) else cfg.files
         return read_files(

@@ -32,7 +32,7 @@ def by_length(task: Task, records: list[dict[str, Any]], lengths: list[int], max
                 "quartile": number + 1,
                 "tokens_from": int(counts[members].min()) if len(members) else None,
                 "tokens_to": int(counts[members].max()) if len(members) else None,
-                "examples": int(len(members)),
+                "examples": len(members),
                 metric: total / units if units else None,
                 "truncated": int((counts[members] > max_length).sum()),
             }

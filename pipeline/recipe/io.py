@@ -35,7 +35,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 def read_yaml(text: str) -> Any:
     """Parse YAML safely (no Python objects), refusing duplicate keys."""
-    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    return yaml.load(text, Loader=UniqueKeyLoader)
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

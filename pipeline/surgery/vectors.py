@@ -7,9 +7,9 @@ Loading goes through gensim's `KeyedVectors` where a format is gensim's (optiona
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

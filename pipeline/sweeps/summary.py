@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.recipe.io import read_yaml
-from pipeline.sweeps.plots import bar_chart, learning_curves
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS
+from pipeline.sweeps.plots import bar_chart, learning_curves
 from pipeline.sweeps.statistics import RunResult, cell_summary, paired_comparison
 
 

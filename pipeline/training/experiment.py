@@ -148,7 +148,7 @@ def build_data(recipe: Recipe, task: Task, wanted: list[str]) -> tuple[DatasetDi
 
 def limit_splits(recipe: Recipe, raw: DatasetDict) -> DatasetDict:
     """`data.max_train_samples` / `max_eval_samples`: a seeded subset of each split (after labels are fitted)."""
-    limits = {name: recipe.data.max_eval_samples for name in raw} | {
+    limits = dict.fromkeys(raw, recipe.data.max_eval_samples) | {
         recipe.data.train_split: recipe.data.max_train_samples
     }
     return DatasetDict(

@@ -7,8 +7,8 @@ import json
 
 import pytest
 from bad_input_cases import CASES, Workspace
-
 from helpers import recipe_dict, write_recipe
+
 from pipeline.cli import main
 
 # (overrides on a good recipe, text the one-line error must contain)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
+from helpers import FILLER, GPT2_TOKENIZER, NEGATIVE, POSITIVE, recipe_dict, train_fresh, write_glove
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from helpers import FILLER, GPT2_TOKENIZER, NEGATIVE, POSITIVE, recipe_dict, train_fresh, write_glove
 from pipeline.families.bilstm.characters import character_ids
 from pipeline.recipe.io import parse_recipe
 from pipeline.training.experiment import setup

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import yaml
-
 from helpers import recipe_dict, write_recipe
+
 from pipeline.cli import main
 
 

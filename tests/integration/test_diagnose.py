@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import lm_recipe, make_examples, recipe_dict, templated_sentences, train_fresh, write_jsonl
+
 from pipeline.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -14,8 +14,6 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import (
     REPO,
     lm_recipe,
@@ -27,6 +25,7 @@ from helpers import (
     write_jsonl,
     write_recipe,
 )
+from safetensors.torch import load_file
 
 LAUNCHER = os.path.join(os.path.dirname(sys.executable), "accelerate")
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import POSITIVE, build, read_jsonl, recipe_dict, train_fresh, write_glove, write_recipe
 from safetensors.torch import load_file
 from torch import nn
 from transformers import (
@@ -20,7 +21,6 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from helpers import POSITIVE, build, read_jsonl, recipe_dict, train_fresh, write_glove, write_recipe
 from pipeline.cli import main
 from pipeline.families import Family, register_family
 from pipeline.families.base import resize_position_buffers

@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from helpers import recipe_dict
+
 from pipeline.recipe.io import parse_recipe
 from pipeline.training.run import train
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import BILSTM_LM, lm_recipe, recipe_dict, templated_sentences, train_fresh
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
-from helpers import BILSTM_LM, lm_recipe, recipe_dict, templated_sentences, train_fresh
 from pipeline.cli import main
 from pipeline.errors import PipelineError
 from pipeline.evaluation.rescore import evaluate_saved

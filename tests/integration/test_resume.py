@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import make_examples, recipe_dict, write_recipe
 from safetensors.torch import load_file
 
-from helpers import make_examples, recipe_dict, write_recipe
 from pipeline.errors import TrainingStopped
 from pipeline.recipe.io import parse_recipe
 from pipeline.training.experiment import setup

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_examples, read_jsonl, recipe_dict, train_fresh, write_jsonl, write_recipe
 from safetensors.torch import load_file
 
-from helpers import make_examples, read_jsonl, recipe_dict, train_fresh, write_jsonl, write_recipe
 from pipeline.cli import main
 from pipeline.errors import TrainingStopped
 from pipeline.recipe.io import parse_recipe

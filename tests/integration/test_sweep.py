@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import recipe_dict, write_jsonl, write_recipe
+
 from pipeline.cli import main
 from pipeline.sweeps.statistics import RunResult, paired_comparison
 

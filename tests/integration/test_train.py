@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import GPT2_TOKENIZER, make_examples, read_jsonl, recipe_dict, train_fresh, write_jsonl, write_recipe
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from helpers import GPT2_TOKENIZER, make_examples, read_jsonl, recipe_dict, train_fresh, write_jsonl, write_recipe
 from pipeline.cli import main
 from pipeline.recipe.io import parse_recipe
 from pipeline.training.experiment import setup

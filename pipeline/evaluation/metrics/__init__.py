@@ -60,7 +60,7 @@ KNOWN_METRICS: dict[str, dict[str, MetricSpec]] = {
 def is_metric_path(name: str) -> bool:
     """True when a recipe's metric entry is a local `evaluate` script (`.py` file or folder holding one)."""
     path = Path(name)
-    return path.suffix == ".py" and path.is_file() or (path.is_dir() and (path / f"{path.name}.py").is_file())
+    return (path.suffix == ".py" and path.is_file()) or (path.is_dir() and (path / f"{path.name}.py").is_file())
 
 
 def metrics_for(inputs: tuple[str, ...]) -> list[str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import REPO, recipe_dict, write_recipe
+
 from pipeline.errors import PipelineError
 from pipeline.recipe import Recipe
 from pipeline.recipe.io import apply_override, dump_recipe, load_recipe, parse_recipe, recipe_reference

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import FILLER, NEGATIVE, POSITIVE, recipe_dict, train_fresh, write_glove
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from helpers import FILLER, NEGATIVE, POSITIVE, recipe_dict, train_fresh, write_glove
 from pipeline.errors import PipelineError
 from pipeline.recipe.io import parse_recipe
 from pipeline.recipe.layers import PositionPolicy

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import GPT2_TOKENIZER, build, lm_recipe, recipe_dict, templated_sentences, train_fresh
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertTokenizerFast
 
-from helpers import GPT2_TOKENIZER, build, lm_recipe, recipe_dict, templated_sentences, train_fresh
 from pipeline.paths import resolve_local_path
 from pipeline.surgery.transfer import apply_plan, canonical, plan_transfer, route_counts, token_style
 from pipeline.surgery.vectors import WordVectors

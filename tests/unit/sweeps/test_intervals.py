@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.sweeps.counts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, macro_f1
+from pipeline.sweeps.counts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, macro_f1, ratio
 from pipeline.sweeps.intervals import ExampleCounts, paired_difference, sequential_confidence
-from pipeline.sweeps.counts import ratio
 
 EXAMPLES = 1000
 

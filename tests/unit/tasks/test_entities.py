@@ -6,9 +6,9 @@ import json
 
 import pytest
 from datasets import Dataset
+from helpers import GPT2_TOKENIZER, recipe_dict, train_fresh
 from transformers import AutoTokenizer, BertTokenizerFast
 
-from helpers import GPT2_TOKENIZER, recipe_dict, train_fresh
 from pipeline.data.collate import IGNORED_LABEL
 from pipeline.data.files import read_table
 from pipeline.errors import PipelineError

@@ -8,7 +8,6 @@ import random
 import pytest
 import torch
 import torch.nn.functional as F
-
 from helpers import BILSTM_LM, FILLER, NEGATIVE, POSITIVE, build, read_jsonl, recipe_dict, train_fresh, write_jsonl
 
 FAMILIES = ["bert", "gpt2", "llama", "bilstm"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import tagged_sentences, tagging_recipe, train_fresh, write_jsonl
+
 from pipeline.data.collate import IGNORED_LABEL
 from pipeline.errors import PipelineError
 from pipeline.families.bilstm.characters import character_ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from helpers import recipe_dict, train_fresh
+
 from pipeline.training.checkpointing import latest_checkpoint, problem_with
 
 

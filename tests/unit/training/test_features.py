@@ -7,9 +7,8 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from helpers import BILSTM_TAGGER, build, recipe_dict, tagged_sentences, tagging_recipe, train_fresh, write_jsonl
+from safetensors.torch import load_file
 
 FROZEN = {"token_embeddings": "freeze", "positions": "freeze", "encoder": "freeze"}
 

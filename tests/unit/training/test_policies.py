@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from helpers import BILSTM_LM, build, recipe_dict, train_fresh
 from safetensors.torch import load_file
 
-from helpers import BILSTM_LM, build, recipe_dict, train_fresh
 from pipeline.training.policies import blocks_of, build_optimizer, layer_group_of_parameters
 
 

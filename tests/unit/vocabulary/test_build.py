@@ -4,9 +4,9 @@ run that reuses the tokenizer it built instead of training another."""
 from __future__ import annotations
 
 import pytest
+from helpers import make_examples
 from transformers import AutoTokenizer
 
-from helpers import make_examples
 from pipeline.families.registry import family_named
 from pipeline.recipe.schema import ModelConfig, TokenizerBuild
 from pipeline.training.modeling import load_tokenizer

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from helpers import GPT2_TOKENIZER
 from tokenizers import Tokenizer, decoders, models
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from helpers import GPT2_TOKENIZER
 from pipeline.paths import resolve_local_path
 from pipeline.vocabulary.spelling import spelling_of
 
