@@ -18,7 +18,8 @@ finds known effects, and what `--seeds auto` saves against a fixed number of see
               seed), against fixed 3, 5 and 8 seeds: decisions and runs used
   power       the grids' known effects (a random token table; no positions on POS) at 3, 5 and 8 seeds
 
-Usage:  .venv/bin/python benchmarks/calibration.py run [--parts ...] ;  .venv/bin/python benchmarks/calibration.py analyse
+Usage:  .venv/bin/python benchmarks/calibration.py run [--parts ...] ;  .venv/bin/python benchmarks/calibration.py
+analyse
 Needs the `examples` extra (MiniLM) and the Brown files in ../shared/data/brown.
 """
 

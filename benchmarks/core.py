@@ -44,7 +44,8 @@ def main() -> None:
     metrics, wall = train(scratch / "quickstart", [])
     quickstart = {"command_wall_time_s": round(wall, 1), **metrics}
     print(
-        f"quickstart: {wall:.0f} s, test macro-F1 {metrics['test']['f1_macro']:.4f}, validation {metrics['validation']['f1_macro']:.4f}"
+        f"quickstart: {wall:.0f} s, test macro-F1 {metrics['test']['f1_macro']:.4f}, validation "
+        f"{metrics['validation']['f1_macro']:.4f}"
     )
 
     settings = {"finetune": [], "freeze": []}

@@ -48,7 +48,8 @@ class MallInfo2(ctypes.Structure):
 
 
 def watch(argv: list[str]) -> None:
-    """Run `-m MODULE ARGS` or `SCRIPT ARGS` in this process with the sampler running; figures go to $EMBEDLAB_HEAP_REPORT."""
+    """Run `-m MODULE ARGS` or `SCRIPT ARGS` in this process with the sampler running; figures go to
+    $EMBEDLAB_HEAP_REPORT."""
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = MallInfo2
     page = os.sysconf("SC_PAGE_SIZE")

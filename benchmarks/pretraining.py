@@ -70,7 +70,7 @@ def unigram_perplexity(tokenizer_dir: Path, train_file: Path, validation_file: P
     def tokens(path: Path) -> list[int]:
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         return [
-            t for ids in tokenizer(lines, add_special_tokens=False)["input_ids"] for t in ids + [tokenizer.eos_token_id]
+            t for ids in tokenizer(lines, add_special_tokens=False)["input_ids"] for t in [*ids, tokenizer.eos_token_id]
         ]
 
     counts = Counter(tokens(train_file))
@@ -121,7 +121,8 @@ def transfer(scratch: Path, task: str, overrides: list[str], headline: str, pret
                 }
             )
             print(
-                f"{task}, bi-LSTM {start}, seed {seed}: test {headline} {metrics['test'][headline]:.4f}; wall {wall:.0f} s",
+                f"{task}, bi-LSTM {start}, seed {seed}: test {headline} {metrics['test'][headline]:.4f}; wall "
+                f"{wall:.0f} s",
                 flush=True,
             )
     for entry in results.values():
@@ -184,7 +185,9 @@ def main() -> None:
     pretrained = scratch / "pretrain-bilstm" / "model"
     pos = [
         "task={type: token-classification}",
-        f"data.files={{train: {args.brown / 'pos-train.jsonl'}, validation: {args.brown / 'pos-validation.jsonl'}, test: {args.brown / 'pos-test.jsonl'}}}",
+        "data.files={"
+        + ", ".join(f"{split}: {args.brown / f'pos-{split}.jsonl'}" for split in ("train", "validation", "test"))
+        + "}",
         "data.folder=null",
         f"data.max_train_samples={args.pos_sentences}",
         f"train.epochs={args.pos_epochs}",

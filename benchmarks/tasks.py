@@ -2,7 +2,8 @@
 frozen, side by side in one invocation (fresh `pipeline train` process each, alternated when repeated), and the
 shipped NER recipe on its CoNLL sample.
 
-Brown POS: a seeded random subset of `--train-sentences` training sentences, scored on the whole test split (word accuracy and
+Brown POS: a seeded random subset of `--train-sentences` training sentences, scored on the whole test split (word
+accuracy and
 macro-F1 over tags; words with tags the training subset never had count as errors). Wall time is the whole command.
 
 Usage:  .venv/bin/python benchmarks/tasks.py [--brown ../shared/data/brown] [--train-sentences 6000] [--epochs 2]

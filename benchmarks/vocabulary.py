@@ -8,9 +8,10 @@
    baseline: test macro-F1 with paired intervals, training time, and the tokens per article under each tokenizer.
 2. Diagnostics: the quickstart recipe as shipped (`pipeline train`, wall time and test macro-F1 recorded), then
    `pipeline diagnose` on it: wordsim353 Spearman and analogy accuracy before and after fine-tuning, drift by
-   token frequency; diagnostics.md and its pictures are copied into benchmarks/diagnostics/quickstart/.
+   token frequency; diagnostics.md and its pictures are copied into docs/benchmarks/diagnostics/quickstart/.
 
-Usage:  .venv/bin/python benchmarks/vocabulary.py [--original /tmp/embedlab-sweeps/bbc] [--seeds 0,1,2] [--only transfer diagnose]
+Usage:  .venv/bin/python benchmarks/vocabulary.py [--original /tmp/embedlab-sweeps/bbc] [--seeds 0,1,2] [--only
+transfer diagnose]
 Needs the `examples` extra, gensim (its test data holds wordsim353.tsv and questions-words.txt) and, for the
 baseline, a finished BBC sweep from benchmarks/sweeps.py.
 """
@@ -68,10 +69,10 @@ def transfer(args: argparse.Namespace) -> dict:
         comparison = args.scratch / "transfer-compare"
         pipeline("compare", *originals, str(output), "--baseline", originals[0], "--output", str(comparison))
         result["against_original_tokenizer"] = json.loads((comparison / "summary.json").read_text())
-        target = REPO / "benchmarks" / "sweeps" / "vocabulary-transfer"
+        target = REPO / "docs" / "benchmarks" / "sweeps" / "vocabulary-transfer"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
-        for path in [comparison / "summary.md", comparison / "summary.csv", *comparison.glob("bars-*.png")]:
+        for path in [comparison / "summary.md", comparison / "summary.csv", *comparison.glob("*.png")]:
             shutil.copy(path, target / path.name)
     print(f"transfer sweep: {wall:.0f} s", flush=True)
     return result
@@ -86,11 +87,17 @@ def diagnose(args: argparse.Namespace) -> dict:
         "diagnose_wall_s": round(diagnose_wall, 1),
         "diagnostics": json.loads((run / "diagnostics" / "diagnostics.json").read_text()),
     }
-    target = REPO / "benchmarks" / "diagnostics" / "quickstart"
+    target = REPO / "docs" / "benchmarks" / "diagnostics" / "quickstart"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(
         run / "diagnostics", target, ignore=shutil.ignore_patterns("token-drift.csv")
     )  # 30k rows: kept out of git
+    report = target / "diagnostics.md"  # the docs site checks links: the per-token file stays in the run folder
+    report.write_text(
+        report.read_text().replace(
+            "[token-drift.csv](token-drift.csv)", "`token-drift.csv` in the run folder's `diagnostics/`"
+        )
+    )
     print(f"quickstart: {train_wall:.0f} s; diagnose: {diagnose_wall:.0f} s", flush=True)
     return result
 

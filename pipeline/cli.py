@@ -12,6 +12,7 @@ from pathlib import Path
 from pipeline import __version__
 from pipeline.errors import PipelineError
 from pipeline.paths import check_output_file
+from pipeline.plugins import load_plugins
 
 DESCRIPTION = """\
 Fine-tune a pretrained model (BERT family, GPT-2 family, rotary Llama-style decoders or an ELMo-style
@@ -27,7 +28,8 @@ examples:
   pipeline train recipes/quickstart.yaml --resume       continue after a crash, from the newest checkpoint
   pipeline eval runs/quickstart eval.splits=[test]      re-score a saved run on another split
   pipeline schema                                       every recipe field, its default and meaning
-  pipeline sweep recipes/quickstart.yaml --grid layers.token_embeddings=finetune,freeze --seeds 0,1,2 --output runs/sweep
+  pipeline sweep recipes/quickstart.yaml --grid layers.token_embeddings=finetune,freeze --seeds 0,1,2 --output
+  runs/sweep
   pipeline compare runs/a runs/b --output runs/a-vs-b   the same summary and plots for any finished runs
   pipeline train recipes/pretrain/bilstm-bbcnews.yaml   pretrain a bi-LSTM (forward + backward LM)
 
@@ -38,7 +40,7 @@ OVERRIDES_HELP = "recipe overrides as dotted key=value, values parsed as YAML (t
 
 
 def _train(args: argparse.Namespace) -> int:
-    from pipeline.recipe.io import load_recipe
+    from pipeline.experiment.recipes import load_recipe
     from pipeline.training.run import train
 
     run_dir = train(load_recipe(args.recipe, args.overrides), overwrite=args.overwrite, resume=args.resume)
@@ -47,7 +49,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from pipeline.evaluation.rescore import evaluate_saved
+    from pipeline.storage import atomic_write_text
+    from pipeline.training.rescore import evaluate_saved
     from pipeline.training.run_folder import to_json
 
     output = Path(args.output) if args.output else None
@@ -55,25 +58,24 @@ def _eval(args: argparse.Namespace) -> int:
         check_output_file(output)  # before the evaluation, so its scores are not lost
     scores = evaluate_saved(Path(args.run), args.overrides)
     if output is not None:
-        partial = output.with_name(f".{output.name}.partial")
-        partial.write_text(to_json(scores, indent=2) + "\n", encoding="utf-8")
-        os.replace(partial, output)
+        atomic_write_text(output, to_json(scores, indent=2) + "\n")
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pipeline.recipe.io import dump_recipe, load_recipe
+    from pipeline.experiment.recipes import load_recipe
+    from pipeline.recipe.io import dump_recipe
 
     print(dump_recipe(load_recipe(args.recipe, args.overrides)), end="")
     return 0
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from pipeline.recipe.io import load_recipe
-    from pipeline.training.experiment import setup
+    from pipeline.experiment.build import build_experiment
+    from pipeline.experiment.recipes import load_recipe
     from pipeline.training.inspect import describe_input_layers
 
-    print(describe_input_layers(setup(load_recipe(args.recipe, args.overrides))))
+    print(describe_input_layers(build_experiment(load_recipe(args.recipe, args.overrides))))
     return 0
 
 
@@ -123,7 +125,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pipeline.recipe.io import recipe_reference
+    from pipeline.experiment.reference import recipe_reference
 
     print(recipe_reference())
     return 0
@@ -293,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a scheduler's pre-emption) ends a command as Ctrl-C does; training turns both into a checkpoint.
     signal.signal(signal.SIGTERM, _terminated)
     try:
+        load_plugins()
         return args.handler(args)
     except PipelineError as error:
         if not getattr(error, "quiet", False):

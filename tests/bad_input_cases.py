@@ -339,9 +339,9 @@ def _fresh(config: str) -> Callable[[Workspace], list[str]]:
 
 
 def _model_cases() -> list[Case]:
-    truncate = lambda folder: (folder / "model.safetensors").write_bytes(
-        (folder / "model.safetensors").read_bytes()[:200]
-    )
+    def truncate(folder):
+        return (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:200])
+
     return [
         Case(
             "heads do not divide width",

@@ -51,19 +51,19 @@ def reset_accelerate_state() -> None:
 
 def train_fresh(raw: dict[str, Any]) -> Path:
     """Validate a raw recipe and train it as a new process would (a test may train several runs)."""
-    from pipeline.recipe.io import parse_recipe
+    from pipeline.experiment.recipes import validate_recipe
     from pipeline.training.run import train
 
     reset_accelerate_state()
-    return train(parse_recipe(raw))
+    return train(validate_recipe(raw))
 
 
 def build(raw: dict[str, Any]):
     """Validate a raw recipe and build its experiment (no training)."""
-    from pipeline.recipe.io import parse_recipe
-    from pipeline.training.experiment import setup
+    from pipeline.experiment.build import build_experiment
+    from pipeline.experiment.recipes import validate_recipe
 
-    return setup(parse_recipe(raw))
+    return build_experiment(validate_recipe(raw))
 
 
 def write_glove(path: Path, words: list[str], dim: int = 4) -> dict[str, Any]:
@@ -152,7 +152,8 @@ def templated_sentences(count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     nouns, verbs = ["cat", "dog", "bird", "child", "horse"], ["sat", "slept", "waited", "stood"]
     return [
-        f"{rng.choice(['the', 'a'])} {rng.choice(nouns)} {rng.choice(verbs)} {rng.choice(['on', 'near', 'under'])} the {rng.choice(nouns)} ."
+        f"{rng.choice(['the', 'a'])} {rng.choice(nouns)} {rng.choice(verbs)} {rng.choice(['on', 'near', 'under'])} "
+        f"the {rng.choice(nouns)} ."
         for _ in range(count)
     ]
 

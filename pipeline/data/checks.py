@@ -37,20 +37,27 @@ def _kind_problem(kind: str, arrow_type: pa.DataType) -> str | None:
             return f"holds {arrow_type} values; {kind} must be a list per row"
         inner = arrow_type.value_type
         if not (_is_text(inner) or (kind != "words" and pa.types.is_integer(inner))):
-            return f"holds lists of {inner}; {kind} must be lists of {'strings' if kind == 'words' else 'strings or integers'}"
+            allowed = "strings" if kind == "words" else "strings or integers"
+            return f"holds lists of {inner}; {kind} must be lists of {allowed}"
         return None
     if _is_list(arrow_type) or pa.types.is_struct(arrow_type) or pa.types.is_map(arrow_type):
         return f"holds {'lists' if _is_list(arrow_type) else 'objects'}; a {kind} must be a single value"
     if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
         return "holds bytes that are not UTF-8 text"
     if kind == "label" and (pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)):
-        return "holds numbers with fractions; a class label must be a string or an integer (a number to predict: task.type: regression)"
+        return (
+            "holds numbers with fractions; a class label must be a string or an integer (a number to predict: "
+            "task.type: regression)"
+        )
     if kind == "number" and not (
         pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_null(arrow_type)
     ):
         return f"holds {arrow_type} values; a regression target must be a number"
     if kind == "label_set" and not _is_text(arrow_type):
-        return f"holds {arrow_type} values; a label set must be a list of labels, or one string of them split by task.label_delimiter"
+        return (
+            f"holds {arrow_type} values; a label set must be a list of labels, or one string of them split by "
+            "task.label_delimiter"
+        )
     return None
 
 

@@ -18,7 +18,7 @@ import pyarrow.parquet as pa_parquet
 from datasets import Dataset, DatasetDict
 from datasets.table import InMemoryTable
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, first_line
 
 FIELD = "data.files"
 
@@ -94,8 +94,7 @@ def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table
     except UnicodeDecodeError as error:
         raise PipelineError(f"'{path}' is not UTF-8 text (byte {error.start}: {error.reason})", field=FIELD) from None
     except (OSError, ValueError, pa.ArrowException) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PipelineError(f"cannot read '{path}' ({_one_based_rows(first)})", field=FIELD) from None
+        raise PipelineError(f"cannot read '{path}' ({_one_based_rows(first_line(error))})", field=FIELD) from None
     undecoded = [
         field.name for field in table.schema if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)
     ]

@@ -16,7 +16,7 @@ from datasets import Dataset, DatasetDict
 
 from pipeline.data.checks import check_column_values
 from pipeline.data.files import read_files
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, unusable
 from pipeline.paths import file_digest, resolve_local_path
 from pipeline.recipe.schema import DataConfig
 from pipeline.recipe.tasks import TaskSection
@@ -77,9 +77,7 @@ def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
         try:
             splits = datasets.load_dataset(cfg.hub_id, cfg.hub_config, revision=cfg.revision)
         except Exception as error:  # the Hub client raises many unrelated types; all mean "cannot load"
-            raise PipelineError(
-                f"cannot load '{cfg.hub_id}' ({str(error).splitlines()[0]})", field="data.hub_id"
-            ) from None
+            raise unusable(f"cannot load '{cfg.hub_id}'", error, field="data.hub_id") from None
         return splits, dict.fromkeys(splits, f"Hub data set {cfg.hub_id}")
     if cfg.files is not None:
         mapping = {cfg.train_split: cfg.files} if isinstance(cfg.files, str) else cfg.files
@@ -111,7 +109,7 @@ def load_splits(cfg: DataConfig, task: TaskSection) -> tuple[DatasetDict, dict[s
         )
     carve = {name: share for name, share in cfg.holdout.items() if name not in splits}
     if carve:
-        stratum = cfg.stratify_by or task.label_column
+        stratum = cfg.stratify_by or task.stratify_column()
         if stratum is not None and stratum not in splits[cfg.train_split].column_names:
             raise PipelineError(
                 f"column '{stratum}' not in the data (columns: {splits[cfg.train_split].column_names})",
@@ -140,6 +138,12 @@ def data_fingerprint(cfg: DataConfig) -> dict[str, str]:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(f"{path.relative_to(root)}\0{file_digest(path)}\n".encode())
     return {"folder": digest.hexdigest()}
+
+
+def limit_splits(cfg: DataConfig, raw: DatasetDict) -> DatasetDict:
+    """`data.max_train_samples` / `max_eval_samples`: a seeded subset of each split (after labels are fitted)."""
+    limits = dict.fromkeys(raw, cfg.max_eval_samples) | {cfg.train_split: cfg.max_train_samples}
+    return DatasetDict({name: limit_examples(split, limits[name], cfg.split_seed) for name, split in raw.items()})
 
 
 def limit_examples(split: Dataset, limit: int | None, seed: int) -> Dataset:

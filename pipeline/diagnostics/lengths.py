@@ -7,15 +7,16 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.tasks.base import Task
+from pipeline.tasks.records import PredictionRecord
 
 
-def by_length(task: Task, records: list[dict[str, Any]], lengths: list[int], max_length: int) -> dict[str, Any] | None:
-    """The task's per-example score (`Task.example_score`) pooled over each quartile of untruncated token counts.
+def by_length(records: list[PredictionRecord], lengths: list[int], max_length: int) -> dict[str, Any] | None:
+    """The records' per-example score (`PredictionRecord.example_score`) pooled over each quartile of untruncated
+    token counts.
 
     records: the run's predictions of one split, in data order; lengths: each example's token count before truncation.
     """
-    scored = [task.example_score(record) for record in records]
+    scored = [record.example_score() for record in records]
     if not scored or scored[0] is None:
         return None
     metric = scored[0][0]

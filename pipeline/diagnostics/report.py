@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.data.sources import limit_splits
 from pipeline.diagnostics.drift import drift_rows, plot_drift, summarise, token_counts, write_csv
 from pipeline.diagnostics.lengths import by_length
 from pipeline.diagnostics.meaning import (
@@ -22,9 +23,14 @@ from pipeline.diagnostics.meaning import (
 from pipeline.diagnostics.positions import plot_position_similarity
 from pipeline.diagnostics.snapshots import Snapshot, load_start, shared_rows, snapshot_of, start_source
 from pipeline.errors import PipelineError
-from pipeline.evaluation.rescore import locate_run
+from pipeline.experiment.build import Experiment, build_evaluation
+from pipeline.experiment.data import raw_splits
+from pipeline.experiment.recipes import load_recipe
+from pipeline.experiment.runs import locate_run
 from pipeline.families.base import NO_TOKEN_FEATURES
-from pipeline.recipe.io import load_recipe
+from pipeline.storage import replace_folder
+from pipeline.tasks.records import read_records
+from pipeline.tasks.registry import task_type
 
 DEFAULT_WORDS = ("king", "money", "music", "computer", "good", "france")
 UNTRUNCATED = 10**9
@@ -45,28 +51,18 @@ def _meaning(
     }
 
 
-def _lengths(exp: Any, run_dir: Path, raw: Any, split: str) -> dict[str, Any] | None:
+def _lengths(exp: Experiment, run_dir: Path, raw: Any, split: str) -> dict[str, Any] | None:
     path = run_dir / f"predictions-{split}.jsonl"
-    if not path.is_file():
-        return None
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not records or exp.task.example_score(records[0]) is None:  # e.g. language modeling: blocks, not examples
+    records = read_records(path, task_type(exp.recipe.task.type).record)
+    if not records or records[0].example_score() is None:  # e.g. language modeling: blocks, not examples
         return None
     encoded, _ = exp.task.encode(raw[split], exp.tokenizer, UNTRUNCATED, split, NO_TOKEN_FEATURES)
     if len(records) != len(encoded):
         raise PipelineError(
-            f"{path.name} has {len(records)} rows but split '{split}' has {len(encoded)} examples: has the data changed since the run?"
+            f"{path.name} has {len(records)} rows but split '{split}' has {len(encoded)} examples: has the data "
+            "changed since the run?"
         )
-    return by_length(exp.task, records, [len(ids) for ids in encoded["input_ids"]], exp.max_length)
-
-
-def _replace_folder(partial: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    partial.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+    return by_length(records, [len(ids) for ids in encoded["input_ids"]], exp.max_length)
 
 
 def diagnose(
@@ -78,8 +74,6 @@ def diagnose(
     split: str | None = None,
 ) -> dict[str, Any]:
     """Diagnose a finished run (or a saved model inside one) against its start; returns what diagnostics.json holds."""
-    from pipeline.training.experiment import build_data, limit_splits, setup_evaluation
-
     run_dir, model_dir = locate_run(run)
     recipe = load_recipe(run_dir / "recipe.yaml", [])
     split = split or recipe.eval.splits[-1]
@@ -88,12 +82,14 @@ def diagnose(
     pairs = read_similarity(similarity) if similarity else None
     questions = read_analogies(analogies) if analogies else None
     source, no_start = start_source(recipe, against)
-    exp = setup_evaluation(
+    exp = build_evaluation(
         recipe.model_copy(update={"eval": recipe.eval.model_copy(update={"splits": [split]})}), model_dir
     )
     end = snapshot_of(exp.family, exp.model, exp.tokenizer, f"end ({model_dir})")
     start = load_start(recipe, exp.family, exp.task, source) if source else None
-    raw = limit_splits(recipe, build_data(recipe, exp.task, list(dict.fromkeys([recipe.data.train_split, split])))[0])
+    raw = limit_splits(
+        recipe.data, raw_splits(recipe, exp.task, list(dict.fromkeys([recipe.data.train_split, split])))[0]
+    )
     words = list(words or DEFAULT_WORDS)
 
     result: dict[str, Any] = {
@@ -139,7 +135,7 @@ def diagnose(
     result["by_length"] = _lengths(exp, run_dir, raw, split)
     (partial / "diagnostics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (partial / "diagnostics.md").write_text(markdown(result), encoding="utf-8")
-    _replace_folder(partial, run_dir / "diagnostics")
+    replace_folder(partial, run_dir / "diagnostics")
     return result
 
 
@@ -193,11 +189,13 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     if "drift" in result:
         lines += [
-            "| training occurrences | tokens | mean cosine distance | median | mean relative norm change | rows unchanged |",
+            "| training occurrences | tokens | mean cosine distance | median | mean relative norm change | rows "
+            "unchanged |",
             "|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {r['bucket']} | {r['tokens']:,} | {r['mean_cosine_distance']:.2e} | {r['median_cosine_distance']:.2e} | "
+            f"| {r['bucket']} | {r['tokens']:,} | {r['mean_cosine_distance']:.2e} | "
+            f"{r['median_cosine_distance']:.2e} | "
             f"{r['mean_relative_norm_change']:+.2e} | {r['share_unchanged']:.1%} |"
             for r in result["drift"]
         ]
@@ -209,7 +207,8 @@ def markdown(result: dict[str, Any]) -> str:
         "## Does the table still encode meaning?",
         "",
         f"Word similarity: {result['similarity_file'] or 'no file (install gensim, or give --similarity)'}; "
-        f"analogies: {result['analogy_file'] or 'no file (install gensim, or give --analogies)'}. Only words that are one token count.",
+        f"analogies: {result['analogy_file'] or 'no file (install gensim, or give --analogies)'}. Only words that "
+        "are one token count.",
         "",
     ]
     lines += _meaning_lines(result["meaning"])
@@ -228,7 +227,8 @@ def markdown(result: dict[str, Any]) -> str:
             "|---|---|---|---|---|",
         ]
         lines += [
-            f"| {q['quartile']} | {q['tokens_from']}–{q['tokens_to']} | {q['examples']:,} | {_score(q[metric])} | {q['truncated']:,} |"
+            f"| {q['quartile']} | {q['tokens_from']}–{q['tokens_to']} | {q['examples']:,} | {_score(q[metric])} | "
+            f"{q['truncated']:,} |"
             for q in lengths["quartiles"]
         ]
     return "\n".join(lines) + "\n"

@@ -10,11 +10,11 @@ import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
+from pipeline.experiment.modeling import build_model, load_tokenizer
 from pipeline.families.base import Family
 from pipeline.recipe.schema import Recipe
 from pipeline.surgery.tables import table_of
 from pipeline.tasks.base import Task
-from pipeline.training.modeling import build_model, load_tokenizer
 
 
 @dataclass
@@ -53,7 +53,8 @@ def start_source(recipe: Recipe, against: str | None) -> tuple[str | None, str]:
     if recipe.model.config is not None:
         return (
             None,
-            "the run trained from scratch (`model.config`), so there is no pretrained start: give `--against` a checkpoint of it",
+            "the run trained from scratch (`model.config`), so there is no pretrained start: give `--against` a "
+            "checkpoint of it",
         )
     return recipe.model.name_or_path, ""
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.storage import atomic_write
+
 MOST_LABELS = 30  # a confusion matrix of more labels is unreadable: the rest are pooled as "(other)"
 
 
@@ -24,11 +26,10 @@ def pyplot() -> Any:
 def save_figure(figure: Any, path: Path) -> Path:
     """Lay out, write as PNG through a partial file (no half-written picture), and close the figure."""
     figure.tight_layout()
-    partial = path.with_name(f".{path.name}.partial")
-    figure.savefig(partial, dpi=100, format="png")
-    pyplot().close(figure)
-    partial.replace(path)
-    return path
+    try:
+        return atomic_write(path, lambda partial: figure.savefig(partial, dpi=100, format="png"))
+    finally:
+        pyplot().close(figure)
 
 
 def confusion_counts(pairs: list[tuple[str, str]], most: int = MOST_LABELS) -> tuple[list[str], np.ndarray]:

@@ -6,7 +6,8 @@ objective it trains with, and which extra per-token inputs its model reads. Noth
 names a Hugging Face attribute of an input layer; the rest of the pipeline asks the family.
 
 Adding a family: subclass `Family`, fill in the class attributes, override what differs, and register an
-instance (`pipeline.families.registry.register_family`).
+instance (`pipeline.families.registry.register_family`). A built-in family takes its name and the facts recipe
+checks read from the light `SPEC` of its package (`Family.spec()` gives them back for a registered one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
+
+from pipeline.families.spec import FamilySpec
 
 
 @dataclass
@@ -91,6 +94,12 @@ class Family:
     no_position_table: ClassVar[str | None] = None
     needs_max_length: ClassVar[bool] = False  # the model states no length limit: the recipe must set one
     block_list_names: ClassVar[tuple[str, ...]] = ("layer", "layers", "h", "block", "blocks")
+
+    @classmethod
+    def spec(cls) -> FamilySpec:
+        """What recipe checks read of this family (see `FamilySpec`)."""
+        objective = cls.lm_objective.name if cls.lm_objective is not None else None
+        return FamilySpec(cls.name, cls.description, objective, cls.no_position_table, cls.needs_max_length)
 
     # --- the input layers -------------------------------------------------------------------------------------
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:

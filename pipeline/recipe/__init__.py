@@ -1,6 +1,7 @@
-"""The recipe: its typed schema (`schema`, with the `layers` and `tasks` sections) and its YAML reading (`io`)."""
+"""The recipe: its typed schema (`schema`, with the `layers` section and the base of task sections in `tasks`) and
+its YAML reading (`io`). Pure data at the bottom of the package: it imports no model, task or metric code."""
 
-from pipeline.recipe.io import apply_override, dump_recipe, load_recipe, parse_recipe
+from pipeline.recipe.io import apply_override, dump_recipe, parse_recipe, read_recipe
 from pipeline.recipe.schema import Recipe
 
-__all__ = ["Recipe", "apply_override", "dump_recipe", "load_recipe", "parse_recipe"]
+__all__ = ["Recipe", "apply_override", "dump_recipe", "parse_recipe", "read_recipe"]

@@ -1,13 +1,10 @@
 """Reading and writing recipes: YAML plus dotted `key=value` overrides, validated into one `Recipe` with every
-problem on one line (`field.path: what is wrong; hint`), the resolved recipe a run saves, and the reference
-table of every field that `pipeline schema` prints.
+problem on one line (`field.path: what is wrong; hint`), and the resolved recipe a run saves.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
-import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -15,9 +12,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, did_you_mean, first_line
 from pipeline.recipe.schema import Recipe
-from pipeline.recipe.tasks import TASK_TYPES
+from pipeline.recipe.tasks import SECTIONS, TASK_TYPE_ERROR, TaskSection
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -41,7 +38,7 @@ def read_yaml(text: str) -> Any:
 def _yaml_problem(error: yaml.YAMLError) -> str:
     mark = getattr(error, "problem_mark", None)
     where = f"line {mark.line + 1}: " if mark is not None else ""
-    return where + (getattr(error, "problem", None) or str(error).splitlines()[0])
+    return where + (getattr(error, "problem", None) or first_line(error))
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
@@ -73,6 +70,8 @@ def _schema_fields(path: tuple[Any, ...]) -> list[str]:
         fields = [model.model_fields[str(part)] for model in models if str(part) in model.model_fields]
         candidates = [c for field in fields for c in (field.annotation, *typing.get_args(field.annotation))]
         models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if TaskSection in models:  # `task`: the section of any registered task type
+            models = [model for model in models if model is not TaskSection] + list(SECTIONS.values())
     return list(dict.fromkeys(name for model in models for name in model.model_fields))
 
 
@@ -90,16 +89,13 @@ def _problem(item: dict[str, Any], loc: tuple[Any, ...]) -> str:
     where = ".".join(str(p) for p in loc) or "recipe"
     message = item["msg"].removeprefix("Value error, ")
     if item["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(loc[-1]), _schema_fields(loc[:-1]), n=1)
-        message = "unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
+        message = "unknown key" + (
+            f"; {hint.rstrip()}" if (hint := did_you_mean(str(loc[-1]), _schema_fields(loc[:-1]))) else ""
+        )
     elif item["type"] == "missing":
         message = "required but missing"
-    elif item["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        where, tag = f"{where}.{item['ctx']['discriminator'].strip(chr(39))}", item["ctx"].get("tag")
-        close = difflib.get_close_matches(str(tag), list(TASK_TYPES), n=1) if tag else []
-        message = (f"unknown value {tag!r}; " if tag else "required; ") + (
-            f"did you mean '{close[0]}'?" if close else f"one of {', '.join(TASK_TYPES)}"
-        )
+    elif message.startswith(TASK_TYPE_ERROR):  # an unknown or missing `task.type` (see `recipe.tasks.section_for`)
+        where, message = TASK_TYPE_ERROR.rstrip(": "), message.removeprefix(TASK_TYPE_ERROR)
     elif "input" in item and not isinstance(item["input"], dict | list) and repr(item["input"]) not in message:
         message += f" (got {item['input']!r})"
     return f"{where}: {message}"
@@ -117,7 +113,7 @@ def format_validation_error(error: ValidationError) -> str:
         loc = tuple(
             p
             for p in item["loc"]
-            if not (isinstance(p, str) and (p.startswith("function-") or p in TASK_TYPES))
+            if not (isinstance(p, str) and (p.startswith("function-") or p in SECTIONS))
             and not _names_a_union_member(p)
         )
         entries.append((loc, any(_names_a_union_member(p) for p in item["loc"]), _problem(item, loc)))
@@ -139,8 +135,9 @@ def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
         raise PipelineError(f"{source}: {format_validation_error(error)}") from None
 
 
-def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recipe:
-    """Read a recipe YAML file, apply `key=value` overrides, validate it."""
+def read_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recipe:
+    """Read a recipe YAML file, apply `key=value` overrides, validate it against the schema (the checks that need
+    registries follow in `pipeline.experiment.recipes.load_recipe`, which every command uses)."""
     path = Path(path)
     try:
         raw = read_yaml(path.read_text(encoding="utf-8"))
@@ -176,47 +173,9 @@ def flatten(mapping: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def tracker_config(recipe: Recipe) -> dict[str, Any]:
-    """The whole resolved recipe as flat hyperparameters an experiment tracker can filter on (numbers, text, booleans)."""
+    """The whole resolved recipe as flat hyperparameters an experiment tracker can filter on (numbers, text,
+    booleans)."""
     return {
         key: value if isinstance(value, bool | int | float | str) else json.dumps(value)
         for key, value in flatten(recipe.model_dump(mode="json")).items()
     }
-
-
-def recipe_reference() -> str:
-    """A Markdown table of every recipe field: dotted name, type, default, description.
-
-    Sections are expanded in place; a field that several alternatives share (the task types) is listed once,
-    with the union of their types.
-    """
-    rows: dict[str, list[str]] = {}
-
-    def walk(model: type[BaseModel], prefix: str) -> None:
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            members = typing.get_args(annotation) or (annotation,)
-            nested = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
-            if nested and all(a in nested or a is type(None) for a in members):
-                for section in nested:
-                    walk(section, f"{prefix}{name}.")
-                continue
-            if field.is_required():
-                default = "required"
-            else:
-                value = field.get_default(call_default_factory=True)
-                default = f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
-            kind = (annotation.__name__ if isinstance(annotation, type) else str(annotation)).replace("typing.", "")
-            kind = re.sub(r"pipeline\.recipe\.\w+\.(\w+)", r"\1", kind).replace("|", "\\|")
-            dotted = f"{prefix}{name}"
-            if dotted in rows and kind not in rows[dotted][0]:
-                rows[dotted][0] += f" or {kind}"
-            rows.setdefault(dotted, [kind, default, field.description or ""])
-            for section in nested:  # a field that is a value or a section (model.tokenizer)
-                walk(section, f"{dotted}.")
-
-    walk(Recipe, "")
-    lines = ["| field | type | default | meaning |", "|---|---|---|---|"]
-    return "\n".join(
-        lines
-        + [f"| `{dotted}` | {kind} | {default} | {meaning} |" for dotted, (kind, default, meaning) in rows.items()]
-    )

@@ -59,12 +59,14 @@ class TokenEmbeddingPolicy(LayerPolicy):
     init: Literal["random", "vectors", "transfer"] | None = Field(
         None,
         description="replace: a fresh random table, static word `vectors` aligned to the vocabulary, or `transfer` the "
-        "pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared tokens copied, the others composed.",
+        "pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared tokens copied, the others "
+        "composed.",
     )
     transfer: Literal["mean", "weighted"] = Field(
         "mean",
         description="init: transfer: a new token not in the old vocabulary is the `mean` of the old rows of the pieces "
-        "the old tokenizer splits it into, or (`weighted`, needs `vectors`) a similarity-weighted mix of old tokens whose "
+        "the old tokenizer splits it into, or (`weighted`, needs `vectors`) a similarity-weighted mix of old tokens "
+        "whose "
         "static vectors are closest to its own (as FOCUS and WECHSEL do).",
     )
     std: float | None = Field(None, gt=0, description="replace/random: normal std (default: the old table's std).")

@@ -1,29 +1,23 @@
 """The recipe: one typed schema (pydantic v2), validated once at load time (`pipeline.recipe.io` reads it).
 
-Every default of the product lives in this package (`layers` and `tasks` hold those sections).
+The schema is data: field types, ranges and defaults, and the checks that need nothing but the recipe. It imports
+no model, task or metric code. Every default of the product lives here (`layers` and the task sections of
+`pipeline.tasks` hold theirs); what needs a registry (is this family known, does it have a position table, is this
+metric known and does it fit the task) is checked by `pipeline.experiment.recipes` when a recipe is loaded.
 `pipeline schema` prints the reference built from it.
 """
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidatorFunctionWrapHandler, field_validator, model_validator
 
-from pipeline.evaluation.metrics import KNOWN_METRICS, is_metric_path, metrics_for
-from pipeline.families.registry import FAMILIES, family_named
 from pipeline.paths import looks_like_hub_id
 from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
-from pipeline.recipe.layers import LayersConfig, PositionPolicy
-from pipeline.recipe.tasks import (
-    LanguageModelingTask,
-    MultiLabelTask,
-    RegressionTask,
-    SequenceClassificationTask,
-    TokenClassificationTask,
-)
+from pipeline.recipe.layers import LayersConfig
+from pipeline.recipe.tasks import TaskSection, section_for
 
 DATA_FORMATS = {
     ".csv": "csv",
@@ -48,9 +42,8 @@ class TokenizerBuild(Strict):
 
 class ModelConfig(Strict):
     family: str = Field(
-        description="Model family: "
-        + "; ".join(f"`{name}` ({family.description})" for name, family in FAMILIES.items())
-        + ". A family registered in code (`pipeline.families.register_family`) is accepted too."
+        description="Model family: a registered family's name (the built-in ones are listed below; one registered in "
+        "code with `pipeline.families.register_family` is accepted too)."
     )
     name_or_path: str | None = Field(
         None, description="Pretrained checkpoint: local folder, `pkg://package/path`, or Hub id."
@@ -62,18 +55,14 @@ class ModelConfig(Strict):
     )
     tokenizer: str | TokenizerBuild | None = Field(
         None,
-        description="Tokenizer folder or Hub id (default: `name_or_path`), or `{build: word}` / `{build: bpe}` to train one on the train split.",
+        description="Tokenizer folder or Hub id (default: `name_or_path`), or `{build: word}` / `{build: bpe}` to "
+        "train one on the train split.",
     )
     max_length: int | None = Field(
         None, gt=0, le=MAX_SIZE, description="Truncate inputs to this many tokens; default: the model's position limit."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a Hub checkpoint.")
     trust_remote_code: bool = Field(False, description="Allow a Hub checkpoint to run its own Python code.")
-
-    @field_validator("family")
-    @classmethod
-    def _registered_family(cls, name: str) -> str:
-        return family_named(name).name
 
     @field_validator("name_or_path", "tokenizer")
     @classmethod
@@ -90,10 +79,6 @@ class ModelConfig(Strict):
             raise ValueError(
                 "model.config builds a fresh model, so model.tokenizer must name a tokenizer (or build one)"
             )
-        if family_named(self.family).needs_max_length and self.max_length is None:
-            raise ValueError(
-                f"family {self.family} has no position limit: set model.max_length (truncation, and block length for language modeling)"
-            )
         return self
 
 
@@ -103,8 +88,10 @@ class DataConfig(Strict):
     revision: str | None = Field(None, description="Hub data set revision.")
     files: str | dict[str, str] | None = Field(
         None,
-        description="Local csv/json/jsonl/parquet/txt/conll: one file (the train split) or `{split: path}`. A `.txt` file is one "
-        "text per line (column `text`); a `.conll` file is one word per line, sentences split by blank lines (columns `tokens`, `tags`).",
+        description="Local csv/json/jsonl/parquet/txt/conll: one file (the train split) or `{split: path}`. A `.txt` "
+        "file is one "
+        "text per line (column `text`); a `.conll` file is one word per line, sentences split by blank lines "
+        "(columns `tokens`, `tags`).",
     )
     folder: str | None = Field(None, description="Folder-per-class tree: `<folder>/<label>/*.txt`.")
     train_split: str = Field("train", description="Split to train on.")
@@ -159,7 +146,8 @@ class DataConfig(Strict):
             raise ValueError(f"set exactly one of data.hub_id, data.files or data.folder (got {given or 'none'})")
         if self.train_split in self.holdout:
             raise ValueError(
-                f"data.holdout: '{self.train_split}' is the training split; name the held-out split otherwise (e.g. validation)"
+                f"data.holdout: '{self.train_split}' is the training split; name the held-out split otherwise (e.g. "
+                "validation)"
             )
         return self
 
@@ -205,7 +193,8 @@ class TrainConfig(Strict):
     skip_unread_positions: bool = Field(
         True,
         description="Where the head reads one position only (sequence-level heads of BERT-layout encoders read "
-        "position 0), the last block computes that position alone: the same function, less work; false: every position.",
+        "position 0), the last block computes that position alone: the same function, less work; false: every "
+        "position.",
     )
     dataloader_workers: int = Field(
         0, ge=0, le=64, description="Background processes preparing batches (0: in the training process)."
@@ -249,9 +238,11 @@ class EvalConfig(Strict):
     metrics: list[str] | None = Field(
         None,
         min_length=1,
-        description=f"Metrics: {', '.join(KNOWN_METRICS)}; a path to an `evaluate` script; or `hub:NAME`. "
+        description="Metrics by name (the known names are listed below), a path to an `evaluate` script, or "
+        "`hub:NAME`. "
         "null: the task's defaults (sequence classification: accuracy, f1_macro; token classification: entity_f1 and "
-        "accuracy for BIO-style tags, else accuracy and f1_macro; regression: pearson, spearman, mse, mae; multi-label: "
+        "accuracy for BIO-style tags, else accuracy and f1_macro; regression: pearson, spearman, mse, mae; "
+        "multi-label: "
         "f1_micro, f1_macro, precision_micro, recall_micro, per_label; language modeling: perplexity).",
     )
     splits: list[str] = Field(
@@ -267,52 +258,33 @@ class EvalConfig(Strict):
         False, description="Allow metric scripts given by path or `hub:NAME`: loading one runs its code."
     )
 
-    @model_validator(mode="after")
-    def _scripts_need_trust(self) -> EvalConfig:
-        scripts = [name for name in self.metrics or [] if name not in KNOWN_METRICS]
-        if scripts and not self.trust_metric_code:
-            raise ValueError(
-                f"metric {scripts[0]!r} is a script that runs code when loaded; set eval.trust_metric_code: true to allow it"
-            )
-        return self
-
-    @field_validator("metrics")
-    @classmethod
-    def _known_metrics(cls, names: list[str] | None) -> list[str] | None:
-        for name in names or []:
-            if name in KNOWN_METRICS or name.startswith("hub:") or is_metric_path(name):
-                continue
-            close = difflib.get_close_matches(name, list(KNOWN_METRICS), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise ValueError(f"unknown metric '{name}'; {hint}known: {', '.join(KNOWN_METRICS)}, or hub:NAME")
-        return names
-
 
 class Recipe(Strict):
     output_dir: str = Field(
         min_length=1, description="Run folder to create; an existing one is refused unless --overwrite."
     )
     model: ModelConfig
-    task: (
-        SequenceClassificationTask | TokenClassificationTask | RegressionTask | MultiLabelTask | LanguageModelingTask
-    ) = Field(discriminator="type")
+    task: SerializeAsAny[TaskSection] = Field(
+        description="The task: `type` selects the section (head, data adapter, metrics); the task types' sections "
+        "follow."
+    )
     data: DataConfig
     layers: LayersConfig = Field(default_factory=LayersConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @field_validator("task", mode="wrap")
+    @classmethod
+    def _section_of_its_type(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> TaskSection:
+        """`task` validates as the section its `type` names (each task type registers its own)."""
+        if isinstance(value, TaskSection):
+            return value
+        if not isinstance(value, dict):
+            return handler(value)
+        return section_for(value.get("type")).model_validate(value)
+
     @model_validator(mode="after")
     def _parts_fit_together(self) -> Recipe:
-        family, task = family_named(self.model.family), self.task
-        if isinstance(task, LanguageModelingTask) and (
-            family.lm_objective is None or family.lm_objective.name != task.objective
-        ):
-            hint = (
-                f"family {family.name} takes objective: {family.lm_objective.name}"
-                if family.lm_objective
-                else f"family {family.name} has no language-modeling objective yet"
-            )
-            raise ValueError(f"task.objective: {task.objective} does not fit model.family {family.name} ({hint})")
         table = self.layers.token_embeddings
         new_vocabulary = isinstance(self.model.tokenizer, TokenizerBuild)
         if new_vocabulary and self.model.config is None and table.policy != "replace":
@@ -325,16 +297,8 @@ class Recipe(Strict):
                 "layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to a new "
                 "tokenizer (model.tokenizer: {build: wordpiece | bpe | word})"
             )
-        if family.no_position_table and self.layers.positions != PositionPolicy():
-            raise ValueError(
-                f"layers.positions: not applicable to family {family.name} ({family.no_position_table}); remove it"
-            )
-        if self.eval.metrics is None and task.default_metrics is not None:
-            self.eval.metrics = list(task.default_metrics)
-        fitting = metrics_for(task.metric_inputs)
-        wrong = [name for name in self.eval.metrics or [] if name in KNOWN_METRICS and name not in fitting]
-        if wrong:
-            raise ValueError(f"eval.metrics: {wrong[0]!r} does not apply to {task.type} (use {', '.join(fitting)})")
-        if self.eval.threshold != EvalConfig.model_fields["threshold"].default and task.type != "multi-label":
+        if self.eval.metrics is None and self.task.default_metrics is not None:
+            self.eval.metrics = list(self.task.default_metrics)  # the one place `eval.metrics: null` is resolved
+        if self.eval.threshold != EvalConfig.model_fields["threshold"].default and not self.task.uses_threshold:
             raise ValueError("eval.threshold applies to task.type: multi-label")
         return self

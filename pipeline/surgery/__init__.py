@@ -1,1 +1,2 @@
-"""Layer surgery: replacement tables (`tables`), the replacements themselves (`replace`), static word vectors (`vectors`)."""
+"""Layer surgery: replacement tables (`tables`), the replacements themselves (`replace`), static word vectors
+(`vectors`)."""

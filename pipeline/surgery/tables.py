@@ -97,7 +97,7 @@ def standard_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -
     projected = {name: module for name, module in model.named_modules() if isinstance(module, ProjectedLookup)}
     outermost = [name for name in projected if not any(name.startswith(f"{other}.") for other in projected)]
     for name in outermost:
-        for key in [k for k in folded if k.startswith(f"{name}.lookup.") or k.startswith(f"{name}.projection.")]:
+        for key in [k for k in folded if k.startswith((f"{name}.lookup.", f"{name}.projection."))]:
             del folded[key]
         with torch.no_grad():
             folded[f"{name}.weight"] = projected[name].folded_table().detach().cpu().contiguous()

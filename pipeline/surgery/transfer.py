@@ -78,7 +78,8 @@ def canonical(token: str, style: str, tokenizer: PreTrainedTokenizerBase) -> tup
 
 
 def _old_pieces(text: str, starts_word: bool, old: PreTrainedTokenizerBase, style: str) -> list[int]:
-    """Old ids of the pieces the old tokenizer splits `text` into (as a word start or a continuation), unknowns left out."""
+    """Old ids of the pieces the old tokenizer splits `text` into (as a word start or a continuation), unknowns left
+    out."""
     prefix = " " if starts_word and style == "byte_level" else ""
     ids = old(prefix + text, add_special_tokens=False)["input_ids"] if text else []
     known = [i for i in ids if i != old.unk_token_id]

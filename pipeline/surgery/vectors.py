@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, unusable
 
 FIELD = "layers.token_embeddings.vectors"
 # Routes by which a vocabulary entry got its row; the first three come from the vector file.
@@ -111,7 +111,8 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
             matrix = np.load(path, mmap_mode="r")
             if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
                 raise PipelineError(
-                    f"'{path}' holds a {matrix.ndim}-d {matrix.dtype} array; vectors must be a 2-d numeric matrix (words × dimensions)",
+                    f"'{path}' holds a {matrix.ndim}-d {matrix.dtype} array; vectors must be a 2-d numeric matrix "
+                    "(words × dimensions)",
                     field=FIELD,
                 )
             words = _read_vocabulary(vocabulary)
@@ -135,11 +136,8 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
         return WordVectors(dict(vectors.key_to_index), vectors.vectors)
     except PipelineError:
         raise
-    except (
-        Exception
-    ) as error:  # gensim and NumPy raise many types on a truncated or foreign file: all mean "unreadable"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PipelineError(f"cannot read '{path}' as {fmt} vectors ({first})", field=FIELD) from None
+    except Exception as error:  # gensim and NumPy raise many types on a truncated or foreign file: all "unreadable"
+        raise unusable(f"cannot read '{path}' as {fmt} vectors", error, field=FIELD) from None
 
 
 def _segment(word: str, vectors: WordVectors) -> list[int]:

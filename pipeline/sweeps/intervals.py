@@ -28,30 +28,17 @@ A/A comparisons at 3 seeds), so it is not used.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from scipy import stats
 
+from pipeline.evaluation.counts import ExampleCounts
+
 MIN_PAIRED_SEEDS = 3
 RESAMPLES = 2000
 CONFIDENCE = 0.95
-
-# A score of summed per-example counts: counts (..., k) summed over examples → the score (...).
-Score = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class ExampleCounts:
-    """One run's per-example counts for a score: `counts` (examples, k) whose column sums give the score."""
-
-    counts: np.ndarray
-    score: Score
-
-    def total_score(self) -> float:
-        return float(self.score(self.counts.sum(axis=0)))
 
 
 def resample_weights(examples: int, resamples: int, seed: int) -> np.ndarray:

@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from pipeline.errors import PipelineError
-from pipeline.recipe.io import dump_recipe, load_recipe, read_yaml
+from pipeline.errors import PipelineError, unusable
+from pipeline.experiment.recipes import load_recipe
+from pipeline.recipe.io import dump_recipe, read_yaml
 from pipeline.recipe.schema import Recipe
 
 
@@ -39,19 +40,21 @@ class PlannedRun:
 
 
 def run_overrides(cell: Cell, seed: int, folder: Path) -> list[str]:
-    """The overrides that make a run of the sweep's recipe this cell × seed (the folder quoted: YAML reads it as text)."""
+    """The overrides that make a run of the sweep's recipe this cell × seed (the folder quoted: YAML reads it as
+    text)."""
     return [*cell.overrides, f"train.seed={seed}", f"output_dir={json.dumps(str(folder))}"]
 
 
 def parse_grid(text: str) -> tuple[str, list[Any]]:
-    """`KEY=V1,V2,...`: the values are a YAML flow sequence, so one may be a whole mapping (`{policy: replace, ...}`)."""
+    """`KEY=V1,V2,...`: the values are a YAML flow sequence, so one may be a whole mapping (`{policy: replace,
+    ...}`)."""
     key, sep, values = text.partition("=")
     if not sep or not key or not values:
         raise PipelineError(f"--grid '{text}' must look like KEY=V1,V2 (e.g. layers.token_embeddings=finetune,freeze)")
     try:
         parsed = read_yaml(f"[{values}]")
     except yaml.YAMLError as error:
-        raise PipelineError(f"--grid '{text}': the values are not valid YAML ({str(error).splitlines()[0]})") from None
+        raise unusable(f"--grid '{text}': the values are not valid YAML", error) from None
     if not parsed:
         raise PipelineError(f"--grid '{text}' lists no value")
     return key, parsed
@@ -110,7 +113,8 @@ def baseline_cell(cells: list[Cell], baseline: str | None) -> Cell:
     matching = [cell for cell in cells if wanted in cell.overrides]
     if len(matching) != 1:
         raise PipelineError(
-            f"--baseline {baseline} names {len(matching)} cells; it must name exactly one (cells: {', '.join(c.name for c in cells)})"
+            f"--baseline {baseline} names {len(matching)} cells; it must name exactly one (cells: "
+            f"{', '.join(c.name for c in cells)})"
         )
     return matching[0]
 

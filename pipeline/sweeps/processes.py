@@ -84,7 +84,8 @@ class RunProcess:
     def __init__(self, launch: Launch, run: PlannedRun, env: dict[str, str], watched: Watched | None = None):
         self.run, self.started = run, time.perf_counter()
         self.scores = EvalScores(run.output_dir / "log.jsonl", watched) if watched is not None else None
-        self.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        # Open for the process's life (closed in `outcome`): the run writes its stderr here, not into a pipe that fills.
+        self.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
         self.stopped_at: dict[str, Any] | None = None
         self.history: list[tuple[int, float]] = []  # the watched scores read so far
         command = launch.command(run, resume=run_state(run) == "interrupted")

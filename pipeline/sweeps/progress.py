@@ -12,6 +12,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from pipeline.storage import atomic_write_text
 from pipeline.sweeps.plan import PlannedRun
 from pipeline.sweeps.processes import Outcome
 
@@ -32,11 +33,9 @@ class Manifest:
             self.write()
 
     def write(self) -> None:
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        partial.write_text(
-            json.dumps({**self.plan, "runs": [asdict(o) for o in self.outcomes.values()]}, indent=2) + "\n"
+        atomic_write_text(
+            self.path, json.dumps({**self.plan, "runs": [asdict(o) for o in self.outcomes.values()]}, indent=2) + "\n"
         )
-        partial.replace(self.path)
 
     def stopped(self, run: PlannedRun) -> Outcome | None:
         """The earlier outcome of a run the early-stopping rule stopped (it is not resumed), else None."""
@@ -54,7 +53,8 @@ def headline(scores: dict[str, Any]) -> str:
 
 
 class Progress:
-    """One line per run as it starts and ends, an overall bar, and the manifest (in the process that drives the sweep)."""
+    """One line per run as it starts and ends, an overall bar, and the manifest (in the process that drives the
+    sweep)."""
 
     def __init__(self, runs: list[PlannedRun], manifest: Manifest):
         self.numbers = {(run.cell.name, run.seed): number for number, run in enumerate(runs, start=1)}
@@ -78,7 +78,8 @@ class Progress:
         elif outcome.status == "stopped":
             at = outcome.stopped_at or {}
             self.say(
-                f"{label}: stopped early at step {at.get('step')} (score {at.get('score')}), after {outcome.wall_s:.0f} s"
+                f"{label}: stopped early at step {at.get('step')} (score {at.get('score')}), after "
+                f"{outcome.wall_s:.0f} s"
             )
         else:
             self.say(f"{label}: failed after {outcome.wall_s:.0f} s: {outcome.error}")

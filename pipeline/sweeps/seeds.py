@@ -64,7 +64,8 @@ def parse_seeds(text: str) -> SeedPlan:
             raise PipelineError(f"--seeds '{text}' must be auto or auto:MIN:MAX (e.g. auto:3:8)")
         if not MIN_PAIRED_SEEDS <= first <= most <= 1000:
             raise PipelineError(
-                f"--seeds '{text}': need {MIN_PAIRED_SEEDS} <= MIN <= MAX <= 1000 (an interval needs {MIN_PAIRED_SEEDS} seeds)"
+                f"--seeds '{text}': need {MIN_PAIRED_SEEDS} <= MIN <= MAX <= 1000 (an interval needs "
+                f"{MIN_PAIRED_SEEDS} seeds)"
             )
         return SeedPlan(first=first, most=most)
     try:

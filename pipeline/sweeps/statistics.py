@@ -14,8 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pipeline.sweeps.counts import compared_metrics
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS, Difference, paired_difference
+from pipeline.tasks.records import PredictionRecord, read_records
+from pipeline.tasks.registry import task_type
 
 
 @dataclass
@@ -29,16 +30,16 @@ class RunResult:
     train: dict[str, Any]
     task_type: str
 
-    def records(self, split: str) -> list[dict[str, Any]]:
+    def records(self, split: str) -> list[PredictionRecord]:
+        """The run's prediction records of `split`, as its task type's record class reads them (read once)."""
         if split not in self._records:
-            path = self.folder / f"predictions-{split}.jsonl"
-            self._records[split] = (
-                [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+            self._records[split] = read_records(
+                self.folder / f"predictions-{split}.jsonl", task_type(self.task_type).record
             )
         return self._records[split]
 
     @cached_property
-    def _records(self) -> dict[str, list[dict[str, Any]]]:
+    def _records(self) -> dict[str, list[PredictionRecord]]:
         return {}
 
     def log(self) -> list[dict[str, Any]]:
@@ -79,9 +80,14 @@ def paired_comparison(
     pairs = [(run, by_seed[run.seed]) for run in sorted(cell, key=lambda run: run.seed) if run.seed in by_seed]
     if not pairs or not all(len(c.records(split)) == len(b.records(split)) > 1 for c, b in pairs):
         return {}
-    reported = set(pairs[0][0].scores.get(split, {}))
+    reported = set(pairs[0][0].scores.get(split, {})) | {"loss"}
+    compared = [
+        m
+        for m in task_type(cell[0].task_type).compared
+        if m.name in reported and m.applies_to(pairs[0][0].records(split))
+    ]
     result: dict[str, Any] = {}
-    for metric in compared_metrics(cell[0].task_type, reported, pairs[0][0].records(split)):
+    for metric in compared:
         every = [records for c, b in pairs for records in (c.records(split), b.records(split))]
         classes = sorted(set().union(*(metric.labels(records) for records in every)))
         mine = [metric.of(c.records(split), classes) for c, _ in pairs]
@@ -113,7 +119,8 @@ def difference_entry(difference: Difference, confidence: float) -> dict[str, Any
             "ci_low": None,
             "ci_high": None,
             "excludes_zero": False,
-            "no_interval": f"{difference.pairs} paired seed(s): at least {MIN_PAIRED_SEEDS} are needed to tell how much a seed moves the score",
+            "no_interval": f"{difference.pairs} paired seed(s): at least {MIN_PAIRED_SEEDS} are needed to tell how "
+            "much a seed moves the score",
         }
     else:
         entry |= {

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.recipe.io import read_yaml
+from pipeline.storage import atomic_write_text
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS
 from pipeline.sweeps.plots import bar_chart, learning_curves
 from pipeline.sweeps.statistics import RunResult, cell_summary, paired_comparison
@@ -101,9 +102,9 @@ def write_summary(
         "stopped_early": stopped_early or [],
         "plots": [path.name for path in [*plots, *curves] if path is not None],
     }
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    (folder / "summary.csv").write_text(_csv(cells, metrics, classical_scores))
-    (folder / "summary.md").write_text(_markdown(summary, metrics, classical_scores))
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(folder / "summary.csv", _csv(cells, metrics, classical_scores))
+    atomic_write_text(folder / "summary.md", _markdown(summary, metrics, classical_scores))
     return summary
 
 
@@ -220,7 +221,8 @@ def _markdown(summary: dict[str, Any], metrics: list[str], classical: dict[str, 
         ]
     notes = [
         "",
-        f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, paired by "
+        f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, "
+        "paired by "
         f"seed, its mean over seeds and, per seed, each pair's difference. The {level} interval counts both sources of "
         "noise, which model a seed happened to train and which test examples happened to be drawn, so a `*` (the "
         "interval excludes zero) says the settings differ beyond what reseeding and another test sample would explain. "

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.experiment.recipes import load_recipe
 from pipeline.recipe.io import flatten, read_yaml
 from pipeline.recipe.schema import Recipe
-from pipeline.sweeps.classical import classical_baseline
 from pipeline.sweeps.intervals import CONFIDENCE
 from pipeline.sweeps.plan import Cell, PlannedRun, baseline_cell, cells_of, parse_grid, plan_runs, slug
 from pipeline.sweeps.processes import Launch, Outcome
@@ -23,6 +23,7 @@ from pipeline.sweeps.seeds import SeedPlan, why_stop
 from pipeline.sweeps.statistics import RunResult, paired_comparison
 from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
 from pipeline.sweeps.summary import load_run, report_split, write_summary
+from pipeline.tasks.registry import task_type
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class SweepState:
     seeds_of: dict[str, list[int]]
     outcomes: dict[Path, Outcome] = field(default_factory=dict)
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def classical_baseline(recipe: Recipe) -> dict[str, Any] | None:
+    """The task type's classical baseline on the recipe's data (None where the task has none)."""
+    baseline = task_type(recipe.task.type).classical
+    return baseline(recipe) if baseline is not None else None
 
 
 def run_all(
@@ -228,7 +235,8 @@ def report(
     summary["failed_runs"] = len(failed)
     if failed:
         raise PipelineError(
-            f"{len(failed)} of {len(state.outcomes)} runs failed (first: {failed[0].cell} seed={failed[0].seed}: {failed[0].error}); "
+            f"{len(failed)} of {len(state.outcomes)} runs failed (first: {failed[0].cell} seed={failed[0].seed}: "
+            f"{failed[0].error}); "
             f"the summary covers the rest; see {manifest.path}, and run the sweep again to retry them"
         )
     return summary
@@ -280,9 +288,5 @@ def compare(paths: list[Path], output: Path, baseline: Path | None = None, class
         run = load_run(folder, name(folder))
         results.setdefault(run.cell, []).append(run)
     base = name(collect([baseline])[0]) if baseline else next(iter(results))
-    reference = None
-    if classical:
-        from pipeline.recipe.io import load_recipe
-
-        reference = classical_baseline(load_recipe(folders[0] / "recipe.yaml"))
+    reference = classical_baseline(load_recipe(folders[0] / "recipe.yaml")) if classical else None
     return write_summary(results, base, output, reference)

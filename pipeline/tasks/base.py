@@ -1,5 +1,5 @@
-"""The Task protocol the trainer and evaluator use, and what several task adapters share: the column check, and a
-fixed label set that becomes the head's size."""
+"""The Task protocol the trainer and evaluator use (a task type's adapter), and what several adapters share: the
+column check, and a fixed label set that becomes the head's size."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from transformers import PreTrainedTokenizerBase
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import LoadedMetric
 from pipeline.families.base import TokenFeatures
+from pipeline.tasks.records import PredictionRecord
 
 Scores = dict[str, float]
-Records = list[dict[str, Any]]
+Records = list[PredictionRecord]
 
 
 class Task(Protocol):
@@ -24,6 +25,8 @@ class Task(Protocol):
 
     auto_class: Any  # the transformers Auto class that adds this task's head
     labels_per_token: bool  # labels are one per token (padded like the input), else one value or vector per example
+    # Whether the body's outputs can stand in for the body when it is frozen (not where the head reads the token table).
+    body_outputs_cacheable: bool
 
     def check_columns(self, splits: DatasetDict) -> None: ...
     def texts(self, split: Dataset) -> list[str]: ...
@@ -46,30 +49,21 @@ class Task(Protocol):
     def evaluate(
         self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
     ) -> tuple[Scores, Records]: ...
-    def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None: ...
     def encoding_state(self) -> dict[str, Any]: ...
     def restore_encoding_state(self, state: dict[str, Any]) -> None: ...
-    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int] | None: ...
 
 
 class TaskDefaults:
-    """What most tasks do alike: no tokenizer changes, nothing to show beside the records, no confusion matrix, the
-    recipe section's default metrics."""
+    """What most tasks do alike: no tokenizer changes, nothing to show beside the records, the recipe section's
+    default metrics, nothing learnt while encoding, a body whose outputs a frozen run may cache."""
 
     cfg: Any
+    body_outputs_cacheable = True
 
     def prepare_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> None:
         """Adjust the tokenizer to the task's inputs (it is saved with the model)."""
 
     def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None:
-        return None
-
-    def confusion_pairs(self, records: Records) -> list[tuple[str, str]] | None:
-        return None
-
-    def example_score(self, record: dict[str, Any]) -> tuple[str, float, int] | None:
-        """(metric name, sum over the example's scored units, how many) of one predictions record, for scores by
-        input length; None when the task keeps no per-example records."""
         return None
 
     def default_metrics(self) -> list[str]:

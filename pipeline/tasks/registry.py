@@ -1,26 +1,40 @@
-"""Task adapters keyed by the recipe's `task.type`: a new task is one module plus its entry here (and its recipe
-section in `pipeline.recipe.tasks`)."""
+"""Task types keyed by the recipe's `task.type`: a new task is one package (section, record, adapter) plus its
+`register_task` call (for `pipeline sweep`'s run processes, from a module named in `EMBEDLAB_PLUGINS`)."""
 
 from __future__ import annotations
 
-from pipeline.families.base import Family
-from pipeline.recipe.schema import Recipe
-from pipeline.tasks.base import Task
-from pipeline.tasks.language_modeling import LanguageModeling
-from pipeline.tasks.multi_label import MultiLabel
-from pipeline.tasks.regression import Regression
-from pipeline.tasks.sequence_classification import SequenceClassification
-from pipeline.tasks.token_classification import TokenClassification
+from typing import TYPE_CHECKING
 
-TASKS: dict[str, type] = {
-    "sequence-classification": SequenceClassification,
-    "token-classification": TokenClassification,
-    "regression": Regression,
-    "multi-label": MultiLabel,
-    "language-modeling": LanguageModeling,
-}
+from pipeline.errors import did_you_mean
+from pipeline.recipe.tasks import register_section
+from pipeline.tasks import language_modeling, multi_label, regression, sequence_classification, token_classification
+from pipeline.tasks.task_type import TaskType
+
+if TYPE_CHECKING:
+    from pipeline.families.base import Family
+    from pipeline.recipe.schema import Recipe
+    from pipeline.tasks.base import Task
+
+TASK_TYPES: dict[str, TaskType] = {}
+
+
+def register_task(task: TaskType) -> TaskType:
+    """Make `task: {type: <task.name>, ...}` a valid recipe section, trained and compared as `task` says."""
+    TASK_TYPES[task.name] = task
+    register_section(task.name, task.section)
+    return task
+
+
+def task_type(name: str) -> TaskType:
+    if name in TASK_TYPES:
+        return TASK_TYPES[name]
+    raise ValueError(f"unknown task type '{name}'; {did_you_mean(name, TASK_TYPES)}one of {', '.join(TASK_TYPES)}")
 
 
 def build_task(recipe: Recipe, family: Family) -> Task:
-    """The task adapter registered for the recipe's `task.type`, for a model of `family`."""
-    return TASKS[recipe.task.type](recipe.task, family, recipe.eval)
+    """The adapter of the recipe's `task.type`, for a model of `family`."""
+    return task_type(recipe.task.type).adapter()(recipe.task, family, recipe.eval)
+
+
+for _package in (sequence_classification, token_classification, regression, multi_label, language_modeling):
+    register_task(_package.TASK)

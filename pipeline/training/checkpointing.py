@@ -22,17 +22,16 @@ import random
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from accelerate import Accelerator
+from transformers import PreTrainedTokenizerBase
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, first_line
 from pipeline.paths import file_digest
 from pipeline.surgery.tables import standard_state_dict
-
-if TYPE_CHECKING:
-    from pipeline.training.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,8 @@ def partial_folder(run_dir: Path, step: int) -> Path:
 
 
 def seal(run_dir: Path, step: int, progress: Progress, keep: int) -> Path:
-    """Finish a checkpoint assembled in its partial folder: progress, manifest, atomic rename, pruning (main process)."""
+    """Finish a checkpoint assembled in its partial folder: progress, manifest, atomic rename, pruning (main
+    process)."""
     partial = partial_folder(run_dir, step)
     (partial / "progress.json").write_text(json.dumps(asdict(progress)) + "\n")
     manifest = {"format": FORMAT, "files": list_files(partial)}
@@ -155,21 +155,33 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
 
 
-def save_model(exp: Experiment, model: torch.nn.Module, folder: Path) -> None:
+def save_model(
+    accelerator: Accelerator, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, folder: Path
+) -> None:
     """`save_pretrained` the unwrapped model and the tokenizer, so `AutoModel*.from_pretrained(folder)` works."""
-    acc = exp.accelerator
-    acc.wait_for_everyone()
-    unwrapped = acc.unwrap_model(model)
-    state_dict = standard_state_dict(unwrapped, acc.get_state_dict(model))
-    if acc.is_main_process:
-        unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=acc.save)
-        exp.tokenizer.save_pretrained(folder)
-    acc.wait_for_everyone()
+    accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = standard_state_dict(unwrapped, accelerator.get_state_dict(model))
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
+        tokenizer.save_pretrained(folder)
+    accelerator.wait_for_everyone()
 
 
-def save_checkpoint(exp: Experiment, model: torch.nn.Module, scheduler: Any, run_dir: Path, progress: Progress) -> Path:
+@dataclass(frozen=True)
+class Saving:
+    """What a checkpoint is written from: the process group, the model and its tokenizer, the run folder, and how
+    many checkpoints to keep."""
+
+    accelerator: Accelerator
+    tokenizer: PreTrainedTokenizerBase
+    run_dir: Path
+    keep: int
+
+
+def save_checkpoint(saving: Saving, model: torch.nn.Module, scheduler: Any, progress: Progress) -> Path:
     """Full training state plus the exported model, assembled aside and renamed into place (all processes)."""
-    acc = exp.accelerator
+    acc, run_dir = saving.accelerator, saving.run_dir
     partial = partial_folder(run_dir, progress.step)
     acc.wait_for_everyone()
     if acc.is_main_process:
@@ -180,20 +192,20 @@ def save_checkpoint(exp: Experiment, model: torch.nn.Module, scheduler: Any, run
     (partial / "state" / f"rng-{acc.process_index}.json").write_text(json.dumps(rng_state()))
     if acc.is_main_process:
         (partial / "state" / SCHEDULER_FILE).write_text(json.dumps(scheduler.state_dict()))
-    save_model(exp, model, partial / "model")
+    save_model(acc, model, saving.tokenizer, partial / "model")
     if acc.is_main_process:
-        seal(run_dir, progress.step, progress, exp.recipe.train.keep_checkpoints)
+        seal(run_dir, progress.step, progress, saving.keep)
     acc.wait_for_everyone()
     return run_dir / CHECKPOINTS / checkpoint_name(progress.step)
 
 
-def load_checkpoint(exp: Experiment, scheduler: Any, checkpoint: Path) -> None:
+def load_checkpoint(accelerator: Accelerator, scheduler: Any, checkpoint: Path) -> None:
     """Restore weights, optimizer, scheduler and RNG states from a verified checkpoint (all processes)."""
     state = checkpoint / "state"
     try:
-        exp.accelerator.load_state(str(state), load_kwargs={"weights_only": True})
+        accelerator.load_state(str(state), load_kwargs={"weights_only": True})
         scheduler.load_state_dict(json.loads((state / SCHEDULER_FILE).read_text()))
-        set_rng_state(json.loads((state / f"rng-{exp.accelerator.process_index}.json").read_text()))
+        set_rng_state(json.loads((state / f"rng-{accelerator.process_index}.json").read_text()))
     except pickle.UnpicklingError:
         raise PipelineError(
             f"checkpoint {checkpoint} cannot be loaded safely (a state file holds Python objects other than "
@@ -201,7 +213,7 @@ def load_checkpoint(exp: Experiment, scheduler: Any, checkpoint: Path) -> None:
             field="--resume",
         ) from None
     except Exception as error:  # safetensors, torch and JSON raise many types: all mean "unusable"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise PipelineError(
-            f"checkpoint {checkpoint} cannot be loaded safely ({type(error).__name__}: {first[:200]})", field="--resume"
+            f"checkpoint {checkpoint} cannot be loaded safely ({type(error).__name__}: {first_line(error)[:200]})",
+            field="--resume",
         ) from None

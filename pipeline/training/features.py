@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,14 @@ from datasets import DatasetDict
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader
+from torch.utils.hooks import RemovableHandle
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.data.collate import PadCollator, without_labels
 from pipeline.data.sampling import LengthSortedSampler, example_lengths
+from pipeline.experiment.build import Experiment, with_splits
+from pipeline.experiment.data import EncodedData
+from pipeline.storage import atomic_write
 
 INDEX = "example_index"  # the column numbering every example of every split, for the lookup
 
@@ -153,9 +158,7 @@ class FeatureCache:
             "output_class": f"{self.output_class.__module__}:{self.output_class.__qualname__}",
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        save_file(tensors, str(partial), metadata=metadata)
-        partial.replace(path)
+        atomic_write(path, lambda partial: save_file(tensors, str(partial), metadata=metadata))
 
     @classmethod
     def load(cls, path: Path) -> FeatureCache:
@@ -195,8 +198,9 @@ class FeatureCache:
         }
         return self.output_class(**output)
 
-    def install(self, model: PreTrainedModel) -> None:
-        """Make `model(**batch, example_index=...)` run its head on the cached body outputs while the body is frozen."""
+    def install(self, model: PreTrainedModel) -> list[RemovableHandle]:
+        """Make `model(**batch, example_index=...)` run its head on the cached body outputs while the body is frozen;
+        returns the hooks' handles (the run removes them when it ends)."""
         prefix, body = model.base_model_prefix, model.base_model
 
         def before(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -210,8 +214,10 @@ class FeatureCache:
             setattr(module, prefix, body)
             return output
 
-        model.register_forward_pre_hook(before, with_kwargs=True)
-        model.register_forward_hook(after, with_kwargs=True)
+        return [
+            model.register_forward_pre_hook(before, with_kwargs=True),
+            model.register_forward_hook(after, with_kwargs=True),
+        ]
 
 
 def numbered(splits: DatasetDict) -> DatasetDict:
@@ -223,43 +229,61 @@ def numbered(splits: DatasetDict) -> DatasetDict:
     return DatasetDict(result)
 
 
-def use_feature_cache(exp: Any) -> dict[str, Any] | None:
-    """Cache the body's outputs when nothing in the body trains (`train.cache_frozen_features`); returns what the run
-    reports about it (None: the body trains, so there is nothing to cache). Numbers `exp.splits` when used."""
+@dataclass
+class CacheUse:
+    """What the feature cache did for a run: the data the run trains and evaluates on (numbered when the cache is
+    used), the report `metrics.json` gets (None: the body trains), and the model's hooks to remove at the end."""
+
+    data: EncodedData
+    report: dict[str, Any] | None = None
+    hooks: list[RemovableHandle] = field(default_factory=list)
+
+    def remove_hooks(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
+
+
+def why_not_cached(exp: Experiment) -> str | None:
+    if not exp.recipe.train.cache_frozen_features:
+        return "train.cache_frozen_features is false"
+    if not exp.task.body_outputs_cacheable:
+        return f"{exp.recipe.task.type} reads the token table in its head"
+    if exp.accelerator.distributed_type.name == "FSDP":
+        return "FSDP shards the body"
+    return None
+
+
+def use_feature_cache(exp: Experiment) -> CacheUse:
+    """Cache the body's outputs when nothing in the body trains (`train.cache_frozen_features`), and install the hooks
+    that replay them; the experiment itself is left as it was built."""
     if not body_is_frozen(exp.model):
-        return None
-    why_not = (
-        "train.cache_frozen_features is false"
-        if not exp.recipe.train.cache_frozen_features
-        else "language modeling reads the token table in its head"
-        if exp.recipe.task.type == "language-modeling"
-        else "FSDP shards the body"
-        if exp.accelerator.distributed_type.name == "FSDP"
-        else None
-    )
+        return CacheUse(exp.data)
+    why_not = why_not_cached(exp)
     if why_not:
-        return {"used": False, "why": why_not}
+        return CacheUse(exp.data, {"used": False, "why": why_not})
     acc, started = exp.accelerator, time.perf_counter()
-    exp.splits = numbered(exp.splits)
-    path = cache_folder() / f"{cache_key(exp.model, exp.tokenizer, exp.splits)}.safetensors"
+    data = with_splits(exp.data, numbered(exp.data.splits))
+    path = cache_folder() / f"{cache_key(exp.model, exp.tokenizer, data.splits)}.safetensors"
     reused = path.is_file()
     with acc.main_process_first():
         if path.is_file():
             cache = FeatureCache.load(path)
         else:
             exp.model.to(acc.device)
-            cache = FeatureCache.record(exp.model, exp.splits, exp.collator, exp.recipe.eval.batch_size, acc.autocast)
+            cache = FeatureCache.record(exp.model, data.splits, data.collator, exp.recipe.eval.batch_size, acc.autocast)
             if acc.is_main_process:
                 cache.save(path)
-    cache.install(exp.model)
+    hooks = cache.install(exp.model)
+    seconds = round(time.perf_counter() - started, 2)
     report = {
         "used": True,
         "reused": reused,
         "file": str(path),
-        "examples": sum(len(s) for s in exp.splits.values()),
-        "seconds": round(time.perf_counter() - started, 2),
+        "examples": sum(len(s) for s in data.splits.values()),
+        "seconds": seconds,
     }
     acc.print(
-        f"frozen body: its outputs are {'read from' if reused else 'cached in'} {path} ({report['seconds']} s); only the head runs"
+        f"frozen body: its outputs are {'read from' if reused else 'cached in'} {path} ({seconds} s); only the head "
+        "runs"
     )
-    return report
+    return CacheUse(data, report, hooks)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.experiment.build import Experiment
 from pipeline.surgery.tables import table_of
-from pipeline.training.experiment import Experiment
+from pipeline.training.optimizer import build_optimizer
 from pipeline.training.parameters import format_group_table, parameter_rows
-from pipeline.training.policies import build_optimizer
 
 
 def describe_input_layers(exp: Experiment) -> str:
@@ -35,8 +35,10 @@ def describe_input_layers(exp: Experiment) -> str:
         old, new = vocabulary["old_tokenizer"], vocabulary["new_tokenizer"]
         lines += [
             "",
-            f"vocabulary: a new tokenizer of {vocabulary['new_vocabulary']:,} tokens (the pretrained one: {vocabulary['old_vocabulary']:,}); "
-            f"on {new['texts']:,} training texts, pieces per word {old['pieces_per_word']:.3f} → {new['pieces_per_word']:.3f}, "
+            f"vocabulary: a new tokenizer of {vocabulary['new_vocabulary']:,} tokens (the pretrained one: "
+            f"{vocabulary['old_vocabulary']:,}); "
+            f"on {new['texts']:,} training texts, pieces per word {old['pieces_per_word']:.3f} → "
+            f"{new['pieces_per_word']:.3f}, "
             f"tokens per text {old['tokens_per_text']:.1f} → {new['tokens_per_text']:.1f}",
         ]
         if "rows" in vocabulary:
@@ -47,7 +49,8 @@ def describe_input_layers(exp: Experiment) -> str:
     if coverage:
         lines += [
             "",
-            f"vector coverage: {coverage['from_vectors']:,} of {coverage['vocabulary_size']:,} vocabulary entries from the file; "
+            f"vector coverage: {coverage['from_vectors']:,} of {coverage['vocabulary_size']:,} vocabulary entries "
+            "from the file; "
             f"{coverage['train_token_coverage']:.1%} of training tokens",
             "  by route: " + ", ".join(f"{route} {count:,}" for route, count in coverage["by_route"].items() if count),
             "  most frequent training tokens without a vector: "

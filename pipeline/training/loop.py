@@ -16,12 +16,11 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.errors import TrainingInterrupted, TrainingStopped
-from pipeline.evaluation.evaluate import evaluate_split
-from pipeline.training.checkpointing import save_checkpoint
-from pipeline.training.experiment import Experiment
+from pipeline.experiment.build import Experiment
+from pipeline.surgery.policies import unfreeze
+from pipeline.training.checkpointing import Saving, save_checkpoint
 from pipeline.training.features import frozen_body_in_eval_mode
 from pipeline.training.parameters import optimizer_state_numel
-from pipeline.training.policies import unfreeze
 from pipeline.training.run_folder import RunFolder
 from pipeline.training.signals import StopRequests
 from pipeline.training.state import TrainingState
@@ -59,12 +58,13 @@ class _Steps:
 
     def __init__(self, exp: Experiment, state: TrainingState, run: RunFolder, bar: tqdm):
         self.exp, self.state, self.run, self.bar = exp, state, run, bar
+        self.saving = Saving(exp.accelerator, exp.tokenizer, run.path, exp.recipe.train.keep_checkpoints)
         self.started = time.perf_counter()
         self.running_loss, self.micro_batches = torch.zeros((), device=exp.accelerator.device), 0
 
     def evaluate(self) -> None:
         exp, state, split = self.exp, self.state, self.exp.recipe.eval.splits[0]
-        scores, _ = evaluate_split(exp, state.model, state.eval_loader)
+        scores, _ = exp.task.evaluate(exp.accelerator, state.model, state.eval_loader, exp.metrics)
         self.run.log({"step": state.progress.step, "epoch": state.progress.epoch, "split": split, **scores})
         exp.accelerator.log({f"{split}/{name}": value for name, value in scores.items()}, step=state.progress.step)
         exp.accelerator.print(
@@ -76,9 +76,7 @@ class _Steps:
 
     def checkpoint(self) -> str:
         self.state.progress.log_lines = self.run.log_lines
-        return str(
-            save_checkpoint(self.exp, self.state.model, self.state.scheduler, self.run.path, self.state.progress)
-        )
+        return str(save_checkpoint(self.saving, self.state.model, self.state.scheduler, self.state.progress))
 
     def stop_for_nonfinite(self, step: int, epoch: int) -> TrainingStopped:
         """Save the weights before the bad step, unless they already hold nan/inf (an earlier update went wrong)."""
@@ -89,14 +87,16 @@ class _Steps:
         else:
             saved = "the weights are already non-finite, so none were saved as a checkpoint"
         return TrainingStopped(
-            f"non-finite loss or gradient at step {step} (epoch {epoch}); {saved}; set train.on_nonfinite=skip to skip such steps"
+            f"non-finite loss or gradient at step {step} (epoch {epoch}); {saved}; set train.on_nonfinite=skip to "
+            "skip such steps"
         )
 
     def stop_for_signal(self, number: int) -> TrainingInterrupted:
         progress = self.state.progress
         saved = self.checkpoint()
         return TrainingInterrupted(
-            f"stopped by {signal.Signals(number).name} at step {progress.step} (epoch {progress.epoch}); the state is saved in "
+            f"stopped by {signal.Signals(number).name} at step {progress.step} (epoch {progress.epoch}); the state "
+            "is saved in "
             f"{saved}: continue with `pipeline train RECIPE --resume`",
             number,
             quiet=not self.exp.accelerator.is_main_process,
@@ -217,5 +217,5 @@ def fit(exp: Experiment, state: TrainingState, run: RunFolder) -> dict[str, Any]
         "peak_memory_mb": peak_memory_mb(acc.device),
         "unread_positions_skipped": exp.skips_unread_positions,
         "frozen_tables_identical_across_processes": frozen_tables_agree(exp, state.model),
-        **({"feature_cache": state.feature_cache} if state.feature_cache else {}),
+        **({"feature_cache": state.cache.report} if state.cache.report else {}),
     }

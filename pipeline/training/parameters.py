@@ -9,7 +9,7 @@ import torch
 from transformers import PreTrainedModel
 
 from pipeline.families.base import Family
-from pipeline.training.policies import LAYER_GROUPS, layer_group_of_parameters
+from pipeline.surgery.policies import LAYER_GROUPS, layer_group_of_parameters
 
 
 @dataclass

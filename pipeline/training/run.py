@@ -10,11 +10,11 @@ from pathlib import Path
 
 from pipeline.data.sources import data_fingerprint
 from pipeline.errors import PipelineError
-from pipeline.evaluation.evaluate import write_final_evaluation
+from pipeline.experiment.build import Experiment, build_experiment
 from pipeline.recipe.io import dump_recipe, tracker_config
 from pipeline.recipe.schema import Recipe
 from pipeline.training.checkpointing import Progress, latest_checkpoint, save_model
-from pipeline.training.experiment import Experiment, setup
+from pipeline.training.final import write_final_evaluation
 from pipeline.training.loop import fit
 from pipeline.training.parameters import format_group_table
 from pipeline.training.run_folder import RunFolder, check_output_dir, check_output_location, foreign_entries
@@ -43,7 +43,8 @@ def _check_resumable(recipe: Recipe, output_dir: Path, fingerprints: dict[str, s
         )
     if (output_dir / "recipe.yaml").read_text(encoding="utf-8") != dump_recipe(recipe):
         raise PipelineError(
-            f"the recipe differs from the one {output_dir} was started with ({output_dir / 'recipe.yaml'}); resume needs the same recipe",
+            f"the recipe differs from the one {output_dir} was started with ({output_dir / 'recipe.yaml'}); resume "
+            "needs the same recipe",
             field="output_dir",
         )
     if (output_dir / "metrics.json").is_file():
@@ -84,7 +85,7 @@ def train(recipe: Recipe, overwrite: bool = False, resume: bool = False) -> Path
     resume: continue the run in `output_dir` from its newest whole checkpoint (or start it, if there is none).
     """
     start = start_run(recipe, overwrite, resume)
-    exp = setup(recipe, start.checkpoint[0] / "model" if start.checkpoint else None)
+    exp = build_experiment(recipe, start.checkpoint[0] / "model" if start.checkpoint else None)
     return train_experiment(exp, start)
 
 
@@ -97,15 +98,18 @@ def train_experiment(exp: Experiment, start: RunStart) -> Path:
     if start.checkpoint is None:
         run.write_json(FINGERPRINTS, start.fingerprints)
     state = prepare_training(exp)
-    run.write_start_reports(state.parameter_rows, exp.input_report)
-    acc.print(format_group_table(state.parameter_rows))
-    if start.checkpoint is not None:
-        resume_training(exp, state, *start.checkpoint, run)
-    run.write_json("batching.json", state.plan)
-    if train_cfg.report_to:
-        acc.init_trackers(start.output_dir.name, config=tracker_config(exp.recipe))
-    summary = fit(exp, state, run)
-    save_model(exp, state.model, start.output_dir / "model")
-    write_final_evaluation(exp, state.model, run, summary)
-    acc.end_training()
+    try:
+        run.write_start_reports(state.parameter_rows, exp.input_report)
+        acc.print(format_group_table(state.parameter_rows))
+        if start.checkpoint is not None:
+            resume_training(exp, state, *start.checkpoint, run)
+        run.write_json("batching.json", state.plan)
+        if train_cfg.report_to:
+            acc.init_trackers(start.output_dir.name, config=tracker_config(exp.recipe))
+        summary = fit(exp, state, run)
+        save_model(acc, state.model, exp.tokenizer, start.output_dir / "model")
+        write_final_evaluation(exp, state.cache.data, state.model, run, summary)
+        acc.end_training()
+    finally:
+        state.cache.remove_hooks()  # the model leaves the run as the experiment built it (its weights trained)
     return start.output_dir

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.storage import atomic_write_text
 from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 
 # What a run folder of ours holds; --overwrite deletes a folder only when it holds nothing else.
@@ -51,7 +52,8 @@ def check_output_location(path: Path) -> None:
     resolved, here = path.resolve(), Path.cwd().resolve()
     if resolved == here or resolved in here.parents:
         raise PipelineError(
-            f"'{path}' is the working directory or a folder above it; a run needs a folder of its own (e.g. runs/my-run)",
+            f"'{path}' is the working directory or a folder above it; a run needs a folder of its own (e.g. "
+            "runs/my-run)",
             field="output_dir",
         )
     if path.exists() and not path.is_dir():
@@ -117,10 +119,7 @@ class RunFolder:
     def write_text(self, name: str, text: str) -> None:
         if not self.is_main:
             return
-        target = self.path / name
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
+        atomic_write_text(self.path / name, text)
 
     def write_json(self, name: str, value: Any) -> None:
         self.write_text(name, to_json(value, indent=2) + "\n")

@@ -17,13 +17,15 @@ from transformers import get_scheduler
 
 from pipeline.data.sampling import LengthGroupedSampler, example_lengths
 from pipeline.errors import PipelineError
-from pipeline.evaluation.evaluate import eval_loader, loader_options
+from pipeline.experiment.build import Experiment
+from pipeline.experiment.data import EncodedData
+from pipeline.surgery.policies import unfreeze
 from pipeline.training.checkpointing import Progress, load_checkpoint
-from pipeline.training.experiment import Experiment
-from pipeline.training.features import use_feature_cache
+from pipeline.training.features import CacheUse, use_feature_cache
+from pipeline.training.optimizer import build_optimizer
 from pipeline.training.parameters import ParameterRow, parameter_rows
-from pipeline.training.policies import build_optimizer, unfreeze
 from pipeline.training.run_folder import RunFolder
+from pipeline.training.scoring import eval_loader, loader_options
 
 
 @dataclass
@@ -38,34 +40,35 @@ class TrainingState:
     plan: dict[str, int]
     unfreeze_due: dict[int, list[torch.nn.Parameter]]  # optimizer step → parameters that train after it
     parameter_rows: list[ParameterRow]
-    feature_cache: dict[str, Any] | None = None  # what `use_feature_cache` did
+    cache: CacheUse  # the data trained and evaluated on, and what the feature cache did
     progress: Progress = field(default_factory=Progress)
     resumed_at: int | None = None
 
 
-def train_loader(exp: Experiment) -> DataLoader:
+def train_loader(exp: Experiment, data: EncodedData) -> DataLoader:
     """Micro-batches of the train split: grouped by length (`train.group_by_length`), or a plain seeded shuffle."""
-    train_cfg, split = exp.recipe.train, exp.splits[exp.recipe.data.train_split]
+    train_cfg, split = exp.recipe.train, data.splits[exp.recipe.data.train_split]
     if train_cfg.group_by_length:
         # Grouped by optimizer step (all processes, all accumulated micro-batches): each step sees the same examples
         # whatever the number of processes, as with the plain shuffle.
         order = {"sampler": LengthGroupedSampler(example_lengths(split), train_cfg.batch_size, train_cfg.seed)}
     else:
         order = {"shuffle": True}
-    return DataLoader(
-        split, batch_size=exp.micro_batch_size, collate_fn=exp.collator, **order, **loader_options(train_cfg)
-    )
+    micro = exp.runtime.micro_batch_size
+    return DataLoader(split, batch_size=micro, collate_fn=data.collator, **order, **loader_options(train_cfg))
 
 
 def prepare_training(exp: Experiment) -> TrainingState:
     """Loaders, optimizer (with parameter groups), scheduler and step plan, prepared by Accelerate."""
     acc, recipe, train_cfg = exp.accelerator, exp.recipe, exp.recipe.train
-    feature_cache = use_feature_cache(exp)
-    train, evaluation = train_loader(exp), eval_loader(exp, recipe.eval.splits[0])
+    cache = use_feature_cache(exp)
+    first = recipe.eval.splits[0]
+    train = train_loader(exp, cache.data)
+    evaluation = eval_loader(cache.data.splits[first], cache.data.collator, recipe.eval.batch_size, train_cfg)
     optimizer = build_optimizer(exp.family, exp.model, recipe.layers, train_cfg, exp.scheduled_parameters())
     rows = parameter_rows(exp.family, exp.model, optimizer)
     model, optimizer, train, evaluation = acc.prepare(exp.model, optimizer, train, evaluation)
-    steps_per_epoch = math.ceil(len(train) / exp.accumulation_steps)
+    steps_per_epoch = math.ceil(len(train) / exp.runtime.accumulation_steps)
     total_steps = train_cfg.max_steps or train_cfg.epochs * steps_per_epoch
     warmup = train_cfg.warmup_steps or round(train_cfg.warmup_ratio * total_steps)
     # Not passed to `prepare`: stepped once per optimizer step, whatever the number of processes.
@@ -75,16 +78,14 @@ def prepare_training(exp: Experiment) -> TrainingState:
         unfreeze_due.setdefault(when * steps_per_epoch if unit == "epoch" else when, []).extend(params)
     plan = {
         "batch_size": train_cfg.batch_size,
-        "micro_batch_size": exp.micro_batch_size,
+        "micro_batch_size": exp.runtime.micro_batch_size,
         "processes": acc.num_processes,
-        "accumulation_steps": exp.accumulation_steps,
+        "accumulation_steps": exp.runtime.accumulation_steps,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
         "max_length": exp.max_length,
     }
-    return TrainingState(
-        model, optimizer, scheduler, train, evaluation, plan, unfreeze_due, rows, feature_cache=feature_cache
-    )
+    return TrainingState(model, optimizer, scheduler, train, evaluation, plan, unfreeze_due, rows, cache)
 
 
 def resume_training(
@@ -95,10 +96,11 @@ def resume_training(
     saved = json.loads((run.path / "batching.json").read_text())
     if any(saved.get(key) != state.plan[key] for key in ("micro_batch_size", "processes")):
         raise PipelineError(
-            f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; resume with the same",
+            f"the run was started with {saved['processes']} process(es) × {saved['micro_batch_size']} examples; "
+            "resume with the same",
             field="train",
         )
-    load_checkpoint(exp, state.scheduler, checkpoint)
+    load_checkpoint(exp.accelerator, state.scheduler, checkpoint)
     run.truncate_log(progress.log_lines)
     for step_due, params in state.unfreeze_due.items():
         if step_due <= progress.step:

@@ -12,13 +12,11 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from itertools import repeat
-from typing import TYPE_CHECKING
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-if TYPE_CHECKING:
-    from pipeline.recipe.schema import TokenizerBuild
+from pipeline.recipe.schema import TokenizerBuild
 
 WORD_SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
 BPE_END_OF_TEXT = "<|endoftext|>"  # GPT-2's one special token: end of text, start of text and padding

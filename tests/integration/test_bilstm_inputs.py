@@ -13,9 +13,9 @@ from helpers import FILLER, GPT2_TOKENIZER, NEGATIVE, POSITIVE, recipe_dict, tra
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from pipeline.experiment.build import build_experiment
+from pipeline.experiment.recipes import validate_recipe
 from pipeline.families.bilstm.characters import character_ids
-from pipeline.recipe.io import parse_recipe
-from pipeline.training.experiment import setup
 
 BILSTM = {
     "hidden_size": 8,
@@ -35,13 +35,14 @@ def bilstm_recipe(tmp_path: Path, data: dict[str, str], tokenizer: str | dict, *
     return recipe
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["wordpiece", "bpe"])
 def test_any_fast_tokenizer_feeds_the_character_cnn_the_words_spelling(tmp_path, jsonl_data, tiny_bert, source):
     """The char CNN reads each token's span of the text: WordPiece `[UNK]` keeps the unknown word's spelling,
     byte-level BPE `Ġword` is spelled without its space marker. Training and the saved model work as with BERT."""
     tokenizer = str(tiny_bert) if source == "wordpiece" else GPT2_TOKENIZER
     recipe = bilstm_recipe(tmp_path, jsonl_data, tokenizer)
-    exp = setup(parse_recipe(recipe))
+    exp = build_experiment(validate_recipe(recipe))
     assert exp.model.config.vocab_size == len(exp.tokenizer)
     text = "good zyxwvut movie"
     probe = Dataset.from_dict({"text": [text], "label": ["pos"]})
@@ -86,7 +87,7 @@ def test_static_vectors_replace_the_bilstm_table(tmp_path, jsonl_data, width):
         }
     }
     recipe = bilstm_recipe(tmp_path, jsonl_data, tokenizer, layers=layers)
-    exp = setup(parse_recipe(recipe))
+    exp = build_experiment(validate_recipe(recipe))
     table = exp.family.input_layers(exp.model).token_embeddings
     lookup = table.lookup if width == "project" else table
     row = lookup.weight[exp.tokenizer.convert_tokens_to_ids("movie")].detach().numpy()
@@ -106,12 +107,14 @@ def test_static_vectors_replace_the_bilstm_table(tmp_path, jsonl_data, width):
 
 def test_frozen_and_random_tables_on_the_bilstm(tmp_path, jsonl_data):
     tokenizer = {"build": "word", "vocab_size": 100, "min_frequency": 1}
-    frozen = setup(parse_recipe(bilstm_recipe(tmp_path, jsonl_data, tokenizer, layers={"token_embeddings": "freeze"})))
+    frozen = build_experiment(
+        validate_recipe(bilstm_recipe(tmp_path, jsonl_data, tokenizer, layers={"token_embeddings": "freeze"}))
+    )
     table = frozen.family.input_layers(frozen.model).token_embeddings.weight
     assert not table.requires_grad
     assert all(p.requires_grad for name, p in frozen.model.named_parameters() if "word_embeddings" not in name)
-    random = setup(
-        parse_recipe(
+    random = build_experiment(
+        validate_recipe(
             bilstm_recipe(
                 tmp_path,
                 jsonl_data,

@@ -137,6 +137,7 @@ def test_bad_input_is_one_line(tmp_path, tiny_bert, capsys, arguments, message):
     assert not (run / "diagnostics").exists()
 
 
+@pytest.mark.slow
 def test_a_gpt2_language_model_continued_from_a_checkpoint(tmp_path, tiny_gpt2, word_files):
     """Byte-level words (`Ġcat`), a causal LM (blocks, not examples: no scores by length), GPT-2's own positions."""
     files = {}

@@ -29,7 +29,10 @@ from safetensors.torch import load_file
 
 LAUNCHER = os.path.join(os.path.dirname(sys.executable), "accelerate")
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-pytestmark = pytest.mark.skipif(not os.path.exists(LAUNCHER), reason="accelerate CLI not installed")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(LAUNCHER), reason="accelerate CLI not installed"),
+    pytest.mark.slow,  # several processes per test: the full suite (CI) runs them, `-m "not slow"` skips them
+]
 
 
 def launch(recipe: Path, processes: int, port: int, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:

@@ -22,8 +22,8 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from pipeline.cli import main
-from pipeline.families import Family, register_family
-from pipeline.families.base import resize_position_buffers
+from pipeline.families import register_family
+from pipeline.families.base import Family, resize_position_buffers
 from pipeline.surgery.tables import FixedTable, table_of
 
 
@@ -189,6 +189,7 @@ def test_rotary_family_refuses_position_policies_with_one_line(tmp_path, jsonl_d
     assert not (tmp_path / "llama-run").exists()
 
 
+@pytest.mark.slow
 def test_rotary_family_pretrains_with_a_tied_head_that_follows_a_frozen_table(tmp_path, tiny_llama):
     lines = [f"the {word} movie was {word} ." for word in POSITIVE * 8]
     files = {}

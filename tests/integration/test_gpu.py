@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers import recipe_dict
 
-from pipeline.recipe.io import parse_recipe
+from pipeline.experiment.recipes import validate_recipe
 from pipeline.training.run import train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 def test_bf16_training_on_one_gpu(tmp_path, jsonl_data, tiny_bert):
     run_dir = train(
-        parse_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"mixed_precision": "bf16"}))
+        validate_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"mixed_precision": "bf16"}))
     )
     summary = json.loads((run_dir / "metrics.json").read_text())["train"]
     assert summary["steps"] == 4
@@ -34,6 +34,6 @@ def test_bilstm_language_model_in_bf16_on_one_gpu(tmp_path):
         path.write_text("\n".join(templated_sentences(count, seed=count)) + "\n")
         files[split] = str(path)
     recipe = lm_recipe(tmp_path, files, train={"mixed_precision": "bf16", "max_steps": 4, "eval_every_steps": None})
-    run_dir = train(parse_recipe(recipe))
+    run_dir = train(validate_recipe(recipe))
     scores = json.loads((run_dir / "metrics.json").read_text())["validation"]
     assert math.isfinite(scores["perplexity"]) and scores["perplexity"] > 1

@@ -15,9 +15,9 @@ from transformers import AutoModelForSequenceClassification
 
 from pipeline.cli import main
 from pipeline.errors import PipelineError
-from pipeline.evaluation.rescore import evaluate_saved
-from pipeline.recipe.io import parse_recipe
-from pipeline.training.experiment import setup
+from pipeline.experiment.build import build_experiment
+from pipeline.experiment.recipes import validate_recipe
+from pipeline.training.rescore import evaluate_saved
 
 
 @pytest.fixture
@@ -36,14 +36,15 @@ def logged_scores(run_dir: Path) -> list[dict[str, Any]]:
     return [line for line in lines if "perplexity" in line]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])
 def test_perplexity_falls_on_a_tiny_corpus(tmp_path, text_files, family):
-    exp = setup(parse_recipe(lm_recipe(tmp_path, text_files, family)))
+    exp = build_experiment(validate_recipe(lm_recipe(tmp_path, text_files, family)))
     untrained, _ = exp.task.evaluate(
         exp.accelerator,
         exp.model,
         exp.accelerator.prepare_data_loader(
-            torch.utils.data.DataLoader(exp.splits["validation"], batch_size=8, collate_fn=exp.collator)
+            torch.utils.data.DataLoader(exp.data.splits["validation"], batch_size=8, collate_fn=exp.data.collator)
         ),
         exp.metrics,
     )
@@ -59,15 +60,15 @@ def test_perplexity_falls_on_a_tiny_corpus(tmp_path, text_files, family):
 
 
 def test_blocks_hold_every_token_once_joined_by_eos(tmp_path, text_files):
-    exp = setup(parse_recipe(lm_recipe(tmp_path, text_files)))
-    blocks = exp.splits["train"]
+    exp = build_experiment(validate_recipe(lm_recipe(tmp_path, text_files)))
+    blocks = exp.data.splits["train"]
     assert all(len(ids) <= 16 for ids in blocks["input_ids"]) and blocks["input_ids"] == blocks["labels"]
     stream = [token for ids in blocks["input_ids"] for token in ids]
     texts = Path(text_files["train"]).read_text().splitlines()
     expected = [
         t
         for ids in exp.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        for t in ids + [exp.tokenizer.eos_token_id]
+        for t in [*ids, exp.tokenizer.eos_token_id]
     ]
     assert stream == expected
     chars = [row for rows in blocks["char_ids"] for row in rows]
@@ -78,24 +79,24 @@ def test_blocks_hold_every_token_once_joined_by_eos(tmp_path, text_files):
 def test_evaluation_perplexity_matches_the_models_own_loss(tmp_path, text_files):
     """One block, GPT-2: exp(mean causal cross-entropy) computed by transformers equals our perplexity."""
     recipe = lm_recipe(tmp_path, text_files, "gpt2")
-    exp = setup(parse_recipe(recipe))
-    block = exp.collator([exp.splits["validation"][0]])
+    exp = build_experiment(validate_recipe(recipe))
+    block = exp.data.collator([exp.data.splits["validation"][0]])
     scores, records = exp.task.evaluate(exp.accelerator, exp.model, [block], exp.metrics)
     with torch.no_grad():
         loss = exp.model(**block).loss
     assert scores["perplexity"] == pytest.approx(math.exp(loss.item()), rel=1e-5)
-    assert records[0]["predicted_tokens"] == len(block["input_ids"][0]) - 1
+    assert records[0].predicted_tokens == len(block["input_ids"][0]) - 1
 
 
 def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jsonl_data, text_files):
     single = lm_recipe(
         tmp_path, {"train": text_files["train"]}, data={"files": text_files["train"], "holdout": {"validation": 0.25}}
     )
-    exp = setup(parse_recipe(single))
+    exp = build_experiment(validate_recipe(single))
     assert exp.input_report["data"]["validation"]["examples"] == 40  # a quarter of 160 lines, unstratified
     # A language model on labelled data with stratify_by: label gets exactly the classifier's split.
-    classifier = setup(
-        parse_recipe(
+    classifier = build_experiment(
+        validate_recipe(
             recipe_dict(
                 None,
                 jsonl_data,
@@ -110,8 +111,8 @@ def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jso
             )
         )
     )
-    pretrain = setup(
-        parse_recipe(lm_recipe(tmp_path, jsonl_data, data={"files": jsonl_data["train"], "stratify_by": "label"}))
+    pretrain = build_experiment(
+        validate_recipe(lm_recipe(tmp_path, jsonl_data, data={"files": jsonl_data["train"], "stratify_by": "label"}))
     )
     assert classifier.tokenizer.get_vocab() == pretrain.tokenizer.get_vocab()  # built from the same train texts
     assert (
@@ -120,6 +121,7 @@ def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jso
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])
 def test_continued_pretraining_starts_from_the_checkpoint(tmp_path, text_files, tiny_gpt2, family):
     """Domain-adaptive pretraining: `name_or_path` instead of a config; the LM starts from the saved weights."""
@@ -137,18 +139,19 @@ def test_continued_pretraining_starts_from_the_checkpoint(tmp_path, text_files, 
         train={"max_steps": 30, "eval_every_steps": 30},
     )
     recipe["output_dir"] = str(tmp_path / "continued")
-    exp = setup(parse_recipe(recipe))
+    exp = build_experiment(validate_recipe(recipe))
     saved = load_file(checkpoint / "model.safetensors")
     prefix = "" if family == "gpt2" else "bilstm."  # GPT2Model's keys carry no prefix
     body = {name: tensor for name, tensor in exp.model.base_model.state_dict().items() if f"{prefix}{name}" in saved}
     assert len(body) >= 10 and all(torch.equal(tensor, saved[f"{prefix}{name}"]) for name, tensor in body.items())
     assert exp.input_report["sources"]["token_embeddings"] == "pretrained"
-    loader = torch.utils.data.DataLoader(exp.splits["validation"], batch_size=8, collate_fn=exp.collator)
+    loader = torch.utils.data.DataLoader(exp.data.splits["validation"], batch_size=8, collate_fn=exp.data.collator)
     before, _ = exp.task.evaluate(exp.accelerator, exp.model, exp.accelerator.prepare_data_loader(loader), exp.metrics)
     run_dir = train_fresh(recipe)
     assert logged_scores(run_dir)[-1]["perplexity"] < before["perplexity"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bilstm", "gpt2"])
 def test_pretrain_then_fine_tune_chain(tmp_path, text_files, jsonl_data, family):
     lm_dir = train_fresh(lm_recipe(tmp_path, text_files, family, train={"max_steps": 6, "eval_every_steps": None}))
@@ -158,7 +161,7 @@ def test_pretrain_then_fine_tune_chain(tmp_path, text_files, jsonl_data, family)
         final["perplexity"], rel=1e-5
     )  # `pipeline eval`
     classify = recipe_dict(lm_dir / "model", jsonl_data, tmp_path / "classify", family=family, model={"max_length": 16})
-    exp = setup(parse_recipe(classify))
+    exp = build_experiment(validate_recipe(classify))
     for name, tensor in exp.model.base_model.state_dict().items():
         key = f"{exp.model.base_model_prefix}.{name}"
         if key in pretrained:
@@ -182,7 +185,7 @@ def test_frozen_input_table_freezes_the_tied_output_layer(tmp_path, text_files, 
         layers={"token_embeddings": "freeze"},
         train={"max_steps": 4, "eval_every_steps": None},
     )
-    exp = setup(parse_recipe(recipe))
+    exp = build_experiment(validate_recipe(recipe))
     table = exp.family.input_layers(exp.model).token_embeddings.weight
     assert exp.model.get_output_embeddings().weight is table and not table.requires_grad
     assert "tied" in exp.input_report["sources"]["output_embeddings"]
@@ -195,7 +198,7 @@ def test_frozen_input_table_freezes_the_tied_output_layer(tmp_path, text_files, 
 
 def test_replaced_input_table_stays_tied_and_projection_is_refused(tmp_path, text_files):
     layers = {"token_embeddings": {"policy": "replace", "init": "random", "std": 0.5}}
-    exp = setup(parse_recipe(lm_recipe(tmp_path, text_files, "gpt2", layers=layers)))
+    exp = build_experiment(validate_recipe(lm_recipe(tmp_path, text_files, "gpt2", layers=layers)))
     new_table = exp.family.input_layers(exp.model).token_embeddings.weight
     assert exp.model.get_output_embeddings().weight is new_table
     assert new_table.std().item() == pytest.approx(0.5, rel=0.1)
@@ -203,7 +206,7 @@ def test_replaced_input_table_stays_tied_and_projection_is_refused(tmp_path, tex
     glove.write_text("good 0.1 0.2\nbad 0.3 0.4\n")
     narrow = {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": str(glove)}}
     with pytest.raises(PipelineError, match="projected table cannot be tied"):
-        setup(parse_recipe(lm_recipe(tmp_path, text_files, "gpt2", layers=narrow)))
+        build_experiment(validate_recipe(lm_recipe(tmp_path, text_files, "gpt2", layers=narrow)))
 
 
 @pytest.mark.parametrize(
@@ -231,7 +234,7 @@ def test_language_modeling_recipe_mistakes(tmp_path, text_files, change, expecte
     for section, value in change.items():
         recipe[section] = value if section == "task" else {**recipe.get(section, {}), **value}
     with pytest.raises(PipelineError) as error:
-        parse_recipe(recipe)
+        validate_recipe(recipe)
     assert expected in str(error.value)
 
 
@@ -246,7 +249,7 @@ def test_built_tokenizer_needs_a_fresh_model_or_a_replaced_table(tmp_path, text_
     with pytest.raises(
         PipelineError, match="a new tokenizer's ids mean nothing to a pretrained model's table; replace the table"
     ):
-        parse_recipe(recipe)
+        validate_recipe(recipe)
 
 
 def test_typo_in_model_config_fails_with_a_hint(tmp_path, text_files, capsys):

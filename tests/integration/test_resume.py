@@ -18,9 +18,11 @@ from helpers import make_examples, recipe_dict, write_recipe
 from safetensors.torch import load_file
 
 from pipeline.errors import TrainingStopped
-from pipeline.recipe.io import parse_recipe
-from pipeline.training.experiment import setup
+from pipeline.experiment.build import build_experiment
+from pipeline.experiment.recipes import validate_recipe
 from pipeline.training.run import start_run, train_experiment
+
+pytestmark = pytest.mark.slow  # many runs or processes: the full suite (CI) runs them, `-m "not slow"` skips them
 
 
 def long_recipe(tmp_path: Path, tiny_bert: Path, output_dir: Path) -> Path:
@@ -155,7 +157,9 @@ def nan_after(model: torch.nn.Module, calls: int) -> None:
 
 
 def test_nonfinite_loss_stops_after_saving_the_last_good_state(tmp_path, tiny_bert, jsonl_data):
-    exp = setup(parse_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 6})))
+    exp = build_experiment(
+        validate_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 6}))
+    )
     nan_after(exp.model, calls=3)
     with pytest.raises(TrainingStopped, match="non-finite loss or gradient at step 3"):
         train_experiment(exp, start_run(exp.recipe, overwrite=False, resume=False))
@@ -165,8 +169,8 @@ def test_nonfinite_loss_stops_after_saving_the_last_good_state(tmp_path, tiny_be
 
 
 def test_nonfinite_steps_can_be_skipped(tmp_path, tiny_bert, jsonl_data):
-    exp = setup(
-        parse_recipe(
+    exp = build_experiment(
+        validate_recipe(
             recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 4, "on_nonfinite": "skip"})
         )
     )

@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 
 from pipeline.cli import main
 from pipeline.errors import TrainingStopped
-from pipeline.recipe.io import parse_recipe
+from pipeline.experiment.build import build_experiment
+from pipeline.experiment.recipes import validate_recipe
 from pipeline.training.checkpointing import MARKER, list_files
-from pipeline.training.experiment import setup
 from pipeline.training.run import start_run, train_experiment
 
 
@@ -158,7 +158,9 @@ def test_same_size_corruption_falls_back_to_the_previous_checkpoint(tmp_path, un
 
 
 def test_nonfinite_weights_are_never_saved_as_the_last_good_state(tmp_path, tiny_bert, jsonl_data):
-    exp = setup(parse_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 6})))
+    exp = build_experiment(
+        validate_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 6}))
+    )
     calls = {"n": 0}
 
     def poison(module, inputs):
@@ -193,8 +195,8 @@ def test_a_file_name_with_glob_characters_is_read_alone(tmp_path, tiny_bert, jso
     write_jsonl(tmp_path / "tr-old.jsonl", [{"text": "other", "label": "neutral"}] * 30)
     star = write_jsonl(tmp_path / "tr*.jsonl", make_examples(48, 0))
     data = {"train": star, "validation": jsonl_data["validation"]}
-    exp = setup(parse_recipe(recipe_dict(tiny_bert, data, tmp_path / "run")))
-    assert len(exp.splits["train"]) == 48 and exp.task.labels == ["neg", "pos"]
+    exp = build_experiment(validate_recipe(recipe_dict(tiny_bert, data, tmp_path / "run")))
+    assert len(exp.data.splits["train"]) == 48 and exp.task.labels == ["neg", "pos"]
 
 
 def test_holdout_splits_the_data_lacks_are_carved_from_train(tmp_path, tiny_bert, jsonl_data, caplog):
@@ -207,13 +209,19 @@ def test_holdout_splits_the_data_lacks_are_carved_from_train(tmp_path, tiny_bert
         eval={"splits": ["validation", "test"]},
     )
     caplog.set_level(logging.INFO)
-    exp = setup(parse_recipe(recipe))
-    assert (len(exp.splits["train"]), len(exp.splits["validation"]), len(exp.splits["test"])) == (36, 12, 16)
+    exp = build_experiment(validate_recipe(recipe))
+    assert (len(exp.data.splits["train"]), len(exp.data.splits["validation"]), len(exp.data.splits["test"])) == (
+        36,
+        12,
+        16,
+    )
     assert "the data has no validation split: carved out of 'train'" in caplog.text
 
 
 def test_evaluating_on_the_training_split_is_flagged(tmp_path, tiny_bert, jsonl_data, caplog):
-    setup(parse_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", eval={"splits": ["validation", "train"]})))
+    build_experiment(
+        validate_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", eval={"splits": ["validation", "train"]}))
+    )
     assert "eval.splits includes the training split 'train'" in caplog.text
 
 

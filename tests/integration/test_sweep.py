@@ -11,6 +11,9 @@ from helpers import recipe_dict, write_jsonl, write_recipe
 
 from pipeline.cli import main
 from pipeline.sweeps.statistics import RunResult, paired_comparison
+from pipeline.tasks.sequence_classification.records import ClassificationRecord
+
+pytestmark = pytest.mark.slow  # many runs or processes: the full suite (CI) runs them, `-m "not slow"` skips them
 
 GRID = [
     "--grid",
@@ -173,7 +176,9 @@ def test_compare_two_runs(finished_sweep, tmp_path):
 
 def fake_run(folder: Path, seed: int, correct: list[bool]) -> RunResult:
     folder.mkdir(parents=True)
-    rows = [{"label": "a", "prediction": "a" if right else "b"} for right in correct]
+    rows = [
+        ClassificationRecord(i, "a", "a" if right else "b", [1.0, 0.0]).to_json() for i, right in enumerate(correct)
+    ]
     write_jsonl(folder / "predictions-test.jsonl", rows)
     accuracy = sum(correct) / len(correct)
     return RunResult(

@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pipeline.cli import main
-from pipeline.recipe.io import parse_recipe
-from pipeline.training.experiment import setup
+from pipeline.experiment.build import build_experiment
+from pipeline.experiment.recipes import validate_recipe
 
 
 def saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
@@ -47,7 +47,7 @@ def test_bert_run_folder_is_complete(bert_run):
     log = read_jsonl(bert_run / "log.jsonl")
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3, 4, 5, 6]
     assert [r["step"] for r in log if r.get("split") == "validation"] == [3, 6]
-    resolved = parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text()))
+    resolved = validate_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text()))
     assert resolved.train.max_steps == 6 and resolved.train.scheduler == "linear"
     table = (bert_run / "parameters.tsv").read_text().splitlines()
     assert table[0] == "group\tname\tshape\tstatus\tcount\tlr"
@@ -61,7 +61,9 @@ def test_saved_model_reloads_and_reproduces_predictions(bert_run):
     tokenizer = AutoTokenizer.from_pretrained(bert_run / "model")
     rows = read_jsonl(
         Path(
-            parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).data.files["validation"]
+            validate_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).data.files[
+                "validation"
+            ]
         )
     )
     saved = read_jsonl(bert_run / "predictions-validation.jsonl")
@@ -118,7 +120,7 @@ def test_gpt2_checkpoint_trains_and_pads_with_eos(tmp_path, jsonl_data, tiny_gpt
 
 def test_gpt2_pools_the_last_real_token(tmp_path, jsonl_data, tiny_gpt2):
     """Right padding must not change a text's logits: the head reads its last non-pad token."""
-    exp = setup(parse_recipe(recipe_dict(tiny_gpt2, jsonl_data, tmp_path / "run", family="gpt2")))
+    exp = build_experiment(validate_recipe(recipe_dict(tiny_gpt2, jsonl_data, tmp_path / "run", family="gpt2")))
     exp.model.eval()
     tokenizer = exp.tokenizer
     alone = tokenizer(["good movie"], return_tensors="pt")
@@ -143,7 +145,7 @@ def test_gpt2_from_config_with_the_shipped_tokenizer(tmp_path, jsonl_data):
 def test_existing_run_folder_is_refused_unless_overwrite(bert_run, tmp_path, capsys):
     recipe = write_recipe(
         tmp_path / "r.yaml",
-        parse_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).model_dump(mode="json"),
+        validate_recipe(__import__("yaml").safe_load((bert_run / "recipe.yaml").read_text())).model_dump(mode="json"),
     )
     before = (bert_run / "metrics.json").read_text()
     assert main(["train", str(recipe)]) == 2
@@ -175,8 +177,8 @@ def test_sentence_pairs_reach_the_tokenizer_as_pairs(tmp_path, tiny_bert):
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     task = {"type": "sequence-classification", "text_column": "first", "text_pair_column": "second"}
-    exp = setup(
-        parse_recipe(
+    exp = build_experiment(
+        validate_recipe(
             recipe_dict(
                 tiny_bert,
                 str(data),
@@ -186,7 +188,7 @@ def test_sentence_pairs_reach_the_tokenizer_as_pairs(tmp_path, tiny_bert):
             )
         )
     )
-    example = exp.splits["train"][0]
+    example = exp.data.splits["train"][0]
     assert example["input_ids"].count(exp.tokenizer.sep_token_id) == 2  # [CLS] a [SEP] b [SEP]
     assert 1 in example["token_type_ids"]
     assert exp.task.labels == ["0", "1"]

@@ -13,7 +13,8 @@ class Perplexity(evaluate.Metric):
         return evaluate.MetricInfo(
             description=(self.__doc__ or "").strip(),
             citation="",
-            inputs_description="predictions: summed token NLL (nats) of each example; references: its number of predicted tokens",
+            inputs_description="predictions: summed token NLL (nats) of each example; references: its number of "
+            "predicted tokens",
             features=datasets.Features(
                 {"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}
             ),

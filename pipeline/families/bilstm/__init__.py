@@ -1,46 +1,12 @@
-"""The bi-LSTM family: this package's ELMo-style encoder (`modeling`), with its character ids (`characters`).
+"""The bi-LSTM family: this package's ELMo-style encoder (`modeling`, registered with the transformers Auto classes
+when imported), its character ids (`characters`) and the family (`family`). This module holds only its spec."""
 
-No position table: the recurrence carries word order. Pretrained with ELMo's objective, a forward and a backward
-language model. Importing this package registers the model with the transformers Auto classes.
-"""
+from pipeline.families.spec import FamilySpec
 
-from __future__ import annotations
-
-from torch import nn
-from transformers import AutoModelForPreTraining, PreTrainedModel, PreTrainedTokenizerBase
-
-from pipeline.families.base import NO_TOKEN_FEATURES, Family, LMObjective, TokenFeatures
-from pipeline.families.bilstm.characters import CharacterFeatures
-from pipeline.families.bilstm.modeling import MODEL_TYPE
-
-BIDIRECTIONAL_LM = LMObjective(
-    "bidirectional", AutoModelForPreTraining, (("forward_", "logits", 1), ("backward_", "backward_logits", -1))
+SPEC = FamilySpec(
+    "bilstm",
+    "this package's ELMo-style bi-LSTM (no position table)",
+    objective="bidirectional",
+    no_position_table="recurrent: the recurrence carries word order; no table",
+    needs_max_length=True,
 )
-
-
-class BiLSTMFamily(Family):
-    name = "bilstm"
-    description = "this package's ELMo-style bi-LSTM (no position table)"
-    scratch_model_type = MODEL_TYPE
-    checkpoint_model_types = frozenset({MODEL_TYPE})
-    pad_with_eos = True
-    lm_objective = BIDIRECTIONAL_LM
-    no_position_table = "recurrent: the recurrence carries word order; no table"
-    needs_max_length = True
-    block_list_names = ("layers",)
-
-    def position_limit(self, model: PreTrainedModel) -> int | None:
-        return None
-
-    def embedding_modules(self, model: PreTrainedModel) -> list[nn.Module]:
-        return [model.base_model.embeddings]
-
-    def token_features(self, model: PreTrainedModel) -> TokenFeatures:
-        config = model.config
-        return CharacterFeatures(config.max_characters) if getattr(config, "char_cnn", False) else NO_TOKEN_FEATURES
-
-    def prepare_fresh_model(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-        model.base_model.embeddings.set_token_characters(tokenizer)
-
-
-FAMILY = BiLSTMFamily()

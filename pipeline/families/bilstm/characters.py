@@ -6,7 +6,7 @@ through the tokenizer's offsets, so an unknown word keeps its spelling.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import BatchEncoding, PreTrainedTokenizerBase
 
@@ -47,7 +47,7 @@ def characters_of_encoding(
 class CharacterFeatures(TokenFeatures):
     """`char_ids`: per token, `max_characters` byte ids (the character CNN's input)."""
 
-    pad_values = {"char_ids": CHAR_PAD}
+    pad_values: ClassVar[dict[str, int]] = {"char_ids": CHAR_PAD}
     needs_offsets = True
 
     def __init__(self, max_characters: int):

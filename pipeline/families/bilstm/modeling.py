@@ -6,13 +6,14 @@ forward and a separate backward LSTM with projections and residual connections. 
 inside the stack, so the forward LM at step t has seen only tokens ≤ t and the backward LM only tokens ≥ t.
 Downstream heads read a learned scalar mix of all layers: γ · Σ_j softmax(w)_j · h_j.
 
-`import pipeline.families` before `AutoModel*.from_pretrained` on a saved bi-LSTM outside this package.
+`import pipeline.families.bilstm.modeling` before `AutoModel*.from_pretrained` on a saved bi-LSTM outside this package.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +106,8 @@ class CharacterEncoder(nn.Module):
 class BiLSTMEmbeddings(nn.Module):
     """ids (batch, seq) [+ char ids (batch, seq, max_characters)] → token vectors (batch, seq, hidden_size).
 
-    The word table and the character CNN are added, then layer-normalised. Without `char_ids`, the characters of each vocabulary entry
+    The word table and the character CNN are added, then layer-normalised. Without `char_ids`, the characters of each
+    vocabulary entry
     (the `token_characters` buffer, filled from the tokenizer) stand in.
     """
 
@@ -242,8 +244,9 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
     def all_layers(self, input_ids, attention_mask=None, char_ids=None) -> tuple[torch.Tensor, ...]:
         """[x; x], then [forward; backward] of every layer: num_layers + 1 tensors (batch, seq, 2·hidden)."""
         tokens, forward_states, backward_states = self.directional_states(input_ids, attention_mask, char_ids)
-        return (torch.cat([tokens, tokens], dim=-1),) + tuple(
-            torch.cat(pair, dim=-1) for pair in zip(forward_states, backward_states, strict=True)
+        return (
+            torch.cat([tokens, tokens], dim=-1),
+            *tuple(torch.cat(pair, dim=-1) for pair in zip(forward_states, backward_states, strict=True)),
         )
 
     def forward(
@@ -279,7 +282,7 @@ class BiLSTMForLanguageModeling(BiLSTMPreTrainedModel):
     """ELMo's pretraining: a forward LM and a backward LM over the top layer, sharing one softmax, which is tied to
     the token-embedding table when `tie_word_embeddings` (as GPT-2's LM head is tied to `wte`)."""
 
-    _tied_weights_keys = {"lm_head.weight": "bilstm.embeddings.word_embeddings.weight"}
+    _tied_weights_keys: ClassVar[dict[str, str]] = {"lm_head.weight": "bilstm.embeddings.word_embeddings.weight"}
 
     def __init__(self, config: BiLSTMConfig):
         super().__init__(config)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from pipeline.data.sampling import LengthGroupedSampler, LengthSortedSampler
-from pipeline.evaluation.evaluate import in_data_order
+from pipeline.tasks.sequence_classification.records import ClassificationRecord
+from pipeline.training.scoring import in_data_order
 
 
 def padded_tokens(batches: list[list[int]], lengths: list[int]) -> int:
@@ -42,9 +43,11 @@ def test_evaluation_runs_longest_first_and_records_go_back_in_data_order():
     lengths = [4, 9, 1, 9, 6]
     sampler = LengthSortedSampler(lengths)
     assert list(sampler) == [1, 3, 4, 0, 2]
-    records = [{"index": position, "seen": position} for position in range(5)]
+    records = [
+        ClassificationRecord(position, label=str(position), prediction="x", probabilities=[]) for position in range(5)
+    ]
     back = in_data_order(records, sampler.order)
-    assert [record["seen"] for record in back] == [3, 0, 4, 1, 2] and [record["index"] for record in back] == [
+    assert [record.label for record in back] == ["3", "0", "4", "1", "2"] and [record.index for record in back] == [
         0,
         1,
         2,

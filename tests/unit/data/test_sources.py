@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import re
 
 import pytest
 from datasets import Dataset
@@ -11,8 +12,8 @@ from pipeline.data.sources import limit_examples, load_splits, read_class_folder
 from pipeline.errors import PipelineError
 from pipeline.families import family_named
 from pipeline.recipe.schema import DataConfig, EvalConfig
-from pipeline.recipe.tasks import SequenceClassificationTask
-from pipeline.tasks.sequence_classification import SequenceClassification
+from pipeline.tasks.sequence_classification.adapter import SequenceClassification
+from pipeline.tasks.sequence_classification.section import SequenceClassificationTask
 
 BERT = family_named("bert")
 CLASSIFY = SequenceClassificationTask(type="sequence-classification")
@@ -31,7 +32,7 @@ def test_class_folders_read_labels_and_count_bad_bytes(tmp_path):
 
 
 def test_empty_folder_is_an_error(tmp_path):
-    with pytest.raises(PipelineError, match="data.folder"):
+    with pytest.raises(PipelineError, match=re.escape("data.folder")):
         read_class_folders(tmp_path)
 
 
@@ -66,7 +67,7 @@ def test_missing_columns_and_unseen_labels_are_named(jsonl_data):
     task = SequenceClassification(
         SequenceClassificationTask(type="sequence-classification", text_column="sentence"), BERT, EvalConfig()
     )
-    with pytest.raises(PipelineError, match="task.text_column: column 'sentence' not in split"):
+    with pytest.raises(PipelineError, match=re.escape("task.text_column: column 'sentence' not in split")):
         task.check_columns(splits)
     task = SequenceClassification(SequenceClassificationTask(type="sequence-classification"), BERT, EvalConfig())
     task.fit_labels(splits["train"])

@@ -3,8 +3,6 @@ rows, scores by input-length quartile."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from transformers import BertTokenizerFast
@@ -20,6 +18,7 @@ from pipeline.diagnostics.meaning import (
     word_similarity,
 )
 from pipeline.errors import PipelineError
+from pipeline.tasks.sequence_classification.records import ClassificationRecord
 
 WORDS = ["cat", "dog", "car", "king", "man", "woman", "queen", "##s"]
 
@@ -128,10 +127,9 @@ def test_token_counts(tokenizer):
 
 
 def test_scores_by_length_quartile():
-    task = SimpleNamespace(example_score=lambda record: ("accuracy", float(record["ok"]), 1))
-    records = [{"ok": ok} for ok in (1, 1, 0, 1, 0, 0, 1, 1)]
+    records = [ClassificationRecord(i, "a", "a" if ok else "b", []) for i, ok in enumerate((1, 1, 0, 1, 0, 0, 1, 1))]
     lengths = [1, 2, 3, 4, 5, 6, 7, 8]  # quartile edges 2.75, 4.5, 6.25
-    result = by_length(task, records, lengths, max_length=6)
+    result = by_length(records, lengths, max_length=6)
     assert [q["examples"] for q in result["quartiles"]] == [2, 2, 2, 2]
     assert [q["accuracy"] for q in result["quartiles"]] == [1.0, 0.5, 0.0, 1.0]
     assert (

@@ -14,7 +14,7 @@ from transformers import (
     XLMRobertaConfig,
 )
 
-from pipeline.families.bert import FAMILY as BERT
+from pipeline.families.bert.family import FAMILY as BERT
 
 SIZES = {
     "vocab_size": 50,

@@ -27,17 +27,17 @@ CORPUS = ["the cat sat on the mat .", "the dog sat on the log .", "a cat and a d
 
 
 def tiny_config(**changes) -> BiLSTMConfig:
-    settings = dict(
-        vocab_size=40,
-        hidden_size=8,
-        lstm_size=16,
-        num_layers=2,
-        char_cnn=True,
-        max_characters=8,
-        char_filters=4,
-        char_max_width=3,
-        dropout=0.0,
-    )
+    settings = {
+        "vocab_size": 40,
+        "hidden_size": 8,
+        "lstm_size": 16,
+        "num_layers": 2,
+        "char_cnn": True,
+        "max_characters": 8,
+        "char_filters": 4,
+        "char_max_width": 3,
+        "dropout": 0.0,
+    }
     return BiLSTMConfig(**{**settings, **changes})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +16,16 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from pipeline.errors import PipelineError
-from pipeline.recipe.io import parse_recipe
+from pipeline.experiment.build import build_experiment
+from pipeline.experiment.recipes import validate_recipe
 from pipeline.recipe.layers import PositionPolicy
 from pipeline.surgery.replace import replace_positions
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, sinusoidal_table, table_of
-from pipeline.training.experiment import setup
-from pipeline.training.policies import build_optimizer
+from pipeline.training.optimizer import build_optimizer
 
 
 def build(model_dir, data, tmp_path, family="bert", **sections):
-    return setup(parse_recipe(recipe_dict(model_dir, data, tmp_path / "run", family=family, **sections)))
+    return build_experiment(validate_recipe(recipe_dict(model_dir, data, tmp_path / "run", family=family, **sections)))
 
 
 def run(model_dir, data, tmp_path, family="bert", **sections) -> Path:
@@ -73,6 +74,7 @@ def test_sinusoidal_table_is_scaled_to_the_pretrained_table_by_default(tmp_path,
     assert torch.allclose(table, sinusoidal_table(64, 32) * factor)
 
 
+@pytest.mark.slow
 def test_sinusoidal_table_survives_training_and_saving(tmp_path, jsonl_data, tiny_bert):
     run_dir = run(
         tiny_bert, jsonl_data, tmp_path, layers={"positions": {"policy": "replace", "init": "sinusoidal", "scale": 0.5}}
@@ -153,7 +155,7 @@ def test_extend_keeps_old_rows_and_accepts_longer_inputs(tmp_path, jsonl_data, t
 
 
 def test_positions_beyond_the_table_need_extend(tmp_path, jsonl_data, tiny_bert):
-    with pytest.raises(PipelineError, match="model.max_length: 100 exceeds the model's limit of 64"):
+    with pytest.raises(PipelineError, match=re.escape("model.max_length: 100 exceeds the model's limit of 64")):
         build(tiny_bert, jsonl_data, tmp_path, model={"max_length": 100})
 
 
@@ -315,7 +317,7 @@ def test_rotary_models_say_positions_cannot_be_replaced(tmp_path, jsonl_data, ti
             max_position_embeddings=64,
         )
     ).save_pretrained(folder)
-    with pytest.raises(PipelineError, match="layers.positions: not applicable to family llama"):
+    with pytest.raises(PipelineError, match=re.escape("layers.positions: not applicable to family llama")):
         build(folder, jsonl_data, tmp_path, "llama", layers={"positions": {"policy": "replace", "init": "sinusoidal"}})
     exp = build(folder, jsonl_data, tmp_path, "llama")
     assert table_of(exp.family.input_layers(exp.model).token_embeddings).weight.shape[0] == 50257

@@ -6,8 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.sweeps.counts import SEQUENCE_CLASSIFICATION, TOKEN_CLASSIFICATION, macro_f1, ratio
-from pipeline.sweeps.intervals import ExampleCounts, paired_difference, sequential_confidence
+from pipeline.evaluation.counts import ExampleCounts, macro_f1, ratio
+from pipeline.sweeps.intervals import paired_difference, sequential_confidence
+from pipeline.tasks.sequence_classification.records import COMPARED as CLASSIFICATION
+from pipeline.tasks.sequence_classification.records import ClassificationRecord
+from pipeline.tasks.token_classification.records import COMPARED as TAGGING
+from pipeline.tasks.token_classification.records import TaggingRecord
 
 EXAMPLES = 1000
 
@@ -63,7 +67,7 @@ def test_test_noise_the_seeds_share_is_counted():
     assert difference.seed_variance == 0
     # Sixty wins out of a thousand: the standard error of the mean difference is about sqrt(0.06 × 0.94 / 1000).
     assert difference.example_variance == pytest.approx(0.06 * 0.94 / EXAMPLES, rel=0.15)
-    low, high = difference.interval()
+    low, _high = difference.interval()
     assert low == pytest.approx(0.06 - 1.96 * np.sqrt(0.06 * 0.94 / EXAMPLES), abs=0.004)
 
 
@@ -78,19 +82,17 @@ def test_counts_reproduce_the_reported_scores():
     from pipeline.evaluation.metrics.classification import precision_recall_f1
 
     records = [
-        {"label": gold, "prediction": guess}
-        for gold, guess in [("a", "a"), ("a", "b"), ("b", "b"), ("c", "a"), ("c", "c"), ("b", "d")]
+        ClassificationRecord(i, gold, guess, [])
+        for i, (gold, guess) in enumerate([("a", "a"), ("a", "b"), ("b", "b"), ("c", "a"), ("c", "c"), ("b", "d")])
     ]
-    classes = sorted({r["label"] for r in records} | {r["prediction"] for r in records})
+    classes = sorted({r.label for r in records} | {r.prediction for r in records})
     ids = {label: i for i, label in enumerate(classes)}
-    accuracy, f1 = (metric.of(records, classes).total_score() for metric in SEQUENCE_CLASSIFICATION)
+    accuracy, f1 = (metric.of(records, classes).total_score() for metric in CLASSIFICATION)
     assert accuracy == pytest.approx(3 / 6)
-    expected = precision_recall_f1(
-        [ids[r["prediction"]] for r in records], [ids[r["label"]] for r in records], "macro"
-    )[2]
+    expected = precision_recall_f1([ids[r.prediction] for r in records], [ids[r.label] for r in records], "macro")[2]
     assert f1 == pytest.approx(expected)
-    tagged = [{"tags": ["x", "y"], "predictions": ["x", "x"]}, {"tags": ["y"], "predictions": ["z"]}]
-    word_accuracy, tag_f1 = (metric.of(tagged, ["x", "y", "z"]).total_score() for metric in TOKEN_CLASSIFICATION[:2])
+    tagged = [TaggingRecord(0, ["x", "y"], ["x", "x"]), TaggingRecord(1, ["y"], ["z"])]
+    word_accuracy, tag_f1 = (metric.of(tagged, ["x", "y", "z"]).total_score() for metric in TAGGING[:2])
     assert word_accuracy == pytest.approx(1 / 3)
     assert tag_f1 == pytest.approx(precision_recall_f1([0, 0, 2], [0, 1, 1], "macro")[2])
     assert macro_f1(np.zeros(6)) == 0.0

@@ -15,8 +15,8 @@ from pipeline.errors import PipelineError
 from pipeline.families import family_named
 from pipeline.paths import resolve_local_path
 from pipeline.recipe.schema import EvalConfig
-from pipeline.recipe.tasks import TokenClassificationTask
-from pipeline.tasks.token_classification import TokenClassification, tags_look_like_entities
+from pipeline.tasks.token_classification.adapter import TokenClassification, tags_look_like_entities
+from pipeline.tasks.token_classification.section import TokenClassificationTask
 
 SENTENCE = {"tokens": ["John", "Smithson", "visited", "Reykjavik"], "tags": ["B-PER", "I-PER", "O", "B-LOC"]}
 TAGS = ["B-LOC", "B-PER", "I-LOC", "I-PER", "O"]
@@ -98,7 +98,8 @@ def test_word_tags_align_to_byte_level_pieces_with_the_space_before_each_word():
 def test_conll_file_round_trip(tmp_path):
     path = tmp_path / "sample.conll"
     path.write_text(
-        "-DOCSTART- -X- -X- O\n\nJohn NNP B-NP B-PER\nlives VBZ B-VP O\n\n\nin IN B-PP O\nOslo NNP B-NP B-LOC\n. . O O\n"
+        "-DOCSTART- -X- -X- O\n\nJohn NNP B-NP B-PER\nlives VBZ B-VP O\n\n\nin IN B-PP O\nOslo NNP B-NP B-LOC\n. . O "
+        "O\n"
     )
     table = read_table(path)
     assert table.to_pylist() == [
@@ -124,6 +125,7 @@ def write_conll(path, sentences) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_tiny_ner_run_from_conll_files_reports_entity_f1(tmp_path, tiny_bert):
     people, places = ["good", "great", "fine"], ["bad", "awful", "poor"]  # words the tiny BERT knows
     sentences = [([p, "was", "in", q], ["B-PER", "O", "O", "B-LOC"]) for p in people for q in places] * 4

@@ -9,9 +9,9 @@ from helpers import tagged_sentences, tagging_recipe, train_fresh, write_jsonl
 
 from pipeline.data.collate import IGNORED_LABEL
 from pipeline.errors import PipelineError
+from pipeline.experiment.build import build_experiment
+from pipeline.experiment.recipes import validate_recipe
 from pipeline.families.bilstm.characters import character_ids
-from pipeline.recipe.io import parse_recipe
-from pipeline.training.experiment import setup
 
 
 @pytest.fixture
@@ -28,8 +28,8 @@ def pos_files(tmp_path) -> dict[str, str]:
 
 
 def test_first_token_of_each_word_carries_its_tag(tmp_path, pos_files):
-    exp = setup(parse_recipe(tagging_recipe(tmp_path, pos_files)))
-    row = exp.splits["validation"][0]
+    exp = build_experiment(validate_recipe(tagging_recipe(tmp_path, pos_files)))
+    row = exp.data.splits["validation"][0]
     tokens = exp.tokenizer.convert_ids_to_tokens(row["input_ids"])
     # "B." splits into "B" and "." under the word-level pre-tokenizer: only "B" is scored (and "X" is unseen).
     assert tokens == ["the", "<unk>", "sat", "on", "<unk>", "<unk>", "dog"]
@@ -41,6 +41,7 @@ def test_first_token_of_each_word_carries_its_tag(tmp_path, pos_files):
     assert exp.input_report["data"]["validation"]["scored_words"] == 12 * 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["bilstm", "bert", "gpt2"])
 def test_tagger_trains_and_scores_every_word(tmp_path, pos_files, family, request):
     model_dir = None if family == "bilstm" else request.getfixturevalue(f"tiny_{family}")
@@ -58,4 +59,4 @@ def test_words_and_tags_of_different_lengths_are_refused(tmp_path, pos_files):
     rows[1]["tags"] = rows[1]["tags"][:-1]
     files = {**pos_files, "validation": write_jsonl(tmp_path / "bad.jsonl", rows)}
     with pytest.raises(PipelineError, match="6 words but 5 tags"):
-        setup(parse_recipe(tagging_recipe(tmp_path, files)))
+        build_experiment(validate_recipe(tagging_recipe(tmp_path, files)))

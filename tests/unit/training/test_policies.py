@@ -9,7 +9,8 @@ import torch
 from helpers import BILSTM_LM, build, recipe_dict, train_fresh
 from safetensors.torch import load_file
 
-from pipeline.training.policies import blocks_of, build_optimizer, layer_group_of_parameters
+from pipeline.surgery.policies import blocks_of, layer_group_of_parameters
+from pipeline.training.optimizer import build_optimizer
 
 
 def test_frozen_tensors_get_no_optimizer_state(tmp_path, jsonl_data, tiny_bert):
@@ -21,7 +22,7 @@ def test_frozen_tensors_get_no_optimizer_state(tmp_path, jsonl_data, tiny_bert):
     layers = exp.family.input_layers(exp.model)
     frozen = {id(layers.token_embeddings.weight), id(layers.positions.weight)}
     assert not frozen & {id(p) for group in optimizer.param_groups for p in group["params"]}
-    batch = exp.collator([exp.splits["train"][i] for i in range(4)])
+    batch = exp.data.collator([exp.data.splits["train"][i] for i in range(4)])
     exp.model(**batch).loss.backward()
     optimizer.step()
     assert layers.token_embeddings.weight.grad is None
@@ -73,6 +74,7 @@ def test_whole_encoder_frozen_is_feature_extraction(tmp_path, jsonl_data, tiny_b
     assert trainable == ["classifier.weight", "classifier.bias"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", [{"unfreeze_at_step": 2}, {"unfreeze_at_epoch": 1}], ids=["step", "epoch"])
 def test_gradual_unfreezing_trains_the_table_only_afterwards(tmp_path, jsonl_data, tiny_bert, when):
     # 48 examples in batches of 24: 2 steps per epoch, so epoch 1 ends at step 2

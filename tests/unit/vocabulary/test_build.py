@@ -7,9 +7,9 @@ import pytest
 from helpers import make_examples
 from transformers import AutoTokenizer
 
+from pipeline.experiment.modeling import load_tokenizer
 from pipeline.families.registry import family_named
 from pipeline.recipe.schema import ModelConfig, TokenizerBuild
-from pipeline.training.modeling import load_tokenizer
 from pipeline.vocabulary.build import WORDPIECE_SPECIALS, build_tokenizer
 
 TEXTS = [row["text"] for row in make_examples(60, 0)] + [

@@ -1,0 +1,232 @@
+"""Building an experiment from a recipe: the process group, the task's adapter, the data, the tokenizer and model
+(with layer surgery and policies), the metrics. `build_experiment` (for training) and `build_evaluation` (for
+re-scoring a saved model) raise `PipelineError` on bad input before any output exists; what they return is frozen,
+and the applications (train, eval, inspect, diagnose) read it without changing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedType
+from datasets import DatasetDict
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from pipeline.data.sources import limit_splits
+from pipeline.errors import PipelineError, unusable
+from pipeline.evaluation.metrics import LoadedMetric, load_metric
+from pipeline.experiment.data import EncodedData, encoded_data, raw_splits
+from pipeline.experiment.modeling import (
+    build_model,
+    check_vocabulary,
+    load_tokenizer,
+    original_tokenizer,
+    resolve_max_length,
+)
+from pipeline.experiment.runtime import Runtime, start_runtime
+from pipeline.families.base import Family
+from pipeline.families.registry import family_named
+from pipeline.recipe.schema import Recipe
+from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies
+from pipeline.surgery.replace import SurgeryReport, apply_surgery
+from pipeline.surgery.vectors import coverage_report
+from pipeline.tasks.base import Task
+from pipeline.tasks.registry import build_task
+from pipeline.vocabulary.usage import tokenization_stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything a run needs, built and checked before the run folder is created.
+
+    model: the model with its task head, after surgery and policies (training changes its weights, nothing else);
+    input_report: what each input layer is, vector coverage and data counts (`input_layers.json`);
+    unfreeze_schedule: parameters frozen now and unfrozen at a step or epoch;
+    skips_unread_positions: the last block computes only the positions the head reads."""
+
+    recipe: Recipe
+    family: Family
+    runtime: Runtime
+    task: Task
+    tokenizer: PreTrainedTokenizerBase
+    model: PreTrainedModel
+    data: EncodedData
+    metrics: list[LoadedMetric]
+    max_length: int
+    input_report: dict[str, Any]
+    unfreeze_schedule: UnfreezeSchedule
+    skips_unread_positions: bool
+
+    @property
+    def accelerator(self) -> Accelerator:
+        return self.runtime.accelerator
+
+    def scheduled_parameters(self) -> list[torch.nn.Parameter]:
+        """Parameters frozen now but unfrozen at a scheduled step or epoch (the optimizer holds them from the start)."""
+        return [p for params in self.unfreeze_schedule.values() for p in params]
+
+
+def build_layers(
+    recipe: Recipe,
+    family: Family,
+    accelerator: Accelerator,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    original: PreTrainedTokenizerBase | None = None,
+) -> tuple[SurgeryReport, UnfreezeSchedule]:
+    """Layer surgery, then the freeze / finetune policies; returns what surgery did and the unfreeze schedule.
+
+    original: the pretrained table's tokenizer, when the recipe builds a new one."""
+    fresh = recipe.model.config is not None
+    report = apply_surgery(
+        family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=not fresh, original=original
+    )
+    check_vocabulary(model, tokenizer)
+    if report.position_rows and report.position_rows > tokenizer.model_max_length:
+        # A longer position table: the tokenizer (saved with the model) must not truncate below it.
+        tokenizer.model_max_length = report.position_rows
+    schedule = apply_layer_policies(family, model, recipe.layers)
+    if schedule and accelerator.num_processes > 1:
+        raise PipelineError(
+            "gradual unfreezing (unfreeze_at_step / unfreeze_at_epoch) runs in a single process for now", field="layers"
+        )
+    fsdp = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
+    mixed = len({p.requires_grad for p in model.parameters()}) > 1
+    if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
+        raise PipelineError(
+            "FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config",
+            field="layers",
+        )
+    return report, schedule
+
+
+def check_sizes(
+    recipe: Recipe, task: Task, tokenizer: PreTrainedTokenizerBase, max_length: int, train_examples: int
+) -> None:
+    """Refuse what cannot be honoured: a length with no room for text, a batch larger than the training set."""
+    reserved = task.reserved_tokens(tokenizer)
+    if max_length <= reserved:
+        raise PipelineError(
+            f"{max_length} leaves no room for text: each input needs {reserved} token(s) beside it",
+            field="model.max_length",
+        )
+    if recipe.train.batch_size > train_examples:
+        raise PipelineError(
+            f"{recipe.train.batch_size} examples per step, but the training split has only {train_examples}",
+            field="train.batch_size",
+        )
+
+
+def build_metrics(recipe: Recipe, task: Task) -> list[LoadedMetric]:
+    """The recipe's metrics (its task's defaults were filled in at load), or, where the task chooses them from the
+    data (token classification), the task's choice; loaded for the task's kinds of output."""
+    names = recipe.eval.metrics if recipe.eval.metrics is not None else task.default_metrics()
+    try:
+        return [load_metric(name, recipe.task.metric_inputs) for name in names]
+    except Exception as error:  # evaluate raises many types (network, import, file); all mean "unusable metric"
+        raise unusable("cannot load metric", error, field="eval.metrics") from None
+
+
+def skip_unread_positions(recipe: Recipe, family: Family, model: PreTrainedModel) -> bool:
+    """`train.skip_unread_positions`: whether the model now computes only the positions its head reads."""
+    if not recipe.train.skip_unread_positions:
+        return False
+    why_not = family.compute_read_positions_only(model)
+    if why_not is not None:
+        log.info("every position of the last block is computed: %s", why_not)
+    return why_not is None
+
+
+def input_report(
+    recipe: Recipe,
+    surgery: SurgeryReport,
+    data: EncodedData,
+    dropped: dict[str, int],
+    vocabulary: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What `input_layers.json` holds: each input layer's source, the data counts, vector coverage, the vocabulary."""
+    counts = {name: dict(values) for name, values in data.counts.items()}
+    if recipe.data.drop_missing_labels:
+        for name, count in dropped.items():
+            counts[name]["dropped_missing_labels"] = count
+    report: dict[str, Any] = {"sources": surgery.sources, "data": counts}
+    if vocabulary is not None:
+        report["vocabulary"] = vocabulary
+    if surgery.alignment is not None:
+        report["coverage"] = coverage_report(surgery.alignment, data.splits[recipe.data.train_split]["input_ids"])
+    return report
+
+
+def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
+    """Data, tokenizer, model (with layer surgery and policies) and metrics for training.
+
+    built_tokenizer: where a resumed run saved the tokenizer it built (`model.tokenizer: {build: ...}`)."""
+    runtime = start_runtime(recipe)
+    family = family_named(recipe.model.family)
+    task = build_task(recipe, family)
+    train_split = recipe.data.train_split
+    raw, dropped = raw_splits(recipe, task, list(dict.fromkeys([train_split, *recipe.eval.splits])))
+    task.fit_labels(raw[train_split])
+    raw = limit_splits(recipe.data, raw)
+    texts = task.texts(raw[train_split])
+    tokenizer = load_tokenizer(recipe.model, family, texts, built_tokenizer)
+    original = original_tokenizer(recipe.model, family)
+    for each in (tokenizer, original):
+        if each is not None:
+            task.prepare_tokenizer(each)
+    model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
+    surgery, schedule = build_layers(recipe, family, runtime.accelerator, model, tokenizer, original)
+    max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
+    data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)
+    check_sizes(recipe, task, tokenizer, max_length, len(data.splits[train_split]))
+    vocabulary = None
+    if original is not None:
+        vocabulary = {
+            **(surgery.transfer or {"new_vocabulary": len(tokenizer), "old_vocabulary": len(original)}),
+            "old_tokenizer": tokenization_stats(original, texts),
+            "new_tokenizer": tokenization_stats(tokenizer, texts),
+        }
+    return Experiment(
+        recipe=recipe, family=family, runtime=runtime, task=task, tokenizer=tokenizer, model=model, data=data,
+        metrics=build_metrics(recipe, task), max_length=max_length,
+        input_report=input_report(recipe, surgery, data, dropped, vocabulary), unfreeze_schedule=schedule,
+        skips_unread_positions=skip_unread_positions(recipe, family, model),
+    )  # fmt: skip
+
+
+def build_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
+    """The eval splits and a saved fine-tuned model (its label order reused) for re-scoring.
+
+    A saved run already holds its replaced layers as plain tables, so no surgery or policy applies.
+    """
+    runtime = start_runtime(recipe)
+    family = family_named(recipe.model.family)
+    task = build_task(recipe, family)
+    raw = limit_splits(recipe.data, raw_splits(recipe, task, list(dict.fromkeys(recipe.eval.splits)))[0])
+    task.use_labels({int(k): v for k, v in AutoConfig.from_pretrained(model_dir).id2label.items()})
+    saved = recipe.model.model_copy(
+        update={"name_or_path": str(model_dir), "tokenizer": None, "config": None, "revision": None}
+    )
+    tokenizer = load_tokenizer(saved, family)
+    task.prepare_tokenizer(tokenizer)
+    model = build_model(saved, family, task.auto_class, tokenizer, task.head_kwargs())
+    check_vocabulary(model, tokenizer)
+    max_length = resolve_max_length(saved, family.position_limit(model), tokenizer)
+    data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)
+    return Experiment(
+        recipe=recipe, family=family, runtime=runtime, task=task, tokenizer=tokenizer, model=model, data=data,
+        metrics=build_metrics(recipe, task), max_length=max_length, input_report={"sources": {}, "data": data.counts},
+        unfreeze_schedule={}, skips_unread_positions=skip_unread_positions(recipe, family, model),
+    )  # fmt: skip
+
+
+def with_splits(data: EncodedData, splits: DatasetDict) -> EncodedData:
+    """The same data with other encoded splits (numbered for the feature cache): a new value, the old one unchanged."""
+    return EncodedData(splits, data.collator, data.counts, data.display)

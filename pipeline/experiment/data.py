@@ -1,0 +1,101 @@
+"""The data of an experiment: the raw splits a recipe names (checked against the task), limited as it says, then
+encoded by the task's adapter (or read from the encoding cache), with what a reader of the predictions should see
+of each evaluated row."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from accelerate import Accelerator
+from datasets import DatasetDict
+from transformers import PreTrainedTokenizerBase
+
+from pipeline.data.collate import PadCollator
+from pipeline.data.sources import load_splits
+from pipeline.errors import PipelineError
+from pipeline.experiment import encoding_cache
+from pipeline.families.base import TokenFeatures
+from pipeline.recipe.schema import Recipe
+from pipeline.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EncodedData:
+    """splits: tokenized, with `labels`; counts: per split, what encoding altered (empty, truncated...);
+    display: per eval split, what to show of each row beside its prediction (its text or words)."""
+
+    splits: DatasetDict
+    collator: PadCollator
+    counts: dict[str, dict[str, int]]
+    display: dict[str, list[dict[str, Any]] | None]
+
+
+def raw_splits(recipe: Recipe, task: Task, wanted: list[str]) -> tuple[DatasetDict, dict[str, int]]:
+    """The raw splits named in `wanted`, with the task's columns and values checked; also the rows left out per
+    split for a missing label."""
+    raw, dropped = load_splits(recipe.data, recipe.task)
+    missing = [name for name in wanted if name not in raw]
+    if missing:
+        raise PipelineError(f"no split {missing} in the data (it has {sorted(raw)})", field="eval.splits")
+    raw = DatasetDict({name: raw[name] for name in wanted})
+    task.check_columns(raw)
+    if recipe.data.train_split in recipe.eval.splits:
+        log.warning(
+            "eval.splits includes the training split '%s': its scores measure fit, not generalisation",
+            recipe.data.train_split,
+        )
+    return raw, {name: dropped.get(name, 0) for name in wanted}
+
+
+def encode_splits(
+    recipe: Recipe,
+    task: Task,
+    raw: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    features: TokenFeatures,
+    accelerator: Accelerator,
+) -> tuple[DatasetDict, dict[str, dict[str, int]]]:
+    """Tokenize every split, or read them from the encoding cache (the runs of a sweep encode the same texts
+    alike); the main process first, so the others read what it stored. Returns the counts too."""
+    key = encoding_cache.encoding_key(task, raw, tokenizer, max_length, features, recipe.data.train_split)
+    with accelerator.main_process_first():
+        cached = encoding_cache.load(key)
+        if cached is not None:
+            encoded, counts, state = cached
+            task.restore_encoding_state(state)
+        else:
+            encoded, counts = {}, {}
+            for name, split in raw.items():
+                for_training = name == recipe.data.train_split
+                encoded[name], counts[name] = task.encode(
+                    split, tokenizer, max_length, name, features, for_training=for_training
+                )
+            if accelerator.is_main_process:
+                encoding_cache.store(key, DatasetDict(encoded), counts, task.encoding_state())
+    for name in raw:
+        if counts[name]["empty_texts"] or counts[name]["truncated"]:
+            log.warning(
+                "%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
+                name, counts[name]["empty_texts"], counts[name]["truncated"], max_length,
+            )  # fmt: skip
+    return DatasetDict(encoded), counts
+
+
+def encoded_data(
+    recipe: Recipe,
+    task: Task,
+    raw: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    features: TokenFeatures,
+    accelerator: Accelerator,
+) -> EncodedData:
+    """The encoded splits with their collator and what to display of each evaluated row."""
+    splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
+    collator = PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token)
+    return EncodedData(splits, collator, counts, {name: task.display_rows(raw[name]) for name in recipe.eval.splits})

@@ -1,0 +1,96 @@
+"""Loading a recipe: the YAML read and validated against the schema (`pipeline.recipe`), then the checks that need
+the registries of families, task types and metrics, all before anything is created. Loading imports no model code:
+the registries hold each family's and task type's light spec, and the metric names.
+
+Every problem ends as one `PipelineError` line naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError, did_you_mean
+from pipeline.evaluation.metrics import KNOWN_METRICS, is_metric_path, metrics_for
+from pipeline.families.registry import family_spec
+from pipeline.recipe.io import parse_recipe, read_recipe
+from pipeline.recipe.layers import PositionPolicy
+from pipeline.recipe.schema import Recipe
+from pipeline.tasks import registry as _task_registry  # noqa: F401 (registers the built-in task sections)
+
+
+def check_metrics(recipe: Recipe) -> None:
+    """Every metric is known (or a script the recipe trusts, or `hub:NAME`) and scores what the task predicts."""
+    names = recipe.eval.metrics or []
+    for name in names:
+        if name not in KNOWN_METRICS and not name.startswith("hub:") and not is_metric_path(name):
+            raise PipelineError(
+                f"unknown metric '{name}'; {did_you_mean(name, KNOWN_METRICS)}known: {', '.join(KNOWN_METRICS)}, or "
+                "hub:NAME",
+                field="eval.metrics",
+            )
+    scripts = [name for name in names if name not in KNOWN_METRICS]
+    if scripts and not recipe.eval.trust_metric_code:
+        raise PipelineError(
+            f"metric {scripts[0]!r} is a script that runs code when loaded; set eval.trust_metric_code: true to "
+            "allow it",
+            field="eval",
+        )
+    fitting = metrics_for(recipe.task.metric_inputs)
+    wrong = [name for name in names if name in KNOWN_METRICS and name not in fitting]
+    if wrong:
+        raise PipelineError(
+            f"{wrong[0]!r} does not apply to {recipe.task.type} (use {', '.join(fitting)})", field="eval.metrics"
+        )
+
+
+def check_family(recipe: Recipe) -> None:
+    """The family is registered, and the recipe asks nothing of it that it does not have."""
+    try:
+        family = family_spec(recipe.model.family)
+    except ValueError as error:
+        raise PipelineError(str(error), field="model.family") from None
+    if family.needs_max_length and recipe.model.max_length is None:
+        raise PipelineError(
+            f"family {family.name} has no position limit: set model.max_length (truncation, and block length for "
+            "language modeling)",
+            field="model.max_length",
+        )
+    objective = getattr(recipe.task, "objective", None)  # a language-modeling section names its objective
+    if objective is not None and family.objective != objective:
+        hint = (
+            f"family {family.name} takes objective: {family.objective}"
+            if family.objective
+            else f"family {family.name} has no language-modeling objective yet"
+        )
+        raise PipelineError(f"{objective} does not fit model.family {family.name} ({hint})", field="task.objective")
+    if family.no_position_table and recipe.layers.positions != PositionPolicy():
+        raise PipelineError(
+            f"not applicable to family {family.name} ({family.no_position_table}); remove it", field="layers.positions"
+        )
+
+
+def check_recipe(recipe: Recipe) -> Recipe:
+    """The checks that need registries (families, metrics); returns the recipe."""
+    check_family(recipe)
+    check_metrics(recipe)
+    return recipe
+
+
+def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
+    """A raw recipe mapping, validated and checked."""
+    recipe = parse_recipe(raw, source)
+    try:
+        return check_recipe(recipe)
+    except PipelineError as error:
+        raise PipelineError(f"{source}: {error}") from None
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe YAML file, apply `key=value` overrides, validate and check it."""
+    recipe = read_recipe(path, overrides)
+    try:
+        return check_recipe(recipe)
+    except PipelineError as error:
+        raise PipelineError(f"{path}: {error}") from None

@@ -1,0 +1,21 @@
+"""What the recipe checks need to know of a model family, without importing it (no torch, no model code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A family's name and the facts a recipe is checked against.
+
+    objective: the language-modeling objective it pretrains with (`causal`, `bidirectional`), None if none;
+    no_position_table: why the family has no absolute position table (None when it has one);
+    needs_max_length: the model states no length limit, so the recipe must set `model.max_length`.
+    """
+
+    name: str
+    description: str
+    objective: str | None = None
+    no_position_table: str | None = None
+    needs_max_length: bool = False

@@ -1,0 +1,32 @@
+"""A task type, registered once: everything the pipeline knows about one `task.type`.
+
+Its recipe section and prediction record are data (imported with the registry: no torch); its adapter (tokenizing,
+the head, evaluation) and its classical baseline are imported only when a run needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pipeline.evaluation.counts import CountedMetric
+from pipeline.recipe.tasks import TaskSection
+from pipeline.tasks.records import PredictionRecord
+
+if TYPE_CHECKING:
+    from pipeline.recipe.schema import Recipe
+
+
+@dataclass(frozen=True)
+class TaskType:
+    """name: the recipe's `task.type`; section: its recipe section; adapter: returns the `Task` class (imported on
+    first use); record: its prediction record; compared: the scores a comparison of runs tests, from records;
+    classical: a classical baseline's scores per eval split for a recipe (None: the task has none)."""
+
+    name: str
+    section: type[TaskSection]
+    adapter: Callable[[], type]
+    record: type[PredictionRecord]
+    compared: tuple[CountedMetric, ...] = ()
+    classical: Callable[[Recipe], dict[str, Any] | None] | None = None

@@ -1,0 +1,35 @@
+"""The end of a run: every eval split scored, its predictions (and, for labels, a confusion matrix) written, the
+first split's scores logged as the last step's evaluation, then `metrics.json` (written last: it marks a finished
+run)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from pipeline.evaluation.plots import save_confusion_matrix
+from pipeline.experiment.build import Experiment
+from pipeline.experiment.data import EncodedData
+from pipeline.training.rescore import evaluate_experiment
+from pipeline.training.run_folder import RunFolder
+from pipeline.training.scoring import readable
+
+
+def write_final_evaluation(
+    exp: Experiment, data: EncodedData, model: torch.nn.Module, run: RunFolder, summary: dict[str, Any]
+) -> None:
+    """Predictions and scores of every eval split of `data` (the run's: numbered when the feature cache replays the
+    body), then `metrics.json` with the training summary. The first split's scores are also the last step's
+    evaluation line of `log.jsonl` (the training loop leaves that evaluation to this one rather than run it twice)."""
+    results = evaluate_experiment(exp, model, data)
+    first = exp.recipe.eval.splits[0]
+    run.log({"step": summary["steps"], "epoch": summary["epochs"] - 1, "split": first, **results[first][0]})
+    exp.accelerator.log({f"{first}/{name}": value for name, value in results[first][0].items()}, step=summary["steps"])
+    for split, (scores, records) in results.items():
+        run.write_jsonl(f"predictions-{split}.jsonl", readable(records, data.display.get(split)))
+        pairs = [pair for record in records for pair in record.confusion_pairs()]
+        if pairs and run.is_main:
+            save_confusion_matrix(pairs, run.path / f"confusion-{split}.png", f"{split}: {len(pairs):,} scored")
+        exp.accelerator.print(f"final {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if "/" not in k))
+    run.write_json("metrics.json", {**{split: scores for split, (scores, _) in results.items()}, "train": summary})

@@ -1,0 +1,43 @@
+"""`pipeline eval`: re-score a saved fine-tuned model (a run's `model/` or a checkpoint's) on its run's splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.experiment.build import Experiment, build_evaluation
+from pipeline.experiment.data import EncodedData
+from pipeline.experiment.recipes import load_recipe
+from pipeline.experiment.runs import locate_run
+from pipeline.recipe.schema import Recipe
+from pipeline.tasks.base import Records, Scores
+from pipeline.training.scoring import eval_loader, evaluate_splits
+
+
+def eval_loaders(recipe: Recipe, data: EncodedData) -> dict[str, DataLoader]:
+    """A loader per split of `eval.splits` (longest examples first)."""
+    return {
+        split: eval_loader(data.splits[split], data.collator, recipe.eval.batch_size, recipe.train)
+        for split in recipe.eval.splits
+    }
+
+
+def evaluate_experiment(
+    exp: Experiment, model: torch.nn.Module, data: EncodedData | None = None
+) -> dict[str, tuple[Scores, Records]]:
+    """Scores and records of every eval split of an experiment's data (or of `data`), for `model` (prepared)."""
+    return evaluate_splits(exp.task, exp.accelerator, model, eval_loaders(exp.recipe, data or exp.data), exp.metrics)
+
+
+def evaluate_saved(path: Path, overrides: list[str]) -> dict[str, dict[str, float]]:
+    """Re-score a saved fine-tuned model on its run's eval splits (`key=value` overrides change e.g. eval.splits)."""
+    run_dir, model_dir = locate_run(path)
+    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    exp = build_evaluation(recipe, model_dir)
+    model = exp.accelerator.prepare_model(exp.model, evaluation_mode=True)
+    scores = {split: scores for split, (scores, _) in evaluate_experiment(exp, model).items()}
+    exp.accelerator.print(json.dumps(scores, indent=2))
+    return scores

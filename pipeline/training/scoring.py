@@ -1,0 +1,68 @@
+"""Scoring a model on encoded splits: each task gathers its predictions over all processes (`Task.evaluate`) and
+scores them with the recipe's metrics. It takes a model, loaders, a task and metrics, never a whole experiment;
+what a run writes of the results is `pipeline.training.final`'s."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from datasets import Dataset
+from torch.utils.data import DataLoader
+
+from pipeline.data.collate import PadCollator
+from pipeline.data.sampling import LengthSortedSampler, example_lengths
+from pipeline.evaluation.metrics import LoadedMetric
+from pipeline.recipe.schema import TrainConfig
+from pipeline.tasks.base import Records, Scores, Task
+from pipeline.tasks.records import PredictionRecord
+
+
+def loader_options(train: TrainConfig) -> dict[str, Any]:
+    """Background workers (`train.dataloader_workers`) and, with a GPU, pinned memory for faster copies; and a
+    generator of its own, so that starting a loader's iterator never draws from the global RNG (the dropout stream
+    a resumed run restores)."""
+    return {
+        "num_workers": train.dataloader_workers,
+        "pin_memory": torch.cuda.is_available(),
+        "generator": torch.Generator().manual_seed(train.seed),
+    }
+
+
+def eval_loader(split: Dataset, collator: PadCollator, batch_size: int, train: TrainConfig) -> DataLoader:
+    """Batches of an eval split, longest first (least padding); `loader.sampler.order` maps them back."""
+    sampler = LengthSortedSampler(example_lengths(split))
+    return DataLoader(split, batch_size=batch_size, sampler=sampler, collate_fn=collator, **loader_options(train))
+
+
+def in_data_order(records: Records, order: list[int]) -> Records:
+    """Records of examples evaluated in `order` (dataset indices), back in the data's order, indexed by it."""
+    placed: list[PredictionRecord | None] = [None] * len(order)
+    for record, index in zip(records, order, strict=True):
+        placed[index] = dataclasses.replace(record, index=index)
+    return placed  # type: ignore[return-value]
+
+
+def evaluate_splits(
+    task: Task,
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    loaders: dict[str, DataLoader],
+    metrics: list[LoadedMetric],
+) -> dict[str, tuple[Scores, Records]]:
+    """Scores and records (in the data's order) of each split's loader (`eval_loader`: its sampler's order is
+    undone)."""
+    results = {}
+    for split, loader in loaders.items():
+        scores, records = task.evaluate(accelerator, model, accelerator.prepare_data_loader(loader), metrics)
+        results[split] = scores, in_data_order(records, loader.sampler.order)
+    return results
+
+
+def readable(records: Records, rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Each record as a predictions-file line, with what a reader needs of its row (its text or words) in front."""
+    if rows is None:
+        return [record.to_json() for record in records]
+    return [{**row, **record.to_json()} for row, record in zip(rows, records, strict=True)]
