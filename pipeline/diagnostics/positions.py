@@ -19,6 +19,22 @@ def cosine_matrix(table: torch.Tensor, rows: int = SHOWN_POSITIONS) -> torch.Ten
     return unit @ unit.T
 
 
+def plot_rotary_frequencies(states: dict[str, torch.Tensor | None], path: Path) -> Path:
+    """The rotary inverse frequencies of each state (one per rotated pair of dimensions, log scale): a new base
+    shifts the curve, a scaling bends or lowers it, partial rotation shortens it."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for label, frequencies in states.items():
+        if frequencies is not None:
+            axes.plot(range(len(frequencies)), frequencies.numpy(), marker=".", label=label)
+    axes.set_yscale("log")
+    axes.set_xlabel("pair of rotated dimensions")
+    axes.set_ylabel("inverse frequency (radians per position)")
+    axes.set_title("rotary frequencies")
+    axes.legend(fontsize=8)
+    return save_figure(figure, path)
+
+
 def plot_position_similarity(tables: dict[str, torch.Tensor | None], path: Path) -> Path:
     """One heatmap panel per state (e.g. start and end); a state without a table gets an empty panel saying so."""
     plt = pyplot()

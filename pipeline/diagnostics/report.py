@@ -20,7 +20,7 @@ from pipeline.diagnostics.meaning import (
     read_similarity,
     word_similarity,
 )
-from pipeline.diagnostics.positions import plot_position_similarity
+from pipeline.diagnostics.positions import plot_position_similarity, plot_rotary_frequencies
 from pipeline.diagnostics.snapshots import Snapshot, load_start, shared_rows, snapshot_of, start_source
 from pipeline.errors import PipelineError
 from pipeline.experiment.build import Experiment, build_evaluation
@@ -63,6 +63,13 @@ def _lengths(exp: Experiment, run_dir: Path, raw: Any, split: str) -> dict[str, 
             "changed since the run?"
         )
     return by_length(records, [len(ids) for ids in encoded["input_ids"]], exp.max_length)
+
+
+def rotary_details(snapshot: Snapshot | None) -> dict[str, Any] | None:
+    """What rotates in a state, without its one-line summary."""
+    if snapshot is None or snapshot.rotary is None:
+        return None
+    return {key: value for key, value in snapshot.rotary.items() if key != "summary"}
 
 
 def diagnose(
@@ -123,6 +130,10 @@ def diagnose(
         "start": _meaning(start, pairs, questions, words) if start else None,
         "end": _meaning(end, pairs, questions, words),
     }
+    if end.frequencies is not None or (start and start.frequencies is not None):
+        states = {f"start: {source}": start.frequencies if start else None, "end: this run": end.frequencies}
+        plot_rotary_frequencies(states, partial / "rotary-frequencies.png")
+        result["rotary"] = {"start": rotary_details(start), "end": rotary_details(end)}
     if (start and start.positions is not None) or end.positions is not None:
         plot_position_similarity(
             {f"start: {source}": start.positions if start else None, "end: this run": end.positions},
@@ -214,6 +225,12 @@ def markdown(result: dict[str, Any]) -> str:
     lines += _meaning_lines(result["meaning"])
     if "positions" in result:
         lines += ["", "## Position table: cosine similarity of positions", "", "![positions](position-similarity.png)"]
+    if "rotary" in result:
+        lines += ["", "## Rotary positions", "", "| | start | end |", "|---|---|---|"]
+        for key in ("rope_type", "rope_theta", "scaling", "rotated_dimensions", "layers_without_rotation"):
+            start_value = (result["rotary"]["start"] or {}).get(key, "–")
+            lines.append(f"| {key} | {start_value} | {(result['rotary']['end'] or {}).get(key, '–')} |")
+        lines += ["", "![rotary frequencies](rotary-frequencies.png)"]
     lengths = result["by_length"]
     if lengths:
         metric = lengths["metric"]

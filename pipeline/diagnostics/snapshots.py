@@ -22,13 +22,16 @@ class Snapshot:
     """One model state's input tables.
 
     tokens: (vocab, hidden) float32, row i the vector of token id i; positions: (rows, hidden) float32, or None when
-    the model has no absolute position table.
+    the model has no absolute position table; rotary: for a rotary model, what rotates (the family's details) and
+    its inverse frequencies (rotated dimensions / 2,).
     """
 
     label: str
     tokenizer: PreTrainedTokenizerBase
     tokens: torch.Tensor
     positions: torch.Tensor | None
+    rotary: dict | None = None
+    frequencies: torch.Tensor | None = None
 
 
 def snapshot_of(family: Family, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, label: str) -> Snapshot:
@@ -36,7 +39,12 @@ def snapshot_of(family: Family, model: PreTrainedModel, tokenizer: PreTrainedTok
     layers = family.input_layers(model)
     tokens = table_of(layers.token_embeddings).weight.detach().float().clone()
     positions = None if layers.positions is None else table_of(layers.positions).weight.detach().float().clone()
-    return Snapshot(label, tokenizer, tokens, positions)
+    rotary = family.rotary_positions(model)
+    rotary_emb = getattr(model.base_model, "rotary_emb", None)
+    frequencies = (
+        rotary_emb.inv_freq.detach().float().cpu().clone() if rotary is not None and rotary_emb is not None else None
+    )
+    return Snapshot(label, tokenizer, tokens, positions, rotary, frequencies)
 
 
 def start_source(recipe: Recipe, against: str | None) -> tuple[str | None, str]:

@@ -71,3 +71,32 @@ def save_confusion_matrix(pairs: list[tuple[str, str]], path: Path, title: str) 
             )
     figure.colorbar(image, ax=axes, fraction=0.046, label="share of the true label")
     save_figure(figure, path)
+
+
+def position_losses(scores: dict[str, float]) -> dict[str, list[tuple[int, float]]]:
+    """From `loss[@L]/positions A-B` scores: per block length (`max_length` or `@L`), (bucket start, mean NLL)."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    for name, value in scores.items():
+        head, _, bucket = name.partition("/positions ")
+        if bucket and head.startswith("loss") and value is not None:
+            series.setdefault(head.replace("loss", "blocks", 1) or "blocks", []).append(
+                (int(bucket.split("-")[0]), value)
+            )
+    return {label: sorted(points) for label, points in series.items()}
+
+
+def save_loss_by_position(series: dict[str, list[tuple[int, float]]], path: Path, title: str) -> Path | None:
+    """Mean token NLL against the position in the block (log-scaled buckets), one line per series."""
+    drawable = {label: points for label, points in series.items() if len(points) > 1}
+    if not drawable:
+        return None
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for label, points in drawable.items():
+        axes.plot([max(start, 1) for start, _ in points], [loss for _, loss in points], marker="o", label=label)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("position in the block (start of each bucket)")
+    axes.set_ylabel("mean token NLL (nats)")
+    axes.set_title(title)
+    axes.legend(fontsize=8)
+    return save_figure(figure, path)

@@ -124,6 +124,17 @@ def check_sizes(
         )
 
 
+def check_lengths(recipe: Recipe, family: Family, model: PreTrainedModel) -> None:
+    """`eval.lengths` past a learned position table cannot be scored (a rotation extrapolates; a table has no rows)."""
+    limit = family.position_limit(model)
+    if recipe.eval.lengths and not family.rotary and limit is not None and max(recipe.eval.lengths) > limit:
+        raise PipelineError(
+            f"{max(recipe.eval.lengths)} exceeds the model's {limit} positions (extend the table first: "
+            "layers.positions: {policy: replace, init: extend, max_positions: ...})",
+            field="eval.lengths",
+        )
+
+
 def build_metrics(recipe: Recipe, task: Task) -> list[LoadedMetric]:
     """The recipe's metrics (its task's defaults were filled in at load), or, where the task chooses them from the
     data (token classification), the task's choice; loaded for the task's kinds of output."""
@@ -159,6 +170,8 @@ def input_report(
     report: dict[str, Any] = {"sources": surgery.sources, "data": counts}
     if vocabulary is not None:
         report["vocabulary"] = vocabulary
+    if surgery.rotary is not None:
+        report["rotary"] = surgery.rotary
     if surgery.alignment is not None:
         report["coverage"] = coverage_report(surgery.alignment, data.splits[recipe.data.train_split]["input_ids"])
     return report
@@ -184,6 +197,7 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
     model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
     surgery, schedule = build_layers(recipe, family, runtime.accelerator, model, tokenizer, original)
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
+    check_lengths(recipe, family, model)
     data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)
     check_sizes(recipe, task, tokenizer, max_length, len(data.splits[train_split]))
     vocabulary = None

@@ -95,7 +95,13 @@ def encoded_data(
     features: TokenFeatures,
     accelerator: Accelerator,
 ) -> EncodedData:
-    """The encoded splits with their collator and what to display of each evaluated row."""
+    """The encoded splits with their collator and what to display of each evaluated row; with `eval.lengths`, each
+    eval split also packed into blocks of each length, as `SPLIT@LENGTH`."""
     splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
+    evaluated = DatasetDict({name: raw[name] for name in recipe.eval.splits})
+    for length in recipe.eval.lengths or []:
+        packed, packed_counts = encode_splits(recipe, task, evaluated, tokenizer, length, features, accelerator)
+        splits.update({f"{name}@{length}": split for name, split in packed.items()})
+        counts.update({f"{name}@{length}": value for name, value in packed_counts.items()})
     collator = PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token)
     return EncodedData(splits, collator, counts, {name: task.display_rows(raw[name]) for name in recipe.eval.splits})

@@ -17,6 +17,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedT
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from pipeline.errors import PipelineError, did_you_mean, unusable
+from pipeline.experiment.gguf import converted_checkpoint, is_gguf
 from pipeline.families.base import Family
 from pipeline.families.registry import FAMILIES, family_named, family_of_model_type
 from pipeline.paths import resolve_model_path
@@ -52,7 +53,7 @@ def load_tokenizer(
         field = "model.tokenizer" if cfg.tokenizer else "model.name_or_path"
         try:
             tokenizer = AutoTokenizer.from_pretrained(
-                resolve_model_path(source), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+                checkpoint_path(source), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
             )
         except (OSError, ValueError) as error:
             raise _load_error(field, source, error) from None
@@ -147,7 +148,7 @@ def _pretrained_model(
 ) -> PreTrainedModel:
     """A checkpoint of the recipe's family with the task's head; a checkpoint of another family, or one that cannot
     be read (missing, truncated or corrupt weights), is a one-line error."""
-    source = resolve_model_path(cfg.name_or_path)
+    source = checkpoint_path(cfg.name_or_path)
     try:
         model_type = AutoConfig.from_pretrained(
             source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
@@ -159,13 +160,22 @@ def _pretrained_model(
                 f"{claimed.name}",
                 field="model.family",
             )
-        return auto_class.from_pretrained(
+        model = auto_class.from_pretrained(
             source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs
         )
+        family.restore_saved_policies(model)  # what a saved run applied in code (e.g. no rotation in some layers)
+        return model
     except PipelineError:
         raise
     except Exception as error:  # transformers, safetensors and the Hub client raise many types: all mean "cannot load"
         raise _load_error("model.name_or_path", cfg.name_or_path, error) from None
+
+
+def checkpoint_path(value: str) -> str:
+    """What `from_pretrained` gets for a recipe's checkpoint: a local folder, a Hub id, or (for a `.gguf` file, local
+    or pkg://) the folder it was converted into."""
+    source = resolve_model_path(value)
+    return str(converted_checkpoint(Path(source))) if is_gguf(source) and Path(source).is_file() else source
 
 
 def resolve_max_length(cfg: ModelConfig, positions: int | None, tokenizer: PreTrainedTokenizerBase) -> int:

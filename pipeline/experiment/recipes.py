@@ -14,8 +14,9 @@ from typing import Any
 from pipeline.errors import PipelineError, did_you_mean
 from pipeline.evaluation.metrics import KNOWN_METRICS, is_metric_path, metrics_for
 from pipeline.families.registry import family_spec
+from pipeline.families.spec import FamilySpec
 from pipeline.recipe.io import parse_recipe, read_recipe
-from pipeline.recipe.layers import PositionPolicy
+from pipeline.recipe.layers import ROTARY_FIELDS, PositionPolicy
 from pipeline.recipe.schema import Recipe
 from pipeline.tasks import registry as _task_registry  # noqa: F401 (registers the built-in task sections)
 
@@ -65,9 +66,28 @@ def check_family(recipe: Recipe) -> None:
             else f"family {family.name} has no language-modeling objective yet"
         )
         raise PipelineError(f"{objective} does not fit model.family {family.name} ({hint})", field="task.objective")
-    if family.no_position_table and recipe.layers.positions != PositionPolicy():
+    check_positions(family, recipe.layers.positions)
+
+
+def check_positions(family: FamilySpec, policy: PositionPolicy) -> None:
+    """A position policy the family's kind of positions can take: a table's, a rotation's, or none (recurrent)."""
+    rotary_only = [name for name in ROTARY_FIELDS if getattr(policy, name) is not None]
+    rotary_only += ["init: rope"] if policy.init == "rope" else []
+    if family.rotary:
+        if policy.policy == "replace" and policy.init not in ("rope", "none"):
+            raise PipelineError(
+                f"init: {policy.init} replaces a position table; family {family.name} rotates queries and keys instead "
+                "(use init: rope with theta, scaling or partial, or init: none)",
+                field="layers.positions.init",
+            )
+    elif family.no_position_table and policy != PositionPolicy():
         raise PipelineError(
             f"not applicable to family {family.name} ({family.no_position_table}); remove it", field="layers.positions"
+        )
+    elif rotary_only:
+        raise PipelineError(
+            f"{rotary_only[0]} applies to rotary decoders; family {family.name} has a position table",
+            field="layers.positions",
         )
 
 

@@ -93,13 +93,14 @@ class Family:
     # Why the family has no absolute position table; None when it has one.
     no_position_table: ClassVar[str | None] = None
     needs_max_length: ClassVar[bool] = False  # the model states no length limit: the recipe must set one
+    rotary: ClassVar[bool] = False  # positions rotate queries and keys (see `rotary_positions`)
     block_list_names: ClassVar[tuple[str, ...]] = ("layer", "layers", "h", "block", "blocks")
 
     @classmethod
     def spec(cls) -> FamilySpec:
         """What recipe checks read of this family (see `FamilySpec`)."""
         objective = cls.lm_objective.name if cls.lm_objective is not None else None
-        return FamilySpec(cls.name, cls.description, objective, cls.no_position_table, cls.needs_max_length)
+        return FamilySpec(cls.name, cls.description, objective, cls.no_position_table, cls.needs_max_length, cls.rotary)
 
     # --- the input layers -------------------------------------------------------------------------------------
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:
@@ -132,6 +133,18 @@ class Family:
             if isinstance(module, nn.ModuleList) and name.rsplit(".", 1)[-1] in self.block_list_names and len(module):
                 return module
         return None
+
+    # --- rotary positions (families with `rotary = True`) -------------------------------------------------------------
+    def replace_rotary_positions(self, model: PreTrainedModel, policy: Any) -> None:
+        """Apply a `layers.positions` replace policy (`init: rope` or `none`) to a rotary model."""
+        raise ValueError(f"family {self.name} has no rotary positions")
+
+    def rotary_positions(self, model: PreTrainedModel) -> dict[str, Any] | None:
+        """What rotates, with which base and scaling, over which dimensions, in which layers (None: not rotary)."""
+        return None
+
+    def restore_saved_policies(self, model: PreTrainedModel) -> None:
+        """Re-apply what a saved model's config records of policies done in code (default: nothing)."""
 
     def compute_read_positions_only(self, model: PreTrainedModel) -> str | None:
         """Make the model compute only the positions its task head reads; returns why it cannot, or None when done."""

@@ -11,7 +11,8 @@ class FamilySpec:
 
     objective: the language-modeling objective it pretrains with (`causal`, `bidirectional`), None if none;
     no_position_table: why the family has no absolute position table (None when it has one);
-    needs_max_length: the model states no length limit, so the recipe must set `model.max_length`.
+    needs_max_length: the model states no length limit, so the recipe must set `model.max_length`;
+    rotary: positions rotate queries and keys (position policies then mean a base, a scaling, partial or no rotation).
     """
 
     name: str
@@ -19,3 +20,4 @@ class FamilySpec:
     objective: str | None = None
     no_position_table: str | None = None
     needs_max_length: bool = False
+    rotary: bool = False

@@ -108,17 +108,85 @@ class TokenEmbeddingPolicy(LayerPolicy):
         return self
 
 
+class RopeScaling(Strict):
+    """How a rotary embedding's frequencies are scaled for longer contexts (the model config's rope parameters)."""
+
+    type: Literal["linear", "dynamic", "yarn", "llama3", "longrope"] = Field(
+        description="`linear` (position interpolation), `dynamic` (NTK-aware, grows with the input), `yarn`, `llama3` "
+        "or `longrope`."
+    )
+    factor: float = Field(gt=1, le=1024, description="How many times longer the context is meant to be.")
+    original_max_position_embeddings: int | None = Field(
+        None, gt=0, le=MAX_SIZE, description="yarn, llama3, longrope: the length pretrained on (default: the config's)."
+    )
+    beta_fast: float | None = Field(None, gt=0, description="yarn: the boundary of the dimensions left unscaled.")
+    beta_slow: float | None = Field(None, gt=0, description="yarn: the boundary of the dimensions fully scaled.")
+    attention_factor: float | None = Field(None, gt=0, description="yarn, longrope: the scaling of attention logits.")
+    low_freq_factor: float | None = Field(None, gt=0, description="llama3: where low frequencies start.")
+    high_freq_factor: float | None = Field(None, gt=0, description="llama3: where high frequencies start.")
+    short_factor: list[float] | None = Field(
+        None, min_length=1, description="longrope: per-frequency factors, short inputs."
+    )
+    long_factor: list[float] | None = Field(
+        None, min_length=1, description="longrope: per-frequency factors, long inputs."
+    )
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> RopeScaling:
+        own = {
+            "yarn": {"beta_fast", "beta_slow", "attention_factor"},
+            "llama3": {"low_freq_factor", "high_freq_factor"},
+            "longrope": {"short_factor", "long_factor", "attention_factor"},
+        }.get(self.type, set())
+        stray = [
+            name
+            for name in (
+                "beta_fast",
+                "beta_slow",
+                "attention_factor",
+                "low_freq_factor",
+                "high_freq_factor",
+                "short_factor",
+                "long_factor",
+            )
+            if getattr(self, name) is not None and name not in own
+        ]
+        if stray:
+            raise ValueError(f"{stray[0]} does not apply to scaling type {self.type}")
+        if self.type == "longrope" and (self.short_factor is None or self.long_factor is None):
+            raise ValueError("longrope needs short_factor and long_factor (one factor per rotated frequency)")
+        return self  # fmt: skip
+
+
+ROTARY_FIELDS = ("theta", "scaling", "layers", "partial")
+
+
 class PositionPolicy(LayerPolicy):
     policy: Literal["freeze", "finetune", "replace"] = Field(
-        "finetune", description="`freeze`, `finetune`, or `replace` the absolute position table."
+        "finetune",
+        description="`freeze`, `finetune`, or `replace` the positions: the absolute position table, or for rotary "
+        "decoders the rotation (which has no parameters: freeze and finetune change nothing there).",
     )
     then: Literal["freeze", "finetune"] = Field(
         "finetune", description="replace/learned or extend: train or freeze it."
     )
-    init: Literal["sinusoidal", "learned", "extend", "none"] | None = Field(
+    init: Literal["sinusoidal", "learned", "extend", "none", "rope"] | None = Field(
         None,
         description="replace: fixed `sinusoidal` buffer, fresh `learned` table, `extend` the pretrained one, "
-        "or `none` (no position signal).",
+        "or `none` (no position signal); rotary decoders: `rope` (a new base, scaling or partial rotation) or `none` "
+        "(no rotation: NoPE, in every layer or in `layers`).",
+    )
+    theta: float | None = Field(None, gt=0, description="replace/rope: the new rotary base (`rope_theta`).")
+    scaling: RopeScaling | None = Field(
+        None, description="replace/rope: scale the rotary frequencies for longer inputs."
+    )
+    partial: float | None = Field(
+        None, gt=0, lt=1, description="replace/rope: rotate only this share of each head's dimensions."
+    )
+    layers: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="replace/none on a rotary decoder: drop the rotation in these layers only (0 = the lowest).",
     )
     max_positions: int | None = Field(
         None, gt=0, le=MAX_SIZE, description="replace: rows of the new table (default: as before)."
@@ -140,11 +208,24 @@ class PositionPolicy(LayerPolicy):
 
     @model_validator(mode="after")
     def _replace_fields(self) -> PositionPolicy:
-        self._only_with_replace(("then", "init", "max_positions", "extend_mode", "std", "scale", "combine"))
+        self._only_with_replace(
+            ("then", "init", "max_positions", "extend_mode", "std", "scale", "combine", *ROTARY_FIELDS)
+        )
+        if self.init == "rope" and self.theta is None and self.scaling is None and self.partial is None:
+            raise ValueError("init: rope needs theta, scaling or partial")
+        for name in ("theta", "scaling", "partial"):
+            if getattr(self, name) is not None and self.init != "rope":
+                raise ValueError(f"{name} applies to init: rope")
+        if self.layers is not None and self.init != "none":
+            raise ValueError("layers (the layers without rotation) applies to init: none")
+        if self.layers is not None and (min(self.layers) < 0 or len(set(self.layers)) != len(self.layers)):
+            raise ValueError(f"layers must be distinct layer indices from 0, got {self.layers}")
         if self.scale is not None and self.init != "sinusoidal":
             raise ValueError("scale applies to init: sinusoidal")
         if self.policy == "replace" and self.init is None:
-            raise ValueError("policy: replace needs init: sinusoidal, learned, extend or none")
+            raise ValueError(
+                "policy: replace needs init: sinusoidal, learned, extend or none (rotary decoders: rope or none)"
+            )
         if self.init in ("sinusoidal", "none") and self.then == "freeze":
             raise ValueError(f"init: {self.init} is a fixed buffer; `then` does not apply")
         return self

@@ -251,6 +251,13 @@ class EvalConfig(Strict):
         description="Splits evaluated at the end; the first is also evaluated during training.",
     )
     batch_size: int = Field(64, gt=0, le=MAX_SIZE, description="Examples per evaluation forward pass on one device.")
+    lengths: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="language modeling: also score each eval split packed into blocks of each of these lengths "
+        "(`perplexity@L`, `loss@L`, and the loss by position `loss@L/positions A-B`): how a model trained at one "
+        "length does at longer ones. Rotary decoders take lengths past their nominal limit; a learned table does not.",
+    )
     threshold: float = Field(
         0.5, gt=0, lt=1, description="multi-label: a label is predicted when its probability reaches this."
     )
@@ -299,6 +306,10 @@ class Recipe(Strict):
             )
         if self.eval.metrics is None and self.task.default_metrics is not None:
             self.eval.metrics = list(self.task.default_metrics)  # the one place `eval.metrics: null` is resolved
+        if self.eval.lengths is not None and not self.task.scores_by_length:
+            raise ValueError("eval.lengths applies to task.type: language-modeling")
+        if self.eval.lengths is not None and (min(self.eval.lengths) < 2 or max(self.eval.lengths) > MAX_SIZE):
+            raise ValueError(f"eval.lengths must be block lengths between 2 and {MAX_SIZE}, got {self.eval.lengths}")
         if self.eval.threshold != EvalConfig.model_fields["threshold"].default and not self.task.uses_threshold:
             raise ValueError("eval.threshold applies to task.type: multi-label")
         return self

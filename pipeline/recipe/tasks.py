@@ -30,6 +30,7 @@ class TaskSection(Strict):
     metric_inputs: ClassVar[tuple[str, ...]]
     default_metrics: ClassVar[list[str] | None]
     uses_threshold: ClassVar[bool] = False  # whether `eval.threshold` applies (multi-label)
+    scores_by_length: ClassVar[bool] = False  # whether `eval.lengths` applies (language modeling)
 
     def columns(self) -> dict[str, ColumnKind]:
         raise NotImplementedError

@@ -74,7 +74,7 @@ def apply_layer_policies(family: Family, model: PreTrainedModel, cfg: LayersConf
     groups_of = layer_group_of_parameters(family, model)
     named = dict(model.named_parameters())
     by_group = {group: [named[n] for n, g in groups_of.items() if g == group] for group in LAYER_GROUPS}
-    if family.input_layers(model).positions is None and cfg.positions.policy != "finetune":
+    if family.input_layers(model).positions is None and cfg.positions.policy != "finetune" and not family.rotary:
         raise PipelineError(
             f"{type(model).__name__} has no learned absolute position table (it uses rotary or relative "
             "positions), so this policy cannot apply",

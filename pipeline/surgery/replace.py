@@ -34,6 +34,7 @@ class SurgeryReport:
     alignment: Alignment | None = None
     position_rows: int | None = None
     transfer: dict[str, Any] | None = None  # vocabulary transfer: old and new sizes, rows by route
+    rotary: dict[str, Any] | None = None  # rotary decoders: what rotates, base, scaling, dimensions, layers
 
 
 def replace_positions(family: Family, model: PreTrainedModel, policy: PositionPolicy) -> tuple[str, int]:
@@ -239,7 +240,26 @@ def apply_surgery(
         )
         if tied:
             retie_output_embeddings(model)
-    if cfg.positions.policy == "replace":
+    if family.rotary:
+        report.sources["positions"], report.rotary = rotary_positions(family, model, cfg.positions)
+    elif cfg.positions.policy == "replace":
         report.sources["positions"], report.position_rows = replace_positions(family, model, cfg.positions)
     report.sources["output_embeddings"] = describe_output_embeddings(model)
     return report
+
+
+def rotary_positions(
+    family: Family, model: PreTrainedModel, policy: PositionPolicy
+) -> tuple[str, dict[str, Any] | None]:
+    """A rotary family's position policy applied; returns what rotates (a line, and the details)."""
+    if policy.policy == "replace":
+        family.replace_rotary_positions(model, policy)
+    details = family.rotary_positions(model)
+    if details is None:
+        return f"none ({family.no_position_table})", None
+    kept = (
+        ""
+        if policy.policy == "replace"
+        else f" (policy {policy.policy}: the rotation has no parameters, nothing to train)"
+    )
+    return details["summary"] + kept, {key: value for key, value in details.items() if key != "summary"}

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.evaluation.plots import pyplot, save_figure
+from pipeline.evaluation.plots import position_losses, pyplot, save_figure, save_loss_by_position
 from pipeline.sweeps.statistics import RunResult
 
 
@@ -63,3 +63,23 @@ def learning_curves(runs: dict[str, list[RunResult]], key: str, split: str | Non
         f"{'training ' + key if split is None else split + ' ' + key} (line: mean over seeds, band: their range)"
     )
     return save_figure(figure, path)
+
+
+def position_curves(runs: dict[str, list[RunResult]], split: str, path: Path) -> Path | None:
+    """The loss by position in the block, at the longest length the runs were scored at (`eval.lengths`), one line
+    per cell (mean over its seeds); None when the runs report no such scores."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    longest = None
+    for cell, members in runs.items():
+        per_run = [position_losses(run.scores.get(split, {})) for run in members]
+        lengths = {length for losses in per_run for length in losses}
+        if not lengths:
+            continue
+        longest = max(lengths, key=lambda length: length or 0)
+        points: dict[int, list[float]] = {}
+        for losses in per_run:
+            for start, loss in losses.get(longest, []):
+                points.setdefault(start, []).append(loss)
+        series[cell] = sorted((start, float(np.mean(values))) for start, values in points.items())
+    title = f"{split}: loss by position" + (f" in blocks of {longest}" if longest else "") + " (mean over seeds)"
+    return save_loss_by_position(series, path, title) if series else None

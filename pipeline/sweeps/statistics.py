@@ -80,12 +80,9 @@ def paired_comparison(
     pairs = [(run, by_seed[run.seed]) for run in sorted(cell, key=lambda run: run.seed) if run.seed in by_seed]
     if not pairs or not all(len(c.records(split)) == len(b.records(split)) > 1 for c, b in pairs):
         return {}
-    reported = set(pairs[0][0].scores.get(split, {})) | {"loss"}
-    compared = [
-        m
-        for m in task_type(cell[0].task_type).compared
-        if m.name in reported and m.applies_to(pairs[0][0].records(split))
-    ]
+    reported = set(pairs[0][0].scores.get(split, {}))
+    first = pairs[0][0].records(split)
+    compared = [m for m in task_type(cell[0].task_type).compared_scores(reported) if m.applies_to(first)]
     result: dict[str, Any] = {}
     for metric in compared:
         every = [records for c, b in pairs for records in (c.records(split), b.records(split))]

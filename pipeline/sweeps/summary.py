@@ -12,7 +12,7 @@ from typing import Any
 from pipeline.recipe.io import read_yaml
 from pipeline.storage import atomic_write_text
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS
-from pipeline.sweeps.plots import bar_chart, learning_curves
+from pipeline.sweeps.plots import bar_chart, learning_curves, position_curves
 from pipeline.sweeps.statistics import RunResult, cell_summary, paired_comparison
 
 
@@ -93,6 +93,7 @@ def write_summary(
     first_eval = next((r["split"] for run in everything for r in run.log() if "split" in r), None)
     if eval_metric and first_eval:
         curves.append(learning_curves(runs, eval_metric, first_eval, folder / f"curves-{first_eval}-{eval_metric}.png"))
+    curves.append(position_curves(runs, split, folder / "position-loss.png"))
     summary = {
         "split": split,
         "baseline": baseline,

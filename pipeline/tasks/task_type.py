@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class TaskType:
     """name: the recipe's `task.type`; section: its recipe section; adapter: returns the `Task` class (imported on
-    first use); record: its prediction record; compared: the scores a comparison of runs tests, from records;
-    classical: a classical baseline's scores per eval split for a recipe (None: the task has none)."""
+    first use); record: its prediction record; compared: the scores a comparison of runs tests, from records (a
+    tuple, or a function of the score names the runs reported); classical: a classical baseline's scores per eval
+    split for a recipe (None: the task has none)."""
 
     name: str
     section: type[TaskSection]
     adapter: Callable[[], type]
     record: type[PredictionRecord]
-    compared: tuple[CountedMetric, ...] = ()
+    compared: tuple[CountedMetric, ...] | Callable[[set[str]], tuple[CountedMetric, ...]] = ()
     classical: Callable[[Recipe], dict[str, Any] | None] | None = None
+
+    def compared_scores(self, reported: set[str]) -> list[CountedMetric]:
+        """The compared scores the runs reported."""
+        metrics = self.compared(reported) if callable(self.compared) else self.compared
+        return [metric for metric in metrics if metric.name in reported]

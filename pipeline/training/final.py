@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from pipeline.evaluation.plots import save_confusion_matrix
+from pipeline.evaluation.plots import position_losses, save_confusion_matrix, save_loss_by_position
 from pipeline.experiment.build import Experiment
 from pipeline.experiment.data import EncodedData
 from pipeline.training.rescore import evaluate_experiment
@@ -31,5 +31,10 @@ def write_final_evaluation(
         pairs = [pair for record in records for pair in record.confusion_pairs()]
         if pairs and run.is_main:
             save_confusion_matrix(pairs, run.path / f"confusion-{split}.png", f"{split}: {len(pairs):,} scored")
+        series = {
+            f"blocks of {length or exp.max_length} tokens": points for length, points in position_losses(scores).items()
+        }
+        if len(series) > 1 and run.is_main:  # the loss by position at the lengths of `eval.lengths`
+            save_loss_by_position(series, run.path / f"position-loss-{split}.png", f"{split}: loss by position")
         exp.accelerator.print(f"final {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if "/" not in k))
     run.write_json("metrics.json", {**{split: scores for split, (scores, _) in results.items()}, "train": summary})

@@ -14,22 +14,24 @@ from pipeline.experiment.recipes import load_recipe
 from pipeline.experiment.runs import locate_run
 from pipeline.recipe.schema import Recipe
 from pipeline.tasks.base import Records, Scores
-from pipeline.training.scoring import eval_loader, evaluate_splits
+from pipeline.training.scoring import eval_loader, evaluate_splits, merge_lengths
 
 
 def eval_loaders(recipe: Recipe, data: EncodedData) -> dict[str, DataLoader]:
-    """A loader per split of `eval.splits` (longest examples first)."""
-    return {
-        split: eval_loader(data.splits[split], data.collator, recipe.eval.batch_size, recipe.train)
-        for split in recipe.eval.splits
-    }
+    """A loader per split of `eval.splits` and per `eval.lengths` packing of one (longest examples first)."""
+    names = [
+        *recipe.eval.splits,
+        *(f"{split}@{length}" for split in recipe.eval.splits for length in recipe.eval.lengths or []),
+    ]
+    return {name: eval_loader(data.splits[name], data.collator, recipe.eval.batch_size, recipe.train) for name in names}
 
 
 def evaluate_experiment(
     exp: Experiment, model: torch.nn.Module, data: EncodedData | None = None
 ) -> dict[str, tuple[Scores, Records]]:
     """Scores and records of every eval split of an experiment's data (or of `data`), for `model` (prepared)."""
-    return evaluate_splits(exp.task, exp.accelerator, model, eval_loaders(exp.recipe, data or exp.data), exp.metrics)
+    loaders = eval_loaders(exp.recipe, data or exp.data)
+    return merge_lengths(evaluate_splits(exp.task, exp.accelerator, model, loaders, exp.metrics))
 
 
 def evaluate_saved(path: Path, overrides: list[str]) -> dict[str, dict[str, float]]:

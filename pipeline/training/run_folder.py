@@ -34,7 +34,7 @@ RUN_ENTRIES = {
     "trackers",
     "diagnostics",
 }
-RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", ".*.partial", ".*.old")
+RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", "position-loss-*.png", ".*.partial", ".*.old")
 
 
 def foreign_entries(path: Path) -> list[str]:

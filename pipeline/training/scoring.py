@@ -61,6 +61,25 @@ def evaluate_splits(
     return results
 
 
+def at_length(name: str, length: int) -> str:
+    """A score's name at an `eval.lengths` length: `perplexity` → `perplexity@512`, `loss/positions 0-63` →
+    `loss@512/positions 0-63`."""
+    head, slash, tail = name.partition("/")
+    return f"{head}@{length}{slash}{tail}"
+
+
+def merge_lengths(results: dict[str, tuple[Scores, Records]]) -> dict[str, tuple[Scores, Records]]:
+    """Fold the `SPLIT@LENGTH` evaluations into their split: scores named `NAME@LENGTH`, records marked with their
+    block length (after the split's own records)."""
+    merged = {name: (dict(scores), list(records)) for name, (scores, records) in results.items() if "@" not in name}
+    for name, (scores, records) in results.items():
+        if "@" in name:
+            split, _, length = name.rpartition("@")
+            merged[split][0].update({at_length(key, int(length)): value for key, value in scores.items()})
+            merged[split][1].extend(dataclasses.replace(record, length=int(length)) for record in records)
+    return merged
+
+
 def readable(records: Records, rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Each record as a predictions-file line, with what a reader needs of its row (its text or words) in front."""
     if rows is None:

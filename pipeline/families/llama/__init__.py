@@ -7,4 +7,5 @@ SPEC = FamilySpec(
     "rotary-position decoders of the Llama architecture: Llama, SmolLM2, Qwen2, Mistral... (no position table)",
     objective="causal",
     no_position_table="rotary: positions rotate queries and keys inside attention; no table",
+    rotary=True,
 )

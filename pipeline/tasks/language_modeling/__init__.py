@@ -5,7 +5,7 @@ Its recipe section (`section`), prediction record and compared scores (`records`
 
 from __future__ import annotations
 
-from pipeline.tasks.language_modeling.records import COMPARED, BlockRecord
+from pipeline.tasks.language_modeling.records import BlockRecord, compared
 from pipeline.tasks.language_modeling.section import LanguageModelingTask
 from pipeline.tasks.task_type import TaskType
 
@@ -16,4 +16,4 @@ def _adapter() -> type:
     return LanguageModeling
 
 
-TASK = TaskType("language-modeling", LanguageModelingTask, _adapter, BlockRecord, COMPARED)
+TASK = TaskType("language-modeling", LanguageModelingTask, _adapter, BlockRecord, compared)

@@ -13,6 +13,7 @@ Scores are perplexities, exp(NLL per predicted token), pooled over the whole spl
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -35,17 +36,39 @@ from pipeline.tasks.language_modeling.section import LanguageModelingTask
 TEXTS_PER_PACKING_BATCH = 10_000  # texts tokenized and packed together; each such batch ends in one short block
 
 
-def summed_token_nll(logits: torch.Tensor, labels: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per example: summed NLL of the tokens predicted `shift` steps away (+1 forward, −1 backward), and their count.
-
-    logits (batch, seq, vocab), labels (batch, seq) with -100 where nothing is predicted → (batch,), (batch,).
-    """
+def token_nll(logits: torch.Tensor, labels: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The NLL of each token predicted `shift` steps away (+1 forward, −1 backward), 0 where nothing is predicted,
+    and whether it is predicted. logits (batch, seq, vocab), labels (batch, seq) with -100 → (batch, seq − 1) twice;
+    for the forward direction, column p is the token at position p + 1 of the block."""
     if shift == 1:
         logits, targets = logits[:, :-1], labels[:, 1:]
     else:
         logits, targets = logits[:, 1:], labels[:, :-1]
     nll = F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=IGNORED_LABEL, reduction="none")
-    return nll.sum(dim=1), (targets != IGNORED_LABEL).sum(dim=1)
+    return nll, targets != IGNORED_LABEL
+
+
+def summed_token_nll(logits: torch.Tensor, labels: torch.Tensor, shift: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per example: summed NLL of the tokens predicted `shift` steps away, and their count: (batch,), (batch,)."""
+    nll, predicted = token_nll(logits, labels, shift)
+    return nll.sum(dim=1), predicted.sum(dim=1)
+
+
+def position_buckets(length: int) -> list[tuple[int, int]]:
+    """Buckets of token positions [start, end) for the loss by position: 0–63, 64–127, 128–255... up to `length`."""
+    edges = [0] + [edge for edge in (2**k for k in range(6, 32)) if edge < length] + [length]
+    return list(itertools.pairwise(edges))
+
+
+def loss_by_position(sums: torch.Tensor, counts: torch.Tensor) -> Scores:
+    """`loss/positions A-B`: the mean NLL of the tokens at positions A..B of their block (forward direction), from
+    per-position sums and counts (positions,)."""
+    scores = {}
+    for start, end in position_buckets(len(sums) + 1):
+        tokens = counts[max(start - 1, 0) : end - 1].sum()
+        if tokens > 0:
+            scores[f"loss/positions {start}-{end - 1}"] = float(sums[max(start - 1, 0) : end - 1].sum() / tokens)
+    return scores
 
 
 class LanguageModeling(TaskDefaults):
@@ -138,19 +161,31 @@ class LanguageModeling(TaskDefaults):
         """Perplexity (all directions pooled, and per direction for `bidirectional`), the mean token NLL as `loss`,
         and one record per block: its predicted tokens and NLL."""
 
-        def select(batch: dict[str, torch.Tensor], output: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            per_direction = []
+        def select(batch: dict[str, torch.Tensor], output: Any) -> tuple[torch.Tensor, ...]:
+            per_direction, first = [], None
             for _, attribute, shift in self.objective.directions:
-                summed, count = summed_token_nll(getattr(output, attribute), batch["labels"], shift)
-                per_direction.append(summed)
-            return torch.stack(per_direction, dim=1), count  # (batch, directions), (batch,)
+                nll, predicted = token_nll(getattr(output, attribute), batch["labels"], shift)
+                first = (nll, predicted) if first is None else first
+                per_direction.append(nll.sum(dim=1))
+            # Blocks of one batch differ in length across processes: pad the per-position rows before gathering.
+            by_position = accelerator.pad_across_processes(first[0], dim=1)
+            predicted = accelerator.pad_across_processes(first[1].float(), dim=1)
+            return torch.stack(per_direction, dim=1), first[1].sum(dim=1), by_position, predicted
 
         nll: dict[str, list[float]] = {prefix: [] for prefix in self.directions}
         counts: list[int] = []
-        for gathered, count in gathered_outputs(accelerator, model, loader, select):
+        position_sums, position_counts = torch.zeros(0), torch.zeros(0)
+        for gathered, count, by_position, predicted in gathered_outputs(accelerator, model, loader, select):
             for column, prefix in enumerate(self.directions):
                 nll[prefix] += gathered[:, column].tolist()
             counts += count.tolist()
+            width = max(len(position_sums), by_position.shape[1])
+            position_sums = F.pad(position_sums, (0, width - len(position_sums))) + F.pad(
+                by_position.sum(0).cpu(), (0, width - by_position.shape[1])
+            )
+            position_counts = F.pad(position_counts, (0, width - len(position_counts))) + F.pad(
+                predicted.sum(0).cpu(), (0, width - predicted.shape[1])
+            )
         pooled = [sum(values) for values in zip(*nll.values(), strict=True)]
         scores = compute_all(metrics, "token_nll", pooled, [count * len(self.directions) for count in counts])
         if len(self.directions) > 1:
@@ -160,6 +195,7 @@ class LanguageModeling(TaskDefaults):
                 )
         total_tokens = sum(counts) * len(self.directions)
         scores["loss"] = sum(pooled) / total_tokens if total_tokens else float("nan")
+        scores |= loss_by_position(position_sums, position_counts)
         records: Records = [
             BlockRecord(i, count, round(value, 4)) for i, (count, value) in enumerate(zip(counts, pooled, strict=True))
         ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from pipeline.evaluation.counts import CountedMetric, ratio, ratio_counts
 from pipeline.tasks.records import PredictionRecord
@@ -10,10 +13,26 @@ from pipeline.tasks.records import PredictionRecord
 
 @dataclass
 class BlockRecord(PredictionRecord):
-    """One block: how many tokens it predicts and their summed negative log-likelihood (nats)."""
+    """One block: how many tokens it predicts and their summed negative log-likelihood (nats); `length`: the block
+    length of an `eval.lengths` evaluation (None: the run's own `model.max_length`)."""
 
     predicted_tokens: int
     nll: float
+    length: int | None = None
 
 
-COMPARED = (CountedMetric("loss", lambda r, c: ratio_counts([(x.nll, x.predicted_tokens) for x in r]), ratio),)
+def loss_at(length: int | None) -> CountedMetric:
+    """The mean NLL per token of the blocks of one length (`loss`, or `loss@L`)."""
+
+    def counts(records: Sequence[BlockRecord], classes: list[str]) -> np.ndarray:
+        return ratio_counts([(x.nll, x.predicted_tokens) for x in records if x.length == length])
+
+    return CountedMetric("loss" if length is None else f"loss@{length}", counts, ratio)
+
+
+def compared(reported: set[str]) -> tuple[CountedMetric, ...]:
+    """`loss`, and `loss@L` for every length a run was scored at."""
+    lengths = sorted(
+        int(name.removeprefix("loss@")) for name in reported if name.startswith("loss@") and "/" not in name
+    )
+    return (loss_at(None), *(loss_at(length) for length in lengths))

@@ -21,6 +21,7 @@ class LanguageModelingTask(TaskSection):
 
     metric_inputs: ClassVar[tuple[str, ...]] = ("token_nll",)
     default_metrics: ClassVar[list[str] | None] = ["perplexity"]
+    scores_by_length: ClassVar[bool] = True
 
     def columns(self) -> dict[str, ColumnKind]:
         return {self.text_column: "text"}
