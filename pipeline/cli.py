@@ -13,6 +13,7 @@ from pipeline import __version__
 from pipeline.errors import PipelineError
 from pipeline.paths import check_output_file
 from pipeline.plugins import load_plugins
+from pipeline.storage import disk_failure
 
 DESCRIPTION = """\
 Fine-tune a pretrained model (BERT family, GPT-2 family, rotary Llama-style decoders or an ELMo-style
@@ -39,6 +40,12 @@ On several GPUs or processes: accelerate launch --config_file accelerate_config.
 OVERRIDES_HELP = "recipe overrides as dotted key=value, values parsed as YAML (train.lr=3e-5 eval.splits=[test])"
 
 
+TRUST_HELP = (
+    "run the code the run folder asks for (its recipe's trust_remote_code / trust_metric_code, a model's own "
+    "classes); without it such a folder is refused: trust comes from the command line, not from the folder"
+)
+
+
 def _train(args: argparse.Namespace) -> int:
     from pipeline.experiment.recipes import load_recipe
     from pipeline.training.run import train
@@ -56,7 +63,7 @@ def _eval(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else None
     if output is not None:
         check_output_file(output)  # before the evaluation, so its scores are not lost
-    scores = evaluate_saved(Path(args.run), args.overrides)
+    scores = evaluate_saved(Path(args.run), args.overrides, trust_code=args.trust_code)
     if output is not None:
         atomic_write_text(output, to_json(scores, indent=2) + "\n")
     return 0
@@ -119,7 +126,7 @@ def _diagnose(args: argparse.Namespace) -> int:
 
     words = [word.strip() for word in args.words.split(",") if word.strip()] if args.words else None
     similarity, analogies = (Path(p) if p else None for p in (args.similarity, args.analogies))
-    result = diagnose(Path(args.run), args.against, words, similarity, analogies, args.split)
+    result = diagnose(Path(args.run), args.against, words, similarity, analogies, args.split, args.trust_code)
     print(f"diagnostics: {Path(result['run']) / 'diagnostics' / 'diagnostics.md'}")
     return 0
 
@@ -167,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="run folder (or its model/ or checkpoints/step-N/ folder)")
     evaluate.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     evaluate.add_argument("--output", help="also write the scores to this JSON file")
+    evaluate.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     evaluate.set_defaults(handler=_eval)
 
     validate = commands.add_parser("validate", help="check a recipe and print it with every default filled in")
@@ -189,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=V1,V2",
         help="a recipe key and its values (YAML, so a value may be a "
-        "mapping: 'layers.positions={policy: replace, init: none}'); repeat for a factorial grid",
+        "mapping: 'layers.positions={policy: replace, init: none}'); repeat for a factorial grid; keys joined by + "
+        "vary together: 'A+B=[a1, b1],[a2, b2]'",
     )
     sweep.add_argument(
         "--seeds",
@@ -270,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument(
         "--split", help="eval split for the scores by input length (default: the run's last eval split)"
     )
+    diagnose.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     diagnose.set_defaults(handler=_diagnose)
 
     schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
@@ -308,6 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `pipeline schema | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # a full or read-only disk surfaces from torch, safetensors or plain Python
+        failure = disk_failure(error)
+        if failure is None:
+            raise
+        print(f"error: {failure}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ beside its target and renamed into place (an atomic replace on one file system).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable
@@ -39,3 +40,32 @@ def replace_folder(partial: Path, final: Path) -> None:
         final.rename(old)
     partial.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+DISK_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EROFS: "the file system is read-only"}  # fmt: skip
+# How the libraries that write tensors (torch's zip writer, safetensors) report a full disk, when they do not
+# pass the OSError on.
+DISK_WORDS = {"No space left on device": errno.ENOSPC, "StorageFull": errno.ENOSPC,
+              "Read-only file system": errno.EROFS}  # fmt: skip
+LOW_SPACE = 1 << 20  # bytes: less than this free beside a failed write means the disk was full
+
+
+def disk_failure(error: BaseException, folder: Path | None = None) -> str | None:
+    """One line for an error that means the disk would not take what was written (None for any other error):
+    by its errno, its words, or (for a write into `folder`) the space left there."""
+    code = getattr(error, "errno", None)
+    if code not in DISK_ERRORS:
+        code = next((number for words, number in DISK_WORDS.items() if words in str(error)), None)
+    if code is None and folder is not None:
+        try:
+            code = errno.ENOSPC if shutil.disk_usage(folder).free < LOW_SPACE else None
+        except OSError:
+            code = None
+    if code is None:
+        return None
+    where = f" ({error.filename})" if getattr(error, "filename", None) else f" in {folder}" if folder else ""
+    return (
+        f"cannot write{where}: {DISK_ERRORS[code]}; the files written before (and the last whole checkpoint) are "
+        "kept: free space, then continue with --resume"
+    )

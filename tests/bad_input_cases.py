@@ -354,7 +354,7 @@ def _model_cases() -> list[Case]:
         Case(
             "negative width",
             "model",
-            lambda ws: (_fresh("{hidden_size: -8}")(ws), "model.config: not a valid bert configuration"),
+            lambda ws: (_fresh("{hidden_size: -8}")(ws), "model.config.hidden_size: -8 is negative"),
         ),
         Case(
             "string for an int",
@@ -510,6 +510,128 @@ def _run_folder_cases() -> list[Case]:
     ]
 
 
+def _token_and_body_cases() -> list[Case]:
+    """New tokens, rows, the tie, LoRA: what cannot be honoured is refused before anything is written."""
+    table = [
+        (
+            "added tokens all known",
+            ["model.add_tokens=[good, movie]"],
+            "model.add_tokens: every token to add is already",
+        ),
+        ("rows new without added tokens", ["layers.token_embeddings.rows=new"], "model.add_tokens adds none"),
+        (
+            "copy of a token that does not exist",
+            ["model.add_tokens={tokens: [moviegoer], init: {copy: nosuchtoken}}"],
+            "copy: 'nosuchtoken' is not a token of the vocabulary",
+        ),
+        (
+            "rows of an unknown token",
+            ["layers.token_embeddings.rows=[nosuchtoken]"],
+            "layers.token_embeddings.rows: 'nosuchtoken' is not a token",
+        ),
+        (
+            "LoRA targets that match nothing",
+            ["layers.encoder={policy: lora, target_modules: [no_such_layer]}"],
+            "layers.encoder.target_modules: ['no_such_layer'] match no linear layer",
+        ),
+        ("LoRA rank without LoRA", ["layers.encoder.r=4"], "r applies to policy: lora"),
+        ("untie without a tied head", ["layers.token_embeddings.tie=untie"], "needs an LM head tied to the token"),
+        (
+            "rows of a frozen table",
+            ["layers.token_embeddings={policy: freeze, rows: [good]}"],
+            "applies to policy: finetune",
+        ),
+    ]
+    return [
+        Case(name, "recipe", lambda ws, a=assignments, e=expected: (override(*a)(ws), e))
+        for name, assignments, expected in table
+    ]
+
+
+def sweep_command(ws: Workspace, *options: str) -> list[str]:
+    return ["sweep", ws.recipe(), "--no-baseline", *options]
+
+
+def _sweep_cases() -> list[Case]:
+    """A sweep owns only its folder; grid keys are recipe keys, each in one grid."""
+    return [
+        Case("sweep into the working directory's parent", "sweep",
+             lambda ws: (sweep_command(ws, "--output", ".."), "is the working directory or a folder above it")),
+        Case("sweep into a folder of the user's files", "sweep",
+             lambda ws: (sweep_command(ws, "--output", str(ws.root)), "holds files a sweep did not write")),
+        Case("sweep into a file", "sweep",
+             lambda ws: (sweep_command(ws, "--output", ws.file("notes.txt", "mine")), "exists and is not a folder")),
+        Case("seed as a grid key", "sweep",
+             lambda ws: (sweep_command(ws, "--output", str(ws.root / "s"), "--grid", "train.seed=1,2"),
+                         "--grid train.seed: not a grid key (use --seeds)")),
+        Case("one key in two grids", "sweep",
+             lambda ws: (sweep_command(ws, "--output", str(ws.root / "s"), "--grid", "train.lr=0.1",
+                                       "--grid", "train.lr=0.2"), "--grid train.lr is given twice")),
+        Case("ray address where nothing listens", "sweep",
+             lambda ws: (sweep_command(ws, "--output", str(ws.root / "s"), "--backend", "ray", "--ray-address",
+                                       "127.0.0.1:9"), "--ray-address: nothing answers at 127.0.0.1:9")),
+        Case("ray address that is not one", "sweep",
+             lambda ws: (sweep_command(ws, "--output", str(ws.root / "s"), "--backend", "ray", "--ray-address",
+                                       "cluster"), "'cluster' is not a Ray address")),
+        Case("duplicate seeds", "sweep",
+             lambda ws: (sweep_command(ws, "--output", str(ws.root / "s"), "--seeds", "1,1"), "each once")),
+    ]  # fmt: skip
+
+
+LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+REGRESSION: dict[str, Any] = {"task": {"type": "regression"}, "eval": {"metrics": ["mse"]}}
+
+
+def _degenerate_cases() -> list[Case]:
+    """Degenerate values the newer task types must refuse rather than train on."""
+    return [
+        Case("regression target infinite", "data",
+             lambda ws: (ws.train_with_file("inf.csv", "text,label\n" + "good,1.0\nbad,-inf\n" * 8, **REGRESSION),
+                         "has target -inf in column 'label'")),
+        Case("regression target beyond float32", "data",
+             lambda ws: (ws.train_with_file("huge.csv", "text,label\n" + "good,1.0\nbad,1e39\n" * 8, **REGRESSION),
+                         "a finite number within float32")),
+    ]  # fmt: skip
+
+
+def _huge_input_cases() -> list[Case]:
+    """Inputs too big to be meant: refused in seconds, before memory grows."""
+    return [
+        Case("recipe whose aliases expand exponentially", "recipe",
+             lambda ws: (["validate", ws.file("laughs.yaml", LAUGHS)], "aliases expand to more than 100,000")),
+        Case("recipe of two megabytes", "recipe",
+             lambda ws: (["validate", ws.file("big.yaml", "a: " + "x" * (2 << 20))], "a recipe is at most")),
+        Case("data file of NUL bytes", "data",
+             lambda ws: (ws.train_with_file("zeros.jsonl", b"\0" * (2 << 20)), "holds NUL bytes: a binary file")),
+        Case("data file of one 17 MB line", "data",
+             lambda ws: (ws.train_with_file("line.txt", b"a" * (17 << 20)), "a line is longer than 16 MiB")),
+    ]  # fmt: skip
+
+
+def _leftover_cases() -> list[Case]:
+    """The three tracebacks left from the second round."""
+    fresh = ["model.name_or_path=null", "model.config={num_hidden_layers: -1, hidden_size: 32, num_attention_heads: 2}"]
+    language_modeling = ["task={type: language-modeling, objective: causal}", "model.family=gpt2",
+                         "model.name_or_path=null", "model.config={n_layer: 1, n_embd: 16, n_head: 2}",
+                         "model.tokenizer=pkg://pipeline/assets/gpt2-tokenizer", "eval.metrics=null"]  # fmt: skip
+    return [
+        Case("negative layer count", "model",
+             lambda ws: (override(*fresh, f"model.tokenizer={ws.bert}")(ws),
+                         "model.config.num_hidden_layers: -1 is negative")),
+        Case("every language-modeling text empty", "data",
+             lambda ws: (override(*language_modeling, "data.files={train: %s, validation: %s}" % (
+                 (ws.file("empty.jsonl", '{"text": ""}\n{"text": "  "}\n'),) * 2))(ws),
+                         "split 'train': every text is empty")),
+        Case("output_dir that cannot be created", "run folder",
+             lambda ws: (override("output_dir=/proc/embedlab-run/run")(ws), "output_dir: ")),
+    ]  # fmt: skip
+
+
 def _eval_cases() -> list[Case]:
     return [
         Case(
@@ -530,4 +652,16 @@ def _eval_cases() -> list[Case]:
     ]
 
 
-CASES = _recipe_cases() + _data_cases() + _model_cases() + _vector_cases() + _run_folder_cases() + _eval_cases()
+CASES = (
+    _recipe_cases()
+    + _data_cases()
+    + _model_cases()
+    + _vector_cases()
+    + _run_folder_cases()
+    + _eval_cases()
+    + _token_and_body_cases()
+    + _sweep_cases()
+    + _leftover_cases()
+    + _huge_input_cases()
+    + _degenerate_cases()
+)

@@ -9,6 +9,7 @@ number, rather than turned into a class called "None" or the string "['x']".
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset
@@ -72,6 +73,26 @@ def _missing_rows(column: pa.ChunkedArray) -> tuple[int | None, int | None]:
     return missing, inside
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _check_targets(column: pa.ChunkedArray, name: str, where: str) -> None:
+    """Regression targets are finite and within float32 (what training computes in): NaN, ±inf or 1e39 would make
+    every loss NaN or inf, silently."""
+    if not pa.types.is_floating(column.type) and not pa.types.is_integer(column.type):
+        return
+    values = column.to_numpy(zero_copy_only=False).astype("float64")
+    bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+    bad &= ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise PipelineError(
+            f"row {row + 1} of {where} has target {float(values[row])!r} in column '{name}'; a regression target "
+            "must be a finite number within float32 (±3.4e38)",
+            field="data",
+        )
+
+
 LABELLED = ("label", "number", "label_set")
 NAMES = {"label": "label", "number": "target", "label_set": "labels", "words": "words", "tags": "tags"}
 
@@ -95,6 +116,8 @@ def check_column_values(
             raise PipelineError(
                 f"row {inside + 1} of {where} has a missing item in its {NAMES[kind]} (column '{column}')", field="data"
             )
+        if kind == "number":
+            _check_targets(table.column(column), column, where)
         if missing is None or kind == "text":  # a missing text is an empty one, and counted as such
             continue
         if kind in LABELLED and drop_missing_labels:

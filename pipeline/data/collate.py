@@ -13,9 +13,13 @@ import torch
 IGNORED_LABEL = -100  # positions a loss skips (padding), as in PyTorch's cross-entropy
 
 
+SCORING_ONLY = ("labels", "words")  # what scoring reads from a batch and the model is not given
+
+
 def without_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model inputs of a batch: evaluation scores from the logits, so the model need not compute a loss."""
-    return {key: value for key, value in batch.items() if key != "labels"}
+    """The model inputs of a batch: evaluation scores from the logits, so the model need not compute a loss (and
+    the words a block of text holds are for per-word scores only)."""
+    return {key: value for key, value in batch.items() if key not in SCORING_ONLY}
 
 
 class PadCollator:

@@ -21,6 +21,27 @@ from datasets.table import InMemoryTable
 from pipeline.errors import PipelineError, first_line
 
 FIELD = "data.files"
+FIELD_SEPARATOR = re.compile(r"[ \t]+")
+MAX_LINE_BYTES = 16 << 20  # 16 MiB: a text, sentence or JSON row longer than this is a wrong file, not data
+SNIFF_BYTES = 1 << 20
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse in seconds what cannot be a text data file: NUL bytes (a binary file, or zeros), or a line longer
+    than `MAX_LINE_BYTES` (read in chunks, so a huge one-line file is not loaded whole first)."""
+    with path.open("rb") as handle:
+        if b"\0" in handle.read(SNIFF_BYTES):
+            raise ValueError("it holds NUL bytes: a binary file, not text")
+        handle.seek(0)
+        line = 0  # bytes of the line the last chunk ended in
+        while chunk := handle.read(SNIFF_BYTES):
+            if b"\0" in chunk:
+                raise ValueError("it holds NUL bytes: a binary file, not text")
+            pieces = chunk.split(b"\n")
+            first = line + len(pieces[0])
+            if first > MAX_LINE_BYTES or any(len(piece) > MAX_LINE_BYTES for piece in pieces[1:-1]):
+                raise ValueError(f"a line is longer than {MAX_LINE_BYTES >> 20} MiB: not a data file of texts")
+            line = first if len(pieces) == 1 else len(pieces[-1])
 
 
 def _one_based_rows(message: str) -> str:
@@ -37,7 +58,7 @@ def _read_json_array(path: Path) -> pa.Table:
 
 
 def _read_text_lines(path: Path) -> pa.Table:
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
     return pa.table({"text": pa.array(lines, type=pa.string())})
 
 
@@ -47,8 +68,11 @@ def read_conll(path: Path, word_column: int = 0, tag_column: int = -1) -> pa.Tab
     sentences: list[tuple[list[str], list[str]]] = []
     words: list[str] = []
     tags: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fields = line.split()
+    # utf-8-sig: a byte-order mark is not part of the first word; fields are split on spaces and tabs only, so a
+    # no-break space inside a word (1\u00a0000) keeps it one word.
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        fields = FIELD_SEPARATOR.split(line.strip(" \t"))
+        fields = [] if fields == [""] else fields
         if not fields or fields[0] == "-DOCSTART-":
             if words:
                 sentences.append((words, tags))
@@ -78,6 +102,8 @@ def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table
     try:
         if path.stat().st_size == 0:
             raise ValueError("the file is empty")
+        if suffix != ".parquet":
+            check_text_file(path)
         if suffix == ".conll":
             table = read_conll(path, *conll_columns)
         elif suffix == ".parquet":

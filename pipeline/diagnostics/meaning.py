@@ -17,7 +17,8 @@ from scipy.stats import spearmanr
 from transformers import PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
-from pipeline.surgery.transfer import canonical, token_style
+from pipeline.surgery.transfer import canonical
+from pipeline.vocabulary.spelling import token_style
 
 ANALOGY_BATCH = 512
 

@@ -25,9 +25,10 @@ from pipeline.diagnostics.snapshots import Snapshot, load_start, shared_rows, sn
 from pipeline.errors import PipelineError
 from pipeline.experiment.build import Experiment, build_evaluation
 from pipeline.experiment.data import raw_splits
-from pipeline.experiment.recipes import load_recipe
-from pipeline.experiment.runs import locate_run
+from pipeline.experiment.runs import load_run_recipe, locate_run
 from pipeline.families.base import NO_TOKEN_FEATURES
+from pipeline.locks import folder_lock
+from pipeline.recipe.schema import Recipe
 from pipeline.storage import replace_folder
 from pipeline.tasks.records import read_records
 from pipeline.tasks.registry import task_type
@@ -79,10 +80,27 @@ def diagnose(
     similarity: Path | None = None,
     analogies: Path | None = None,
     split: str | None = None,
+    trust_code: bool = False,
 ) -> dict[str, Any]:
-    """Diagnose a finished run (or a saved model inside one) against its start; returns what diagnostics.json holds."""
+    """Diagnose a finished run (or a saved model inside one) against its start; returns what diagnostics.json holds.
+
+    trust_code: allow what the run folder asks to run (its recipe's trust flags, a model's own code)."""
     run_dir, model_dir = locate_run(run)
-    recipe = load_recipe(run_dir / "recipe.yaml", [])
+    recipe = load_run_recipe(run_dir, model_dir, [], trust_code)
+    with folder_lock(run_dir, "run"):  # one writer: not while the run trains or another diagnose writes
+        return _diagnose(run_dir, model_dir, recipe, against, words, similarity, analogies, split)
+
+
+def _diagnose(
+    run_dir: Path,
+    model_dir: Path,
+    recipe: Recipe,
+    against: str | None,
+    words: list[str] | None,
+    similarity: Path | None,
+    analogies: Path | None,
+    split: str | None,
+) -> dict[str, Any]:
     split = split or recipe.eval.splits[-1]
     similarity = similarity or gensim_test_file("wordsim353.tsv")
     analogies = analogies or gensim_test_file("questions-words.txt")

@@ -22,6 +22,7 @@ from pipeline.errors import PipelineError, unusable
 from pipeline.evaluation.metrics import LoadedMetric, load_metric
 from pipeline.experiment.data import EncodedData, encoded_data, raw_splits
 from pipeline.experiment.modeling import (
+    add_recipe_tokens,
     build_model,
     check_vocabulary,
     load_tokenizer,
@@ -32,11 +33,13 @@ from pipeline.experiment.runtime import Runtime, start_runtime
 from pipeline.families.base import Family
 from pipeline.families.registry import family_named
 from pipeline.recipe.schema import Recipe
-from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies
-from pipeline.surgery.replace import SurgeryReport, apply_surgery
+from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies, apply_training_scope
+from pipeline.surgery.replace import SurgeryReport, apply_surgery, describe_output_embeddings
+from pipeline.surgery.rows import grow_table
 from pipeline.surgery.vectors import coverage_report
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import build_task
+from pipeline.vocabulary.added import AddedTokens
 from pipeline.vocabulary.usage import tokenization_stats
 
 log = logging.getLogger(__name__)
@@ -80,10 +83,13 @@ def build_layers(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     original: PreTrainedTokenizerBase | None = None,
+    added: AddedTokens | None = None,
 ) -> tuple[SurgeryReport, UnfreezeSchedule]:
-    """Layer surgery, then the freeze / finetune policies; returns what surgery did and the unfreeze schedule.
+    """Layer surgery, what trains inside a layer (tie, rows, LoRA), then the freeze / finetune policies; returns
+    what surgery did (its report holds the rest) and the unfreeze schedule.
 
-    original: the pretrained table's tokenizer, when the recipe builds a new one."""
+    original: the pretrained table's tokenizer, when the recipe builds a new one; added: the tokens
+    `model.add_tokens` added."""
     fresh = recipe.model.config is not None
     report = apply_surgery(
         family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=not fresh, original=original
@@ -92,7 +98,15 @@ def build_layers(
     if report.position_rows and report.position_rows > tokenizer.model_max_length:
         # A longer position table: the tokenizer (saved with the model) must not truncate below it.
         tokenizer.model_max_length = report.position_rows
+    report.scope = apply_training_scope(family, model, tokenizer, recipe.layers, added)
+    report.sources["output_embeddings"] = describe_output_embeddings(model, recipe.layers.head.policy)
     schedule = apply_layer_policies(family, model, recipe.layers)
+    if "rows" in report.scope and accelerator.distributed_type == DistributedType.FSDP:
+        raise PipelineError(
+            "rows trains a few rows beside a frozen table, which FSDP would shard apart; train the whole table "
+            "(drop rows) or run without FSDP (DDP keeps the rows whole)",
+            field="layers.token_embeddings.rows",
+        )
     if schedule and accelerator.num_processes > 1:
         raise PipelineError(
             "gradual unfreezing (unfreeze_at_step / unfreeze_at_epoch) runs in a single process for now", field="layers"
@@ -172,6 +186,7 @@ def input_report(
         report["vocabulary"] = vocabulary
     if surgery.rotary is not None:
         report["rotary"] = surgery.rotary
+    report |= surgery.scope
     if surgery.alignment is not None:
         report["coverage"] = coverage_report(surgery.alignment, data.splits[recipe.data.train_split]["input_ids"])
     return report
@@ -194,8 +209,15 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
     for each in (tokenizer, original):
         if each is not None:
             task.prepare_tokenizer(each)
+    additions = add_recipe_tokens(recipe.model, tokenizer, texts)
     model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
-    surgery, schedule = build_layers(recipe, family, runtime.accelerator, model, tokenizer, original)
+    added, new_rows = None, None
+    if additions is not None:
+        before, added = additions
+        new_rows = grow_table(model, added, recipe.model.add_tokens, before, recipe.train.seed)
+    surgery, schedule = build_layers(recipe, family, runtime.accelerator, model, tokenizer, original, added)
+    if added is not None:
+        surgery.scope["added_tokens"] = {"added": new_rows, "skipped": added.skipped, "special": added.special}
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
     check_lengths(recipe, family, model)
     data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)

@@ -7,6 +7,7 @@ the position limit) are asked of the `Family`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,7 @@ from pipeline.families.registry import FAMILIES, family_named, family_of_model_t
 from pipeline.paths import resolve_model_path
 from pipeline.recipe.schema import ModelConfig, TokenizerBuild
 from pipeline.resources import require_memory
+from pipeline.vocabulary.added import AddedTokens, add_tokens
 from pipeline.vocabulary.build import build_tokenizer
 
 # Tokenizers report "no limit" as a huge sentinel; anything above this is treated as unknown.
@@ -70,11 +72,25 @@ def load_tokenizer(
     return tokenizer
 
 
+def add_recipe_tokens(
+    cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase, train_texts: Iterable[str]
+) -> tuple[PreTrainedTokenizerBase, AddedTokens] | None:
+    """`model.add_tokens` added to `tokenizer` (in place); returns the tokenizer as it was (which composes the new
+    rows from the pieces it cut each token into) and what was added, or None when the recipe adds nothing."""
+    if cfg.add_tokens is None:
+        return None
+    before = copy.deepcopy(tokenizer)
+    return before, add_tokens(tokenizer, cfg.add_tokens, train_texts)
+
+
 def _check_config_keys(family: Family, settings: dict[str, Any]) -> None:
-    """Transformers configs accept unknown keys silently; a typo in `model.config` must not."""
+    """Transformers configs accept unknown keys (and negative counts) silently; a typo in `model.config` must not."""
     config_class = CONFIG_MAPPING[family.scratch_model_type]
     known = {f.name for f in dataclasses.fields(config_class)} | set(getattr(config_class, "attribute_map", {}))
-    for key in settings:
+    for key, value in settings.items():
+        # A negative size or count is never meant, and some model classes take it silently (range(-1) is empty).
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise PipelineError(f"{value} is negative; sizes and counts are 0 or more", field=f"model.config.{key}")
         if key not in known:
             hint = did_you_mean(key, sorted(known)).rstrip()
             raise PipelineError(

@@ -7,6 +7,7 @@ Every problem ends as one `PipelineError` line naming the field.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,25 @@ def check_positions(family: FamilySpec, policy: PositionPolicy) -> None:
         )
 
 
+def check_body(recipe: Recipe) -> None:
+    """`layers.encoder: lora` needs PEFT installed and a family that names its linear layers (or targets given)."""
+    encoder = recipe.layers.encoder
+    if encoder.policy != "lora":
+        return
+    if importlib.util.find_spec("peft") is None:
+        raise PipelineError("policy: lora needs PEFT: pip install 'embedlab[peft]'", field="layers.encoder")
+    if not family_spec(recipe.model.family).lora_targets and encoder.target_modules is None:
+        raise PipelineError(
+            f"family {recipe.model.family} has no default LoRA targets: name target_modules (its linear layers)",
+            field="layers.encoder.target_modules",
+        )
+
+
 def check_recipe(recipe: Recipe) -> Recipe:
-    """The checks that need registries (families, metrics); returns the recipe."""
+    """The checks that need registries (families, metrics) or installed packages; returns the recipe."""
     check_family(recipe)
     check_metrics(recipe)
+    check_body(recipe)
     return recipe
 
 

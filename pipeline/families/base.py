@@ -94,6 +94,8 @@ class Family:
     no_position_table: ClassVar[str | None] = None
     needs_max_length: ClassVar[bool] = False  # the model states no length limit: the recipe must set one
     rotary: ClassVar[bool] = False  # positions rotate queries and keys (see `rotary_positions`)
+    lora_targets: ClassVar[tuple[str, ...]] = ()  # the linear layers `layers.encoder: lora` adapts by default
+    lora_fan_in_fan_out: ClassVar[bool] = False  # the layers store their weight transposed (GPT-2's Conv1D)
     block_list_names: ClassVar[tuple[str, ...]] = ("layer", "layers", "h", "block", "blocks")
 
     @classmethod

@@ -12,7 +12,8 @@ class FamilySpec:
     objective: the language-modeling objective it pretrains with (`causal`, `bidirectional`), None if none;
     no_position_table: why the family has no absolute position table (None when it has one);
     needs_max_length: the model states no length limit, so the recipe must set `model.max_length`;
-    rotary: positions rotate queries and keys (position policies then mean a base, a scaling, partial or no rotation).
+    rotary: positions rotate queries and keys (position policies then mean a base, a scaling, partial or no rotation);
+    lora_targets: the linear layers `layers.encoder: lora` adapts by default (none: the recipe must name them).
     """
 
     name: str
@@ -21,3 +22,4 @@ class FamilySpec:
     no_position_table: str | None = None
     needs_max_length: bool = False
     rotary: bool = False
+    lora_targets: tuple[str, ...] = ()

@@ -16,9 +16,34 @@ from pipeline.errors import PipelineError, did_you_mean, first_line
 from pipeline.recipe.schema import Recipe
 from pipeline.recipe.tasks import SECTIONS, TASK_TYPE_ERROR, TaskSection
 
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of settings; a bigger file is a mistake (or an attack)
+MAX_EXPANDED_NODES = 100_000  # YAML aliases may repeat a node; nested, they grow exponentially ("billion laughs")
+
+
+def expanded_nodes(node: yaml.Node, budget: int) -> int:
+    """How many nodes `node` stands for once every alias is expanded, counting no further than `budget`."""
+    count, stack = 0, [node]
+    while stack and count <= budget:
+        current = stack.pop()
+        count += 1
+        if isinstance(current, yaml.MappingNode):
+            stack.extend(item for pair in current.value for item in pair)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return count
+
 
 class UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that names one key twice (plain YAML keeps the last silently)."""
+    """YAML's safe loader, refusing a mapping that names one key twice (plain YAML keeps the last silently), and a
+    document whose aliases expand past `MAX_EXPANDED_NODES` nodes."""
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        if node is not None and expanded_nodes(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"its aliases expand to more than {MAX_EXPANDED_NODES:,} values", node.start_mark
+            )
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -140,6 +165,10 @@ def read_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
     registries follow in `pipeline.experiment.recipes.load_recipe`, which every command uses)."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_RECIPE_BYTES:
+            raise PipelineError(
+                f"recipe '{path}' is {path.stat().st_size:,} bytes; a recipe is at most {MAX_RECIPE_BYTES:,}"
+            )
         raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PipelineError(f"recipe file '{path}' not found") from None

@@ -56,6 +56,17 @@ class TokenEmbeddingPolicy(LayerPolicy):
         "finetune", description="`freeze`, `finetune`, or `replace` the table (then `then` applies to the new one)."
     )
     then: Literal["freeze", "finetune"] = Field("finetune", description="replace: train or freeze the new table.")
+    rows: Literal["new"] | list[str | int] | None = Field(
+        None,
+        description="finetune: train only these rows (`new`: the tokens `model.add_tokens` added; or tokens and ids); "
+        "the others stay bit-identical and take no optimizer state (a small trainable table beside the frozen one, "
+        "merged on save). A tied LM head trains the same rows.",
+    )
+    tie: Literal["keep", "untie"] = Field(
+        "keep",
+        description="A LM head tied to the table: `keep` it one tensor with the table (it follows the table's policy), "
+        "or `untie` it into a tensor of its own, which `layers.head.policy` trains or freezes.",
+    )
     init: Literal["random", "vectors", "transfer"] | None = Field(
         None,
         description="replace: a fresh random table, static word `vectors` aligned to the vocabulary, or `transfer` the "
@@ -94,6 +105,10 @@ class TokenEmbeddingPolicy(LayerPolicy):
     @model_validator(mode="after")
     def _replace_fields(self) -> TokenEmbeddingPolicy:
         self._only_with_replace(REPLACE_TOKEN_FIELDS)
+        if self.rows is not None and self.policy != "finetune":
+            raise ValueError("rows (train only some rows) applies to policy: finetune")
+        if isinstance(self.rows, list) and not self.rows:
+            raise ValueError("rows lists no token")
         if self.policy == "replace" and self.init is None:
             raise ValueError("policy: replace needs init: random, vectors or transfer")
         if (self.init == "vectors" or self.transfer == "weighted") and self.vectors is None:
@@ -232,13 +247,39 @@ class PositionPolicy(LayerPolicy):
 
 
 class EncoderPolicy(LayerPolicy):
+    policy: Literal["freeze", "finetune", "lora"] = Field(
+        "finetune",
+        description="`freeze`, `finetune`, or `lora`: the body frozen, low-rank adapters (PEFT) trained beside its "
+        "linear layers; the saved model has them merged, the adapter is kept beside it.",
+    )
     freeze_bottom: int = Field(0, ge=0, description="finetune: keep the lowest N transformer layers frozen.")
     layerwise_lr_decay: float = Field(
         1.0, gt=0, le=1, description="Layer l of L trains at lr × decay^(L−l); embeddings at decay^L."
     )
+    r: int = Field(8, gt=0, le=4096, description="lora: the rank of each adapter.")
+    alpha: float = Field(16.0, gt=0, description="lora: the adapters' scaling is alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapters' input.")
+    target_modules: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="lora: the linear layers to adapt (names or suffixes); null: the family's default.",
+    )
+
+    @model_validator(mode="after")
+    def _lora_fields(self) -> EncoderPolicy:
+        defaults = {name: type(self).model_fields[name].default for name in ("r", "alpha", "dropout", "target_modules")}
+        stray = [name for name, default in defaults.items() if getattr(self, name) != default]
+        if stray and self.policy != "lora":
+            raise ValueError(f"{stray[0]} applies to policy: lora")
+        if self.policy == "lora" and self.freeze_bottom:
+            raise ValueError("freeze_bottom applies to policy: finetune (lora freezes the whole body)")
+        return self
 
 
 class HeadPolicy(Strict):
+    policy: Literal["freeze", "finetune"] = Field(
+        "finetune", description="The task head (and an untied LM head): trained, or frozen."
+    )
     lr_multiplier: float = Field(1.0, gt=0, description="The task head's learning rate is `train.lr` times this.")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SerializeAsAny, ValidatorFunctionWrapHandler, field_validator, model_validator
+from pydantic import ConfigDict, Field, SerializeAsAny, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from pipeline.paths import looks_like_hub_id
 from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
@@ -40,6 +40,59 @@ class TokenizerBuild(Strict):
     lowercase: bool = Field(False, description="Lowercase text before tokenizing.")
 
 
+class CopyRow(Strict):
+    # `copy` is a method of pydantic models: the field has another name, and `copy` as its name in YAML.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_by_name=True, serialize_by_alias=True)
+
+    copy_of: str = Field(
+        alias="copy", min_length=1, description="A token of the vocabulary whose row the new ones copy."
+    )
+
+
+class AddTokens(Strict):
+    tokens: list[str] = Field(default_factory=list, description="Words or pieces to add (each becomes one token).")
+    special: list[str] = Field(
+        default_factory=list,
+        description="Special tokens to add (e.g. chat markers): never split, skipped when decoding.",
+    )
+    file: str | None = Field(None, description="A text file of tokens to add, one per line.")
+    from_data: int | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description="Add the N most frequent words of the training text that the tokenizer splits into several pieces.",
+    )
+    init: Literal["mean", "compose", "random"] | CopyRow = Field(
+        "mean",
+        description="The new rows: `mean` (the table's mean, with noise of its covariance, as transformers' "
+        "mean_resizing), `compose` (the mean of the rows of the pieces the old tokenizer splits the token's text "
+        "into), `random` (normal with the table's std), or `{copy: TOKEN}`.",
+    )
+    describe: dict[str, str] = Field(
+        default_factory=dict, description="compose: a text to compose a token from instead of its own (token → text)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_list(cls, value: Any) -> Any:
+        return {"tokens": value} if isinstance(value, list) else value
+
+    @field_validator("file")
+    @classmethod
+    def _file_exists(cls, value: str | None) -> str | None:
+        return None if value is None else existing_path(value, "file")
+
+    @model_validator(mode="after")
+    def _some_tokens(self) -> AddTokens:
+        if not (self.tokens or self.special or self.file or self.from_data):
+            raise ValueError("name tokens, special tokens, a file of them, or from_data: N")
+        if any(not token.strip() for token in [*self.tokens, *self.special]):
+            raise ValueError("a token to add is empty or blank")
+        if self.describe and self.init != "compose":
+            raise ValueError("describe applies to init: compose")
+        return self
+
+
 class ModelConfig(Strict):
     family: str = Field(
         description="Model family: a registered family's name (the built-in ones are listed below; one registered in "
@@ -62,6 +115,11 @@ class ModelConfig(Strict):
         None, gt=0, le=MAX_SIZE, description="Truncate inputs to this many tokens; default: the model's position limit."
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) of a Hub checkpoint.")
+    add_tokens: AddTokens | None = Field(
+        None,
+        description="Tokens to add to the tokenizer (a list, or a section: tokens, special, file, from_data, init); "
+        "the table and a tied or untied LM head grow by one row each, initialised as `init` says.",
+    )
     trust_remote_code: bool = Field(False, description="Allow a Hub checkpoint to run its own Python code.")
 
     @field_validator("name_or_path", "tokenizer")
@@ -304,6 +362,12 @@ class Recipe(Strict):
                 "layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to a new "
                 "tokenizer (model.tokenizer: {build: wordpiece | bpe | word})"
             )
+        if table.rows == "new" and self.model.add_tokens is None:
+            raise ValueError(
+                "layers.token_embeddings.rows: new trains the rows of added tokens; model.add_tokens adds none"
+            )
+        if self.model.add_tokens is not None and new_vocabulary:
+            raise ValueError("model.add_tokens: a new tokenizer is built from the data; add its tokens there, not here")
         if self.eval.metrics is None and self.task.default_metrics is not None:
             self.eval.metrics = list(self.task.default_metrics)  # the one place `eval.metrics: null` is resolved
         if self.eval.lengths is not None and not self.task.scores_by_length:

@@ -8,14 +8,18 @@ the input layers and the blocks are is asked of the model's `Family`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
 from pipeline.families.base import Family
 from pipeline.recipe.layers import LayerPolicy, LayersConfig
+from pipeline.surgery.lora import add_lora, is_adapter
+from pipeline.surgery.rows import TrainableRows, rows_to_train, train_rows, untie_output_embeddings
 from pipeline.surgery.tables import table_of
+from pipeline.vocabulary.added import AddedTokens
 
 LAYER_GROUPS = ("token_embeddings", "positions", "input_projection", "encoder", "head")
 UnfreezeSchedule = dict[tuple[str, int], list[nn.Parameter]]  # ("step" | "epoch", N) → parameters
@@ -30,6 +34,8 @@ def layer_group_of_parameters(family: Family, model: PreTrainedModel) -> dict[st
             continue
         for parameter in module.parameters():
             special[id(parameter)] = "input_projection"
+        if isinstance(module, TrainableRows):  # the rows trained beside a frozen table belong to the table
+            special[id(module.trained)] = group
         table = getattr(table_of(module), "weight", None)
         if isinstance(table, nn.Parameter):
             special[id(table)] = group
@@ -82,16 +88,49 @@ def apply_layer_policies(family: Family, model: PreTrainedModel, cfg: LayersConf
         )
     unfreeze(model.parameters())
     schedule: UnfreezeSchedule = {}
-    for group in ("token_embeddings", "positions", "encoder"):
+    for group in ("token_embeddings", "positions", "encoder", "head"):
         policy = getattr(cfg, group)
-        frozen = list(by_group[group]) if _frozen_by_policy(policy) else []
+        frozen = list(by_group[group]) if policy.policy == "freeze" or _frozen_by_policy(policy) else []
+        if group == "token_embeddings" and isinstance(family.input_layers(model).token_embeddings, TrainableRows):
+            frozen = [table_of(family.input_layers(model).token_embeddings).weight]  # trained by rows: the rest stays
+        if group == "encoder" and cfg.encoder.policy == "lora":
+            frozen = [named[n] for n, g in groups_of.items() if g == "encoder" and not is_adapter(n)]
         if group == "encoder" and cfg.encoder.policy == "finetune" and cfg.encoder.freeze_bottom:
             blocks = blocks_of(family, model)
             if cfg.encoder.freeze_bottom > len(blocks):
                 raise PipelineError(f"the model has only {len(blocks)} layers", field="layers.encoder.freeze_bottom")
             frozen = [p for block in blocks[: cfg.encoder.freeze_bottom] for p in block.parameters()]
         freeze(frozen)
-        if frozen and (policy.unfreeze_at_step or policy.unfreeze_at_epoch):
+        if frozen and (getattr(policy, "unfreeze_at_step", None) or getattr(policy, "unfreeze_at_epoch", None)):
             when = ("step", policy.unfreeze_at_step) if policy.unfreeze_at_step else ("epoch", policy.unfreeze_at_epoch)
             schedule.setdefault(when, []).extend(frozen)
     return schedule
+
+
+def apply_training_scope(
+    family: Family,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: LayersConfig,
+    added: AddedTokens | None,
+) -> dict[str, Any]:
+    """What trains inside a layer, before the freeze / finetune flags: a tied LM head cut loose (`tie: untie`), only
+    some rows of the token table (`rows`), low-rank adapters beside the body (`encoder: lora`). Returns what was
+    done, for `input_layers.json`."""
+    report: dict[str, Any] = {}
+    policy = cfg.token_embeddings
+    if policy.tie == "untie":
+        untie_output_embeddings(model)
+        report["tie"] = "untie: the LM head is a copy of the table, a tensor of its own (layers.head governs it)"
+    if policy.rows is not None:
+        table_rows = model.get_input_embeddings().num_embeddings
+        ids = rows_to_train(policy.rows, tokenizer, added, table_rows)
+        train_rows(model, ids)
+        report["rows"] = {
+            "trained": len(ids),
+            "of": table_rows,
+            "tokens": tokenizer.convert_ids_to_tokens(ids[:100]),
+        }
+    if cfg.encoder.policy == "lora":
+        report["lora"] = add_lora(model, cfg.encoder, family.lora_targets, family.lora_fan_in_fan_out)
+    return report

@@ -19,6 +19,7 @@ from pipeline.families.base import Family
 from pipeline.paths import resolve_local_path
 from pipeline.recipe.layers import LayersConfig, PositionPolicy, TokenEmbeddingPolicy
 from pipeline.resources import require_memory
+from pipeline.surgery.rows import TrainableRowsHead
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
 from pipeline.surgery.transfer import apply_plan, plan_transfer, route_counts
 from pipeline.surgery.vectors import Alignment, WordVectors, align_vectors, load_vectors
@@ -35,6 +36,7 @@ class SurgeryReport:
     position_rows: int | None = None
     transfer: dict[str, Any] | None = None  # vocabulary transfer: old and new sizes, rows by route
     rotary: dict[str, Any] | None = None  # rotary decoders: what rotates, base, scaling, dimensions, layers
+    scope: dict[str, Any] = field(default_factory=dict)  # added tokens, untied head, rows, LoRA (input_layers.json)
 
 
 def replace_positions(family: Family, model: PreTrainedModel, policy: PositionPolicy) -> tuple[str, int]:
@@ -185,8 +187,11 @@ def replace_token_embeddings(
 
 
 def output_tied_to_input(model: PreTrainedModel) -> bool:
-    """Whether the LM output layer and the token-embedding table are one tensor."""
+    """Whether the LM output layer and the token-embedding table are one tensor (or, trained by rows, one frozen
+    tensor and the same trained rows)."""
     output = model.get_output_embeddings()
+    if isinstance(output, TrainableRowsHead):
+        return True
     return output is not None and output.weight is getattr(table_of(model.get_input_embeddings()), "weight", None)
 
 
@@ -202,13 +207,16 @@ def retie_output_embeddings(model: PreTrainedModel) -> None:
     model.get_output_embeddings().weight = table.weight
 
 
-def describe_output_embeddings(model: PreTrainedModel) -> str:
-    """What the LM output layer is, relative to the token-embedding table (for the run's input_layers.json)."""
-    if model.get_output_embeddings() is None:
+def describe_output_embeddings(model: PreTrainedModel, head_policy: str = "finetune") -> str:
+    """What the LM output layer is, relative to the token-embedding table (for input_layers.json and inspect)."""
+    output = model.get_output_embeddings()
+    if output is None:
         return "none (the task head reads the encoder's states)"
+    if isinstance(output, TrainableRowsHead):
+        return "tied to the token-embedding table: the same rows train in both, the other rows stay as they are"
     if output_tied_to_input(model):
         return "tied to the token-embedding table: one tensor, so it is frozen, trained or replaced with it"
-    return "untied: its own weights, trained with the head"
+    return f"untied: its own weights, {'frozen' if head_policy == 'freeze' else 'trained'} with the head (layers.head)"
 
 
 def apply_surgery(

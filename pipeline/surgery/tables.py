@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.errors import PipelineError
+from pipeline.surgery.lora import merged_state_dict
+from pipeline.surgery.rows import TrainableRows
 
 
 class FixedTable(nn.Module):
@@ -58,9 +60,10 @@ class ProjectedLookup(nn.Module):
 
 
 def table_of(module: nn.Module) -> nn.Module:
-    """The innermost lookup (an `nn.Embedding` or `FixedTable`) of a possibly projected module."""
-    while isinstance(module, ProjectedLookup):
-        module = module.lookup
+    """The innermost lookup (an `nn.Embedding` or `FixedTable`) of a possibly projected module (or of a table
+    trained by rows: its whole, frozen table)."""
+    while isinstance(module, ProjectedLookup | TrainableRows):
+        module = module.lookup if isinstance(module, ProjectedLookup) else module.table
     return module
 
 
@@ -92,8 +95,14 @@ def extended_table(old: torch.Tensor, rows: int, mode: str, offset: int) -> torc
 
 
 def standard_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Fold every `ProjectedLookup` into one plain `weight`, so the saved weights fit the stock architecture."""
-    folded = dict(state_dict)
+    """Fold every `ProjectedLookup` and every table trained by rows into one plain `weight`, and merge LoRA adapters
+    into the weights they adapt, so the saved weights fit the stock architecture."""
+    folded = merged_state_dict(model, dict(state_dict))
+    for name, module in model.named_modules():
+        if isinstance(module, TrainableRows):
+            for key in [k for k in folded if k.startswith((f"{name}.table.", f"{name}.trained", f"{name}.rows"))]:
+                del folded[key]
+            folded[f"{name}.weight"] = module.merged().cpu().contiguous()
     projected = {name: module for name, module in model.named_modules() if isinstance(module, ProjectedLookup)}
     outermost = [name for name in projected if not any(name.startswith(f"{other}.") for other in projected)]
     for name in outermost:

@@ -17,7 +17,6 @@ The same plan builds an untied LM output layer's new rows from its old ones.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -26,7 +25,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from pipeline.surgery.vectors import WordVectors
-from pipeline.vocabulary.spelling import spelling_of
+from pipeline.vocabulary.spelling import spelling_of, token_style
 
 ROUTES = ("special", "copied", "composed", "weighted", "random")
 NEIGHBOURS, TEMPERATURE = 10, 0.1
@@ -48,22 +47,6 @@ class RowPlan:
     route: str
     sources: list[int] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
-
-
-def token_style(tokenizer: PreTrainedTokenizerBase) -> str:
-    """`wordpiece` (`##` continuations), `byte_level` (`Ġ` word starts), `metaspace` (`▁` word starts) or `word`."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    state = json.loads(backend.to_str()) if backend is not None else {}
-    model = (state.get("model") or {}).get("type")
-    pre = state.get("pre_tokenizer") or {}
-    kinds = {part.get("type") for part in pre.get("pretokenizers", [pre])}
-    if model == "WordPiece":
-        return "wordpiece"
-    if "ByteLevel" in kinds:
-        return "byte_level"
-    if "Metaspace" in kinds or model == "Unigram":
-        return "metaspace"
-    return "word"
 
 
 def canonical(token: str, style: str, tokenizer: PreTrainedTokenizerBase) -> tuple[bool, str]:

@@ -1,9 +1,14 @@
 """A sweep's plan: the factorial product of the grids, times the seeds; each cell × seed one ordinary run folder,
 named readably from its overrides (`token_embeddings=freeze/seed=1`). The whole plan is validated before any run.
+
+Keys joined by `+` in one grid vary together instead of crossing (`model.add_tokens+layers.token_embeddings=
+[null, finetune],[{from_data: 100}, {policy: finetune, rows: new}]`): for designs where not every combination is
+valid or wanted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -57,7 +62,19 @@ def parse_grid(text: str) -> tuple[str, list[Any]]:
         raise unusable(f"--grid '{text}': the values are not valid YAML", error) from None
     if not parsed:
         raise PipelineError(f"--grid '{text}' lists no value")
+    joined = key.split("+")
+    if len(joined) > 1 and any(not isinstance(value, list) or len(value) != len(joined) for value in parsed):
+        raise PipelineError(
+            f"--grid '{text}': {len(joined)} keys joined by + vary together, so each value is a list of "
+            f"{len(joined)} (e.g. 'a+b=[1, x],[2, y]')"
+        )
     return key, parsed
+
+
+def assignments(key: str, value: Any) -> list[tuple[str, Any]]:
+    """A grid value as (key, value) pairs: one, or one per key of keys joined by + (which vary together)."""
+    keys = key.split("+")
+    return list(zip(keys, value, strict=True)) if len(keys) > 1 else [(key, value)]
 
 
 def slug(value: Any) -> str:
@@ -71,12 +88,37 @@ def slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "none"
 
 
+NAME_LIMIT = 120  # characters of a cell's folder name (file systems allow 255 bytes; the path adds the rest)
+NOT_GRID_KEYS = {"train.seed": "use --seeds", "output_dir": "a sweep places each run in --output"}
+
+
+def check_grid_keys(grids: list[tuple[str, list[Any]]]) -> None:
+    """Each recipe key in one grid only, and none that the sweep itself sets."""
+    keys = [part for key, _ in grids for part in key.split("+")]
+    for key in keys:
+        if key in NOT_GRID_KEYS:
+            raise PipelineError(f"--grid {key}: not a grid key ({NOT_GRID_KEYS[key]})", field="--grid")
+        if keys.count(key) > 1:
+            raise PipelineError(f"--grid {key} is given twice; list all its values in one --grid", field="--grid")
+
+
+def cell_name(pairs: list[tuple[str, Any]]) -> str:
+    """A readable, file-name-safe folder name for a cell; a long one is cut and ends in a hash of the whole."""
+    name = ",".join(f"{slug(key.rsplit('.', 1)[-1])}={slug(value)}" for key, value in pairs) or "recipe"
+    if len(name) > NAME_LIMIT:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        name = f"{name[: NAME_LIMIT - 13]}-{digest}"
+    return name
+
+
 def cells_of(grids: list[tuple[str, list[Any]]]) -> list[Cell]:
     """The factorial product of the grids, in the order the values were given."""
+    check_grid_keys(grids)
     cells = []
     for values in itertools.product(*(values for _, values in grids)):
-        pairs = list(zip((key for key, _ in grids), values, strict=True))
-        name = ",".join(f"{key.rsplit('.', 1)[-1]}={slug(value)}" for key, value in pairs) or "recipe"
+        keys = (key for key, _ in grids)
+        pairs = [pair for key, value in zip(keys, values, strict=True) for pair in assignments(key, value)]
+        name = cell_name(pairs)
         overrides = tuple(
             f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
             for key, value in pairs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
 from pipeline.sweeps.plan import PlannedRun, run_state
 from pipeline.sweeps.stopping import EvalScores, Watched
 
@@ -131,3 +133,23 @@ def scores_of(output_dir: Path) -> dict[str, Any]:
     return (
         {key: value for key, value in json.loads(path.read_text()).items() if key != "train"} if path.is_file() else {}
     )
+
+
+CONNECT_TIMEOUT_S = 3.0
+
+
+def check_address(address: str | None) -> None:
+    """`--ray-address`: `auto`, or HOST:PORT (optionally `ray://`) where something listens; checked in seconds,
+    before any run, so a typo is one line rather than a long wait."""
+    if address is None or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise PipelineError(f"'{address}' is not a Ray address (auto, or HOST:PORT)", field="--ray-address")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise PipelineError(
+            f"nothing answers at {host}:{port} ({error.strerror or error}); is the Ray cluster up?",
+            field="--ray-address",
+        ) from None

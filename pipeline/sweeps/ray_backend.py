@@ -17,6 +17,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from pipeline.errors import PipelineError, first_line
 from pipeline.sweeps.plan import PlannedRun
 from pipeline.sweeps.processes import Launch, Outcome, RunProcess, run_environment
 from pipeline.sweeps.progress import Progress
@@ -77,6 +78,14 @@ def trial_function(launch: Launch, runs: list[PlannedRun], watched: Any, driver_
     return trial
 
 
+def connect(address: str | None) -> None:
+    """Start or join Ray; a cluster that is not there is one line."""
+    try:
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise PipelineError(f"cannot reach Ray at {address} ({first_line(error)})", field="--ray-address") from None
+
+
 def run_on_ray(
     launch: Launch, runs: list[PlannedRun], progress: Progress, stopping: StoppingRule | None, output: Path
 ) -> list[Outcome]:
@@ -91,7 +100,7 @@ def run_on_ray(
         else:
             outcomes[number] = progress.end(done)
     if todo:
-        ray.init(address=launch.ray_address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+        connect(launch.ray_address)
         watched = stopping.watched if stopping is not None else None
         scheduler = (
             ASHAScheduler(metric="score", mode=watched.mode, grace_period=1, reduction_factor=3, max_t=10_000)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 
+from pipeline.locks import wait_until_free
 from pipeline.sweeps.plan import PlannedRun, run_state
 from pipeline.sweeps.processes import Launch, Outcome, RunProcess, run_environment, scores_of
 from pipeline.sweeps.progress import Manifest, Progress
 from pipeline.sweeps.stopping import EvalScores, StoppingRule
 
 POLL_SECONDS = 0.5
+RUN_RELEASE_WAIT_S = 120  # how long a run folder held by another process (a killed sweep's run) is waited for
 
 
 def already_done(run: PlannedRun, manifest: Manifest) -> Outcome | None:
@@ -45,6 +47,8 @@ def run_local(
     while pending or active:
         while pending and len(active) < len(slots):
             run = pending.pop(0)
+            # A run of a sweep that was killed may still be saving its checkpoint: wait for it to let go.
+            wait_until_free(run.output_dir, RUN_RELEASE_WAIT_S)
             done = already_done(run, progress.manifest)
             if done is not None:
                 if stopping is not None and done.status == "skipped":  # a finished run still sets the median

@@ -12,11 +12,12 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.experiment.recipes import load_recipe
+from pipeline.locks import LOCK_NAME, folder_lock
 from pipeline.recipe.io import flatten, read_yaml
 from pipeline.recipe.schema import Recipe
 from pipeline.sweeps.intervals import CONFIDENCE
 from pipeline.sweeps.plan import Cell, PlannedRun, baseline_cell, cells_of, parse_grid, plan_runs, slug
-from pipeline.sweeps.processes import Launch, Outcome
+from pipeline.sweeps.processes import Launch, Outcome, check_address
 from pipeline.sweeps.progress import Manifest, Progress
 from pipeline.sweeps.runner import run_local
 from pipeline.sweeps.seeds import SeedPlan, why_stop
@@ -24,6 +25,7 @@ from pipeline.sweeps.statistics import RunResult, paired_comparison
 from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
 from pipeline.sweeps.summary import load_run, report_split, write_summary
 from pipeline.tasks.registry import task_type
+from pipeline.training.run_folder import check_output_location
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,21 @@ def add_seeds(
     return grown
 
 
+def check_sweep_output(output: Path, ours: tuple[str, ...] = ("sweep.json",)) -> None:
+    """A sweep (or compare) writes only into a folder of its own: not the working directory or a folder above it,
+    not a file, not a link, not a folder holding anything but an earlier report of ours (a file of `ours`)."""
+    check_output_location(output, "--output")
+    if output.is_symlink():
+        raise PipelineError(f"'{output}' is a symbolic link; give a folder of its own", field="--output")
+    held = sorted(entry.name for entry in output.iterdir() if entry.name != LOCK_NAME) if output.is_dir() else []
+    if held and not any((output / name).is_file() for name in ours):
+        raise PipelineError(
+            f"'{output}' holds files a sweep did not write ({', '.join(held[:3])}{' ...' if len(held) > 3 else ''}); "
+            "give a new or empty folder",
+            field="--output",
+        )
+
+
 def check_same_sweep(manifest_path: Path, plan: dict[str, Any], output: Path) -> None:
     if manifest_path.is_file():
         previous = json.loads(manifest_path.read_text())
@@ -163,6 +180,9 @@ def sweep(
     """Run every cell × seed (skipping finished runs, resuming interrupted ones; with auto seeds, adding seeds where
     the answer is open), then write the summary and plots into `output`; returns the summary. A run that fails is
     recorded in `sweep.json` and the others go on."""
+    check_sweep_output(output)
+    if options.backend == "ray":
+        check_address(options.ray_address)
     cells = cells_of([parse_grid(grid) for grid in grids])
     planned = {(run.cell.name, run.seed): run for run in plan_runs(recipe, overrides, cells, seeds.every(), output)}
     base = baseline_cell(cells, options.baseline)
@@ -179,24 +199,26 @@ def sweep(
     manifest_path = output / "sweep.json"
     check_same_sweep(manifest_path, plan, output)
     output.mkdir(parents=True, exist_ok=True)
-    launch = Launch(
-        recipe, tuple(overrides), options.threads(), options.parallel, options.gpus_per_trial, options.ray_address
-    )
-    manifest = Manifest(manifest_path, plan)
-    state = SweepState({cell.name: seeds.initial() for cell in cells})
-    while True:
-        batch = [
-            planned[(c, s)]
-            for c, own in state.seeds_of.items()
-            for s in own
-            if planned[(c, s)].output_dir not in state.outcomes
-        ]
-        for run, outcome in zip(batch, run_all(launch, batch, manifest, options.backend, stopping), strict=True):
-            state.outcomes[run.output_dir] = outcome
-        results = finished_results(planned, state)
-        if not seeds.auto or not add_seeds(state, results, base.name, seeds, options.precision):
-            break
-    return report(state, results, cells, base, planned, manifest, options, seeds)
+    with folder_lock(output, "--output"):  # one sweep in a folder at a time
+        launch = Launch(
+            recipe, tuple(overrides), options.threads(), options.parallel, options.gpus_per_trial, options.ray_address
+        )
+        manifest = Manifest(manifest_path, plan)
+        manifest.write()  # at once: the folder is this sweep's, even if it is killed before a run ends
+        state = SweepState({cell.name: seeds.initial() for cell in cells})
+        while True:
+            batch = [
+                planned[(c, s)]
+                for c, own in state.seeds_of.items()
+                for s in own
+                if planned[(c, s)].output_dir not in state.outcomes
+            ]
+            for run, outcome in zip(batch, run_all(launch, batch, manifest, options.backend, stopping), strict=True):
+                state.outcomes[run.output_dir] = outcome
+            results = finished_results(planned, state)
+            if not seeds.auto or not add_seeds(state, results, base.name, seeds, options.precision):
+                break
+        return report(state, results, cells, base, planned, manifest, options, seeds)
 
 
 def report(
@@ -264,6 +286,7 @@ def setting_name(key: str) -> str:
 def compare(paths: list[Path], output: Path, baseline: Path | None = None, classical: bool = True) -> dict[str, Any]:
     """The summary and plots of any finished runs: runs whose recipes differ only in seed and folder form one cell,
     named by the settings in which the cells differ."""
+    check_sweep_output(output, ("summary.json", "sweep.json"))
     folders = collect([*paths, *([baseline] if baseline else [])])
     if not folders:
         raise PipelineError("no finished run among the folders given")

@@ -14,8 +14,10 @@ match their checksums, or that holds files its manifest does not list, is not lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import os
 import pickle
 import random
@@ -31,6 +33,8 @@ from transformers import PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError, first_line
 from pipeline.paths import file_digest
+from pipeline.storage import disk_failure
+from pipeline.surgery.lora import ADAPTER, lora_layers, save_adapter
 from pipeline.surgery.tables import standard_state_dict
 
 log = logging.getLogger(__name__)
@@ -96,15 +100,62 @@ def checkpoint_folders(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def progress_problem(record: Any) -> str | None:
+    """Why a `progress.json` record is not one (its keys and non-negative integer values), or None. Checked even
+    when the manifest matches: a manifest is as easy to rewrite as the file."""
+    fields = [f.name for f in dataclasses.fields(Progress)]
+    if not isinstance(record, dict) or sorted(record) != sorted(fields):
+        return f"progress.json must hold exactly {', '.join(fields)}"
+    bad = [key for key, value in record.items() if type(value) is not int or not 0 <= value < 2**53]
+    return f"progress.json: {bad[0]} is not a count" if bad else None
+
+
+def schedule_problem(saved: Any, current: dict[str, Any]) -> str | None:
+    """Why a saved LR-scheduler state does not fit this run's scheduler (its keys and the kinds of their values),
+    or None."""
+    if not isinstance(saved, dict) or sorted(saved) != sorted(current):
+        return f"{SCHEDULER_FILE} does not hold this run's scheduler state"
+    for key, value in current.items():
+        kind = (int, float) if isinstance(value, int | float) and not isinstance(value, bool) else type(value)
+        if not isinstance(saved[key], kind) or isinstance(saved[key], bool) != isinstance(value, bool):
+            return f"{SCHEDULER_FILE}: {key} is not a {getattr(kind, '__name__', 'number')}"
+        if isinstance(value, list) and len(saved[key]) != len(value):
+            return f"{SCHEDULER_FILE}: {key} has {len(saved[key])} entries, expected {len(value)}"
+        if isinstance(saved[key], float) and not math.isfinite(saved[key]):
+            return f"{SCHEDULER_FILE}: {key} is not finite"
+    return None
+
+
+def links_in(folder: Path) -> list[str]:
+    """Entries below `folder` that are symbolic links (never followed: a checkpoint's files are its own)."""
+    found = []
+    for root, directories, files in os.walk(folder, followlinks=False):
+        found += [
+            str(Path(root, name).relative_to(folder))
+            for name in [*directories, *files]
+            if Path(root, name).is_symlink()
+        ]
+    return sorted(found)
+
+
 def problem_with(checkpoint: Path) -> str | None:
-    """Why a checkpoint cannot be used (no manifest, an older format, a missing, changed or unlisted file), or None."""
+    """Why a checkpoint cannot be used (a link, no manifest, an older format, a missing, changed or unlisted file,
+    a progress record that is not one), or None."""
+    if checkpoint.is_symlink() or links_in(checkpoint):
+        return f"{(links_in(checkpoint) or [checkpoint.name])[0]} is a symbolic link"
     try:
         manifest = json.loads((checkpoint / MARKER).read_text())
-        json.loads((checkpoint / "progress.json").read_text())
+        progress = json.loads((checkpoint / "progress.json").read_text())
     except (OSError, ValueError):
         return f"no readable {MARKER} / progress.json"
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
         return "written by an older version (no checksums): it cannot be verified"
+    if progress_problem(progress):
+        return progress_problem(progress)
     expected = manifest["files"]
     present = {str(p.relative_to(checkpoint)) for p in checkpoint.rglob("*") if p.is_file()} - {MARKER}
     unlisted = sorted(present - set(expected))
@@ -114,7 +165,9 @@ def problem_with(checkpoint: Path) -> str | None:
         path = checkpoint / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != entry["size"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            return f"the manifest's entry for {name} is not a file record"
+        if path.stat().st_size != entry.get("size"):
             return f"{name} has {path.stat().st_size} bytes, expected {entry['size']}"
         if file_digest(path) != entry["sha256"]:
             return f"{name} does not match its checksum"
@@ -163,8 +216,17 @@ def save_model(
     unwrapped = accelerator.unwrap_model(model)
     state_dict = standard_state_dict(unwrapped, accelerator.get_state_dict(model))
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
-        tokenizer.save_pretrained(folder)
+        try:
+            unwrapped.save_pretrained(folder, state_dict=state_dict, save_function=accelerator.save)
+            tokenizer.save_pretrained(folder)
+            if lora_layers(unwrapped):  # the adapter beside the merged weights
+                save_adapter(unwrapped, folder / ADAPTER)
+        except Exception as error:  # a full disk, as torch, safetensors or Python report it
+            failure = disk_failure(error, folder.parent)
+            if failure is None:
+                raise
+            shutil.rmtree(folder, ignore_errors=True)  # no half-written model a reader could take for whole
+            raise PipelineError(failure, field="output_dir") from None
     accelerator.wait_for_everyone()
 
 
@@ -188,13 +250,20 @@ def save_checkpoint(saving: Saving, model: torch.nn.Module, scheduler: Any, prog
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
     acc.wait_for_everyone()
-    acc.save_state(str(partial / "state"))
-    (partial / "state" / f"rng-{acc.process_index}.json").write_text(json.dumps(rng_state()))
-    if acc.is_main_process:
-        (partial / "state" / SCHEDULER_FILE).write_text(json.dumps(scheduler.state_dict()))
-    save_model(acc, model, saving.tokenizer, partial / "model")
-    if acc.is_main_process:
-        seal(run_dir, progress.step, progress, saving.keep)
+    try:
+        acc.save_state(str(partial / "state"))
+        (partial / "state" / f"rng-{acc.process_index}.json").write_text(json.dumps(rng_state()))
+        if acc.is_main_process:
+            (partial / "state" / SCHEDULER_FILE).write_text(json.dumps(scheduler.state_dict()))
+        save_model(acc, model, saving.tokenizer, partial / "model")
+        if acc.is_main_process:
+            seal(run_dir, progress.step, progress, saving.keep)
+    except Exception as error:  # torch, safetensors and Python report a full disk in their own ways
+        failure = disk_failure(error, run_dir)
+        if failure is None:
+            raise
+        shutil.rmtree(partial, ignore_errors=True)  # never sealed: resume ignores it; gone, it frees the space
+        raise PipelineError(failure, field="output_dir") from None
     acc.wait_for_everyone()
     return run_dir / CHECKPOINTS / checkpoint_name(progress.step)
 
@@ -203,9 +272,15 @@ def load_checkpoint(accelerator: Accelerator, scheduler: Any, checkpoint: Path) 
     """Restore weights, optimizer, scheduler and RNG states from a verified checkpoint (all processes)."""
     state = checkpoint / "state"
     try:
+        saved_schedule = json.loads((state / SCHEDULER_FILE).read_text())
+        problem = schedule_problem(saved_schedule, scheduler.state_dict())
+        if problem is not None:
+            raise PipelineError(f"checkpoint {checkpoint}: {problem}; it was not loaded", field="--resume")
         accelerator.load_state(str(state), load_kwargs={"weights_only": True})
-        scheduler.load_state_dict(json.loads((state / SCHEDULER_FILE).read_text()))
+        scheduler.load_state_dict(saved_schedule)
         set_rng_state(json.loads((state / f"rng-{accelerator.process_index}.json").read_text()))
+    except PipelineError:
+        raise
     except pickle.UnpicklingError:
         raise PipelineError(
             f"checkpoint {checkpoint} cannot be loaded safely (a state file holds Python objects other than "

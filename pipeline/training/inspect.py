@@ -2,10 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline.experiment.build import Experiment
+from pipeline.surgery.rows import TrainableRows
 from pipeline.surgery.tables import table_of
 from pipeline.training.optimizer import build_optimizer
 from pipeline.training.parameters import format_group_table, parameter_rows
+
+
+def module_rows(module: object) -> object:
+    """The trained rows of a table trained by rows (None for any other table)."""
+    return module.trained if isinstance(module, TrainableRows) else None
+
+
+def describe_scope(report: dict[str, Any]) -> list[str]:
+    """Added tokens (with how each row began), the rows trained, and LoRA on the body."""
+    lines = []
+    added = report.get("added_tokens")
+    if added:
+        shown = ", ".join(f"{row['token']} ({row['id']}: {row['init']})" for row in added["added"][:20])
+        more = f" and {len(added['added']) - 20} more" if len(added["added"]) > 20 else ""
+        lines.append(f"added tokens: {len(added['added'])}: {shown}{more}")
+        if added["skipped"]:
+            lines.append(f"  not added (already one token): {', '.join(added['skipped'][:20])}")
+    rows = report.get("rows")
+    if rows:
+        lines.append(f"rows trained: {rows['trained']:,} of {rows['of']:,} ({', '.join(rows['tokens'][:20])})")
+    lora = report.get("lora")
+    if lora:
+        lines.append(
+            f"encoder: LoRA r {lora['r']}, alpha {lora['alpha']:g} (scaling {lora['scaling']:g}), dropout "
+            f"{lora['dropout']:g} on {lora['adapted_layers']} layers ({', '.join(lora['target_modules'])}): "
+            f"{lora['adapter_parameters']:,} adapter parameters; the rest of the body frozen"
+        )
+    return lines
 
 
 def describe_input_layers(exp: Experiment) -> str:
@@ -24,12 +55,19 @@ def describe_input_layers(exp: Experiment) -> str:
         table = table_of(module)
         trains = any(p.requires_grad for p in table.parameters())
         status = "trainable" if trains else "frozen" if list(table.parameters()) else "fixed buffer"
+        if isinstance(module, TrainableRows):
+            status = f"frozen but {len(module.rows):,} rows trained beside it"
         lines.append(f"{group}: {tuple(table.weight.shape)} {status}; {sources.get(group, 'pretrained')}")
-        extra = [p for p in module.parameters() if all(p is not q for q in table.parameters())]
+        extra = [
+            p
+            for p in module.parameters()
+            if all(p is not q for q in table.parameters()) and p is not module_rows(module)
+        ]
         if extra:
             lines.append(f"  + linear projection: {sum(p.numel() for p in extra):,} parameters, trainable")
     if "output_embeddings" in sources:
         lines.append(f"output embeddings: {sources['output_embeddings']}")
+    lines += describe_scope(exp.input_report)
     vocabulary = exp.input_report.get("vocabulary")
     if vocabulary:
         old, new = vocabulary["old_tokenizer"], vocabulary["new_tokenizer"]

@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader
 
 from pipeline.experiment.build import Experiment, build_evaluation
 from pipeline.experiment.data import EncodedData
-from pipeline.experiment.recipes import load_recipe
-from pipeline.experiment.runs import locate_run
+from pipeline.experiment.runs import load_run_recipe, locate_run
+from pipeline.locks import folder_lock
 from pipeline.recipe.schema import Recipe
 from pipeline.tasks.base import Records, Scores
 from pipeline.training.scoring import eval_loader, evaluate_splits, merge_lengths
@@ -34,12 +34,15 @@ def evaluate_experiment(
     return merge_lengths(evaluate_splits(exp.task, exp.accelerator, model, loaders, exp.metrics))
 
 
-def evaluate_saved(path: Path, overrides: list[str]) -> dict[str, dict[str, float]]:
-    """Re-score a saved fine-tuned model on its run's eval splits (`key=value` overrides change e.g. eval.splits)."""
+def evaluate_saved(path: Path, overrides: list[str], trust_code: bool = False) -> dict[str, dict[str, float]]:
+    """Re-score a saved fine-tuned model on its run's eval splits (`key=value` overrides change e.g. eval.splits).
+
+    trust_code: allow what the run folder asks to run (its recipe's trust flags, a model's own code)."""
     run_dir, model_dir = locate_run(path)
-    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
-    exp = build_evaluation(recipe, model_dir)
-    model = exp.accelerator.prepare_model(exp.model, evaluation_mode=True)
-    scores = {split: scores for split, (scores, _) in evaluate_experiment(exp, model).items()}
+    recipe = load_run_recipe(run_dir, model_dir, overrides, trust_code)
+    with folder_lock(run_dir, "run"):  # not while a training run (or a diagnose) writes it
+        exp = build_evaluation(recipe, model_dir)
+        model = exp.accelerator.prepare_model(exp.model, evaluation_mode=True)
+        scores = {split: scores for split, (scores, _) in evaluate_experiment(exp, model).items()}
     exp.accelerator.print(json.dumps(scores, indent=2))
     return scores

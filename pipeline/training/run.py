@@ -3,14 +3,17 @@ state, `fit`, then save the model and the final evaluation (cf. litgpt's setup â
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.data.sources import data_fingerprint
 from pipeline.errors import PipelineError
 from pipeline.experiment.build import Experiment, build_experiment
+from pipeline.locks import folder_lock
 from pipeline.recipe.io import dump_recipe, tracker_config
 from pipeline.recipe.schema import Recipe
 from pipeline.training.checkpointing import Progress, latest_checkpoint, save_model
@@ -33,6 +36,17 @@ class RunStart:
     checkpoint: tuple[Path, Progress] | None
     replace: bool
     fingerprints: dict[str, str]
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # the run folder's lock, once taken
+    locked: bool = False
+
+
+def hold_run_folder(start: RunStart) -> None:
+    """Take the run folder's lock (the main process of a launch, once the folder exists): a second writer is
+    refused with one line naming this process."""
+    if start.locked or os.environ.get("RANK", "0") != "0" or not start.output_dir.is_dir():
+        return
+    start.held.enter_context(folder_lock(start.output_dir))
+    start.locked = True
 
 
 def _check_resumable(recipe: Recipe, output_dir: Path, fingerprints: dict[str, str]) -> None:
@@ -85,14 +99,23 @@ def train(recipe: Recipe, overwrite: bool = False, resume: bool = False) -> Path
     resume: continue the run in `output_dir` from its newest whole checkpoint (or start it, if there is none).
     """
     start = start_run(recipe, overwrite, resume)
-    exp = build_experiment(recipe, start.checkpoint[0] / "model" if start.checkpoint else None)
-    return train_experiment(exp, start)
+    with start.held:  # an existing folder is locked before anything is built; a failed build releases it
+        hold_run_folder(start)
+        exp = build_experiment(recipe, start.checkpoint[0] / "model" if start.checkpoint else None)
+        return train_experiment(exp, start)
 
 
 def train_experiment(exp: Experiment, start: RunStart) -> Path:
     """Prepare and (when asked) resume the training state, run `fit`, then save the model and the final scores."""
+    with start.held:
+        hold_run_folder(start)  # an existing folder: before --overwrite clears it
+        run = RunFolder.create(start.output_dir, exp.accelerator.is_main_process, start.replace)
+        hold_run_folder(start)  # a folder this run created
+        return _train_in(exp, start, run)
+
+
+def _train_in(exp: Experiment, start: RunStart, run: RunFolder) -> Path:
     acc, train_cfg = exp.accelerator, exp.recipe.train
-    run = RunFolder.create(start.output_dir, acc.is_main_process, start.replace)
     acc.wait_for_everyone()
     run.write_text("recipe.yaml", dump_recipe(exp.recipe))
     if start.checkpoint is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.locks import LOCK_NAME
 from pipeline.storage import atomic_write_text
 from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 
@@ -33,6 +34,7 @@ RUN_ENTRIES = {
     "tensorboard",
     "trackers",
     "diagnostics",
+    LOCK_NAME,
 }
 RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", "position-loss-*.png", ".*.partial", ".*.old")
 
@@ -46,7 +48,7 @@ def foreign_entries(path: Path) -> list[str]:
     return foreign if "recipe.yaml" in names else (foreign or names)
 
 
-def check_output_location(path: Path) -> None:
+def check_output_location(path: Path, field: str = "output_dir") -> None:
     """Refuse an output_dir that can never be a run folder: the working directory or a folder above it, a path
     below a regular file, or a place this user cannot write to."""
     resolved, here = path.resolve(), Path.cwd().resolve()
@@ -54,21 +56,26 @@ def check_output_location(path: Path) -> None:
         raise PipelineError(
             f"'{path}' is the working directory or a folder above it; a run needs a folder of its own (e.g. "
             "runs/my-run)",
-            field="output_dir",
+            field=field,
         )
     if path.exists() and not path.is_dir():
-        raise PipelineError(f"'{path}' exists and is not a folder", field="output_dir")
+        raise PipelineError(f"'{path}' exists and is not a folder", field=field)
     existing = next(parent for parent in (resolved, *resolved.parents) if parent.exists())
     if not existing.is_dir():
-        raise PipelineError(f"'{path}' would be inside '{existing}', which is a file", field="output_dir")
+        raise PipelineError(f"'{path}' would be inside '{existing}', which is a file", field=field)
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise PipelineError(f"cannot write to '{existing}' (permission denied)", field="output_dir")
+        raise PipelineError(f"cannot write to '{existing}' (permission denied)", field=field)
 
 
 def check_output_dir(path: Path, overwrite: bool) -> None:
     """Refuse to reuse a non-empty folder unless the user asked for --overwrite, and even then unless it is a run
     folder of ours: --overwrite never deletes files a run did not write."""
     check_output_location(path)
+    if overwrite and path.is_symlink():
+        raise PipelineError(
+            f"'{path}' is a symbolic link; --overwrite does not delete through links: give the folder itself",
+            field="output_dir",
+        )
     if not path.is_dir() or not any(path.iterdir()):
         return
     if not overwrite:
@@ -111,9 +118,14 @@ class RunFolder:
     @classmethod
     def create(cls, path: Path, is_main: bool, overwrite: bool) -> RunFolder:
         if is_main:
-            if overwrite and path.is_dir():
-                shutil.rmtree(path)
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                if overwrite and path.is_dir() and not path.is_symlink():
+                    for entry in path.iterdir():  # all but the lock this run holds
+                        if entry.name != LOCK_NAME:
+                            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise PipelineError(f"cannot create '{path}' ({error.strerror or error})", field="output_dir") from None
         return cls(path, is_main)
 
     def write_text(self, name: str, text: str) -> None:

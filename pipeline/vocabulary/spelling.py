@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from transformers import PreTrainedTokenizerBase
 
 
@@ -11,3 +13,19 @@ def spelling_of(token: str, tokenizer: PreTrainedTokenizerBase) -> str:
     """
     spelled = tokenizer.convert_tokens_to_string([token]).strip()
     return spelled[2:] if spelled.startswith("##") and len(spelled) > 2 else spelled
+
+
+def token_style(tokenizer: PreTrainedTokenizerBase) -> str:
+    """`wordpiece` (`##` continuations), `byte_level` (`Ġ` word starts), `metaspace` (`▁` word starts) or `word`."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    state = json.loads(backend.to_str()) if backend is not None else {}
+    model = (state.get("model") or {}).get("type")
+    pre = state.get("pre_tokenizer") or {}
+    kinds = {part.get("type") for part in pre.get("pretokenizers", [pre])}
+    if model == "WordPiece":
+        return "wordpiece"
+    if "ByteLevel" in kinds:
+        return "byte_level"
+    if "Metaspace" in kinds or model == "Unigram":
+        return "metaspace"
+    return "word"

@@ -164,7 +164,9 @@ def test_rotary_family_trains_with_every_token_embedding_policy(tmp_path, jsonl_
     if policy == "vectors":
         good = AutoTokenizer.from_pretrained(tiny_llama).convert_tokens_to_ids("Ġgood")  # spells "good"
         assert torch.allclose(after[good], torch.from_numpy(glove["good"]), atol=1e-6)
-    assert json.loads((run_dir / "input_layers.json").read_text())["sources"]["positions"].startswith("none (rotary")
+    assert json.loads((run_dir / "input_layers.json").read_text())["sources"]["positions"].startswith(
+        "rotary: base 10000"
+    )
     assert len(read_jsonl(run_dir / "predictions-validation.jsonl")) == 16
 
 
@@ -172,20 +174,18 @@ def test_rotary_family_inspect_says_there_is_no_position_table(tmp_path, jsonl_d
     assert (
         main(["inspect", str(write_recipe(tmp_path / "r.yaml", llama_recipe(tiny_llama, jsonl_data, tmp_path)))]) == 0
     )
-    assert (
-        "positions: none (rotary: positions rotate queries and keys inside attention; no table)"
-        in capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert "positions: rotary: base 10000, default; rotates 16 of 16 dimensions per head" in out
+    assert "the rotation has no parameters, nothing to train" in out
 
 
-@pytest.mark.parametrize(
-    "positions", ["freeze", "{policy: replace, init: sinusoidal}", "{policy: finetune, lr_multiplier: 2}"]
-)
-def test_rotary_family_refuses_position_policies_with_one_line(tmp_path, jsonl_data, tiny_llama, capsys, positions):
+@pytest.mark.parametrize("init", ["sinusoidal", "learned"])
+def test_rotary_family_refuses_position_table_policies_with_one_line(tmp_path, jsonl_data, tiny_llama, capsys, init):
     path = write_recipe(tmp_path / "r.yaml", llama_recipe(tiny_llama, jsonl_data, tmp_path))
-    assert main(["train", str(path), f"layers.positions={positions}"]) == 2
+    assert main(["train", str(path), f"layers.positions={{policy: replace, init: {init}}}"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "layers.positions: not applicable to family llama (rotary" in err
+    expected = f"layers.positions.init: init: {init} replaces a position table; family llama rotates queries and keys"
+    assert err.count("\n") == 1 and expected in err
     assert not (tmp_path / "llama-run").exists()
 
 

@@ -88,6 +88,23 @@ def test_evaluation_perplexity_matches_the_models_own_loss(tmp_path, text_files)
     assert records[0].predicted_tokens == len(block["input_ids"][0]) - 1
 
 
+@pytest.mark.parametrize("family", ["bilstm", "gpt2"])
+def test_the_perplexity_per_word_counts_each_word_of_the_text_once(tmp_path, text_files, family):
+    """The blocks' words add up to the split's words (once per direction), and word_perplexity is exp(NLL / words):
+    the per-token loss scaled by the tokens per word."""
+    exp = build_experiment(validate_recipe(lm_recipe(tmp_path, text_files, family)))
+    directions = 2 if family == "bilstm" else 1
+    words = sum(len(line.split()) for line in Path(text_files["validation"]).read_text().splitlines())
+    assert sum(exp.data.splits["validation"]["words"]) == pytest.approx(words * directions)
+    assert "words" not in exp.data.splits["train"].column_names  # scoring only
+    loader = [exp.data.collator(list(exp.data.splits["validation"]))]
+    scores, records = exp.task.evaluate(exp.accelerator, exp.model, loader, exp.metrics)
+    nll = sum(record.nll for record in records)
+    assert scores["word_perplexity"] == pytest.approx(math.exp(nll / (words * directions)), rel=1e-4)
+    tokens = sum(record.predicted_tokens for record in records) * directions
+    assert scores["word_loss"] == pytest.approx(scores["loss"] * tokens / (words * directions), rel=1e-4)
+
+
 def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jsonl_data, text_files):
     single = lm_recipe(
         tmp_path, {"train": text_files["train"]}, data={"files": text_files["train"], "holdout": {"validation": 0.25}}
@@ -220,7 +237,7 @@ def test_replaced_input_table_stays_tied_and_projection_is_refused(tmp_path, tex
         ({"model": {"max_length": None}}, "family bilstm has no position limit: set model.max_length"),
         (
             {"eval": {"metrics": ["accuracy"], "splits": ["validation"]}},
-            "'accuracy' does not apply to language-modeling (use perplexity)",
+            "'accuracy' does not apply to language-modeling (use perplexity, word_perplexity)",
         ),
         ({"task": {"type": "language-modeling"}}, "task.objective: required but missing"),
         (

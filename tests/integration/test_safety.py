@@ -157,6 +157,50 @@ def test_same_size_corruption_falls_back_to_the_previous_checkpoint(tmp_path, un
     assert json.loads((run / "metrics.json").read_text())["train"]["resumed_from_step"] == 2
 
 
+def forge(checkpoint: Path, name: str, content: dict) -> None:
+    """Rewrite a checkpoint file and its manifest entry to match (as whoever forged the file could)."""
+    (checkpoint / name).write_text(json.dumps(content))
+    manifest = json.loads((checkpoint / MARKER).read_text())
+    manifest["files"] = {key: value for key, value in list_files(checkpoint).items() if key != MARKER}
+    (checkpoint / MARKER).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("progress.json", {"step": -5, "epoch": 0, "batches_in_epoch": 0, "log_lines": 0}, "step is not a count"),
+        ("progress.json", {"step": 4, "epoch": 0, "batches_in_epoch": 0}, "progress.json must hold exactly"),
+    ],
+)
+def test_a_forged_progress_record_is_refused_even_with_a_matching_manifest(
+    tmp_path, unfinished_run, caplog, name, content, expected
+):
+    recipe, run = unfinished_run
+    forge(run / "checkpoints" / "step-0000004", name, content)
+    assert main(["train", str(recipe), "--resume"]) == 0
+    assert expected in caplog.text
+    assert json.loads((run / "metrics.json").read_text())["train"]["resumed_from_step"] == 2
+
+
+def test_a_forged_scheduler_state_is_not_loaded(tmp_path, unfinished_run, capsys):
+    recipe, run = unfinished_run
+    forge(run / "checkpoints" / "step-0000004", "state/scheduler.json", {"last_epoch": "all", "base_lrs": [1e9]})
+    assert main(["train", str(recipe), "--resume"]) == 2
+    assert "scheduler.json does not hold this run's scheduler state" in capsys.readouterr().err
+
+
+def test_a_symbolic_link_inside_a_checkpoint_is_never_followed(tmp_path, unfinished_run, caplog):
+    recipe, run = unfinished_run
+    newest = run / "checkpoints" / "step-0000004"
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"not yours")
+    (newest / "state" / "model.safetensors").unlink()
+    (newest / "state" / "model.safetensors").symlink_to(secret)
+    assert main(["train", str(recipe), "--resume"]) == 0
+    assert "state/model.safetensors is a symbolic link" in caplog.text
+    assert json.loads((run / "metrics.json").read_text())["train"]["resumed_from_step"] == 2
+
+
 def test_nonfinite_weights_are_never_saved_as_the_last_good_state(tmp_path, tiny_bert, jsonl_data):
     exp = build_experiment(
         validate_recipe(recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", train={"max_steps": 6}))

@@ -54,6 +54,7 @@ KNOWN_METRICS: dict[str, dict[str, MetricSpec]] = {
     "mae": {"values": MetricSpec("regression_errors.py", {"kind": "mae"})},
     "per_label": {"label_sets": MetricSpec("multilabel.py", {"per_label": True}, named_results=True)},
     "perplexity": {"token_nll": MetricSpec("perplexity.py")},
+    "word_perplexity": {"word_nll": MetricSpec("word_perplexity.py")},
 }
 
 

@@ -3,5 +3,7 @@
 from pipeline.families.spec import FamilySpec
 
 SPEC = FamilySpec(
-    "bert", "any encoder with absolute position embeddings: BERT, RoBERTa, DistilBERT, MiniLM, ELECTRA..."
+    "bert",
+    "any encoder with absolute position embeddings: BERT, RoBERTa, DistilBERT, MiniLM, ELECTRA...",
+    lora_targets=("query", "key", "value", "dense"),
 )

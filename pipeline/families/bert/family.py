@@ -41,6 +41,7 @@ class BertFamily(Family):
         }
     )
     block_list_names = ("layer",)
+    lora_targets = SPEC.lora_targets
 
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:
         base = model.base_model

@@ -6,4 +6,5 @@ SPEC = FamilySpec(
     "gpt2",
     "GPT-2 family (learned absolute positions `wpe`; pads with EOS, pools the last non-pad token)",
     objective="causal",
+    lora_targets=("c_attn", "c_proj", "c_fc"),
 )

@@ -21,6 +21,8 @@ class GPT2Family(Family):
     pad_with_eos = True
     lm_objective = CAUSAL_LM
     block_list_names = ("h",)
+    lora_targets = SPEC.lora_targets
+    lora_fan_in_fan_out = True
 
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:
         base = model.base_model

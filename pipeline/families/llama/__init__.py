@@ -8,4 +8,5 @@ SPEC = FamilySpec(
     objective="causal",
     no_position_table="rotary: positions rotate queries and keys inside attention; no table",
     rotary=True,
+    lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
 )

@@ -45,6 +45,7 @@ class LlamaFamily(Family):
     no_position_table = SPEC.no_position_table
     rotary = SPEC.rotary
     block_list_names = ("layers",)
+    lora_targets = SPEC.lora_targets
 
     def replace_rotary_positions(self, model: PreTrainedModel, policy: Any) -> None:
         blocks = self.blocks(model)

@@ -8,12 +8,15 @@ last block of each tokenizing batch may be shorter; nothing is dropped). Objecti
 
 The family's `LMObjective` says which head to build and which output holds each direction's logits.
 
-Scores are perplexities, exp(NLL per predicted token), pooled over the whole split.
+Scores are perplexities, exp(NLL per predicted token), pooled over the whole split, and perplexities per word
+(exp(NLL per word of text): the words of each text are spread evenly over its tokens, and a block holds the words of
+its tokens), which compare models whose tokenizers cut the same text into different numbers of tokens.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import torch
@@ -52,6 +55,14 @@ def summed_token_nll(logits: torch.Tensor, labels: torch.Tensor, shift: int) -> 
     """Per example: summed NLL of the tokens predicted `shift` steps away, and their count: (batch,), (batch,)."""
     nll, predicted = token_nll(logits, labels, shift)
     return nll.sum(dim=1), predicted.sum(dim=1)
+
+
+def words_per_block(texts: list[str], ids: list[list[int]], block: int, directions: int) -> list[float]:
+    """The words of text each block of `block` tokens holds: each text's words (split on white space) spread
+    evenly over its tokens and its separator, counted once per direction a model predicts in."""
+    shares = [share for text, row in zip(texts, ids, strict=True) for share in [len(text.split()) / (len(row) + 1)]
+              * (len(row) + 1)]  # fmt: skip
+    return [round(sum(shares[i : i + block]) * directions, 6) for i in range(0, len(shares), block)]
 
 
 def position_buckets(length: int) -> list[tuple[int, int]]:
@@ -126,6 +137,10 @@ class LanguageModeling(TaskDefaults):
 
         def pack(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
             texts = [str(text) for text in batch[self.cfg.text_column] if text is not None and str(text).strip()]
+            if not texts:  # a batch of empty texts packs into no block
+                return {key: [] for key in [*separator, "attention_mask", "labels"]} | (
+                    {} if for_training else {"words": []}
+                )
             encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=token_features.needs_offsets)
             token_features.add(encoded, tokenizer, texts, None)
             blocks = {}
@@ -134,9 +149,13 @@ class LanguageModeling(TaskDefaults):
                 blocks[key] = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
             blocks["attention_mask"] = [[1] * len(block) for block in blocks["input_ids"]]
             blocks["labels"] = [list(block) for block in blocks["input_ids"]]
+            if not for_training:  # scoring only: the words each block holds
+                blocks["words"] = words_per_block(texts, encoded["input_ids"], max_length, len(self.directions))
             return blocks
 
         empty = sum(1 for text in split[self.cfg.text_column] if text is None or not str(text).strip())
+        if empty == len(split):
+            raise PipelineError(f"split '{name}': every text is empty; there is nothing to model", field="data")
         packed = split.map(
             pack,
             batched=True,
@@ -170,15 +189,20 @@ class LanguageModeling(TaskDefaults):
             # Blocks of one batch differ in length across processes: pad the per-position rows before gathering.
             by_position = accelerator.pad_across_processes(first[0], dim=1)
             predicted = accelerator.pad_across_processes(first[1].float(), dim=1)
-            return torch.stack(per_direction, dim=1), first[1].sum(dim=1), by_position, predicted
+            words = batch.get("words", torch.full((len(predicted),), float("nan"), device=predicted.device))
+            return torch.stack(per_direction, dim=1), first[1].sum(dim=1), by_position, predicted, words.double()
 
         nll: dict[str, list[float]] = {prefix: [] for prefix in self.directions}
         counts: list[int] = []
+        words: list[float] = []
         position_sums, position_counts = torch.zeros(0), torch.zeros(0)
-        for gathered, count, by_position, predicted in gathered_outputs(accelerator, model, loader, select):
+        for gathered, count, by_position, predicted, block_words in gathered_outputs(
+            accelerator, model, loader, select
+        ):
             for column, prefix in enumerate(self.directions):
                 nll[prefix] += gathered[:, column].tolist()
             counts += count.tolist()
+            words += block_words.tolist()
             width = max(len(position_sums), by_position.shape[1])
             position_sums = F.pad(position_sums, (0, width - len(position_sums))) + F.pad(
                 by_position.sum(0).cpu(), (0, width - by_position.shape[1])
@@ -196,7 +220,12 @@ class LanguageModeling(TaskDefaults):
         total_tokens = sum(counts) * len(self.directions)
         scores["loss"] = sum(pooled) / total_tokens if total_tokens else float("nan")
         scores |= loss_by_position(position_sums, position_counts)
+        per_word = not any(math.isnan(value) for value in words)  # the training split is encoded without words
+        if per_word and sum(words) > 0:
+            scores |= compute_all(metrics, "word_nll", pooled, words)
+            scores["word_loss"] = sum(pooled) / sum(words)
         records: Records = [
-            BlockRecord(i, count, round(value, 4)) for i, (count, value) in enumerate(zip(counts, pooled, strict=True))
+            BlockRecord(i, count, round(value, 4), words=word if per_word else None)
+            for i, (count, value, word) in enumerate(zip(counts, pooled, words, strict=True))
         ]
         return scores, records

@@ -14,11 +14,13 @@ from pipeline.tasks.records import PredictionRecord
 @dataclass
 class BlockRecord(PredictionRecord):
     """One block: how many tokens it predicts and their summed negative log-likelihood (nats); `length`: the block
-    length of an `eval.lengths` evaluation (None: the run's own `model.max_length`)."""
+    length of an `eval.lengths` evaluation (None: the run's own `model.max_length`); `words`: the words of text
+    its tokens hold (each text's words spread evenly over its tokens), for per-word scores."""
 
     predicted_tokens: int
     nll: float
     length: int | None = None
+    words: float | None = None
 
 
 def loss_at(length: int | None) -> CountedMetric:
@@ -30,9 +32,19 @@ def loss_at(length: int | None) -> CountedMetric:
     return CountedMetric("loss" if length is None else f"loss@{length}", counts, ratio)
 
 
+def word_loss() -> CountedMetric:
+    """The NLL per word of text (`word_loss`): unlike the loss per token, comparable across tokenizers."""
+
+    def counts(records: Sequence[BlockRecord], classes: list[str]) -> np.ndarray:
+        return ratio_counts([(x.nll, x.words or 0.0) for x in records if x.length is None])
+
+    return CountedMetric("word_loss", counts, ratio)
+
+
 def compared(reported: set[str]) -> tuple[CountedMetric, ...]:
-    """`loss`, and `loss@L` for every length a run was scored at."""
+    """`loss`, `loss@L` for every length a run was scored at, and `word_loss` when it was scored per word."""
     lengths = sorted(
         int(name.removeprefix("loss@")) for name in reported if name.startswith("loss@") and "/" not in name
     )
-    return (loss_at(None), *(loss_at(length) for length in lengths))
+    per_word = (word_loss(),) if "word_loss" in reported else ()
+    return (loss_at(None), *(loss_at(length) for length in lengths), *per_word)

@@ -19,8 +19,8 @@ class LanguageModelingTask(TaskSection):
     )
     text_column: str = Field("text", description="Column holding the raw text; texts are joined with the EOS token.")
 
-    metric_inputs: ClassVar[tuple[str, ...]] = ("token_nll",)
-    default_metrics: ClassVar[list[str] | None] = ["perplexity"]
+    metric_inputs: ClassVar[tuple[str, ...]] = ("token_nll", "word_nll")
+    default_metrics: ClassVar[list[str] | None] = ["perplexity", "word_perplexity"]
     scores_by_length: ClassVar[bool] = True
 
     def columns(self) -> dict[str, ColumnKind]:

@@ -88,3 +88,15 @@ def test_limit_examples_is_a_seeded_subset():
     assert limit_examples(data, 10, 0)["x"] == limit_examples(data, 10, 0)["x"]
     assert len(limit_examples(data, 10, 0)) == 10
     assert len(limit_examples(data, None, 0)) == 50
+
+
+def test_conll_files_drop_a_byte_order_mark_and_keep_no_break_spaces_inside_words(tmp_path):
+    from pipeline.data.files import read_conll
+
+    path = tmp_path / "tagged.conll"
+    path.write_bytes("\ufeffThe DET\n1\u00a0000 NUM\nwords NOUN\n\nIt PRON\n".encode())
+    table = read_conll(path).to_pylist()
+    assert table == [
+        {"tokens": ["The", "1\u00a0000", "words"], "tags": ["DET", "NUM", "NOUN"]},
+        {"tokens": ["It"], "tags": ["PRON"]},
+    ]

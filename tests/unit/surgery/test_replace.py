@@ -317,7 +317,7 @@ def test_rotary_models_say_positions_cannot_be_replaced(tmp_path, jsonl_data, ti
             max_position_embeddings=64,
         )
     ).save_pretrained(folder)
-    with pytest.raises(PipelineError, match=re.escape("layers.positions: not applicable to family llama")):
+    with pytest.raises(PipelineError, match=re.escape("init: sinusoidal replaces a position table; family llama")):
         build(folder, jsonl_data, tmp_path, "llama", layers={"positions": {"policy": "replace", "init": "sinusoidal"}})
     exp = build(folder, jsonl_data, tmp_path, "llama")
     assert table_of(exp.family.input_layers(exp.model).token_embeddings).weight.shape[0] == 50257

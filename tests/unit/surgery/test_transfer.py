@@ -12,9 +12,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertTokenizerFast
 
 from pipeline.paths import resolve_local_path
-from pipeline.surgery.transfer import apply_plan, canonical, plan_transfer, route_counts, token_style
+from pipeline.surgery.transfer import apply_plan, canonical, plan_transfer, route_counts
 from pipeline.surgery.vectors import WordVectors
 from pipeline.training.inspect import describe_input_layers
+from pipeline.vocabulary.spelling import token_style
 
 OLD = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "good", "movie", "##s", "bad", "##ly"]
 NEW = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "goods", "badly", "##s", "zzz"]

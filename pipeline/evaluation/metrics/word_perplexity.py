@@ -1,0 +1,26 @@
+"""Perplexity per word: exp of the NLL per word of text, pooled over all examples; comparable across tokenizers
+(a tokenizer that cuts words into more pieces predicts more, easier tokens, which lowers its perplexity per token)."""
+
+import math
+
+import datasets
+import evaluate
+
+
+class WordPerplexity(evaluate.Metric):
+    """Perplexity per word of a language model: exp(Σ summed token NLL / Σ words), the NLL in nats."""
+
+    def _info(self) -> evaluate.MetricInfo:
+        return evaluate.MetricInfo(
+            description=(self.__doc__ or "").strip(),
+            citation="",
+            inputs_description="predictions: summed token NLL (nats) of each example; references: the words of text "
+            "its predicted tokens hold",
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        words = sum(references)
+        return {"word_perplexity": math.exp(sum(predictions) / words) if words > 0 else float("nan")}

@@ -1,0 +1,79 @@
+"""One writer per folder: an advisory lock (`flock`) on a `.lock` file inside a run or sweep folder, held while a
+command writes there. The kernel drops the lock when its process ends, however it ends (SIGKILL included), so a
+lock left by a dead process never blocks; the file keeps the holder's description for the next one to read.
+
+Advisory: it excludes our own commands (train, resume, eval, diagnose, sweep), not other programs; and on a network
+file system without `flock` support it may not hold (see docs/guarantees.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+LOCK_NAME = ".lock"
+
+
+def holder_of(folder: Path) -> str:
+    """What the lock file says of its holder (or that it says nothing)."""
+    try:
+        return (folder / LOCK_NAME).read_text(encoding="utf-8").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+def try_lock(folder: Path) -> int | None:
+    """The lock's file descriptor, now held by this process; None when another process holds it."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    command = " ".join(os.path.basename(arg) if i == 0 else arg for i, arg in enumerate(sys.argv[:3]))
+    os.write(fd, f"process {os.getpid()} on {socket.gethostname()} ({command})\n".encode())
+    return fd
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, field: str = "output_dir") -> Iterator[None]:
+    """Hold `folder`'s lock while the block runs (the folder must exist); one line naming the holder when another
+    process has it."""
+    try:
+        fd = try_lock(folder)
+    except OSError as error:
+        raise PipelineError(f"cannot lock '{folder}' ({error.strerror or error})", field=field) from None
+    if fd is None:
+        raise PipelineError(
+            f"'{folder}' is in use by {holder_of(folder)}; wait for it to end (or stop it), then try again",
+            field=field,
+        )
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def wait_until_free(folder: Path, timeout_s: float) -> bool:
+    """Wait (up to `timeout_s`) until no process holds `folder`'s lock; True when free (or never locked)."""
+    deadline = time.monotonic() + timeout_s
+    while (folder / LOCK_NAME).is_file():
+        fd = try_lock(folder)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
