@@ -5,8 +5,9 @@ Outcomes: `one line, as expected` (exit 2, one `error:` line holding the expecte
 written), `one line, other text`, `traceback`, `accepted` (exit 0: trained or evaluated a bad input without a word),
 `wrote output` (exit 2, but a run folder was left behind), `other exit N`.
 
-Usage:  .venv/bin/python benchmarks/bad_inputs.py [--checkout PATH] [--out benchmarks/results-bad-inputs.json]
-        (--checkout: the repository whose `pipeline` package to run, e.g. a worktree of an older commit)
+Usage:  .venv/bin/python benchmarks/bad_inputs.py [--checkout PATH] [--third-round] [--out FILE]
+        (--checkout: the repository whose `pipeline` package to run, e.g. a worktree of an older commit;
+        --third-round: only this round's groups: sweeps, locks, disks, trust, sizes, degenerate data)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from bad_input_cases import CASES, Workspace
+from bad_input_cases import CASES, THIRD_ROUND, Workspace
 from helpers import save_tiny_bert
 
 
@@ -46,8 +47,10 @@ def outcome(result: subprocess.CompletedProcess, expected: str, wrote: bool) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", type=Path, default=REPO)
+    parser.add_argument("--third-round", action="store_true")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-bad-inputs.json")
     args = parser.parse_args()
+    cases = THIRD_ROUND if args.third_round else CASES
     env = {
         **os.environ,
         "PYTHONPATH": str(args.checkout.resolve()),
@@ -59,7 +62,7 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="embedlab-bad-inputs-"))
     bert = save_tiny_bert(scratch / "bert")
     rows, started = [], time.perf_counter()
-    for number, case in enumerate(CASES):
+    for number, case in enumerate(cases):
         folder = scratch / f"case-{number:03d}"
         folder.mkdir()
         workspace = Workspace(folder, bert)
@@ -84,7 +87,7 @@ def main() -> None:
     counts = collections.Counter(row["outcome"] for row in rows)
     by_kind = {
         kind: dict(collections.Counter(row["outcome"] for row in rows if row["kind"] == kind))
-        for kind in dict.fromkeys(c.kind for c in CASES)
+        for kind in dict.fromkeys(c.kind for c in cases)
     }
     print(json.dumps(counts, indent=2))
     result = {

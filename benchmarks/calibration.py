@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> None:
     scratch, brown = args.scratch, args.brown.resolve()
     scratch.mkdir(parents=True, exist_ok=True)
     genre, pos = genre_recipe(scratch, brown), REPO / "recipes" / "brown-pos-minilm.yaml"
-    pool_seeds, grid_seeds = ",".join(map(str, range(POOL_SEEDS))), ",".join(map(str, range(GRID_SEEDS)))
+    pool_seeds, grid_seeds = ",".join(map(str, range(args.pool_seeds))), ",".join(map(str, range(args.grid_seeds)))
     parts = {
         "pos-pool": (pos, pos_overrides(brown), [], pool_seeds),
         "genre-pool": (genre, [], [], pool_seeds),
@@ -214,10 +214,10 @@ def fixed_verdicts(cells: dict[str, list[RunResult]], base: str, seeds: int) -> 
     return {"runs": seeds * len(cells), "cells": verdicts}
 
 
-def grid_cells(folder: Path) -> dict[str, list[RunResult]]:
+def grid_cells(folder: Path, seeds: int) -> dict[str, list[RunResult]]:
     cells: dict[str, list[RunResult]] = {}
     for cell in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        runs = [load_run(cell / f"seed={seed}", cell.name) for seed in range(GRID_SEEDS)]
+        runs = [load_run(cell / f"seed={seed}", cell.name) for seed in range(seeds)]
         if all(runs):
             cells[cell.name] = runs
     return cells
@@ -229,15 +229,15 @@ def analyse(args: argparse.Namespace) -> None:
         if (args.scratch / "walls.json").is_file()
         else {}
     }
-    plan = SeedPlan(first=3, most=GRID_SEEDS)
+    most = args.grid_seeds
+    plan = SeedPlan(first=3, most=most)
     for task in ("genre", "pos"):
         pool = pool_runs(args.scratch / f"{task}-pool")
         if len(pool) >= 12:
             result[f"{task}_aa"] = {f"{k}_seeds": aa_table(pool, k, args.random_splits) for k in (3, 5)}
-            sequences = [pool[i : i + 2 * GRID_SEEDS] for i in range(0, len(pool) - 2 * GRID_SEEDS + 1, 2 * GRID_SEEDS)]
+            sequences = [pool[i : i + 2 * most] for i in range(0, len(pool) - 2 * most + 1, 2 * most)]
             replays = [
-                replay_auto({"a": as_cell(s[:GRID_SEEDS], "a"), "b": as_cell(s[GRID_SEEDS:], "b")}, "a", plan)
-                for s in sequences
+                replay_auto({"a": as_cell(s[:most], "a"), "b": as_cell(s[most:], "b")}, "a", plan) for s in sequences
             ]
             result[f"{task}_aa_auto"] = {
                 "comparisons": len(replays),
@@ -247,12 +247,12 @@ def analyse(args: argparse.Namespace) -> None:
             }
         grid = args.scratch / f"{task}-grid"
         if grid.is_dir():
-            cells = grid_cells(grid)
+            cells = grid_cells(grid, most)
             base = next(name for name in cells if "finetune" in name)
             result[f"{task}_grid"] = {
                 "baseline": base,
                 "auto": replay_auto(cells, base, plan),
-                **{f"fixed_{n}": fixed_verdicts(cells, base, n) for n in (3, 5, GRID_SEEDS)},
+                **{f"fixed_{n}": fixed_verdicts(cells, base, n) for n in sorted({3, 5, most})},
             }
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=1))
@@ -265,6 +265,8 @@ def main() -> None:
     parser.add_argument("--brown", type=Path, default=REPO.parent / "shared" / "data" / "brown")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-calibration"))
     parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--pool-seeds", type=int, default=POOL_SEEDS, help="seeds 0..N-1 in each A/A pool")
+    parser.add_argument("--grid-seeds", type=int, default=GRID_SEEDS, help="seeds per grid cell (and auto's most)")
     parser.add_argument("--random-splits", type=int, default=500)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-calibration.json")
     args = parser.parse_args()

@@ -8,7 +8,8 @@ The recipe is `recipes/pretrain/smollm2-bbcnews.yaml` (token table frozen; 40 st
 training articles; validation articles held out).
 
 Writes `--out` (JSON: the sweep's summary and the wall time) and copies the report into
-docs/benchmarks/sweeps/context/. Usage:  .venv/bin/python benchmarks/context.py [--seeds 0,1] [--parallel 1]
+docs/benchmarks/sweeps/context/. Usage:
+    .venv/bin/python benchmarks/context.py [--seeds 0,1] [--parallel 1] [--steps 40] [--eval-samples N]
 """
 
 from __future__ import annotations
@@ -35,19 +36,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--parallel", default="1")
+    parser.add_argument("--steps", type=int, default=40, help="training steps of 4 × 256 tokens")
+    parser.add_argument("--eval-samples", type=int, default=0, help="held-out articles scored (0: all of them)")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-context"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-context.json")
     args = parser.parse_args()
     output = args.scratch / "sweep"
     command = [sys.executable, "-m", "pipeline", "sweep", "recipes/pretrain/smollm2-bbcnews.yaml", "--grid",
                "layers.positions=" + ",".join(POLICIES), "--seeds", args.seeds, "--parallel", args.parallel,
-               "--output", str(output)]  # fmt: skip
+               "--output", str(output), f"train.max_steps={args.steps}"]  # fmt: skip
+    if args.eval_samples:
+        command.append(f"data.max_eval_samples={args.eval_samples}")
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO)
     wall = time.perf_counter() - started
     summary = json.loads((output / "summary.json").read_text())
     runs = json.loads((output / "sweep.json").read_text())["runs"]
-    result = {"sweep_wall_s": round(wall, 1), "run_wall_s": [run["wall_s"] for run in runs], "summary": summary}
+    result = {
+        "command": " ".join(sys.argv),
+        "sweep_wall_s": round(wall, 1),
+        "run_wall_s": [run["wall_s"] for run in runs],
+        "summary": summary,
+    }
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     target = REPO / "docs" / "benchmarks" / "sweeps" / "context"
     shutil.rmtree(target, ignore_errors=True)

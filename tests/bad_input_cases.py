@@ -587,9 +587,42 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 REGRESSION: dict[str, Any] = {"task": {"type": "regression"}, "eval": {"metrics": ["mse"]}}
 
 
+FRESH_BERT = ["model.name_or_path=null", "model.config={num_hidden_layers: 1, hidden_size: 32, num_attention_heads: 2}"]
+BLANK_TEXTS = rows(*[{"text": text, "label": label} for text, label in (("  ", "pos"), ("", "neg"), ("\t", "pos"))] * 4)
+DELIMITED_LABEL = {
+    "task": {"type": "multi-label", "label_column": "label", "label_delimiter": ","},
+    "eval": {"metrics": None},
+}
+
+
+def _folder_without_tokenizer(ws: Workspace) -> str:
+    """A copy of the tiny BERT's config and weights, without its tokenizer files."""
+    bare = ws.root / "bare-model"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((ws.bert / name).read_bytes())
+    return str(bare)
+
+
 def _degenerate_cases() -> list[Case]:
-    """Degenerate values the newer task types must refuse rather than train on."""
+    """Degenerate values the newer task types and builders must refuse rather than train on."""
+    blank_train = "data.files={train: %s, validation: %s}"
     return [
+        Case("tokenizer built on whitespace-only text", "data",
+             lambda ws: (override(*FRESH_BERT, "model.tokenizer={build: word, min_frequency: 1}",
+                                  blank_train % (ws.file("blank.jsonl", BLANK_TEXTS), ws.data["validation"]))(ws),
+                         "there are no words to build a tokenizer from")),
+        Case("tokenizer whose min_frequency no word reaches", "recipe",
+             lambda ws: (override(*FRESH_BERT, "model.tokenizer={build: word, min_frequency: 100000}")(ws),
+                         "model.tokenizer.min_frequency: no word occurs 100000 times")),
+        Case("model folder without tokenizer files", "model",
+             lambda ws: (override(f"model.name_or_path={_folder_without_tokenizer(ws)}")(ws),
+                         "holds no tokenizer files")),
+        Case("multi-label label holding the delimiter", "data",
+             lambda ws: (ws.train_with_file("labels.jsonl", rows(*[{"text": "good", "label": ["pos", "arts, culture"]},
+                                                                    {"text": "bad", "label": ["neg"]}] * 6),
+                                            **DELIMITED_LABEL),
+                         "contains task.label_delimiter")),
         Case("regression target infinite", "data",
              lambda ws: (ws.train_with_file("inf.csv", "text,label\n" + "good,1.0\nbad,-inf\n" * 8, **REGRESSION),
                          "has target -inf in column 'label'")),
@@ -652,6 +685,9 @@ def _eval_cases() -> list[Case]:
     ]
 
 
+# This round's groups (sweeps, locks, disks, trust, sizes, degenerate data) beside the earlier ones, so the survey
+# can run them alone: `benchmarks/bad_inputs.py --groups third-round`.
+THIRD_ROUND = _token_and_body_cases() + _sweep_cases() + _leftover_cases() + _huge_input_cases() + _degenerate_cases()
 CASES = (
     _recipe_cases()
     + _data_cases()

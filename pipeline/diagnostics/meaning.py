@@ -8,6 +8,7 @@ analogies as `a b c d` lines under `: section` headers (questions-words.txt).
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ def read_similarity(path: Path) -> list[tuple[str, str, float]]:
         parts = line.split("\t") if "\t" in line else line.split()
         try:
             pairs.append((parts[0].strip(), parts[1].strip(), float(parts[2])))
+            if not math.isfinite(pairs[-1][2]):  # a NaN score would make Spearman's rho NaN, silently
+                raise PipelineError(f"{path}, line {number}: the score is {parts[2]}", field="--similarity")
         except (IndexError, ValueError):
             if pairs:  # a header is allowed only before the first pair
                 raise PipelineError(
@@ -108,10 +111,12 @@ def word_similarity(table: torch.Tensor, index: WordIndex, pairs: list[tuple[str
         "coverage": len(covered) / len(pairs),
         "spearman": None,
     }
-    if len(covered) >= 3:
-        unit = _unit(table)
-        cosines = [float(unit[a] @ unit[b]) for a, b, _ in covered]
-        rho = spearmanr(cosines, [score for _, _, score in covered]).statistic
+    unit = _unit(table)
+    scored = [(float(unit[a] @ unit[b]), score) for a, b, score in covered]
+    finite = [(cosine, score) for cosine, score in scored if math.isfinite(cosine)]
+    result["non_finite_rows"] = len(scored) - len(finite)  # pairs left out: a row of the table is NaN or infinite
+    if len(finite) >= 3:
+        rho = spearmanr([cosine for cosine, _ in finite], [score for _, score in finite]).statistic
         result["spearman"] = None if np.isnan(rho) else float(rho)
     return result
 
@@ -132,7 +137,7 @@ def analogy_accuracy(
     }
     if not covered:
         return result
-    candidates = torch.tensor(sorted(index.text))
+    candidates = torch.tensor(sorted(index.text), dtype=torch.long)  # long even when empty
     unit = _unit(table)
     pool = unit[candidates]  # (candidates, hidden)
     position = {int(token_id): i for i, token_id in enumerate(candidates)}
@@ -152,7 +157,7 @@ def neighbours(
     table: torch.Tensor, index: WordIndex, words: list[str], how_many: int = 8
 ) -> dict[str, list[str] | None]:
     """The `how_many` single-token words nearest (cosine) to each word; None for a word that is not one token."""
-    candidates = torch.tensor(sorted(index.text))
+    candidates = torch.tensor(sorted(index.text), dtype=torch.long)  # long even when empty
     unit = _unit(table)
     pool = unit[candidates]
     found: dict[str, list[str] | None] = {}

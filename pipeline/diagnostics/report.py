@@ -187,6 +187,8 @@ def _meaning_lines(meaning: dict[str, Any]) -> list[str]:
             + " | ".join(cells)
             + " |"
         )
+    if not states[-1][1]["single_token_words"]:
+        lines += ["", "The tokenizer has no token that is a whole word, so no word is scored or has neighbours."]
     lines += [
         "",
         "Nearest single-token words:",

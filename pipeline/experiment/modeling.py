@@ -59,6 +59,7 @@ def load_tokenizer(
             )
         except (OSError, ValueError) as error:
             raise _load_error(field, source, error) from None
+        _check_has_vocabulary(tokenizer, source, field)
     if tokenizer.pad_token is None:
         if not family.pad_with_eos or tokenizer.eos_token is None:
             eos = [name for name in FAMILIES if family_named(name).pad_with_eos]
@@ -70,6 +71,17 @@ def load_tokenizer(
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
     return tokenizer
+
+
+def _check_has_vocabulary(tokenizer: PreTrainedTokenizerBase, source: str, field: str) -> None:
+    """A folder without tokenizer files loads, in transformers 5, as its class's tokenizer with special tokens only:
+    every word would become the unknown token. Refused rather than trained on."""
+    if len(tokenizer) <= len(set(tokenizer.all_special_tokens)):
+        raise PipelineError(
+            f"'{source}' holds no tokenizer files (what loads from it has only {len(tokenizer)} special tokens); "
+            "copy the tokenizer into it or name one with model.tokenizer",
+            field=field,
+        )
 
 
 def add_recipe_tokens(

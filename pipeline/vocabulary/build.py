@@ -8,6 +8,7 @@ through them).
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections import Counter
 from collections.abc import Iterable
@@ -16,7 +17,10 @@ from itertools import repeat
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from pipeline.errors import PipelineError
 from pipeline.recipe.schema import TokenizerBuild
+
+log = logging.getLogger(__name__)
 
 WORD_SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
 BPE_END_OF_TEXT = "<|endoftext|>"  # GPT-2's one special token: end of text, start of text and padding
@@ -118,7 +122,17 @@ BUILDERS = {"word": _word_level, "bpe": _byte_level_bpe, "wordpiece": _wordpiece
 
 
 def build_tokenizer(spec: TokenizerBuild, texts: Iterable[str]) -> PreTrainedTokenizerFast:
-    """Train a tokenizer of the kind `spec.build` names on `texts`; deterministic for the same texts and settings."""
+    """Train a tokenizer of the kind `spec.build` names on `texts`; deterministic for the same texts and settings.
+
+    Text without a word is refused (the vocabulary would hold only special tokens); a `vocab_size` below the
+    alphabet keeps the whole alphabet, and says so.
+    """
+    texts = [text for text in texts if text and not text.isspace()]
+    if not texts:
+        raise PipelineError(
+            "the training text is empty or whitespace only: there are no words to build a tokenizer from",
+            field="model.tokenizer",
+        )
     tokenizer, trainer, specials = BUILDERS[spec.build](spec)
     if spec.lowercase and spec.build != "wordpiece":  # WordPiece's BERT normalizer lower-cases itself
         tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
@@ -133,5 +147,25 @@ def build_tokenizer(spec: TokenizerBuild, texts: Iterable[str]) -> PreTrainedTok
             special_tokens=[(cls, tokenizer.token_to_id(cls)), (sep, tokenizer.token_to_id(sep))],
         )
     else:
-        tokenizer.train_from_iterator((text for text in texts if text), trainer=trainer)
+        tokenizer.train_from_iterator(texts, trainer=trainer)
+    _check_built_size(tokenizer.get_vocab_size(), len(set(specials.values())), spec)
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, padding_side="right", **specials)
+
+
+def _check_built_size(size: int, special_count: int, spec: TokenizerBuild) -> None:
+    """A vocabulary of special tokens only is refused; one larger than `vocab_size` (the alphabet does not fit) is
+    kept, with a line that says so."""
+    if size <= special_count:
+        raise PipelineError(
+            f"no word occurs {spec.min_frequency} times in the training text, so the vocabulary would hold only "
+            "special tokens; lower model.tokenizer.min_frequency or give more text",
+            field="model.tokenizer.min_frequency",
+        )
+    if size > spec.vocab_size:
+        log.warning(
+            "model.tokenizer.vocab_size %d is below the alphabet of the training text: the %s tokenizer keeps every "
+            "character, %d tokens in all",
+            spec.vocab_size,
+            spec.build,
+            size,
+        )

@@ -76,6 +76,7 @@ def test_two_processes_match_one_and_write_one_run_folder(tmp_path, jsonl_data, 
     assert batching["processes"] == 2 and batching["micro_batch_size"] == 4 and batching["accumulation_steps"] == 1
     assert sorted(p.name for p in runs[2].iterdir()) == sorted(
         [
+            ".lock",  # the one-writer lock (flock): released, not removed, on exit; see docs/guarantees.md
             "batching.json",
             "confusion-validation.png",
             "fingerprints.json",

@@ -43,7 +43,15 @@ class MultiLabel(SequenceClassification):
                     )
                 sets.append([part.strip() for part in value.split(delimiter) if part.strip()])
             else:
-                sets.append([str(label) for label in value])
+                labels = [str(label) for label in value]
+                split_apart = next((label for label in labels if delimiter and delimiter in label), None)
+                if split_apart is not None:  # the same label written as a string would be cut in two
+                    raise PipelineError(
+                        f"row {row}: the label {split_apart!r} contains task.label_delimiter {delimiter!r}, so the "
+                        "same label in a string row would be split; choose a delimiter no label contains",
+                        field="task.label_delimiter",
+                    )
+                sets.append(labels)
         return sets
 
     def fit_labels(self, train: Dataset) -> None:

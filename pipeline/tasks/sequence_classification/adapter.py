@@ -134,6 +134,7 @@ class SequenceClassification(LabelledTask):
                 return_offsets_mapping=token_features.needs_offsets,
             )
             token_features.add(encoded, tokenizer, texts, pairs)
+            _one_token_at_least(encoded, tokenizer, token_features)
             full = tokenizer(texts, pairs, truncation=False, verbose=False)["input_ids"]
             encoded["_truncated"] = [len(ids) > max_length for ids in full]
             encoded["_empty"] = [not text.strip() for text in texts]
@@ -161,3 +162,20 @@ class SequenceClassification(LabelledTask):
             for i, (gold, guess, probs) in enumerate(zip(references, predictions, probabilities, strict=True))
         ]
         return compute_all(metrics, "classes", predictions, references), records
+
+
+# What an empty encoding gets per column, beside the one filler token id and its token features.
+_FILLER_VALUES = {"attention_mask": 1, "token_type_ids": 0, "offset_mapping": (0, 0), "special_tokens_mask": 1}
+
+
+def _one_token_at_least(encoded: Any, tokenizer: PreTrainedTokenizerBase, token_features: TokenFeatures) -> None:
+    """A tokenizer that adds no special tokens (a word-level one) gives an empty text no token at all, and a batch
+    of such texts (length grouping puts them together) has no position to pool. Such a text reads as one unknown
+    token (the pad token where there is no unknown one), in place."""
+    filler = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else tokenizer.pad_token_id
+    features = token_features.of_token(tokenizer, tokenizer.convert_ids_to_tokens(filler))
+    for row, ids in enumerate(encoded["input_ids"]):
+        if not ids:
+            for key in list(encoded):
+                value = filler if key == "input_ids" else features.get(key, _FILLER_VALUES.get(key, 0))
+                encoded[key][row] = [value]

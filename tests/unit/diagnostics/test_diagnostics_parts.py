@@ -91,6 +91,39 @@ def test_bad_files_are_one_line_errors(tmp_path):
         read_analogies(path)
 
 
+@pytest.mark.parametrize("score", ["nan", "inf", "-inf"])
+def test_a_score_that_is_not_a_number_is_refused(tmp_path, score):
+    path = tmp_path / "sim.tsv"
+    path.write_text(f"cat\tdog\t8\ncat\tcar\t{score}\n")
+    with pytest.raises(PipelineError, match="line 2: the score is"):
+        read_similarity(path)
+
+
+def test_rows_that_are_not_finite_leave_their_pairs_out_and_say_so(tokenizer):
+    table = toy_table()
+    table[5 + WORDS.index("car")] = float("nan")  # a diverged run
+    pairs = [
+        ("cat", "dog", 8.0),
+        ("cat", "king", 5.0),
+        ("dog", "king", 4.0),
+        ("king", "queen", 7.0),
+        ("cat", "car", 2.0),
+    ]
+    result = word_similarity(table, WordIndex(tokenizer), pairs)
+    assert result["covered"] == 5 and result["non_finite_rows"] == 1
+    assert result["spearman"] is not None and result["spearman"] == result["spearman"]  # a number, not NaN
+
+
+def test_a_tokenizer_without_whole_words_scores_nothing(tmp_path):
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "##a", "##b"]) + "\n")
+    index = WordIndex(BertTokenizerFast(vocab=str(tmp_path / "vocab.txt")))
+    table = torch.ones(7, 3)
+    assert index.ids == {}
+    assert word_similarity(table, index, [("cat", "dog", 1.0)])["spearman"] is None
+    assert analogy_accuracy(table, index, [("a", "b", "c", "d")])["accuracy"] is None
+    assert neighbours(table, index, ["cat"]) == {"cat": None}
+
+
 def test_row_drift_and_its_summary():
     start = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [3.0, 4.0]])
     end = torch.tensor([[1.0, 0.0], [-2.0, 0.0], [0.0, 0.0], [0.0, 5.0]])

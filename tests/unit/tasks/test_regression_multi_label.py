@@ -125,6 +125,19 @@ def test_a_string_of_labels_without_a_delimiter_is_refused(tmp_path, request):
         build(raw)
 
 
+def test_a_listed_label_that_holds_the_delimiter_is_refused(tmp_path, request):
+    from pipeline.errors import PipelineError
+
+    raw = recipe(tmp_path, request, "bert", "lists")
+    raw["task"]["label_delimiter"] = ","
+    train = read_jsonl(tmp_path / "train.jsonl")
+    train[3]["target"] = ["positive", "arts, culture"]
+    write_jsonl(tmp_path / "train.jsonl", train)
+    with pytest.raises(PipelineError, match=re.escape("row 4: the label 'arts, culture' contains")) as caught:
+        build(raw)
+    assert caught.value.field == "task.label_delimiter"
+
+
 def test_threshold_is_only_for_multi_label(tmp_path, request):
     from pipeline.errors import PipelineError
 

@@ -60,3 +60,15 @@ def test_words_and_tags_of_different_lengths_are_refused(tmp_path, pos_files):
     files = {**pos_files, "validation": write_jsonl(tmp_path / "bad.jsonl", rows)}
     with pytest.raises(PipelineError, match="6 words but 5 tags"):
         build_experiment(validate_recipe(tagging_recipe(tmp_path, files)))
+
+
+def test_a_sentence_of_over_ten_thousand_words_is_truncated_and_counted(tmp_path, pos_files):
+    long_sentence = tagged_sentences(2000, 3)  # 2,000 × 6 words: 12,000 words in one sentence
+    lines = [f"{word}\t{tag}" for row in long_sentence for word, tag in zip(row["tokens"], row["tags"], strict=True)]
+    conll = tmp_path / "long.conll"
+    conll.write_text("\n".join(lines) + "\n\n" + "the\tDET\ndog\tNOUN\n")
+    exp = build_experiment(validate_recipe(tagging_recipe(tmp_path, {**pos_files, "validation": str(conll)})))
+    report = exp.input_report["data"]["validation"]
+    assert report["examples"] == 2 and report["truncated"] == 1
+    first = exp.data.splits["validation"][0]
+    assert len(first["input_ids"]) == 16  # model.max_length: the words past it are not scored

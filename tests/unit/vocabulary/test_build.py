@@ -7,6 +7,7 @@ import pytest
 from helpers import make_examples
 from transformers import AutoTokenizer
 
+from pipeline.errors import PipelineError
 from pipeline.experiment.modeling import load_tokenizer
 from pipeline.families.registry import family_named
 from pipeline.recipe.schema import ModelConfig, TokenizerBuild
@@ -54,3 +55,43 @@ def test_a_resumed_run_reuses_the_tokenizer_it_built(tmp_path):
         reused.get_vocab() == AutoTokenizer.from_pretrained(tmp_path).get_vocab()
         and "<only-in-the-saved-one>" in reused.get_vocab()
     )
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "word"])
+@pytest.mark.parametrize("texts", [[], ["", "   ", "\n\t"]], ids=["no-text", "whitespace-only"])
+def test_a_build_on_text_without_words_is_refused(kind, texts):
+    with pytest.raises(PipelineError, match="empty or whitespace only") as caught:
+        build_tokenizer(TokenizerBuild(build=kind, vocab_size=100, min_frequency=1), texts)
+    assert caught.value.field == "model.tokenizer"
+
+
+def test_a_word_vocabulary_of_special_tokens_only_is_refused():
+    with pytest.raises(PipelineError, match="min_frequency") as caught:
+        build_tokenizer(TokenizerBuild(build="word", vocab_size=100, min_frequency=50), ["one two three", "four"])
+    assert caught.value.field == "model.tokenizer.min_frequency"
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe", "word"])
+def test_digits_only_text_builds_a_vocabulary_of_numbers(kind):
+    tokenizer = build_tokenizer(TokenizerBuild(build=kind, vocab_size=100, min_frequency=1), ["12 345 12", "6789 12"])
+    pieces = tokenizer.tokenize("12 345")
+    assert pieces and tokenizer.unk_token not in pieces
+    assert "".join(piece.replace("##", "").replace("Ġ", "") for piece in pieces) == "12345"
+
+
+def test_a_vocab_size_below_the_alphabet_keeps_the_alphabet_and_says_so(caplog):
+    with caplog.at_level("WARNING"):
+        tokenizer = build_tokenizer(TokenizerBuild(build="bpe", vocab_size=100, min_frequency=1), TEXTS)
+    assert len(tokenizer) > 256  # every byte stays a token
+    assert "below the alphabet" in caplog.text
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused(tmp_path):
+    # transformers 5 loads such a folder as its class's tokenizer with special tokens only
+    from transformers import BertConfig
+
+    BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2).save_pretrained(tmp_path)
+    cfg = ModelConfig(family="bert", name_or_path=str(tmp_path))
+    with pytest.raises(PipelineError, match="holds no tokenizer files") as caught:
+        load_tokenizer(cfg, family_named("bert"))
+    assert caught.value.field == "model.name_or_path"
