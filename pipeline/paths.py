@@ -54,6 +54,12 @@ def resolve_model_path(value: str) -> str:
     return str(resolve_local_path(value))
 
 
+def cache_root(kind: str) -> Path:
+    """The folder of one kind of cache (`features`, `encoded`, `gguf`, `vectors`) under `EMBEDLAB_CACHE` (default
+    ~/.cache/embedlab)."""
+    return Path(os.environ.get("EMBEDLAB_CACHE", Path.home() / ".cache" / "embedlab")) / kind
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes, read in blocks."""
     digest = hashlib.sha256()

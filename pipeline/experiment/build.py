@@ -36,6 +36,7 @@ from pipeline.recipe.schema import Recipe
 from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies, apply_training_scope
 from pipeline.surgery.replace import SurgeryReport, apply_surgery, describe_output_embeddings
 from pipeline.surgery.rows import grow_table
+from pipeline.surgery.trained_vectors import TrainedVectors, train_vectors
 from pipeline.surgery.vectors import coverage_report
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import build_task
@@ -84,16 +85,18 @@ def build_layers(
     tokenizer: PreTrainedTokenizerBase,
     original: PreTrainedTokenizerBase | None = None,
     added: AddedTokens | None = None,
+    trained: TrainedVectors | None = None,
 ) -> tuple[SurgeryReport, UnfreezeSchedule]:
     """Layer surgery, what trains inside a layer (tie, rows, LoRA), then the freeze / finetune policies; returns
     what surgery did (its report holds the rest) and the unfreeze schedule.
 
     original: the pretrained table's tokenizer, when the recipe builds a new one; added: the tokens
-    `model.add_tokens` added."""
+    `model.add_tokens` added; trained: static vectors trained on the corpus (`train: {...}`)."""
     fresh = recipe.model.config is not None
     report = apply_surgery(
-        family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=not fresh, original=original
-    )
+        family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=not fresh, original=original,
+        trained=trained and trained.vectors,
+    )  # fmt: skip
     check_vocabulary(model, tokenizer)
     if report.position_rows and report.position_rows > tokenizer.model_max_length:
         # A longer position table: the tokenizer (saved with the model) must not truncate below it.
@@ -215,7 +218,11 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
     if additions is not None:
         before, added = additions
         new_rows = grow_table(model, added, recipe.model.add_tokens, before, recipe.train.seed)
-    surgery, schedule = build_layers(recipe, family, runtime.accelerator, model, tokenizer, original, added)
+    spec = recipe.layers.token_embeddings.train
+    trained = train_vectors(spec, texts, recipe.train.seed) if spec is not None else None
+    surgery, schedule = build_layers(recipe, family, runtime.accelerator, model, tokenizer, original, added, trained)
+    if trained is not None:
+        surgery.scope["trained_vectors"] = trained.report
     if added is not None:
         surgery.scope["added_tokens"] = {"added": new_rows, "skipped": added.skipped, "special": added.special}
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)

@@ -25,12 +25,13 @@ from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
 from pipeline.families.base import TokenFeatures
+from pipeline.paths import cache_root
 
 COUNTS = "counts.json"
 
 
 def cache_folder() -> Path:
-    return Path(os.environ.get("EMBEDLAB_CACHE", Path.home() / ".cache" / "embedlab")) / "encoded"
+    return cache_root("encoded")
 
 
 def _table_digest(split: Dataset) -> str:

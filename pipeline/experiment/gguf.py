@@ -11,13 +11,13 @@ import shutil
 from pathlib import Path
 
 from pipeline.errors import unusable
-from pipeline.paths import file_digest
+from pipeline.paths import cache_root, file_digest
 
 log = logging.getLogger(__name__)
 
 
 def cache_folder() -> Path:
-    return Path(os.environ.get("EMBEDLAB_CACHE", Path.home() / ".cache" / "embedlab")) / "gguf"
+    return cache_root("gguf")
 
 
 def is_gguf(path: str) -> bool:

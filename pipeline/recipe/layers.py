@@ -38,9 +38,33 @@ class LayerPolicy(Strict):
             raise ValueError("set unfreeze_at_step or unfreeze_at_epoch, not both")
 
 
+class VectorTraining(Strict):
+    """Static word vectors trained with gensim on the run's own text before surgery (`init: vectors`)."""
+
+    method: Literal["skipgram", "cbow", "fasttext"] = Field(
+        "skipgram",
+        description="word2vec `skipgram` or `cbow`, or `fasttext` (skip-gram with character n-grams, which gives "
+        "a vector to words it never saw whole).",
+    )
+    dim: int = Field(100, ge=2, le=4096, description="Vector width (projected or padded to the model's, see `width`).")
+    window: int = Field(5, ge=1, le=100, description="Context words on each side.")
+    epochs: int = Field(5, ge=1, le=1000, description="Passes over the corpus.")
+    min_count: int = Field(2, ge=1, le=MAX_SIZE, description="Words seen fewer times get no vector of their own.")
+    corpus: str = Field(
+        "train", description="`train` (the training split's texts) or a UTF-8 text file (e.g. a domain corpus)."
+    )
+    lowercase: bool = Field(True, description="Lower-case the corpus (alignment tries the lower-cased token too).")
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus_exists(cls, value: str) -> str:
+        return value if value == "train" else existing_path(value, "file")
+
+
 REPLACE_TOKEN_FIELDS = (
     "then",
     "init",
+    "train",
     "std",
     "vectors",
     "vectors_vocab",
@@ -84,6 +108,11 @@ class TokenEmbeddingPolicy(LayerPolicy):
     vectors: str | None = Field(
         None, description="replace/vectors: GloVe/word2vec text (.txt/.vec/.gz), word2vec .bin, fastText .bin, or .npy."
     )
+    train: VectorTraining | None = Field(
+        None,
+        description="replace/vectors: train the vectors on the run's corpus with gensim instead of reading a file "
+        "(cached by corpus and settings; saved in the run folder as `vectors.txt`, word2vec text format).",
+    )
     vectors_vocab: str | None = Field(
         None, description="replace/vectors: the words of a .npy matrix (lines or parquet)."
     )
@@ -111,10 +140,12 @@ class TokenEmbeddingPolicy(LayerPolicy):
             raise ValueError("rows lists no token")
         if self.policy == "replace" and self.init is None:
             raise ValueError("policy: replace needs init: random, vectors or transfer")
-        if (self.init == "vectors" or self.transfer == "weighted") and self.vectors is None:
-            raise ValueError(
-                f"{'init: vectors' if self.init == 'vectors' else 'transfer: weighted'} needs a vectors file"
-            )
+        if self.train is not None and (self.init != "vectors" or self.vectors is not None):
+            raise ValueError("train (vectors trained on the corpus) applies to init: vectors, in place of a file")
+        if self.init == "vectors" and self.vectors is None and self.train is None:
+            raise ValueError("init: vectors needs a vectors file, or train: {method: ...} to train them on the corpus")
+        if self.transfer == "weighted" and self.vectors is None:
+            raise ValueError("transfer: weighted needs a vectors file")
         if self.transfer == "weighted" and self.init != "transfer":
             raise ValueError("transfer: weighted applies to init: transfer")
         is_npy = self.vectors_format == "npy" or (self.vectors_format == "auto" and str(self.vectors).endswith(".npy"))

@@ -99,10 +99,16 @@ def policy_vectors(policy: TokenEmbeddingPolicy) -> WordVectors:
 
 
 def _vector_table(
-    tokenizer: PreTrainedTokenizerBase, policy: TokenEmbeddingPolicy, rows: int, width: int, seed: int
+    tokenizer: PreTrainedTokenizerBase,
+    policy: TokenEmbeddingPolicy,
+    rows: int,
+    width: int,
+    seed: int,
+    trained: WordVectors | None = None,
 ) -> tuple[torch.Tensor, Alignment, int]:
-    """Static vectors aligned to the vocabulary: the table (rows, ≤ width), the alignment, the vectors' width."""
-    vectors = policy_vectors(policy)
+    """Static vectors (`trained` on the corpus, or the policy's file) aligned to the vocabulary: the table (rows,
+    ≤ width), the alignment, the vectors' width."""
+    vectors = trained if trained is not None else policy_vectors(policy)
     # Indexed by id: the model's table may have rows past the vocabulary, and ids need not be contiguous.
     tokens = [f"<unused-{i}>" for i in range(rows)]
     for token, token_id in tokenizer.get_vocab().items():
@@ -127,10 +133,13 @@ def replace_token_embeddings(
     policy: TokenEmbeddingPolicy,
     seed: int,
     original: PreTrainedTokenizerBase | None = None,
+    trained: WordVectors | None = None,
 ) -> tuple[str, Alignment | None, dict[str, Any] | None]:
     """Swap the token-embedding table for a random, a static-vector or (`original`: the tokenizer the pretrained table
     belongs to, replaced by `tokenizer`) a transferred one; returns a description, the vector alignment (vectors)
-    and the transfer's row counts (transfer). With a new tokenizer the table gets its vocabulary's size."""
+    and the transfer's row counts (transfer). With a new tokenizer the table gets its vocabulary's size.
+
+    trained: vectors trained on the corpus (`train: {...}`), used in place of a vectors file."""
     old = table_of(model.get_input_embeddings())
     rows, width = (len(tokenizer) if original is not None else old.weight.shape[0]), old.weight.shape[1]
     padding_idx = tokenizer.pad_token_id if original is not None else old.padding_idx
@@ -165,9 +174,10 @@ def replace_token_embeddings(
             + ")"
         )
     else:
-        table, alignment, dim = _vector_table(tokenizer, policy, rows, width, seed)
+        table, alignment, dim = _vector_table(tokenizer, policy, rows, width, seed, trained)
+        source = f"{policy.train.method} vectors trained on {policy.train.corpus}" if policy.train else policy.vectors
         how = (
-            f"vectors {policy.vectors} ("
+            f"vectors {source} ("
             + (
                 f"projected {dim} → {width}"
                 if table.shape[1] < width
@@ -227,11 +237,12 @@ def apply_surgery(
     seed: int,
     pretrained: bool = True,
     original: PreTrainedTokenizerBase | None = None,
+    trained: WordVectors | None = None,
 ) -> SurgeryReport:
     """Carry out the recipe's `replace` policies on `model`; returns what each input layer now is.
 
     pretrained: False for a model built from `model.config`, whose layers start random; original: the tokenizer of
-    the pretrained table when the recipe builds a new one.
+    the pretrained table when the recipe builds a new one; trained: vectors trained on the corpus (`train: {...}`).
     """
     start = "pretrained" if pretrained else "random (built from model.config)"
     has_positions = family.input_layers(model).positions is not None
@@ -244,7 +255,7 @@ def apply_surgery(
     if cfg.token_embeddings.policy == "replace":
         tied = output_tied_to_input(model)
         report.sources["token_embeddings"], report.alignment, report.transfer = replace_token_embeddings(
-            model, tokenizer, cfg.token_embeddings, seed, original
+            model, tokenizer, cfg.token_embeddings, seed, original, trained
         )
         if tied:
             retie_output_embeddings(model)

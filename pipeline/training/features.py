@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +34,14 @@ from pipeline.data.collate import PadCollator, without_labels
 from pipeline.data.sampling import LengthSortedSampler, example_lengths
 from pipeline.experiment.build import Experiment, with_splits
 from pipeline.experiment.data import EncodedData
+from pipeline.paths import cache_root
 from pipeline.storage import atomic_write
 
 INDEX = "example_index"  # the column numbering every example of every split, for the lookup
 
 
 def cache_folder() -> Path:
-    return Path(os.environ.get("EMBEDLAB_CACHE", Path.home() / ".cache" / "embedlab")) / "features"
+    return cache_root("features")
 
 
 def body_is_frozen(model: nn.Module) -> bool:

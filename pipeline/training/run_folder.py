@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.locks import LOCK_NAME
-from pipeline.storage import atomic_write_text
+from pipeline.storage import atomic_write, atomic_write_text
 from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 
 # What a run folder of ours holds; --overwrite deletes a folder only when it holds nothing else.
@@ -26,6 +26,7 @@ RUN_ENTRIES = {
     "fingerprints.json",
     "parameters.tsv",
     "input_layers.json",
+    "vectors.txt",
     "batching.json",
     "log.jsonl",
     "metrics.json",
@@ -143,6 +144,10 @@ class RunFolder:
         """What the run starts from: the parameter table and what each input layer is (with data counts)."""
         self.write_text("parameters.tsv", format_parameter_tsv(rows))
         self.write_json("input_layers.json", input_report)
+        trained = input_report.get("trained_vectors")
+        if trained is not None and self.is_main:  # word2vec text format, for `diagnose` and other tools
+            source = Path(trained["cache"]) / "vectors.txt"
+            atomic_write(self.path / "vectors.txt", lambda partial: shutil.copyfile(source, partial))
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one line to `log.jsonl` (flushed at once, so a crash keeps every line written before)."""
