@@ -3,7 +3,7 @@ checkout, and the outcomes counted.
 
 Outcomes: `one line, as expected` (exit 2, one `error:` line holding the expected text, no traceback, nothing
 written), `one line, other text`, `traceback`, `accepted` (exit 0: trained or evaluated a bad input without a word),
-`wrote output` (exit 2, but a run folder was left behind), `other exit N`.
+`wrote output` (exit 2, but a run folder was left behind), `other exit N`, `hung over N s` (killed at `--timeout`).
 
 Usage:  .venv/bin/python benchmarks/bad_inputs.py [--checkout PATH] [--third-round] [--out FILE]
         (--checkout: the repository whose `pipeline` package to run, e.g. a worktree of an older commit;
@@ -48,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", type=Path, default=REPO)
     parser.add_argument("--third-round", action="store_true")
+    parser.add_argument("--timeout", type=int, default=120, help="seconds a case may take before it counts as hung")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-bad-inputs.json")
     args = parser.parse_args()
     cases = THIRD_ROUND if args.third_round else CASES
@@ -67,18 +68,23 @@ def main() -> None:
         folder.mkdir()
         workspace = Workspace(folder, bert)
         argv, expected = case.build(workspace)
-        result = subprocess.run(
-            [sys.executable, "-m", "pipeline", *argv],
-            cwd=workspace.root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "pipeline", *argv],
+                cwd=workspace.root,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=args.timeout,
+            )
+        except subprocess.TimeoutExpired:  # e.g. waiting forever on a Ray address where nothing listens
+            result = subprocess.CompletedProcess(argv, None, "", f"(killed after {args.timeout} s)")
         row = {
             "case": case.name,
             "kind": case.kind,
-            "outcome": outcome(result, expected, workspace.run.exists()),
+            "outcome": f"hung over {args.timeout} s"
+            if result.returncode is None
+            else outcome(result, expected, workspace.run.exists()),
             "exit_code": result.returncode,
             "last_line": (result.stderr.strip().splitlines() or [""])[-1][:300],
         }

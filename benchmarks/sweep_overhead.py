@@ -9,6 +9,7 @@ Parts (each one `pipeline sweep`, the TF-IDF row left out, one CPU thread per ru
   parallel-2  this checkout, seeds 0..3, `--parallel 2` (one core each)
   lr-grid     `--grid train.lr=...` (5 rates) on 600 training sentences, 2 epochs, evaluated every 10 steps, seed 0,
               with and without `--early-stop asha` (the local median stopping rule)
+  profile     one `pipeline train` of the setup under cProfile (2 threads): the run's wall time by phase
 Per part: the sweep's wall time, and per run its training time (`metrics.json`) and the rest (process start, model
 load, tokenising, evaluation, writing), from `sweep.json`'s run wall times where the checkout records them.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pstats
 import statistics
 import subprocess
 import sys
@@ -36,6 +38,37 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from calibration import ONCE, genre_recipe
 
 RATES = "1.0e-5,5.0e-5,2.0e-4,1.0e-3,5.0e-3"
+# (phase, file, function) of a run, as cProfile names them; their cumulative times may nest (building the data is
+# part of building the experiment), so each is reported against the whole.
+PHASES = [
+    ("whole run (main)", "cli.py", "main"),
+    ("build the experiment", "build.py", "build_experiment"),
+    ("  read the data", "data.py", "raw_splits"),
+    ("  load tokenizer", "modeling.py", "load_tokenizer"),
+    ("  load model", "modeling.py", "build_model"),
+    ("  tokenize (or read the encoding cache)", "data.py", "encoded_data"),
+    ("  load metrics", "build.py", "build_metrics"),
+    ("prepare training (optimizer, Accelerate)", "state.py", "prepare_training"),
+    ("train", "loop.py", "fit"),
+    ("save the model", "checkpointing.py", "save_model"),
+    ("final evaluation, predictions, plots", "final.py", "write_final_evaluation"),
+]
+
+
+def profile(recipe: Path, output: Path) -> dict[str, Any]:
+    """One run under cProfile; the cumulative seconds of each phase, and the process's wall time."""
+    stats_file = output.parent / "profile.pstats"
+    command = [sys.executable, "-m", "cProfile", "-o", str(stats_file), "-m", "pipeline", "train", str(recipe), *ONCE,
+               f"output_dir={output}", "--overwrite"]  # fmt: skip
+    started = time.perf_counter()
+    subprocess.run(command, check=True, cwd=output.parent, env={**os.environ, "PYTHONPATH": str(REPO)})
+    wall = time.perf_counter() - started
+    stats = pstats.Stats(str(stats_file)).stats  # (file, line, function) → (calls, _, own, cumulative, callers)
+    phases = {}
+    for phase, file, function in PHASES:
+        times = [entry[3] for (path, _, name), entry in stats.items() if path.endswith(file) and name == function]
+        phases[phase] = round(max(times), 1) if times else None
+    return {"process_wall_s": round(wall, 1), "phases_s": phases}
 
 
 def sweep(checkout: Path, recipe: Path, extra: list[str], output: Path) -> float:
@@ -75,7 +108,9 @@ def summarise(wall: float, times: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="the checkout before the change (skips `before` if not given)")
-    parser.add_argument("--parts", nargs="*", default=["before", "after", "parallel-1", "parallel-2", "lr-grid"])
+    parser.add_argument(
+        "--parts", nargs="*", default=["profile", "before", "after", "parallel-1", "parallel-2", "lr-grid"]
+    )
     parser.add_argument("--brown", type=Path, default=REPO.parent / "shared" / "data" / "brown")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-sweep-overhead"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-sweep-overhead.json")
@@ -96,6 +131,10 @@ def main() -> None:
     asked = set(args.parts) | ({"lr-grid-early-stop"} if "lr-grid" in args.parts else set())
     chosen = [name for name in parts if name in asked]
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if "profile" in args.parts:
+        results["profile"] = profile(recipe, args.scratch / "profile-run")
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(results["profile"], indent=1), flush=True)
     for name in chosen:
         checkout, extra = parts[name]
         if checkout is None:

@@ -558,7 +558,8 @@ def _sweep_cases() -> list[Case]:
         Case("sweep into the working directory's parent", "sweep",
              lambda ws: (sweep_command(ws, "--output", ".."), "is the working directory or a folder above it")),
         Case("sweep into a folder of the user's files", "sweep",
-             lambda ws: (sweep_command(ws, "--output", str(ws.root)), "holds files a sweep did not write")),
+             lambda ws: (sweep_command(ws, "--output", _folder_of_user_files(ws)),
+                         "holds files a sweep did not write")),
         Case("sweep into a file", "sweep",
              lambda ws: (sweep_command(ws, "--output", ws.file("notes.txt", "mine")), "exists and is not a folder")),
         Case("seed as a grid key", "sweep",
@@ -593,6 +594,13 @@ DELIMITED_LABEL = {
     "task": {"type": "multi-label", "label_column": "label", "label_delimiter": ","},
     "eval": {"metrics": None},
 }
+
+
+def _folder_of_user_files(ws: Workspace) -> str:
+    """A folder below the working directory holding a file of the user's (the survey runs in `ws.root`)."""
+    (ws.root / "notes").mkdir()
+    (ws.root / "notes" / "todo.txt").write_text("mine")
+    return str(ws.root / "notes")
 
 
 def _folder_without_tokenizer(ws: Workspace) -> str:

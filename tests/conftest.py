@@ -18,6 +18,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault(
     "EMBEDLAB_CACHE", tempfile.mkdtemp(prefix="embedlab-test-cache-")
 )  # cached features of frozen bodies
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` on two cores: one thread per worker (and per process it starts), since two torch processes
+    # with two threads each thrash.
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -18,9 +18,11 @@ def spelling_of(token: str, tokenizer: PreTrainedTokenizerBase) -> str:
 def token_style(tokenizer: PreTrainedTokenizerBase) -> str:
     """`wordpiece` (`##` continuations), `byte_level` (`Ġ` word starts), `metaspace` (`▁` word starts) or `word`."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    state = json.loads(backend.to_str()) if backend is not None else {}
-    model = (state.get("model") or {}).get("type")
-    pre = state.get("pre_tokenizer") or {}
+    # The model's class and the pre-tokenizer's own state only: serialising the whole tokenizer (its vocabulary and
+    # merges) costs ~0.3 s, and callers ask once per word.
+    model = type(backend.model).__name__ if backend is not None else None
+    pre_tokenizer = backend.pre_tokenizer if backend is not None else None
+    pre = json.loads(pre_tokenizer.__getstate__()) if pre_tokenizer is not None else {}
     kinds = {part.get("type") for part in pre.get("pretokenizers", [pre])}
     if model == "WordPiece":
         return "wordpiece"
