@@ -80,6 +80,9 @@ def trial_function(launch: Launch, runs: list[PlannedRun], watched: Any, driver_
 
 def connect(address: str | None) -> None:
     """Start or join Ray; a cluster that is not there is one line."""
+    # Ray runs its workers at nice 15 by default, to keep them behind the driver; here the trials are the work, and
+    # at nice 15 anything else on the machine starves them. Read by a Ray instance this process starts.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
