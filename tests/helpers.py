@@ -147,6 +147,17 @@ BILSTM_LM = {
 GPT2_LM = {"n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 64}
 
 
+def fresh_bilstm_model(max_length: int = 16) -> dict[str, Any]:
+    """A recipe's `model` section: a fresh small bi-LSTM with a word tokenizer built on the training text."""
+    return {
+        "family": "bilstm",
+        "name_or_path": None,
+        "config": BILSTM_LM,
+        "tokenizer": {"build": "word", "min_frequency": 1},
+        "max_length": max_length,
+    }
+
+
 def templated_sentences(count: int, seed: int) -> list[str]:
     """Sentences with a fixed shape (determiner noun verb preposition the noun .): learnable word order."""
     rng = random.Random(seed)

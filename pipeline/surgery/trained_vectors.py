@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,9 @@ WORD2VEC_FILE, FASTTEXT_FILE = "vectors.txt", "fasttext.bin"
 
 @dataclass
 class TrainedVectors:
-    """The vectors, where their word2vec text file is, and what `input_layers.json` says of them."""
+    """The vectors, and what `input_layers.json` says of them (`vectors_file`: their word2vec text file)."""
 
     vectors: WordVectors
-    text_file: Path
     report: dict
 
 
@@ -89,10 +89,7 @@ def _train(spec: VectorTraining, sentences: list[list[str]], seed: int, folder: 
 def train_vectors(spec: VectorTraining, train_texts: list[str], seed: int) -> TrainedVectors:
     """Vectors for `spec`, from the cache or trained now (and cached: written aside, then renamed into place)."""
     sentences = corpus_sentences(corpus_texts(spec, train_texts), spec.lowercase)
-    counts: dict[str, int] = {}
-    for words in sentences:
-        for word in words:
-            counts[word] = counts.get(word, 0) + 1
+    counts = Counter(word for words in sentences for word in words)
     kept = sum(count >= spec.min_count for count in counts.values())
     if kept < 2:
         raise PipelineError(
@@ -119,5 +116,6 @@ def train_vectors(spec: VectorTraining, train_texts: list[str], seed: int) -> Tr
         folder / (FASTTEXT_FILE if binary else WORD2VEC_FILE), "fasttext" if binary else "text", None
     )
     report = {"method": spec.method, "dim": spec.dim, "corpus": spec.corpus, "sentences": len(sentences),
-              "words": len(vectors.index), "cache": str(folder), "from_cache": cached}  # fmt: skip
-    return TrainedVectors(vectors, folder / WORD2VEC_FILE, report)
+              "words": len(vectors.index), "cache": str(folder), "from_cache": cached,
+              "vectors_file": str(folder / WORD2VEC_FILE)}  # fmt: skip
+    return TrainedVectors(vectors, report)

@@ -146,7 +146,7 @@ class RunFolder:
         self.write_json("input_layers.json", input_report)
         trained = input_report.get("trained_vectors")
         if trained is not None and self.is_main:  # word2vec text format, for `diagnose` and other tools
-            source = Path(trained["cache"]) / "vectors.txt"
+            source = Path(trained["vectors_file"])
             atomic_write(self.path / "vectors.txt", lambda partial: shutil.copyfile(source, partial))
 
     def log(self, record: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import BILSTM_LM, make_examples, read_jsonl, recipe_dict, train_fresh, write_jsonl
+from helpers import fresh_bilstm_model, make_examples, read_jsonl, recipe_dict, train_fresh, write_jsonl
 
 
 def test_a_batch_of_empty_texts_trains_and_is_scored(tmp_path):
@@ -16,13 +16,7 @@ def test_a_batch_of_empty_texts_trains_and_is_scored(tmp_path):
         "train": write_jsonl(tmp_path / "train.jsonl", train),
         "validation": write_jsonl(tmp_path / "validation.jsonl", train[:12]),
     }
-    model = {
-        "family": "bilstm",
-        "name_or_path": None,
-        "config": BILSTM_LM,
-        "tokenizer": {"build": "word", "min_frequency": 1},
-        "max_length": 16,
-    }
+    model = fresh_bilstm_model()
     raw = recipe_dict(
         None,
         data,

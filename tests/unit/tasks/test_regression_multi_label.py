@@ -9,7 +9,17 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import BILSTM_LM, FILLER, NEGATIVE, POSITIVE, build, read_jsonl, recipe_dict, train_fresh, write_jsonl
+from helpers import (
+    FILLER,
+    NEGATIVE,
+    POSITIVE,
+    build,
+    fresh_bilstm_model,
+    read_jsonl,
+    recipe_dict,
+    train_fresh,
+    write_jsonl,
+)
 
 FAMILIES = ["bert", "gpt2", "llama", "bilstm"]
 
@@ -45,13 +55,7 @@ def recipe(tmp_path, request, family: str, kind: str, **sections) -> dict:
     )
     sections["eval"] = {"metrics": None, "splits": ["validation"], "batch_size": 8, **sections.get("eval", {})}
     if family == "bilstm":
-        model = {
-            "family": "bilstm",
-            "name_or_path": None,
-            "config": BILSTM_LM,
-            "tokenizer": {"build": "word", "min_frequency": 1},
-            "max_length": 16,
-        }
+        model = fresh_bilstm_model()
         return recipe_dict(None, data, tmp_path / "run", family=family, model=model, task=task, **sections)
     return recipe_dict(
         request.getfixturevalue(f"tiny_{family}"), data, tmp_path / "run", family=family, task=task, **sections
