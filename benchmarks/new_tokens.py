@@ -2,14 +2,14 @@
 a fixed budget, with the 100 most frequent training words that SmolLM2 cuts into several pieces added as tokens,
 through `pipeline sweep` (its intervals over seeds).
 
-Cells: no new tokens (the whole table trains); new tokens initialised `compose` with only their rows trained (`rows:
-new`), with the whole table, and with LoRA (r 8) on the body; `mean` and `random` with only their rows trained. The
-recipe is `recipes/pretrain/smollm2-new-tokens.yaml` (`--steps` steps of 4 × 128 tokens on 400 training articles,
-40 validation articles held out). Reported per cell: held-out perplexity per word (comparable across tokenizers) and
+Cells: the full grid {no new tokens; new tokens initialised `mean` / `compose` / `random` × only their rows trained
+(`rows: new`) / the whole table trained} × {body frozen, LoRA (r 8) on the body}: 14 cells. The recipe is
+`recipes/pretrain/smollm2-new-tokens.yaml` (`--steps` steps of 4 × 128 tokens on 400 training articles, 40 validation
+articles held out). Reported per cell: held-out perplexity per word (comparable across tokenizers) and
 per token, tokens per validation text, optimizer-state size, peak memory and training wall time.
 
 Writes `--out` (JSON) and copies the sweep's report into docs/benchmarks/sweeps/new-tokens/. Usage:
-    .venv/bin/python benchmarks/new_tokens.py [--seeds 0] [--steps 12]
+    .venv/bin/python benchmarks/new_tokens.py [--seeds 0,1] [--steps 12] [--parallel 2]
 """
 
 from __future__ import annotations
@@ -27,15 +27,12 @@ REPO = Path(__file__).resolve().parent.parent
 RECIPE = "recipes/pretrain/smollm2-new-tokens.yaml"
 ROWS_NEW, WHOLE, LORA = "{policy: finetune, rows: new}", "finetune", "{policy: lora, r: 8, alpha: 16}"
 TOKENS = "{{from_data: 100, init: {init}}}"
-# (new tokens, token table, body): the whole table without new tokens is the reference; `compose` is tried with only
-# its rows trained, with the whole table, and beside LoRA; `mean` and `random` with only their rows trained.
-CELLS = [
-    ("null", WHOLE, "freeze"),
-    (TOKENS.format(init="compose"), ROWS_NEW, "freeze"),
-    (TOKENS.format(init="compose"), WHOLE, "freeze"),
-    (TOKENS.format(init="mean"), ROWS_NEW, "freeze"),
-    (TOKENS.format(init="random"), ROWS_NEW, "freeze"),
-    (TOKENS.format(init="compose"), ROWS_NEW, LORA),
+# (new tokens, token table, body): the whole table without new tokens (body frozen) is the reference.
+CELLS = [("null", WHOLE, body) for body in ("freeze", LORA)] + [
+    (TOKENS.format(init=init), table, body)
+    for init in ("mean", "compose", "random")
+    for table in (ROWS_NEW, WHOLE)
+    for body in ("freeze", LORA)
 ]
 
 
@@ -43,7 +40,7 @@ def run_sweep(args: argparse.Namespace, output: Path) -> float:
     cells = ",".join(f"[{tokens}, {table}, {body}]" for tokens, table, body in CELLS)
     command = [sys.executable, "-m", "pipeline", "sweep", RECIPE,
                "--grid", "model.add_tokens+layers.token_embeddings+layers.encoder=" + cells,
-               "--seeds", args.seeds, "--output", str(output), "--no-baseline",
+               "--seeds", args.seeds, "--parallel", args.parallel, "--output", str(output), "--no-baseline",
                f"train.max_steps={args.steps}", "train.batch_size=4"]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO)
@@ -80,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--parallel", default="1", help="runs at once (the cores divided between them)")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-new-tokens"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-new-tokens.json")
     args = parser.parse_args()

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from pipeline import __version__
 from pipeline.errors import PipelineError
@@ -86,6 +87,22 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def classical_methods(args: argparse.Namespace) -> tuple[str, ...]:
+    from pipeline.sweeps.baselines import parse_methods
+
+    return () if args.no_baseline else parse_methods(args.classical)
+
+
+def add_classical_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--classical",
+        default="tfidf",
+        help="classical baselines beside the runs, comma-separated: tfidf (TF-IDF), doc2vec (paragraph vectors), "
+        "frozen-mean (the frozen encoder's mean vector), each + logistic regression; none (default: tfidf)",
+    )
+    command.add_argument("--no-baseline", action="store_true", help="leave out every classical row (--classical none)")
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from pipeline.sweeps.seeds import parse_seeds
     from pipeline.sweeps.sweep import SweepOptions, sweep
@@ -97,7 +114,7 @@ def _sweep(args: argparse.Namespace) -> int:
         args.ray_address,
         args.gpus_per_trial,
         args.cpus_per_trial,
-        classical=not args.no_baseline,
+        classical=classical_methods(args),
         early_stop=args.early_stop,
         precision=args.precision,
     )
@@ -115,7 +132,7 @@ def _compare(args: argparse.Namespace) -> int:
         [Path(path) for path in args.runs],
         Path(args.output),
         Path(args.baseline) if args.baseline else None,
-        classical=not args.no_baseline,
+        classical=classical_methods(args),
     )
     print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
     return 0
@@ -160,7 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"embedlab {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_run_commands(commands)
+    add_sweep_command(commands)
+    add_compare_command(commands)
+    add_diagnose_command(commands)
+    schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
+    schema.set_defaults(handler=_schema)
+    return parser
 
+
+def add_run_commands(commands: Any) -> None:
+    """train, eval, validate, inspect: one recipe or one run folder each."""
     train = commands.add_parser("train", help="fine-tune as a recipe says and write a run folder")
     train.add_argument("recipe", help="recipe YAML file")
     train.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
@@ -187,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("overrides", nargs="*", metavar="key=value", help=OVERRIDES_HELP)
     inspect.set_defaults(handler=_inspect)
 
+
+def add_sweep_command(commands: Any) -> None:
     sweep = commands.add_parser(
         "sweep", help="train a grid of settings × seeds, then summarise what differs and whether it is real"
     )
@@ -242,9 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="CPU threads of each run (default: this machine's cores / --parallel)",
     )
-    sweep.add_argument("--no-baseline", action="store_true", help="leave out the TF-IDF + logistic regression row")
+    add_classical_options(sweep)
     sweep.set_defaults(handler=_sweep)
 
+
+def add_compare_command(commands: Any) -> None:
     compare = commands.add_parser("compare", help="summarise and plot finished runs or sweeps side by side")
     compare.add_argument("runs", nargs="+", help="run folders or sweep folders")
     compare.add_argument(
@@ -253,9 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--output", default="comparison", help="folder for summary.md/csv/json and the plots (default: comparison)"
     )
-    compare.add_argument("--no-baseline", action="store_true", help="leave out the TF-IDF + logistic regression row")
+    add_classical_options(compare)
     compare.set_defaults(handler=_compare)
 
+
+def add_diagnose_command(commands: Any) -> None:
     diagnose = commands.add_parser(
         "diagnose", help="what fine-tuning did to a run's input layers: drift, meaning, positions, length"
     )
@@ -281,10 +314,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     diagnose.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
     diagnose.set_defaults(handler=_diagnose)
-
-    schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
-    schema.set_defaults(handler=_schema)
-    return parser
 
 
 def _terminated(number: int, frame: object) -> None:

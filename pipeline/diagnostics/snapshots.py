@@ -38,6 +38,11 @@ def snapshot_of(family: Family, model: PreTrainedModel, tokenizer: PreTrainedTok
     """Copies of a model's token and position tables (the innermost lookup: a saved model holds plain tables)."""
     layers = family.input_layers(model)
     tokens = table_of(layers.token_embeddings).weight.detach().float().clone()
+    if tokens.dim() != 2:
+        raise PipelineError(
+            f"{label}: a token table per position (per_position), where diagnose compares one table shared by all "
+            "positions"
+        )
     positions = None if layers.positions is None else table_of(layers.positions).weight.detach().float().clone()
     rotary = family.rotary_positions(model)
     rotary_emb = getattr(model.base_model, "rotary_emb", None)

@@ -95,7 +95,7 @@ def build_layers(
     fresh = recipe.model.config is not None
     report = apply_surgery(
         family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=not fresh, original=original,
-        trained=trained and trained.vectors,
+        trained=trained and trained.vectors, positions=recipe.model.max_length,
     )  # fmt: skip
     check_vocabulary(model, tokenizer)
     if report.position_rows and report.position_rows > tokenizer.model_max_length:

@@ -24,6 +24,7 @@ from pipeline.families.registry import FAMILIES, family_named, family_of_model_t
 from pipeline.paths import resolve_model_path
 from pipeline.recipe.schema import ModelConfig, TokenizerBuild
 from pipeline.resources import require_memory
+from pipeline.surgery.tables import PER_POSITION_KEY, restore_per_position
 from pipeline.vocabulary.added import AddedTokens, add_tokens
 from pipeline.vocabulary.build import build_tokenizer
 
@@ -178,9 +179,8 @@ def _pretrained_model(
     be read (missing, truncated or corrupt weights), is a one-line error."""
     source = checkpoint_path(cfg.name_or_path)
     try:
-        model_type = AutoConfig.from_pretrained(
-            source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
-        ).model_type
+        config = AutoConfig.from_pretrained(source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+        model_type = config.model_type
         claimed = family_of_model_type(model_type)
         if claimed is not None and claimed is not family:
             raise PipelineError(
@@ -188,9 +188,12 @@ def _pretrained_model(
                 f"{claimed.name}",
                 field="model.family",
             )
+        per_position = bool(getattr(config, PER_POSITION_KEY, None))  # a 3-D table a stock model cannot load
         model = auto_class.from_pretrained(
-            source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs
-        )
+            source, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, **head_kwargs,
+            **({"ignore_mismatched_sizes": True} if per_position else {}),
+        )  # fmt: skip
+        restore_per_position(model, Path(source))
         family.restore_saved_policies(model)  # what a saved run applied in code (e.g. no rotation in some layers)
         return model
     except PipelineError:

@@ -63,6 +63,7 @@ class VectorTraining(Strict):
 
 REPLACE_TOKEN_FIELDS = (
     "then",
+    "per_position",
     "init",
     "train",
     "std",
@@ -105,6 +106,12 @@ class TokenEmbeddingPolicy(LayerPolicy):
         "static vectors are closest to its own (as FOCUS and WECHSEL do).",
     )
     std: float | None = Field(None, gt=0, description="replace/random: normal std (default: the old table's std).")
+    per_position: bool = Field(
+        False,
+        description="replace/random: a table of its own for every position (`model.max_length` of them) instead of one "
+        "shared by all time steps; a row then trains only where its token is seen at its position. Refused where the "
+        "tables and their training state would not fit in memory.",
+    )
     vectors: str | None = Field(
         None, description="replace/vectors: GloVe/word2vec text (.txt/.vec/.gz), word2vec .bin, fastText .bin, or .npy."
     )
@@ -144,6 +151,8 @@ class TokenEmbeddingPolicy(LayerPolicy):
             raise ValueError("train (vectors trained on the corpus) applies to init: vectors, in place of a file")
         if self.init == "vectors" and self.vectors is None and self.train is None:
             raise ValueError("init: vectors needs a vectors file, or train: {method: ...} to train them on the corpus")
+        if self.per_position and self.init != "random":
+            raise ValueError("per_position applies to init: random")
         if self.transfer == "weighted" and self.vectors is None:
             raise ValueError("transfer: weighted needs a vectors file")
         if self.transfer == "weighted" and self.init != "transfer":

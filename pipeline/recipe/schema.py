@@ -366,6 +366,11 @@ class Recipe(Strict):
             raise ValueError(
                 "layers.token_embeddings.rows: new trains the rows of added tokens; model.add_tokens adds none"
             )
+        if table.per_position and (self.model.max_length is None or self.task.type == "language-modeling"):
+            raise ValueError(
+                "layers.token_embeddings.per_position needs model.max_length (one table per position) and a task "
+                "whose head does not read the token table (not language-modeling)"
+            )
         if self.model.add_tokens is not None and new_vocabulary:
             raise ValueError("model.add_tokens: a new tokenizer is built from the data; add its tokens there, not here")
         if self.eval.metrics is None and self.task.default_metrics is not None:

@@ -20,7 +20,15 @@ from pipeline.paths import resolve_local_path
 from pipeline.recipe.layers import LayersConfig, PositionPolicy, TokenEmbeddingPolicy
 from pipeline.resources import require_memory
 from pipeline.surgery.rows import TrainableRowsHead
-from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
+from pipeline.surgery.tables import (
+    PER_POSITION_KEY,
+    FixedTable,
+    PerPositionTable,
+    ProjectedLookup,
+    extended_table,
+    sinusoidal_table,
+    table_of,
+)
 from pipeline.surgery.transfer import apply_plan, plan_transfer, route_counts
 from pipeline.surgery.vectors import Alignment, WordVectors, align_vectors, load_vectors
 from pipeline.vocabulary.spelling import spelling_of
@@ -134,12 +142,14 @@ def replace_token_embeddings(
     seed: int,
     original: PreTrainedTokenizerBase | None = None,
     trained: WordVectors | None = None,
+    positions: int | None = None,
 ) -> tuple[str, Alignment | None, dict[str, Any] | None]:
     """Swap the token-embedding table for a random, a static-vector or (`original`: the tokenizer the pretrained table
     belongs to, replaced by `tokenizer`) a transferred one; returns a description, the vector alignment (vectors)
     and the transfer's row counts (transfer). With a new tokenizer the table gets its vocabulary's size.
 
-    trained: vectors trained on the corpus (`train: {...}`), used in place of a vectors file."""
+    trained: vectors trained on the corpus (`train: {...}`), used in place of a vectors file; positions: the tables
+    `per_position` gives (the recipe's `model.max_length`)."""
     old = table_of(model.get_input_embeddings())
     rows, width = (len(tokenizer) if original is not None else old.weight.shape[0]), old.weight.shape[1]
     padding_idx = tokenizer.pad_token_id if original is not None else old.padding_idx
@@ -187,6 +197,10 @@ def replace_token_embeddings(
             )
             + ")"
         )
+    if policy.per_position:
+        model.set_input_embeddings(per_position_table(model, table.shape[0], width, positions, policy, seed))
+        model.config.vocab_size = rows
+        return how + f", one table per position ({positions} positions)", alignment, transfer
     lookup = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=padding_idx)
     new_module: nn.Module = (
         lookup if table.shape[1] == width else ProjectedLookup(lookup, nn.Linear(table.shape[1], width, bias=False))
@@ -194,6 +208,25 @@ def replace_token_embeddings(
     model.set_input_embeddings(new_module.to(old.weight.device))
     model.config.vocab_size = rows
     return how, alignment, transfer
+
+
+def per_position_table(
+    model: PreTrainedModel, rows: int, width: int, positions: int | None, policy: TokenEmbeddingPolicy, seed: int
+) -> PerPositionTable:
+    """A random table (positions, rows, width) drawn like the shared one (normal, the policy's or the old table's
+    std; padding rows zero), refused where it and its training state (gradient, two Adam moments) would not fit."""
+    if positions is None:
+        raise PipelineError("per_position needs model.max_length (the number of position tables)", field="model")
+    require_memory(4 * positions * rows * width * 4, f"per-position tables ({positions} × {rows:,} × {width})",
+                   "layers.token_embeddings.per_position")  # fmt: skip
+    old = table_of(model.get_input_embeddings())
+    std = policy.std or float(old.weight.detach().std())
+    generator = torch.Generator().manual_seed(seed)
+    weight = torch.randn(positions, rows, width, generator=generator) * std
+    if old.padding_idx is not None:
+        weight[:, old.padding_idx] = 0.0
+    setattr(model.config, PER_POSITION_KEY, positions)
+    return PerPositionTable(weight.to(old.weight.device))
 
 
 def output_tied_to_input(model: PreTrainedModel) -> bool:
@@ -238,11 +271,13 @@ def apply_surgery(
     pretrained: bool = True,
     original: PreTrainedTokenizerBase | None = None,
     trained: WordVectors | None = None,
+    positions: int | None = None,
 ) -> SurgeryReport:
     """Carry out the recipe's `replace` policies on `model`; returns what each input layer now is.
 
     pretrained: False for a model built from `model.config`, whose layers start random; original: the tokenizer of
-    the pretrained table when the recipe builds a new one; trained: vectors trained on the corpus (`train: {...}`).
+    the pretrained table when the recipe builds a new one; trained: vectors trained on the corpus (`train: {...}`);
+    positions: the number of per-position tables (`per_position`).
     """
     start = "pretrained" if pretrained else "random (built from model.config)"
     has_positions = family.input_layers(model).positions is not None
@@ -255,7 +290,7 @@ def apply_surgery(
     if cfg.token_embeddings.policy == "replace":
         tied = output_tied_to_input(model)
         report.sources["token_embeddings"], report.alignment, report.transfer = replace_token_embeddings(
-            model, tokenizer, cfg.token_embeddings, seed, original, trained
+            model, tokenizer, cfg.token_embeddings, seed, original, trained, positions
         )
         if tied:
             retie_output_embeddings(model)

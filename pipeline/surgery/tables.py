@@ -7,9 +7,11 @@ table when saved (`standard_state_dict`), because `linear(table[ids]) == linear(
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import nn
 
 from pipeline.errors import PipelineError
@@ -57,6 +59,54 @@ class ProjectedLookup(nn.Module):
         """The equivalent plain table (rows, d_out)."""
         inner = self.lookup.folded_table() if isinstance(self.lookup, ProjectedLookup) else self.lookup.weight
         return self.projection(inner)
+
+
+PER_POSITION_KEY = "embedlab_per_position"  # in a saved config: how many per-position tables the model has
+
+
+class PerPositionTable(nn.Module):
+    """A token table of its own for every position, instead of one table shared by all time steps.
+
+    weight: (positions, rows, hidden); ids (batch, seq) → weight[t, ids[:, t]] (batch, seq, hidden), t the column
+    (batches are padded on the right, so the column is the token's position). A row moves only when its token is
+    seen at its position: the notes' argument for sharing (memory, and what one position learns reaching the others)
+    made measurable. Saved as one 3-D `weight`, which a stock model refuses to load (its table is 2-D), and recorded
+    in the config (`embedlab_per_position`), from which `restore_per_position` rebuilds it."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(weight)
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.weight.shape[2]
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.shape[-1] > self.weight.shape[0]:
+            raise PipelineError(f"{ids.shape[-1]} positions, but per-position tables for {self.weight.shape[0]}")
+        positions = torch.arange(ids.shape[-1], device=ids.device).expand_as(ids)  # (batch, seq)
+        return self.weight[positions, ids]
+
+
+def restore_per_position(model: nn.Module, folder: Path) -> None:
+    """Rebuild the per-position tables a saved model's config records (`embedlab_per_position`) from its weight
+    files: a stock model of that config has one 2-D table where the file holds a 3-D one."""
+    if not getattr(model.config, PER_POSITION_KEY, None):
+        return
+    name = next(n for n, module in model.named_modules() if module is model.get_input_embeddings())
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as handle:
+            if f"{name}.weight" in handle.keys():  # noqa: SIM118 (safe_open has keys(), no __contains__)
+                weight = handle.get_tensor(f"{name}.weight")
+                break
+    else:
+        raise PipelineError(f"'{folder}' records per-position tables, but no weight file holds {name}.weight")
+    device = model.get_input_embeddings().weight.device
+    model.set_input_embeddings(PerPositionTable(weight.to(device)))
 
 
 def table_of(module: nn.Module) -> nn.Module:

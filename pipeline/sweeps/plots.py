@@ -1,5 +1,5 @@
 """Pictures of a comparison, drawn headless (Agg) into PNG files: a bar chart per metric (mean over seeds, error
-bars one standard deviation, the classical baseline as a dashed line) and learning curves (training loss and the
+bars one standard deviation, each classical baseline as a dashed line) and learning curves (training loss and the
 evaluation metric against the step, one line per cell, the band spanning its seeds)."""
 
 from __future__ import annotations
@@ -13,18 +13,22 @@ from pipeline.evaluation.plots import position_losses, pyplot, save_figure, save
 from pipeline.sweeps.statistics import RunResult
 
 
-def bar_chart(cells: dict[str, dict[str, Any]], metric: str, split: str, classical: float | None, path: Path) -> Path:
-    """Mean ± std over seeds of `metric` on `split`, one bar per cell."""
+def bar_chart(
+    cells: dict[str, dict[str, Any]], metric: str, split: str, classical: dict[str, float], path: Path
+) -> Path:
+    """Mean ± std over seeds of `metric` on `split`, one bar per cell; each classical baseline (name → score) a dashed
+    line."""
     plt = pyplot()
     names = list(cells)
     means = [cells[name]["scores"].get(metric, {}).get("mean") or 0.0 for name in names]
     errors = [cells[name]["scores"].get(metric, {}).get("std") or 0.0 for name in names]
     figure, axes = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 4.2))
     axes.bar(range(len(names)), means, yerr=errors, capsize=4, color="#4c78a8")
-    if classical is not None:
-        axes.axhline(classical, color="#e45756", linestyle="--", label="TF-IDF + logistic regression")
+    for color, (name, score) in zip(["#e45756", "#54a24b", "#b279a2", "#f58518"] * 3, classical.items(), strict=False):
+        axes.axhline(score, color=color, linestyle="--", label=name)
+    if classical:
         axes.legend(loc="lower right", fontsize=8)
-    low = min([m - e for m, e in zip(means, errors, strict=True)] + ([classical] if classical is not None else []))
+    low = min([m - e for m, e in zip(means, errors, strict=True)] + list(classical.values()))
     axes.set_ylim(max(0.0, low - 0.1 * abs(low) - 0.02), None)
     axes.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     axes.set_ylabel(f"{split} {metric}")

@@ -120,10 +120,12 @@ class RunProcess:
             "wall_s": wall,
             "scores": scores_of(run.output_dir),
         }
-        if code == 0:
-            return Outcome(status="finished", **base)
+        # Stopped by the rule even where the run got to its end before the signal took effect: the rule's decision
+        # is a function of the scores, the timing is not, and the report must not depend on the timing.
         if self.stopped_at is not None:
             return Outcome(status="stopped", stopped_at=self.stopped_at, **base)
+        if code == 0:
+            return Outcome(status="finished", **base)
         errors = [line for line in lines if line.startswith("error: ")]
         return Outcome(status="failed", error=(errors or lines or [f"exit code {code}"])[-1][:500], **base)
 

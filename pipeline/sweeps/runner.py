@@ -20,10 +20,14 @@ RUN_RELEASE_WAIT_S = 120  # how long a run folder held by another process (a kil
 
 
 def already_done(run: PlannedRun, manifest: Manifest) -> Outcome | None:
-    """A run that needs no process: finished before, or stopped early by an earlier invocation."""
+    """A run that needs no process: stopped early by an earlier invocation (even if it reached its end before the
+    stop took effect), or finished before."""
+    stopped = manifest.stopped(run)
+    if stopped is not None:
+        return stopped
     if run_state(run) == "finished":
         return Outcome(run.cell.name, run.seed, str(run.output_dir), "skipped", scores=scores_of(run.output_dir))
-    return manifest.stopped(run)
+    return None
 
 
 def apply_rule(stopping: StoppingRule, process: RunProcess, finished: bool) -> None:

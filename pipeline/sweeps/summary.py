@@ -64,7 +64,7 @@ def write_summary(
     runs: dict[str, list[RunResult]],
     baseline: str,
     folder: Path,
-    classical: dict[str, Any] | None = None,
+    classical: list[dict[str, Any]] | None = None,
     confidence: float = CONFIDENCE,
     cell_notes: dict[str, dict[str, Any]] | None = None,
     stopped_early: list[dict[str, Any]] | None = None,
@@ -83,9 +83,9 @@ def write_summary(
     metrics = list(
         dict.fromkeys(name for cell in cells.values() for name in cell["scores"] if "/" not in name and name != "loss")
     )
-    classical_scores = (classical or {}).get("scores", {}).get(split, {})
+    classical = classical or []
     plots = [
-        bar_chart(cells, metric, split, classical_scores.get(metric), folder / f"bars-{metric}.png")
+        bar_chart(cells, metric, split, _classical_scores(classical, split, metric), folder / f"bars-{metric}.png")
         for metric in metrics
     ]
     eval_metric = metrics[0] if metrics else None
@@ -104,12 +104,21 @@ def write_summary(
         "plots": [path.name for path in [*plots, *curves] if path is not None],
     }
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-    atomic_write_text(folder / "summary.csv", _csv(cells, metrics, classical_scores))
-    atomic_write_text(folder / "summary.md", _markdown(summary, metrics, classical_scores))
+    atomic_write_text(folder / "summary.csv", _csv(cells, metrics, classical, split))
+    atomic_write_text(folder / "summary.md", _markdown(summary, metrics))
     return summary
 
 
-def _csv(cells: dict[str, dict[str, Any]], metrics: list[str], classical: dict[str, float]) -> str:
+def _classical_scores(classical: list[dict[str, Any]], split: str, metric: str) -> dict[str, float]:
+    """Baseline name → its `metric` on `split`, for the baselines that have it."""
+    return {
+        baseline["name"]: baseline["scores"][split][metric]
+        for baseline in classical
+        if metric in baseline["scores"].get(split, {})
+    }
+
+
+def _csv(cells: dict[str, dict[str, Any]], metrics: list[str], classical: list[dict[str, Any]], split: str) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
@@ -154,12 +163,13 @@ def _csv(cells: dict[str, dict[str, Any]], metrics: list[str], classical: dict[s
                 entry.get("examples_ci_high"),
             ]
         writer.writerow(row)
-    if classical:
-        writer.writerow(["TF-IDF + logistic regression", 1, *[x for m in metrics for x in (classical.get(m), None)]])
+    for baseline in classical:
+        scores = baseline["scores"].get(split, {})
+        writer.writerow([baseline["name"], 1, *[x for m in metrics for x in (scores.get(m), None)], baseline["wall_s"]])
     return buffer.getvalue()
 
 
-def _markdown(summary: dict[str, Any], metrics: list[str], classical: dict[str, float]) -> str:
+def _markdown(summary: dict[str, Any], metrics: list[str]) -> str:
     cells, split = summary["cells"], summary["split"]
     compared = list(dict.fromkeys(name for cell in cells.values() for name in cell.get("vs_baseline", {})))
     level = f"{round(100 * summary.get('confidence', CONFIDENCE), 2):g}%"
@@ -186,21 +196,17 @@ def _markdown(summary: dict[str, Any], metrics: list[str], classical: dict[str, 
             f"{int(cell['trainable_parameters']['mean'] or 0):,}",
         ]
         lines.append("| " + " | ".join(row) + " |")
-    if classical:
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    "TF-IDF + logistic regression",
-                    "1",
-                    *[f"{classical[m]:.4f}" if m in classical else "—" for m in metrics],
-                    *["—"] * 2 * len(compared),
-                    "—",
-                    "—",
-                ]
-            )
-            + " |"
-        )
+    for baseline in summary["classical"]:
+        scores = baseline["scores"].get(split, {})
+        row = [
+            baseline["name"],
+            "1",
+            *[f"{scores[m]:.4f}" if m in scores else "—" for m in metrics],
+            *["—"] * 2 * len(compared),
+            f"{baseline['wall_s']:.1f} (features, fit, scoring)",
+            "—",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
     if any("seed_decision" in cell for cell in cells.values()):
         lines += ["", "| cell | seeds | why no more |", "|---|---|---|"]
         lines += [

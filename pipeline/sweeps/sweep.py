@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from pipeline.experiment.recipes import load_recipe
 from pipeline.locks import LOCK_NAME, folder_lock
 from pipeline.recipe.io import flatten, read_yaml
 from pipeline.recipe.schema import Recipe
+from pipeline.sweeps.baselines import DEFAULT, classical_baselines
 from pipeline.sweeps.intervals import CONFIDENCE
 from pipeline.sweeps.plan import Cell, PlannedRun, baseline_cell, cells_of, parse_grid, plan_runs, slug
 from pipeline.sweeps.processes import Launch, Outcome, check_address
@@ -24,7 +26,6 @@ from pipeline.sweeps.seeds import SeedPlan, why_stop
 from pipeline.sweeps.statistics import RunResult, paired_comparison
 from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
 from pipeline.sweeps.summary import load_run, report_split, write_summary
-from pipeline.tasks.registry import task_type
 from pipeline.training.run_folder import check_output_location
 
 
@@ -38,7 +39,7 @@ class SweepOptions:
     ray_address: str | None = None
     gpus_per_trial: float = 0
     cpus_per_trial: int | None = None  # threads per run (default: the cores divided by `parallel`)
-    classical: bool = True  # the TF-IDF + logistic regression row
+    classical: tuple[str, ...] = DEFAULT  # the classical baselines' rows (tfidf, doc2vec, frozen-mean)
     early_stop: str | None = None  # "asha": stop runs that fall behind (median rule locally, ASHA on Ray)
     precision: float | None = None  # auto seeds: also go on while an interval is wider than this
 
@@ -53,12 +54,6 @@ class SweepState:
     seeds_of: dict[str, list[int]]
     outcomes: dict[Path, Outcome] = field(default_factory=dict)
     decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def classical_baseline(recipe: Recipe) -> dict[str, Any] | None:
-    """The task type's classical baseline on the recipe's data (None where the task has none)."""
-    baseline = task_type(recipe.task.type).classical
-    return baseline(recipe) if baseline is not None else None
 
 
 def run_all(
@@ -98,11 +93,16 @@ def stopping_rule(kind: str | None, seeds: SeedPlan, recipe: Recipe) -> Stopping
 
 
 def finished_results(planned: dict[tuple[str, int], PlannedRun], state: SweepState) -> dict[str, list[RunResult]]:
-    """Cell → its finished runs, among the seeds the cell has now."""
+    """Cell → its finished runs, among the seeds the cell has now (a run the early-stopping rule stopped is left out,
+    even if it wrote its scores before the stop took effect)."""
     results: dict[str, list[RunResult]] = {}
     for cell, seeds in state.seeds_of.items():
         for seed in seeds:
-            run = load_run(planned[(cell, seed)].output_dir, cell)
+            folder = planned[(cell, seed)].output_dir
+            outcome = state.outcomes.get(folder)
+            if outcome is not None and outcome.status == "stopped":
+                continue
+            run = load_run(folder, cell)
             if run is not None:
                 results.setdefault(cell, []).append(run)
     return results
@@ -248,7 +248,7 @@ def report(
         results,
         base.name,
         manifest.path.parent,
-        classical_baseline(reference) if options.classical else None,
+        classical_baselines(reference, options.classical),
         confidence=seeds.confidence(CONFIDENCE),
         cell_notes=notes,
         stopped_early=stopped,
@@ -283,7 +283,9 @@ def setting_name(key: str) -> str:
     return key.split(".", 1)[-1].removesuffix(".policy")
 
 
-def compare(paths: list[Path], output: Path, baseline: Path | None = None, classical: bool = True) -> dict[str, Any]:
+def compare(
+    paths: list[Path], output: Path, baseline: Path | None = None, classical: Sequence[str] = DEFAULT
+) -> dict[str, Any]:
     """The summary and plots of any finished runs: runs whose recipes differ only in seed and folder form one cell,
     named by the settings in which the cells differ."""
     check_sweep_output(output, ("summary.json", "sweep.json"))
@@ -311,5 +313,4 @@ def compare(paths: list[Path], output: Path, baseline: Path | None = None, class
         run = load_run(folder, name(folder))
         results.setdefault(run.cell, []).append(run)
     base = name(collect([baseline])[0]) if baseline else next(iter(results))
-    reference = classical_baseline(load_recipe(folders[0] / "recipe.yaml")) if classical else None
-    return write_summary(results, base, output, reference)
+    return write_summary(results, base, output, classical_baselines(load_recipe(folders[0] / "recipe.yaml"), classical))

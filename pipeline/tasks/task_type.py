@@ -6,8 +6,8 @@ the head, evaluation) and its classical baseline are imported only when a run ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pipeline.evaluation.counts import CountedMetric
@@ -22,15 +22,18 @@ if TYPE_CHECKING:
 class TaskType:
     """name: the recipe's `task.type`; section: its recipe section; adapter: returns the `Task` class (imported on
     first use); record: its prediction record; compared: the scores a comparison of runs tests, from records (a
-    tuple, or a function of the score names the runs reported); classical: a classical baseline's scores per eval
-    split for a recipe (None: the task has none)."""
+    tuple, or a function of the score names the runs reported); classical: its classical baselines for a recipe,
+    the methods asked for, and (for `frozen-mean`) a function returning the frozen encoder's features per split:
+    per method its name, scores per eval split and wall seconds (None: the task has none); classical_methods: the
+    methods it knows, each with the module it needs and the extra that installs it (None: nothing beyond the core)."""
 
     name: str
     section: type[TaskSection]
     adapter: Callable[[], type]
     record: type[PredictionRecord]
     compared: tuple[CountedMetric, ...] | Callable[[set[str]], tuple[CountedMetric, ...]] = ()
-    classical: Callable[[Recipe], dict[str, Any] | None] | None = None
+    classical: Callable[[Recipe, Sequence[str], Any], list[dict[str, Any]]] | None = None
+    classical_methods: dict[str, tuple[str, str] | None] = field(default_factory=dict)
 
     def compared_scores(self, reported: set[str]) -> list[CountedMetric]:
         """The compared scores the runs reported."""

@@ -43,4 +43,4 @@ def test_a_task_type_from_a_test_file_trains_evaluates_and_sweeps(tiny_bert, tmp
     assert main(["sweep", str(recipe), *grid]) == 0
     summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
     assert list(summary["cells"]) == ["token_embeddings=finetune", "token_embeddings=freeze"]
-    assert summary["classical"] is None and "accuracy" in summary["cells"]["token_embeddings=freeze"]["vs_baseline"]
+    assert summary["classical"] == [] and "accuracy" in summary["cells"]["token_embeddings=freeze"]["vs_baseline"]

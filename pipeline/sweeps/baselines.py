@@ -1,0 +1,100 @@
+"""The classical rows of a sweep's report (`--classical tfidf,doc2vec,frozen-mean`): the task type fits and scores
+them; this module builds what only a model can give, the frozen encoder's mean-pooled sentence vectors.
+
+The frozen encoder is the recipe's model as loaded, before any layer policy (no surgery, no added tokens), run in eval
+mode over the same encoded splits the runs train and evaluate on. Its vectors are cached under `EMBEDLAB_CACHE`
+beside the frozen-body feature cache, keyed the same way (the body's weights, the tokenizer, the encoded data), so a
+second sweep over the same data reads them."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from torch.utils.data import DataLoader
+
+from pipeline.data.collate import without_labels
+from pipeline.errors import PipelineError, did_you_mean
+from pipeline.experiment.build import Experiment, build_experiment
+from pipeline.recipe.layers import LayersConfig
+from pipeline.recipe.schema import Recipe
+from pipeline.storage import atomic_write
+from pipeline.tasks.registry import TASK_TYPES, task_type
+from pipeline.training.features import cache_folder, cache_key
+
+DEFAULT = ("tfidf",)
+
+
+def parse_methods(value: str) -> tuple[str, ...]:
+    """`--classical` as given: comma-separated methods that some task type knows, or `none`."""
+    methods = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    if methods == ("none",):
+        return ()
+    known = {name: needs for task in TASK_TYPES.values() for name, needs in task.classical_methods.items()}
+    for method in methods:
+        if method not in known:
+            raise PipelineError(
+                f"unknown classical baseline '{method}'; {did_you_mean(method, known)}one of {', '.join(known)}, "
+                "or none",
+                field="--classical",
+            )
+        needs = known[method]
+        if needs is not None and importlib.util.find_spec(needs[0]) is None:
+            raise PipelineError(
+                f"the {method} baseline needs {needs[0]}: pip install 'embedlab[{needs[1]}]'", field="--classical"
+            )
+    return methods
+
+
+def classical_baselines(recipe: Recipe, methods: Sequence[str]) -> list[dict[str, Any]]:
+    """The task type's classical baselines on the recipe's data (an empty list where the task has none)."""
+    baseline = task_type(recipe.task.type).classical
+    if baseline is None or not methods:
+        return []
+    return baseline(recipe, methods, lambda: frozen_mean_features(recipe))
+
+
+def frozen_recipe(recipe: Recipe) -> Recipe:
+    """The recipe with no layer policy (no surgery, no added tokens): the model as loaded, computing every position.
+    Nothing trains, so the default policies only say that nothing is replaced."""
+    # a pretrained model reads its own tokenizer's ids (a fresh one keeps the tokenizer it is built with)
+    tokenizer = recipe.model.tokenizer if recipe.model.config is not None else None
+    model = recipe.model.model_copy(update={"add_tokens": None, "tokenizer": tokenizer})
+    # every position's last hidden state is averaged, so the last block must compute them all
+    train = recipe.train.model_copy(update={"skip_unread_positions": False})
+    return recipe.model_copy(update={"layers": LayersConfig(), "model": model, "train": train})
+
+
+def frozen_mean_features(recipe: Recipe) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """Per split (training and eval): the frozen encoder's mean-pooled last hidden states (examples, hidden), in
+    the split's order, and the examples' label ids."""
+    exp = build_experiment(frozen_recipe(recipe))
+    splits = exp.data.splits
+    path = cache_folder() / f"{cache_key(exp.model, exp.tokenizer, splits)}-mean.safetensors"
+    if path.is_file():
+        vectors = load_file(str(path))
+    else:
+        vectors = {name: mean_vectors(exp, name) for name in splits}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda target: save_file(vectors, str(target)))
+    return {name: (vectors[name], [int(y) for y in splits[name]["labels"]]) for name in splits}
+
+
+def mean_vectors(exp: Experiment, split: str) -> np.ndarray:
+    """(examples, hidden): the body's last hidden states averaged over each example's real (unpadded) tokens."""
+    body, device = exp.model.base_model, exp.runtime.accelerator.device
+    body.to(device).eval()
+    loader = DataLoader(exp.data.splits[split], batch_size=exp.recipe.eval.batch_size, collate_fn=exp.data.collator)
+    pooled = []
+    with torch.no_grad():
+        for batch in loader:
+            inputs = {key: value.to(device) for key, value in without_labels(batch).items() if key != "labels"}
+            hidden = body(**inputs)[0].float()  # (batch, seq, hidden)
+            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+            pooled.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1))
+    width = exp.model.config.hidden_size
+    return torch.cat(pooled).cpu().numpy() if pooled else np.zeros((0, width), dtype=np.float32)
