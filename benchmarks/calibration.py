@@ -278,16 +278,15 @@ def analyse(args: argparse.Namespace) -> None:
 
 
 def disjoint_total(result: dict[str, Any]) -> dict[str, Any]:
-    """Every pool's disjoint A/A comparisons (3 and 5 seeds) together, per score and interval."""
+    """Every pool's disjoint A/A comparisons of 3 seeds against 3 together (within a pool they share no run), per
+    score and interval."""
     total: dict[str, Any] = {}
     for metric in ("accuracy", "f1_macro"):
         for method in ("current", "examples_only"):
             rows = [
-                table[metric]
+                tables["3_seeds"][metric]
                 for key, tables in result.items()
-                if key.endswith("_aa")
-                for table in tables.values()
-                if metric in table
+                if key.endswith("_aa") and metric in tables.get("3_seeds", {})
             ]
             trials, hits = sum(r["comparisons"] for r in rows), sum(r[method]["called_real"] for r in rows)
             total.setdefault(metric, {})[method] = {

@@ -79,11 +79,18 @@ def position_curves(runs: dict[str, list[RunResult]], split: str, path: Path) ->
         lengths = {length for losses in per_run for length in losses}
         if not lengths:
             continue
-        longest = max(lengths, key=lambda length: length or 0)
+        longest = max(lengths, key=block_length)  # "blocks@1024" over "blocks@512" (not by spelling)
         points: dict[int, list[float]] = {}
         for losses in per_run:
             for start, loss in losses.get(longest, []):
                 points.setdefault(start, []).append(loss)
         series[cell] = sorted((start, float(np.mean(values))) for start, values in points.items())
-    title = f"{split}: loss by position" + (f" in blocks of {longest}" if longest else "") + " (mean over seeds)"
+    blocks = f" in blocks of {block_length(longest)} tokens" if longest and block_length(longest) else ""
+    title = f"{split}: loss by position{blocks} (mean over seeds)"
     return save_loss_by_position(series, path, title) if series else None
+
+
+def block_length(label: str) -> int:
+    """The length in a `position_losses` label: `blocks@1024` → 1024; `blocks` (the run's own length) → 0."""
+    _, _, length = label.partition("@")
+    return int(length) if length.isdigit() else 0
