@@ -305,8 +305,20 @@ def compare(
         }
     )
 
+    # A setting that is a section (`layers.positions: {policy: replace, init: rope, theta: ...}`) names the cell
+    # once, by the values of its differing keys, as a sweep names it: `positions=replace-rope-400000.0`.
+    order = {key: i for i, key in enumerate(dict.fromkeys(k for folder in folders for k in settings[folder]))}
+    differing = sorted(differing, key=order.__getitem__)  # the recipe's order: `policy` before `init`
+    groups = list(dict.fromkeys(".".join(key.split(".")[:2]) for key in differing))
+
     def name(folder: Path) -> str:
-        return ",".join(f"{setting_name(key)}={slug(settings[folder].get(key))}" for key in differing) or "runs"
+        parts = []
+        for group in groups:
+            keys = [key for key in differing if key == group or key.startswith(f"{group}.")]
+            values = [settings[folder].get(key) for key in keys]
+            shown = [value for value in values if value is not None] or [None]
+            parts.append(f"{setting_name(group)}={'-'.join(slug(value) for value in shown)}")
+        return ",".join(parts) or "runs"
 
     results: dict[str, list[RunResult]] = {}
     for folder in folders:

@@ -175,6 +175,18 @@ def test_compare_two_runs(finished_sweep, tmp_path):
     )
 
 
+def test_compare_names_a_section_setting_once_as_the_sweep_does(finished_sweep, tmp_path):
+    a, b = (
+        finished_sweep / "token_embeddings=finetune,positions=finetune",
+        finished_sweep / "token_embeddings=finetune,positions=replace-none",
+    )
+    assert (
+        main(["compare", str(a / "seed=0"), str(b / "seed=0"), "--output", str(tmp_path / "c"), "--no-baseline"]) == 0
+    )
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert list(summary["cells"]) == ["positions=finetune", "positions=replace-none"]
+
+
 def fake_run(folder: Path, seed: int, correct: list[bool]) -> RunResult:
     folder.mkdir(parents=True)
     rows = [
