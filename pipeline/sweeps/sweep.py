@@ -159,13 +159,26 @@ def check_sweep_output(output: Path, ours: tuple[str, ...] = ("sweep.json",)) ->
         )
 
 
+def fixed_seeds(described: Any) -> set[str] | None:
+    """The seeds of a fixed seed list as `sweep.json` describes it (`0,1,2`); None for `auto`."""
+    return None if not isinstance(described, str) or described.startswith("auto") else set(described.split(","))
+
+
 def check_same_sweep(manifest_path: Path, plan: dict[str, Any], output: Path) -> None:
+    """A sweep folder is continued only by the same sweep: the same recipe, overrides and grid, and the same seeds or
+    more of them (seeds added to a finished sweep train only the new runs)."""
     if manifest_path.is_file():
         previous = json.loads(manifest_path.read_text())
-        keys = ("recipe", "overrides", "grid", "seeds")
-        if {k: previous.get(k) for k in keys} != {k: plan[k] for k in keys}:
+        keys = ("recipe", "overrides", "grid")
+        before, now = fixed_seeds(previous.get("seeds")), fixed_seeds(plan["seeds"])
+        more_seeds = before is not None and now is not None and before <= now
+        if {k: previous.get(k) for k in keys} != {k: plan[k] for k in keys} or not (
+            previous.get("seeds") == plan["seeds"] or more_seeds
+        ):
             raise PipelineError(
-                f"{output} holds another sweep (sweep.json differs); give a new --output", field="--output"
+                f"{output} holds another sweep (its recipe, grid or seeds differ; adding seeds is allowed); give a new "
+                "--output",
+                field="--output",
             )
 
 

@@ -103,6 +103,19 @@ def test_a_rerun_trains_only_what_did_not_finish(finished_sweep, sweep_recipe, c
     assert "finished before, skipped" in capsys.readouterr().err
 
 
+def test_seeds_added_to_a_finished_sweep_train_only_the_new_runs(sweep_recipe, tmp_path, capsys):
+    grid, output = ["--grid", "layers.token_embeddings=finetune,freeze"], str(tmp_path / "s")
+    assert main(["sweep", str(sweep_recipe), *grid, "--seeds", "0", "--output", output, "--no-baseline"]) == 0
+    assert main(["sweep", str(sweep_recipe), *grid, "--seeds", "0,1", "--output", output, "--no-baseline"]) == 0
+    runs = json.loads((tmp_path / "s" / "sweep.json").read_text())["runs"]
+    assert sorted((run["seed"], run["status"]) for run in runs) == [(0, "skipped")] * 2 + [(1, "finished")] * 2
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["cells"]["token_embeddings=freeze"]["n"] == 2
+    capsys.readouterr()
+    other = ["--grid", "layers.token_embeddings=finetune"]
+    assert main(["sweep", str(sweep_recipe), *other, "--seeds", "0,1", "--output", output, "--no-baseline"]) == 2
+    assert "holds another sweep" in capsys.readouterr().err
+
+
 def test_a_failing_cell_does_not_stop_the_others(sweep_recipe, tmp_path, capsys):
     grid = ["--grid", "layers.encoder={freeze_bottom: 9},{freeze_bottom: 1}"]  # the tiny BERT has 2 layers
     assert (
