@@ -4,12 +4,12 @@ through `pipeline sweep` (its intervals over seeds).
 
 Cells: the full grid {no new tokens; new tokens initialised `mean` / `compose` / `random` × only their rows trained
 (`rows: new`) / the whole table trained} × {body frozen, LoRA (r 8) on the body}: 14 cells. The recipe is
-`recipes/pretrain/smollm2-new-tokens.yaml` (`--steps` steps of 4 × 128 tokens on 400 training articles, 40 validation
-articles held out). Reported per cell: held-out perplexity per word (comparable across tokenizers) and
+`recipes/pretrain/smollm2-new-tokens.yaml` (`--steps` steps of 4 × 128 tokens on 400 training articles,
+`--eval-samples` validation articles held out). Reported per cell: held-out perplexity per word (comparable across tokenizers) and
 per token, tokens per validation text, optimizer-state size, peak memory and training wall time.
 
 Writes `--out` (JSON) and copies the sweep's report into docs/benchmarks/sweeps/new-tokens/. Usage:
-    .venv/bin/python benchmarks/new_tokens.py [--seeds 0,1] [--steps 12] [--parallel 2]
+    .venv/bin/python benchmarks/new_tokens.py [--seeds 0,1,2] [--steps 12] [--parallel 2] [--eval-samples 40]
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def run_sweep(args: argparse.Namespace, output: Path) -> float:
     command = [sys.executable, "-m", "pipeline", "sweep", RECIPE,
                "--grid", "model.add_tokens+layers.token_embeddings+layers.encoder=" + cells,
                "--seeds", args.seeds, "--parallel", args.parallel, "--output", str(output), "--no-baseline",
-               f"train.max_steps={args.steps}", "train.batch_size=4"]  # fmt: skip
+               f"train.max_steps={args.steps}", "train.batch_size=4",
+               f"data.max_eval_samples={args.eval_samples}"]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO)
     return time.perf_counter() - started
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--parallel", default="1", help="runs at once (the cores divided between them)")
+    parser.add_argument("--eval-samples", type=int, default=40, help="held-out validation articles scored")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-new-tokens"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-new-tokens.json")
     args = parser.parse_args()
