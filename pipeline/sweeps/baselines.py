@@ -92,7 +92,7 @@ def mean_vectors(exp: Experiment, split: str) -> np.ndarray:
     pooled = []
     with torch.no_grad():
         for batch in loader:
-            inputs = {key: value.to(device) for key, value in without_labels(batch).items() if key != "labels"}
+            inputs = {key: value.to(device) for key, value in without_labels(batch).items()}
             hidden = body(**inputs)[0].float()  # (batch, seq, hidden)
             mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
             pooled.append((hidden * mask).sum(1) / mask.sum(1).clamp(min=1))
