@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
+from pipeline import __version__, console
 from pipeline.errors import PipelineError
 from pipeline.paths import check_output_file
 from pipeline.plugins import load_plugins
@@ -87,16 +86,18 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def classical_methods(args: argparse.Namespace) -> tuple[str, ...]:
+def classical_methods(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The classical rows asked for; None where `--classical` was not given (the default rows)."""
     from pipeline.sweeps.baselines import parse_methods
 
-    return () if args.no_baseline else parse_methods(args.classical)
+    if args.no_baseline:
+        return ()
+    return None if args.classical is None else parse_methods(args.classical)
 
 
 def add_classical_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--classical",
-        default="tfidf",
         help="classical baselines beside the runs, comma-separated: tfidf (TF-IDF), doc2vec (paragraph vectors), "
         "frozen-mean (the frozen encoder's mean vector), each + logistic regression; none (default: tfidf)",
     )
@@ -176,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pipeline", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"embedlab {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the libraries' own output too (load reports, their progress bars); by default it goes to the run "
+        "folder's library.log",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_commands(commands)
     add_sweep_command(commands)
@@ -330,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    console.configure(verbose=args.verbose)
     # SIGTERM (a scheduler's pre-emption) ends a command as Ctrl-C does; training turns both into a checkpoint.
     signal.signal(signal.SIGTERM, _terminated)
     try:

@@ -9,9 +9,11 @@ file system without `flock` support it may not hold (see docs/guarantees.md).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -25,14 +27,32 @@ LOCK_NAME = ".lock"
 def holder_of(folder: Path) -> str:
     """What the lock file says of its holder (or that it says nothing)."""
     try:
-        return (folder / LOCK_NAME).read_text(encoding="utf-8").strip() or "another process"
-    except OSError:
+        fd = open_lock(folder, create=False)
+    except (OSError, PipelineError):
         return "another process"
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(1000).decode("utf-8", errors="replace").strip() or "another process"
+
+
+def open_lock(folder: Path, create: bool = True) -> int:
+    """The lock file's descriptor, opened without following a link: a `.lock` that is a symbolic link (to a file
+    outside the folder, which would be truncated) or not a plain file is refused with one line."""
+    path = folder / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | (os.O_CREAT if create else 0), 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise PipelineError(f"'{path}' is a symbolic link, not a lock of ours; remove it, then try again") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PipelineError(f"'{path}' is not a plain file, not a lock of ours; remove it, then try again")
+    return fd
 
 
 def try_lock(folder: Path) -> int | None:
     """The lock's file descriptor, now held by this process; None when another process holds it."""
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_lock(folder)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -52,6 +72,8 @@ def folder_lock(folder: Path, field: str = "output_dir") -> Iterator[None]:
         fd = try_lock(folder)
     except OSError as error:
         raise PipelineError(f"cannot lock '{folder}' ({error.strerror or error})", field=field) from None
+    except PipelineError as error:
+        raise PipelineError(str(error), field=field) from None
     if fd is None:
         raise PipelineError(
             f"'{folder}' is in use by {holder_of(folder)}; wait for it to end (or stop it), then try again",
@@ -67,7 +89,7 @@ def folder_lock(folder: Path, field: str = "output_dir") -> Iterator[None]:
 def wait_until_free(folder: Path, timeout_s: float) -> bool:
     """Wait (up to `timeout_s`) until no process holds `folder`'s lock; True when free (or never locked)."""
     deadline = time.monotonic() + timeout_s
-    while (folder / LOCK_NAME).is_file():
+    while (folder / LOCK_NAME).exists() or (folder / LOCK_NAME).is_symlink():
         fd = try_lock(folder)
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)

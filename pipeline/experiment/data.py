@@ -77,13 +77,19 @@ def encode_splits(
                 )
             if accelerator.is_main_process:
                 encoding_cache.store(key, DatasetDict(encoded), counts, task.encoding_state())
-    for name in raw:
-        if counts[name]["empty_texts"] or counts[name]["truncated"]:
-            log.warning(
-                "%s: %d empty text(s), %d text(s) truncated to %d tokens (counts in input_layers.json)",
-                name, counts[name]["empty_texts"], counts[name]["truncated"], max_length,
-            )  # fmt: skip
+    warn_altered(counts, max_length)
     return DatasetDict(encoded), counts
+
+
+def warn_altered(counts: dict[str, dict[str, int]], max_length: int) -> None:
+    """One line for every split together: how many texts encoding truncated, and how many were empty."""
+    said = []
+    for key, what in (("truncated", f"truncated to {max_length} tokens"), ("empty_texts", "empty")):
+        per_split = [f"{counts[name][key]} {name}" for name in counts if counts[name][key]]
+        if per_split:
+            said.append(f"{what}: {', '.join(per_split)}")
+    if said:
+        log.warning("texts %s (counts in input_layers.json)", "; ".join(said))
 
 
 def encoded_data(

@@ -7,18 +7,20 @@ Every problem ends as one `PipelineError` line naming the field.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError, did_you_mean
 from pipeline.evaluation.metrics import KNOWN_METRICS, is_metric_path, metrics_for
+from pipeline.experiment.gguf import is_gguf
+from pipeline.extras import TRACKER_PACKAGES, installed, require
 from pipeline.families.registry import family_spec
 from pipeline.families.spec import FamilySpec
 from pipeline.recipe.io import parse_recipe, read_recipe
 from pipeline.recipe.layers import ROTARY_FIELDS, PositionPolicy
 from pipeline.recipe.schema import Recipe
+from pipeline.surgery.vectors import is_npy
 from pipeline.tasks import registry as _task_registry  # noqa: F401 (registers the built-in task sections)
 
 
@@ -93,17 +95,42 @@ def check_positions(family: FamilySpec, policy: PositionPolicy) -> None:
 
 
 def check_body(recipe: Recipe) -> None:
-    """`layers.encoder: lora` needs PEFT installed and a family that names its linear layers (or targets given)."""
+    """`layers.encoder: lora` needs a family that names its linear layers (or targets given)."""
     encoder = recipe.layers.encoder
-    if encoder.policy != "lora":
+    if encoder.policy != "lora" or encoder.target_modules is not None:
         return
-    if importlib.util.find_spec("peft") is None:
-        raise PipelineError("policy: lora needs PEFT: pip install 'embedlab[peft]'", field="layers.encoder")
-    if not family_spec(recipe.model.family).lora_targets and encoder.target_modules is None:
+    if not family_spec(recipe.model.family).lora_targets:
         raise PipelineError(
             f"family {recipe.model.family} has no default LoRA targets: name target_modules (its linear layers)",
             field="layers.encoder.target_modules",
         )
+
+
+def optional_libraries(recipe: Recipe) -> list[tuple[str, str, str]]:
+    """(module, feature, field) for every optional library the recipe's features import."""
+    needs = []
+    if recipe.layers.encoder.policy == "lora":
+        needs.append(("peft", "policy: lora", "layers.encoder"))
+    table = recipe.layers.token_embeddings
+    if table.train is not None:
+        needs.append(("gensim", "training vectors", "layers.token_embeddings.train"))
+    elif table.vectors is not None and not is_npy(table.vectors, table.vectors_format):
+        needs.append(("gensim", "reading GloVe, word2vec or fastText files", "layers.token_embeddings.vectors"))
+    if isinstance(recipe.model.name_or_path, str) and is_gguf(recipe.model.name_or_path):
+        needs.append(("gguf", "a .gguf checkpoint", "model.name_or_path"))
+    if "tensorboard" in recipe.train.report_to:
+        needs.append(("tensorboard", "report_to: tensorboard", "train.report_to"))
+    return needs
+
+
+def check_optional_libraries(recipe: Recipe) -> None:
+    """Every optional library the recipe needs is installed (before anything is created), and every tracker."""
+    for module, feature, field in optional_libraries(recipe):
+        require(module, feature, field)
+    for tracker in recipe.train.report_to:
+        packages = TRACKER_PACKAGES[tracker]
+        if not any(installed(package) for package in packages):
+            raise PipelineError(f"{tracker} is not installed (pip install {packages[0]})", field="train.report_to")
 
 
 def check_recipe(recipe: Recipe) -> Recipe:
@@ -111,6 +138,7 @@ def check_recipe(recipe: Recipe) -> Recipe:
     check_family(recipe)
     check_metrics(recipe)
     check_body(recipe)
+    check_optional_libraries(recipe)
     return recipe
 
 

@@ -3,7 +3,6 @@ how a step's examples split into micro-batches over the processes, and every RNG
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,19 +13,9 @@ import transformers
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, set_seed
 
+from pipeline import console
 from pipeline.errors import PipelineError
 from pipeline.recipe.schema import Recipe, TrainConfig
-
-# What each experiment tracker Accelerate supports needs installed (the first is the one to install).
-TRACKER_PACKAGES = {
-    "tensorboard": ("tensorboard", "tensorboardX"),
-    "wandb": ("wandb",),
-    "mlflow": ("mlflow",),
-    "comet_ml": ("comet_ml",),
-    "aim": ("aim",),
-    "clearml": ("clearml",),
-    "dvclive": ("dvclive",),
-}
 
 
 @dataclass(frozen=True)
@@ -67,10 +56,6 @@ def build_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerato
     cpu = default_device_is_cpu()
     if train.mixed_precision == "fp16" and cpu:
         raise PipelineError("fp16 needs a GPU; use bf16 or no on this machine", field="train.mixed_precision")
-    for tracker in train.report_to:
-        packages = TRACKER_PACKAGES[tracker]
-        if not any(importlib.util.find_spec(package) for package in packages):
-            raise PipelineError(f"{tracker} is not installed (pip install {packages[0]})", field="train.report_to")
     return Accelerator(
         cpu=cpu,
         mixed_precision=train.mixed_precision,
@@ -87,9 +72,12 @@ def build_accelerator(recipe: Recipe, accumulation_steps: int = 1) -> Accelerato
 def start_runtime(recipe: Recipe) -> Runtime:
     """The process group, batch plan and Accelerator; seeds every RNG."""
     state = PartialState(cpu=default_device_is_cpu())
-    if not state.is_main_process:  # one copy of load reports and progress bars is enough
-        transformers.logging.set_verbosity_error()
+    console.route_libraries()  # the libraries are imported now, each with its own console handler
+    if console.quiet() or not state.is_main_process:  # their bars: one training bar is the run's; one copy at most
+        transformers.logging.disable_progress_bar()
         datasets.disable_progress_bars()
+    if not state.is_main_process:  # one copy of load reports is enough
+        transformers.logging.set_verbosity_error()
     micro_batch_size, accumulation_steps = batch_plan(recipe.train, state.num_processes)
     accelerator = build_accelerator(recipe, accumulation_steps)
     set_seed(recipe.train.seed)

@@ -12,6 +12,7 @@ and a table trained by rows (`rows: new`) as only those rows, as PEFT's `trainab
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,10 @@ def is_adapter(name: str) -> bool:
 
 
 def lora_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """Name → every LoRA-adapted layer of the model."""
+    """Name → every LoRA-adapted layer of the model (none where PEFT was never imported: only `add_lora`, which
+    imports it, makes such layers, and a run without LoRA must not need PEFT installed)."""
+    if sys.modules.get("peft") is None:
+        return {}
     from peft.tuners.lora import LoraLayer
 
     return {name: module for name, module in model.named_modules() if isinstance(module, LoraLayer)}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from pipeline.data.files import check_text_file
 from pipeline.errors import PipelineError, unusable
+from pipeline.extras import missing_extra
 from pipeline.paths import cache_root, resolve_local_path
 from pipeline.recipe.layers import VectorTraining
 from pipeline.surgery.vectors import WordVectors, load_vectors
@@ -77,7 +78,7 @@ def _train(spec: VectorTraining, sentences: list[list[str]], seed: int, folder: 
         from gensim.models import FastText, Word2Vec
         from gensim.models.fasttext import save_facebook_model
     except ImportError:
-        raise PipelineError("training vectors needs gensim: pip install 'embedlab[vectors]'", field=FIELD) from None
+        raise missing_extra("gensim", "training vectors", FIELD) from None
     options = {"vector_size": spec.dim, "window": spec.window, "epochs": spec.epochs, "min_count": spec.min_count,
                "seed": seed, "workers": 1, "sg": 0 if spec.method == "cbow" else 1}  # fmt: skip
     model = (FastText if spec.method == "fasttext" else Word2Vec)(sentences=sentences, **options)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import PipelineError, unusable
+from pipeline.extras import missing_extra
 
 FIELD = "layers.token_embeddings.vectors"
 # Routes by which a vocabulary entry got its row; the first three come from the vector file.
@@ -35,12 +36,16 @@ class WordVectors:
         return self.matrix.shape[1]
 
 
+def is_npy(path: str, fmt: str) -> bool:
+    """Whether a vectors file is read as a .npy matrix (NumPy alone; every other format goes through gensim)."""
+    return fmt == "npy" or (fmt == "auto" and path.lower().endswith(".npy"))
+
+
 def detect_format(path: Path) -> str:
     """`npy`, `word2vec_binary`, `fasttext` or `text` from the file name."""
-    name = path.name.lower()
-    if name.endswith(".npy"):
+    if is_npy(path.name, "auto"):
         return "npy"
-    if name.endswith(".bin"):
+    if path.name.lower().endswith(".bin"):
         with open(path, "rb") as handle:
             magic = int.from_bytes(handle.read(4), "little")
         return "fasttext" if magic == FASTTEXT_MAGIC else "word2vec_binary"
@@ -68,7 +73,7 @@ def _gensim():
         from gensim.models import KeyedVectors
         from gensim.models.fasttext import load_facebook_vectors
     except ImportError:
-        raise PipelineError("this vector format needs gensim: pip install 'embedlab[vectors]'", field=FIELD) from None
+        raise missing_extra("gensim", "reading GloVe, word2vec or fastText files", FIELD) from None
     return KeyedVectors, load_facebook_vectors
 
 

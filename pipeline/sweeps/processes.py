@@ -44,8 +44,11 @@ class Launch:
     ray_address: str | None = None
 
     def command(self, run: PlannedRun, resume: bool) -> list[str]:
+        # -P: the working directory is not put on the import path, so a `pipeline.py` or `tqdm.py` lying in the folder
+        # the sweep was started from is never run in place of the package or a library (Python >= 3.11).
         return [
             sys.executable,
+            "-P",
             "-m",
             "pipeline",
             "train",

@@ -64,12 +64,18 @@ def trial_function(launch: Launch, runs: list[PlannedRun], watched: Any, driver_
     def trial(config: dict[str, Any]) -> None:
         os.chdir(driver_directory)  # Ray starts a trial in its own folder; the recipe's relative paths are the driver's
         process = RunProcess(launch, runs[config["run"]], run_environment(launch.threads), watched)
+        # A scheduler reads its metric from every result, the last one too: that carries the last score reported
+        # (the worst possible one where the run reported none, e.g. it failed before its first evaluation).
+        last = {"score": float("-inf") if watched is None or watched.mode == "max" else float("inf"), "step": 0}
         try:
             while process.process.poll() is None:
                 time.sleep(POLL_SECONDS)
                 for step, score in process.scores.new() if process.scores else []:
-                    tune.report({"score": score, "step": step})  # ASHA may end this thread here
-            tune.report({"outcome": asdict(process.outcome())})
+                    last = {"score": score, "step": step}
+                    tune.report(last)  # ASHA may end this thread here
+            for step, score in process.scores.new() if process.scores else []:  # written as the run ended
+                last = {"score": score, "step": step}
+            tune.report({"outcome": asdict(process.outcome()), **last})
         finally:
             if process.process.poll() is None:
                 process.process.terminate()

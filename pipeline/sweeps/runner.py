@@ -46,7 +46,8 @@ def run_local(
 ) -> list[Outcome]:
     """`launch.parallel` runs at a time (one per GPU when several are visible), polled for evaluation lines."""
     gpus = _gpu_count()
-    slots: list[int | None] = list(range(gpus)) if gpus > 1 else [None] * launch.parallel
+    # never more slots than runs: `--parallel` is a bound, not a count to allocate
+    slots: list[int | None] = list(range(gpus)) if gpus > 1 else [None] * min(launch.parallel, max(1, len(runs)))
     pending, active, outcomes = list(runs), {}, {}
     while pending or active:
         while pending and len(active) < len(slots):

@@ -3,8 +3,8 @@ real; or report on any set of finished run folders."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.experiment.recipes import load_recipe
+from pipeline.extras import require
 from pipeline.locks import LOCK_NAME, folder_lock
 from pipeline.recipe.io import flatten, read_yaml
 from pipeline.recipe.schema import Recipe
@@ -28,6 +29,8 @@ from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
 from pipeline.sweeps.summary import load_run, report_split, write_summary
 from pipeline.training.run_folder import check_output_location
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class SweepOptions:
@@ -39,7 +42,7 @@ class SweepOptions:
     ray_address: str | None = None
     gpus_per_trial: float = 0
     cpus_per_trial: int | None = None  # threads per run (default: the cores divided by `parallel`)
-    classical: tuple[str, ...] = DEFAULT  # the classical baselines' rows (tfidf, doc2vec, frozen-mean)
+    classical: tuple[str, ...] | None = None  # the classical rows (tfidf, doc2vec, frozen-mean); None: DEFAULT
     early_stop: str | None = None  # "asha": stop runs that fall behind (median rule locally, ASHA on Ray)
     precision: float | None = None  # auto seeds: also go on while an interval is wider than this
 
@@ -63,8 +66,6 @@ def run_all(
     progress = Progress(runs, manifest)
     try:
         if backend == "ray":
-            if importlib.util.find_spec("ray") is None:
-                raise PipelineError("the ray backend needs Ray Tune: pip install 'embedlab[ray]'", field="--backend")
             from pipeline.sweeps.ray_backend import run_on_ray
 
             return run_on_ray(launch, runs, progress, stopping, manifest.path.parent)
@@ -195,6 +196,7 @@ def sweep(
     recorded in `sweep.json` and the others go on."""
     check_sweep_output(output)
     if options.backend == "ray":
+        require("ray", "the ray backend", "--backend")
         check_address(options.ray_address)
     cells = cells_of([parse_grid(grid) for grid in grids])
     planned = {(run.cell.name, run.seed): run for run in plan_runs(recipe, overrides, cells, seeds.every(), output)}
@@ -261,7 +263,7 @@ def report(
         results,
         base.name,
         manifest.path.parent,
-        classical_baselines(reference, options.classical),
+        classical_baselines(reference, DEFAULT if options.classical is None else options.classical),
         confidence=seeds.confidence(CONFIDENCE),
         cell_notes=notes,
         stopped_early=stopped,
@@ -297,7 +299,7 @@ def setting_name(key: str) -> str:
 
 
 def compare(
-    paths: list[Path], output: Path, baseline: Path | None = None, classical: Sequence[str] = DEFAULT
+    paths: list[Path], output: Path, baseline: Path | None = None, classical: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """The summary and plots of any finished runs: runs whose recipes differ only in seed and folder form one cell,
     named by the settings in which the cells differ."""
@@ -338,4 +340,20 @@ def compare(
         run = load_run(folder, name(folder))
         results.setdefault(run.cell, []).append(run)
     base = name(collect([baseline])[0]) if baseline else next(iter(results))
-    return write_summary(results, base, output, classical_baselines(load_recipe(folders[0] / "recipe.yaml"), classical))
+    return write_summary(results, base, output, compared_baselines(folders[0], classical))
+
+
+def compared_baselines(folder: Path, classical: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The classical rows of a comparison, on the data of the first run's recipe. Only these need the data: none
+    asked, the recipe is not even read; by default (`classical` None) they are left out with one warning where the
+    data is gone (run folders received from someone else), and asked for by name, a missing file is an error."""
+    if classical is not None and not classical:
+        return []
+    try:
+        recipe = load_recipe(folder / "recipe.yaml")
+    except PipelineError as error:
+        if classical is not None:
+            raise
+        log.warning("classical rows left out (--no-baseline to say so): %s", error)
+        return []
+    return classical_baselines(recipe, DEFAULT if classical is None else classical)

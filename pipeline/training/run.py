@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.console import write_library_log
 from pipeline.data.sources import data_fingerprint
 from pipeline.errors import PipelineError
 from pipeline.experiment.build import Experiment, build_experiment
@@ -111,7 +112,10 @@ def train_experiment(exp: Experiment, start: RunStart) -> Path:
         hold_run_folder(start)  # an existing folder: before --overwrite clears it
         run = RunFolder.create(start.output_dir, exp.accelerator.is_main_process, start.replace)
         hold_run_folder(start)  # a folder this run created
-        return _train_in(exp, start, run)
+        try:
+            return _train_in(exp, start, run)
+        finally:
+            write_library_log(None)
 
 
 def _train_in(exp: Experiment, start: RunStart, run: RunFolder) -> Path:

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pipeline.console import LIBRARY_LOG, write_library_log
 from pipeline.errors import PipelineError
 from pipeline.locks import LOCK_NAME
 from pipeline.storage import atomic_write, atomic_write_text
@@ -35,6 +36,7 @@ RUN_ENTRIES = {
     "tensorboard",
     "trackers",
     "diagnostics",
+    LIBRARY_LOG,
     LOCK_NAME,
 }
 RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", "position-loss-*.png", ".*.partial", ".*.old")
@@ -127,6 +129,7 @@ class RunFolder:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise PipelineError(f"cannot create '{path}' ({error.strerror or error})", field="output_dir") from None
+            write_library_log(path)  # what the libraries said while the run was built, and from now on
         return cls(path, is_main)
 
     def write_text(self, name: str, text: str) -> None:

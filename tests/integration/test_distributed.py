@@ -81,6 +81,7 @@ def test_two_processes_match_one_and_write_one_run_folder(tmp_path, jsonl_data, 
             "confusion-validation.png",
             "fingerprints.json",
             "input_layers.json",
+            "library.log",  # what the libraries said, kept off the console
             "log.jsonl",
             "metrics.json",
             "model",

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import recipe_dict, write_jsonl, write_recipe
 
 from pipeline.cli import main
@@ -188,6 +189,29 @@ def test_compare_two_runs(finished_sweep, tmp_path):
     )
 
 
+def test_compare_needs_no_data_unless_a_classical_row_is_asked_for(finished_sweep, tmp_path, capsys, caplog):
+    """Run folders received from someone else: their data is not here. Only a classical row reads it."""
+    import shutil
+
+    runs = []
+    for cell in ("token_embeddings=finetune,positions=finetune", "token_embeddings=freeze,positions=finetune"):
+        copy = shutil.copytree(finished_sweep / cell / "seed=0", tmp_path / "received" / cell)
+        recipe = yaml.safe_load((copy / "recipe.yaml").read_text())
+        recipe["data"]["files"] = {
+            split: str(tmp_path / "gone" / f"{split}.jsonl") for split in recipe["data"]["files"]
+        }
+        (copy / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+        runs.append(str(copy))
+    assert main(["compare", *runs, "--output", str(tmp_path / "plain"), "--no-baseline"]) == 0
+    assert main(["compare", *runs, "--output", str(tmp_path / "default")]) == 0  # the default row is left out, said
+    assert "classical rows left out" in caplog.text and "does not exist" in caplog.text
+    assert json.loads((tmp_path / "default" / "summary.json").read_text())["cells"]
+    capsys.readouterr()
+    assert main(["compare", *runs, "--output", str(tmp_path / "asked"), "--classical", "tfidf"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and str(tmp_path / "gone") in err[0]
+
+
 def test_compare_names_a_section_setting_once_as_the_sweep_does(finished_sweep, tmp_path):
     a, b = (
         finished_sweep / "token_embeddings=finetune,positions=finetune",
@@ -274,16 +298,39 @@ def test_auto_seeds_run_the_first_seeds_then_only_where_the_answer_is_open(sweep
     assert "Δ accuracy [" in (output / "summary.md").read_text()
 
 
-def test_early_stopping_stops_a_run_that_falls_behind(tmp_path):
+def learning_rate_recipe(tmp_path: Path, max_steps: int, eval_every_steps: int) -> Path:
+    """A tiny GPT-2 language model on templated sentences, evaluated on validation during training."""
     from helpers import lm_recipe, templated_sentences
 
     files = {}
     for split, count, seed in (("train", 200, 0), ("validation", 40, 1)):
         files[split] = str(tmp_path / f"{split}.txt")
         Path(files[split]).write_text("\n".join(templated_sentences(count, seed)) + "\n")
-    recipe = write_recipe(
-        tmp_path / "lm.yaml", lm_recipe(tmp_path, files, family="gpt2", train={"max_steps": 30, "eval_every_steps": 10})
-    )
+    train = {"max_steps": max_steps, "eval_every_steps": eval_every_steps}
+    return write_recipe(tmp_path / "lm.yaml", lm_recipe(tmp_path, files, family="gpt2", train=train))
+
+
+def test_early_stopping_on_ray_stops_a_run_and_reports_the_rest(tmp_path):
+    """ASHA on the ray backend, end to end: the scheduler reads `score` from every result a trial reports, its last
+    one (the outcome) included."""
+    pytest.importorskip("ray")
+    recipe = learning_rate_recipe(tmp_path, max_steps=12, eval_every_steps=2)
+    output = tmp_path / "lr"
+    grid = "train.lr=0.01,0.02,0.005,0.000001"
+    command = ["sweep", str(recipe), "--grid", grid, "--output", str(output), "--backend", "ray", "--no-baseline"]
+    assert main([*command, "--early-stop", "asha", "--cpus-per-trial", "1"]) == 0
+    runs = {run["cell"]: run for run in json.loads((output / "sweep.json").read_text())["runs"]}
+    assert {run["status"] for run in runs.values()} <= {"finished", "stopped"}
+    assert runs["lr=1e-06"]["status"] == "stopped" and runs["lr=1e-06"]["stopped_at"]["step"] >= 2
+    finished = [cell for cell, run in runs.items() if run["status"] == "finished"]
+    assert finished, "ASHA lets the best run finish"
+    summary = json.loads((output / "summary.json").read_text())
+    assert sorted(summary["cells"]) == sorted(finished) and "lr=1e-06" not in summary["cells"]
+    assert "stopped early" in (output / "summary.md").read_text()
+
+
+def test_early_stopping_stops_a_run_that_falls_behind(tmp_path):
+    recipe = learning_rate_recipe(tmp_path, max_steps=30, eval_every_steps=10)
     output = tmp_path / "lr"
     command = [
         "sweep",
