@@ -5,9 +5,10 @@ Outcomes: `one line, as expected` (exit 2, one `error:` line holding the expecte
 written), `one line, other text`, `traceback`, `accepted` (exit 0: trained or evaluated a bad input without a word),
 `wrote output` (exit 2, but a run folder was left behind), `other exit N`, `hung over N s` (killed at `--timeout`).
 
-Usage:  .venv/bin/python benchmarks/bad_inputs.py [--checkout PATH] [--third-round] [--out FILE]
+Usage:  .venv/bin/python benchmarks/bad_inputs.py [--checkout PATH] [--third-round | --fourth-round] [--out FILE]
         (--checkout: the repository whose `pipeline` package to run, e.g. a worktree of an older commit;
-        --third-round: only this round's groups: sweeps, locks, disks, trust, sizes, degenerate data)
+        --third-round: that round's groups: sweeps, locks, disks, trust, sizes, degenerate data;
+        --fourth-round: rotary policies, GGUF files, added tokens, locks, seeds, comparisons, targets)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from bad_input_cases import CASES, THIRD_ROUND, Workspace
+from bad_input_fourth import FOURTH_ROUND
 from helpers import save_tiny_bert
 
 
@@ -48,10 +50,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", type=Path, default=REPO)
     parser.add_argument("--third-round", action="store_true")
+    parser.add_argument("--fourth-round", action="store_true")
     parser.add_argument("--timeout", type=int, default=120, help="seconds a case may take before it counts as hung")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-bad-inputs.json")
     args = parser.parse_args()
-    cases = THIRD_ROUND if args.third_round else CASES
+    cases = THIRD_ROUND if args.third_round else FOURTH_ROUND if args.fourth_round else CASES + FOURTH_ROUND
     env = {
         **os.environ,
         "PYTHONPATH": str(args.checkout.resolve()),

@@ -140,12 +140,12 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _diagnose(args: argparse.Namespace) -> int:
-    from pipeline.diagnostics.report import diagnose
+    from pipeline.diagnostics.report import diagnose, diagnostics_folder
 
     words = [word.strip() for word in args.words.split(",") if word.strip()] if args.words else None
     similarity, analogies = (Path(p) if p else None for p in (args.similarity, args.analogies))
     result = diagnose(Path(args.run), args.against, words, similarity, analogies, args.split, args.trust_code)
-    print(f"diagnostics: {Path(result['run']) / 'diagnostics' / 'diagnostics.md'}")
+    print(f"diagnostics: {diagnostics_folder(Path(result['run']), Path(result['model'])) / 'diagnostics.md'}")
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import socket
 import stat
@@ -20,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.errors import PipelineError
+
+log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 
@@ -99,3 +102,16 @@ def wait_until_free(folder: Path, timeout_s: float) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+@contextlib.contextmanager
+def reading_lock(folder: Path, field: str = "run") -> Iterator[None]:
+    """For a command that only reads a run folder (`pipeline eval` without writing into it): the folder's lock while
+    it reads, so no run trains or rewrites it meanwhile; a folder this user cannot write to, where no command of ours
+    can write either, is read without it (a `.lock` could not be made there)."""
+    if not os.access(folder, os.W_OK):
+        log.info("%s is read-only: read without its lock (no writer can be in it)", folder)
+        yield
+        return
+    with folder_lock(folder, field):
+        yield

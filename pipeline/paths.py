@@ -43,8 +43,11 @@ def resolve_local_path(value: str) -> Path:
 
 
 def looks_like_hub_id(value: str) -> bool:
-    """True for `name` or `org/name` strings that are not an existing local path."""
-    return not value.startswith(PKG_SCHEME) and bool(_HUB_ID.match(value)) and not Path(value).exists()
+    """True for `name` or `org/name` strings that are not an existing local path (a `.gguf` name is a file: the Hub
+    is never asked for one)."""
+    if value.startswith(PKG_SCHEME) or value.lower().endswith(".gguf"):
+        return False
+    return bool(_HUB_ID.match(value)) and not Path(value).exists()
 
 
 def resolve_model_path(value: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from pipeline.errors import unusable
+from pipeline.errors import PipelineError, unusable
 
 VARIABLE = "EMBEDLAB_PLUGINS"
 
@@ -20,6 +20,10 @@ def load_plugins() -> list[str]:
     for name in names:
         try:
             importlib.import_module(name)
+        except SystemExit as stop:  # sys.exit() while imported: the command must not end "successfully" unseen
+            raise PipelineError(
+                f"plugin '{name}' called sys.exit({stop.code!r}) while being imported", field=VARIABLE
+            ) from None
         except Exception as error:  # whatever the module raises, the run cannot go on without it
             raise unusable(f"cannot import plugin '{name}'", error, field=VARIABLE) from None
     return names

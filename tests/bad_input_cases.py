@@ -636,7 +636,7 @@ def _degenerate_cases() -> list[Case]:
                          "has target -inf in column 'label'")),
         Case("regression target beyond float32", "data",
              lambda ws: (ws.train_with_file("huge.csv", "text,label\n" + "good,1.0\nbad,1e39\n" * 8, **REGRESSION),
-                         "a finite number within float32")),
+                         "a finite number within ±1.8e19")),
     ]  # fmt: skip
 
 

@@ -9,6 +9,8 @@ number, rather than turned into a class called "None" or the string "['x']".
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -74,21 +76,22 @@ def _missing_rows(column: pa.ChunkedArray) -> tuple[int | None, int | None]:
 
 
 FLOAT32_MAX = 3.4028234663852886e38
+LARGEST_TARGET = math.sqrt(FLOAT32_MAX)  # ≈ 1.8e19: its squared error still fits float32
 
 
 def _check_targets(column: pa.ChunkedArray, name: str, where: str) -> None:
-    """Regression targets are finite and within float32 (what training computes in): NaN, ±inf or 1e39 would make
-    every loss NaN or inf, silently."""
+    """Regression targets are finite and small enough that a squared error fits float32 (what training computes
+    in): NaN, ±inf, 1e39, or 1e30 (whose square overflows) would make the loss NaN or inf, silently."""
     if not pa.types.is_floating(column.type) and not pa.types.is_integer(column.type):
         return
     values = column.to_numpy(zero_copy_only=False).astype("float64")
-    bad = ~np.isfinite(values) | (np.abs(values) > FLOAT32_MAX)
+    bad = ~np.isfinite(values) | (np.abs(values) > LARGEST_TARGET)
     bad &= ~np.asarray(pc.is_null(column).to_numpy(zero_copy_only=False), dtype=bool)
     if bad.any():
         row = int(np.argmax(bad))
         raise PipelineError(
             f"row {row + 1} of {where} has target {float(values[row])!r} in column '{name}'; a regression target "
-            "must be a finite number within float32 (±3.4e38)",
+            "must be a finite number within ±1.8e19 (its squared error must fit float32)",
             field="data",
         )
 

@@ -126,7 +126,7 @@ def _diagnose(
         "similarity_file": str(similarity) if similarity else None,
         "analogy_file": str(analogies) if analogies else None,
     }
-    partial = run_dir / ".diagnostics.partial"
+    partial = run_dir / f".{diagnostics_folder(run_dir, model_dir).name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     rows = shared_rows(start, end) if start else None
@@ -144,6 +144,7 @@ def _diagnose(
         result["drift"] = summarise(per_token)
         write_csv(result["drift"], partial / "token-drift-by-frequency.csv")
         plot_drift(per_token, partial / "token-drift.png", f"token-table drift by training frequency ({rows:,} tokens)")
+        result["added_rows"] = added_rows(end, rows)
     result["meaning"] = {
         "start": _meaning(start, pairs, questions, words) if start else None,
         "end": _meaning(end, pairs, questions, words),
@@ -161,11 +162,34 @@ def _diagnose(
             "start_rows": None if not start or start.positions is None else start.positions.shape[0],
             "end_rows": None if end.positions is None else end.positions.shape[0],
         }
-    result["by_length"] = _lengths(exp, run_dir, raw, split)
+    final = model_dir.resolve() == (run_dir / "model").resolve()
+    # the run's predictions are the final model's: a checkpoint's scores by length would be someone else's
+    result["by_length"] = _lengths(exp, run_dir, raw, split) if final else None
     (partial / "diagnostics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (partial / "diagnostics.md").write_text(markdown(result), encoding="utf-8")
-    replace_folder(partial, run_dir / "diagnostics")
+    replace_folder(partial, diagnostics_folder(run_dir, model_dir))
     return result
+
+
+def added_rows(end: Snapshot, shared: int) -> dict[str, Any] | None:
+    """The rows past the start's vocabulary (tokens the run added, e.g. trained alone with `rows: new`): not in the
+    start, so their drift is not measured, but they are counted, named and their norms given."""
+    count = min(end.tokens.shape[0], len(end.tokenizer)) - shared
+    if count <= 0:
+        return None
+    ids = list(range(shared, shared + count))
+    norms = end.tokens[shared : shared + count].double().norm(dim=1)
+    others = end.tokens[:shared].double().norm(dim=1)
+    return {"rows": count, "first_id": shared, "tokens": end.tokenizer.convert_ids_to_tokens(ids[:20]),
+            "mean_norm": float(norms.mean()), "mean_norm_of_the_others": float(others.mean())}  # fmt: skip
+
+
+def diagnostics_folder(run_dir: Path, model_dir: Path) -> Path:
+    """`diagnostics/` for the run's final model; `diagnostics-step-N/` for a checkpoint's, so that diagnosing an
+    early checkpoint never replaces the final model's diagnosis."""
+    if model_dir.resolve() == (run_dir / "model").resolve():
+        return run_dir / "diagnostics"
+    return run_dir / f"diagnostics-{(model_dir.parent if model_dir.name == 'model' else model_dir).name}"
 
 
 def _score(value: float | None) -> str:
@@ -231,6 +255,16 @@ def markdown(result: dict[str, Any]) -> str:
             for r in result["drift"]
         ]
         lines += ["", "![drift](token-drift.png)", "", "Per token: [token-drift.csv](token-drift.csv)."]
+        added = result.get("added_rows")
+        if added:
+            lines += [
+                "",
+                f"The table above covers the start's {added['first_id']:,} rows. {added['rows']:,} more rows (ids "
+                f"{added['first_id']:,} on: {', '.join(added['tokens'][:5])}{' ...' if added['rows'] > 5 else ''}) are "
+                "tokens this run added, which the start does not have, so their drift is not measured (diagnose "
+                f"`--against` a checkpoint of this run for it); their mean norm is {added['mean_norm']:.3g}, against "
+                f"{added['mean_norm_of_the_others']:.3g} for the others.",
+            ]
     else:
         lines.append(result.get("no_drift") or "No start to compare with.")
     lines += [

@@ -36,6 +36,7 @@ from pipeline.recipe.schema import Recipe
 from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies, apply_training_scope
 from pipeline.surgery.replace import SurgeryReport, apply_surgery, describe_output_embeddings
 from pipeline.surgery.rows import grow_table
+from pipeline.surgery.tables import check_per_position_start
 from pipeline.surgery.trained_vectors import TrainedVectors, train_vectors
 from pipeline.surgery.vectors import coverage_report
 from pipeline.tasks.base import Task
@@ -195,6 +196,13 @@ def input_report(
     return report
 
 
+def table_changes(recipe: Recipe) -> list[str]:
+    """What the recipe does to the shape of the token table: replace it, grow it, train it by rows."""
+    table = recipe.layers.token_embeddings
+    changes = ["layers.token_embeddings.policy: replace"] if table.policy == "replace" else []
+    return changes + ["model.add_tokens"] * (recipe.model.add_tokens is not None) + ["rows"] * (table.rows is not None)
+
+
 def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
     """Data, tokenizer, model (with layer surgery and policies) and metrics for training.
 
@@ -214,6 +222,7 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
             task.prepare_tokenizer(each)
     additions = add_recipe_tokens(recipe.model, tokenizer, texts)
     model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
+    check_per_position_start(model, table_changes(recipe))
     added, new_rows = None, None
     if additions is not None:
         before, added = additions

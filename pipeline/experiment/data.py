@@ -107,6 +107,14 @@ def encoded_data(
     evaluated = DatasetDict({name: raw[name] for name in recipe.eval.splits})
     for length in recipe.eval.lengths or []:
         packed, packed_counts = encode_splits(recipe, task, evaluated, tokenizer, length, features, accelerator)
+        short = {name: count["tokens"] for name, count in packed_counts.items() if count.get("tokens", length) < length}
+        if short:  # no block of that length: a "perplexity@LENGTH" would score shorter ones under its name
+            name, tokens = next(iter(short.items()))
+            raise PipelineError(
+                f"{length}: split '{name}' holds {tokens} tokens, not one block of {length}; use lengths up to "
+                f"{tokens}",
+                field="eval.lengths",
+            )
         splits.update({f"{name}@{length}": split for name, split in packed.items()})
         counts.update({f"{name}@{length}": value for name, value in packed_counts.items()})
     collator = PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token)

@@ -5,7 +5,7 @@ The key is a hash of everything the encoding depends on: the task's settings, it
 (a changed encoder never reads an old cache), the tokenizer's whole definition, the truncation length, the family's
 extra per-token inputs, and each split's rows and name. Stored under `EMBEDLAB_CACHE` (default
 `~/.cache/embedlab`) as `encoded/<key>/`: the splits in Arrow format, the counts, and what the task learnt while
-encoding (`Task.encoding_state`), written aside and renamed into place.
+encoding (`Task.encoding_state`), a sealed entry of `pipeline.cache`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pyarrow as pa
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import PreTrainedTokenizerBase
 
+from pipeline.cache import usable, write_entry
 from pipeline.families.base import TokenFeatures
 from pipeline.paths import cache_root
 
@@ -79,9 +78,9 @@ def encoding_key(
 
 
 def load(key: str) -> tuple[DatasetDict, dict[str, dict[str, int]], dict[str, Any]] | None:
-    """The cached encoded splits, counts and task state of `key`, or None."""
+    """The cached encoded splits, counts and task state of `key`, or None (none yet, or a damaged entry, removed)."""
     folder = cache_folder() / key
-    if not (folder / COUNTS).is_file():
+    if not usable(folder, "encoded splits"):
         return None
     stored = json.loads((folder / COUNTS).read_text())
     splits = DatasetDict({name: load_from_disk(str(folder / name)) for name in stored["counts"]})
@@ -89,21 +88,18 @@ def load(key: str) -> tuple[DatasetDict, dict[str, dict[str, int]], dict[str, An
 
 
 def store(key: str, splits: DatasetDict, counts: dict[str, dict[str, int]], task_state: dict[str, Any]) -> None:
-    """Write the encoded splits aside and rename them into place (a reader never sees half a cache entry)."""
-    folder = cache_folder() / key
-    partial = folder.with_name(f".{key}.{os.getpid()}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    quiet = not datasets.utils.are_progress_bars_disabled()
-    if quiet:
-        datasets.disable_progress_bars()  # a cache write is no step of the run worth a bar
-    try:
-        for name, split in splits.items():
-            split.save_to_disk(str(partial / name))
-    finally:
+    """Write the encoded splits as a sealed cache entry (a reader never sees half of one)."""
+
+    def write(partial: Path) -> None:
+        quiet = not datasets.utils.are_progress_bars_disabled()
         if quiet:
-            datasets.enable_progress_bars()
-    (partial / COUNTS).write_text(json.dumps({"counts": counts, "task_state": task_state}))
-    try:
-        os.replace(partial, folder)
-    except OSError:  # another process stored the same entry first
-        shutil.rmtree(partial, ignore_errors=True)
+            datasets.disable_progress_bars()  # a cache write is no step of the run worth a bar
+        try:
+            for name, split in splits.items():
+                split.save_to_disk(str(partial / name))
+        finally:
+            if quiet:
+                datasets.enable_progress_bars()
+        (partial / COUNTS).write_text(json.dumps({"counts": counts, "task_state": task_state}))
+
+    write_entry(cache_folder() / key, write, "encoded-splits")

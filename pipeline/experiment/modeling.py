@@ -206,7 +206,7 @@ def checkpoint_path(value: str) -> str:
     """What `from_pretrained` gets for a recipe's checkpoint: a local folder, a Hub id, or (for a `.gguf` file, local
     or pkg://) the folder it was converted into."""
     source = resolve_model_path(value)
-    return str(converted_checkpoint(Path(source))) if is_gguf(source) and Path(source).is_file() else source
+    return str(converted_checkpoint(Path(source))) if is_gguf(source) else source
 
 
 def resolve_max_length(cfg: ModelConfig, positions: int | None, tokenizer: PreTrainedTokenizerBase) -> int:

@@ -231,7 +231,9 @@ class PositionPolicy(LayerPolicy):
         "or `none` (no position signal); rotary decoders: `rope` (a new base, scaling or partial rotation) or `none` "
         "(no rotation: NoPE, in every layer or in `layers`).",
     )
-    theta: float | None = Field(None, gt=0, description="replace/rope: the new rotary base (`rope_theta`).")
+    theta: float | None = Field(
+        None, gt=1, description="replace/rope: the new rotary base (`rope_theta`; above 1, or no frequency falls)."
+    )
     scaling: RopeScaling | None = Field(
         None, description="replace/rope: scale the rotary frequencies for longer inputs."
     )

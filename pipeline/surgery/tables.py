@@ -109,6 +109,18 @@ def restore_per_position(model: nn.Module, folder: Path) -> None:
     model.set_input_embeddings(PerPositionTable(weight.to(device)))
 
 
+def check_per_position_start(model: nn.Module, changes: list[str]) -> None:
+    """A model whose token tables are per position (a run with `per_position: true`) can be fine-tuned or frozen as
+    it is; the changes that rebuild a 2-D table (`changes`: what the recipe asks, e.g. `replace`, `add_tokens`) are
+    refused with one line."""
+    if changes and isinstance(model.get_input_embeddings(), PerPositionTable):
+        raise PipelineError(
+            f"the model has a token table per position (saved by a run with per_position: true); {changes[0]} needs "
+            "one shared table: start from the model that run started from",
+            field="model.name_or_path",
+        )
+
+
 def table_of(module: nn.Module) -> nn.Module:
     """The innermost lookup (an `nn.Embedding` or `FixedTable`) of a possibly projected module (or of a table
     trained by rows: its whole, frozen table)."""

@@ -13,14 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.cache import usable, write_entry
 from pipeline.data.files import check_text_file
 from pipeline.errors import PipelineError, unusable
 from pipeline.extras import missing_extra
@@ -99,18 +98,9 @@ def train_vectors(spec: VectorTraining, train_texts: list[str], seed: int) -> Tr
             field=f"{FIELD}.min_count",
         )
     folder = cache_root("vectors") / _cache_key(spec, sentences, seed)
-    cached = folder.is_dir()
+    cached = usable(folder, f"{spec.method} vectors")  # checked against its seal before gensim parses it
     if not cached:  # each process trains aside; the first rename wins and the others use its entry
-        partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        _train(spec, sentences, seed, partial)
-        try:
-            partial.rename(folder)
-        except OSError:
-            shutil.rmtree(partial, ignore_errors=True)
-            if not folder.is_dir():
-                raise
+        write_entry(folder, lambda partial: _train(spec, sentences, seed, partial), "trained-vectors")
     log.info("%s vectors (%s): %s", spec.method, "cached" if cached else "trained", folder)
     binary = spec.method == "fasttext"
     vectors = load_vectors(

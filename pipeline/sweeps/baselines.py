@@ -17,16 +17,17 @@ import torch
 from safetensors.numpy import load_file, save_file
 from torch.utils.data import DataLoader
 
+from pipeline.cache import usable, write_entry
 from pipeline.data.collate import without_labels
 from pipeline.errors import PipelineError, did_you_mean
 from pipeline.experiment.build import Experiment, build_experiment
 from pipeline.recipe.layers import LayersConfig
 from pipeline.recipe.schema import Recipe
-from pipeline.storage import atomic_write
 from pipeline.tasks.registry import TASK_TYPES, task_type
 from pipeline.training.features import cache_folder, cache_key
 
 DEFAULT = ("tfidf",)
+MEAN_FILE = "mean.safetensors"
 
 
 def parse_methods(value: str) -> tuple[str, ...]:
@@ -74,13 +75,12 @@ def frozen_mean_features(recipe: Recipe) -> dict[str, tuple[np.ndarray, list[int
     the split's order, and the examples' label ids."""
     exp = build_experiment(frozen_recipe(recipe))
     splits = exp.data.splits
-    path = cache_folder() / f"{cache_key(exp.model, exp.tokenizer, splits)}-mean.safetensors"
-    if path.is_file():
-        vectors = load_file(str(path))
+    folder = cache_folder() / f"{cache_key(exp.model, exp.tokenizer, splits)}-mean"
+    if usable(folder, "frozen encoder's mean vectors"):
+        vectors = load_file(str(folder / MEAN_FILE))
     else:
         vectors = {name: mean_vectors(exp, name) for name in splits}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda target: save_file(vectors, str(target)))
+        write_entry(folder, lambda partial: save_file(vectors, str(partial / MEAN_FILE)), "mean-vectors")
     return {name: (vectors[name], [int(y) for y in splits[name]["labels"]]) for name in splits}
 
 

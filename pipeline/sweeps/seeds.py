@@ -54,6 +54,8 @@ def parse_seeds(text: str) -> SeedPlan:
     """`0,1,2` (fixed seeds), `auto` or `auto:MIN:MAX`."""
     if text.strip().startswith("auto"):
         parts = text.strip().split(":")
+        if parts[0] != "auto":  # `auto,3,5`: bounds given as a seed list is
+            raise PipelineError(f"--seeds '{text}': auto takes its bounds after colons, auto:MIN:MAX (e.g. auto:3:8)")
         try:
             first, most = (
                 (int(parts[1]), int(parts[2])) if len(parts) == 3 else DEFAULT_AUTO if len(parts) == 1 else (None, None)

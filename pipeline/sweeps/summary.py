@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
 from pipeline.recipe.io import read_yaml
 from pipeline.storage import atomic_write_text
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS
@@ -35,6 +36,12 @@ def load_run(folder: Path, cell: str) -> RunResult | None:
 def report_split(runs: list[RunResult]) -> str:
     """The split a comparison reports: `test` when every run has it, else the last split they all have."""
     common = [split for split in runs[0].scores if all(split in run.scores for run in runs)]
+    if not common:
+        splits = sorted({f"{run.folder}: {', '.join(run.scores) or 'none'}" for run in runs})
+        raise PipelineError(
+            f"the runs share no evaluated split, so nothing can be compared ({'; '.join(splits[:2])}); compare runs "
+            "that were evaluated on a common split (eval.splits)"
+        )
     return "test" if "test" in common else common[-1]
 
 
@@ -73,13 +80,13 @@ def write_summary(
 
     cell_notes: what the sweep says of a cell beside its scores (`seed_decision`: how many seeds it got and why);
     stopped_early: the runs an early-stopping rule stopped (cell, seed, step, score), left out of every score."""
-    folder.mkdir(parents=True, exist_ok=True)
     everything = [run for members in runs.values() for run in members]
     split = report_split(everything)
     cells = {cell: cell_summary(members, split) | (cell_notes or {}).get(cell, {}) for cell, members in runs.items()}
     for cell, members in runs.items():
         if cell != baseline and baseline in runs:
             cells[cell]["vs_baseline"] = paired_comparison(members, runs[baseline], split, confidence)
+    folder.mkdir(parents=True, exist_ok=True)  # once the runs are known comparable: a refusal leaves no folder
     metrics = list(
         dict.fromkeys(name for cell in cells.values() for name in cell["scores"] if "/" not in name and name != "loss")
     )

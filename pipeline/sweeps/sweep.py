@@ -283,8 +283,9 @@ def collect(paths: list[Path]) -> list[Path]:
     """The finished run folders named by `paths`: a run folder, or a sweep folder (every run its `sweep.json` lists)."""
     folders = []
     for path in paths:
-        if (path / "sweep.json").is_file():
-            folders += [Path(run["output_dir"]) for run in json.loads((path / "sweep.json").read_text())["runs"]]
+        if (path / "sweep.json").is_file():  # as the sweep's own summary: a run it stopped early stays out
+            runs = json.loads((path / "sweep.json").read_text())["runs"]
+            folders += [Path(run["output_dir"]) for run in runs if run.get("status") != "stopped"]
         elif (path / "metrics.json").is_file():
             folders.append(path)
         else:

@@ -15,6 +15,7 @@ match their checksums, or that holds files its manifest does not list, is not lo
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -77,7 +78,8 @@ def seal(run_dir: Path, step: int, progress: Progress, keep: int) -> Path:
     process)."""
     partial = partial_folder(run_dir, step)
     (partial / "progress.json").write_text(json.dumps(asdict(progress)) + "\n")
-    manifest = {"format": FORMAT, "files": list_files(partial)}
+    files = list_files(partial)
+    manifest = {"format": FORMAT, "files": files, "tie": tie_digest(step, files)}
     (partial / MARKER).write_text(json.dumps(manifest, indent=1) + "\n")
     final = run_dir / CHECKPOINTS / checkpoint_name(step)
     if final.exists():
@@ -86,6 +88,15 @@ def seal(run_dir: Path, step: int, progress: Progress, keep: int) -> Path:
     for _, old in checkpoint_folders(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def tie_digest(step: int, files: dict[str, dict[str, Any]]) -> str:
+    """One digest over the checkpoint's step and every file's checksum (weights, optimizer, scheduler, progress):
+    each file's own checksum cannot tell that weights were swapped with another step's and their entry rewritten."""
+    digest = hashlib.sha256(f"{checkpoint_name(step)}\n".encode())
+    for name in sorted(files):
+        digest.update(f"{name}\0{files[name].get('sha256')}\n".encode())
+    return digest.hexdigest()
 
 
 def checkpoint_folders(run_dir: Path) -> list[tuple[int, Path]]:
@@ -156,7 +167,11 @@ def problem_with(checkpoint: Path) -> str | None:
         return "written by an older version (no checksums): it cannot be verified"
     if progress_problem(progress):
         return progress_problem(progress)
+    if checkpoint_name(progress["step"]) != checkpoint.name:
+        return f"progress.json says step {progress['step']}, the folder {checkpoint.name}"
     expected = manifest["files"]
+    if manifest.get("tie") != tie_digest(progress["step"], expected):
+        return f"its files are not the ones it was sealed with ({MARKER}'s digest over them differs)"
     present = {str(p.relative_to(checkpoint)) for p in checkpoint.rglob("*") if p.is_file()} - {MARKER}
     unlisted = sorted(present - set(expected))
     if unlisted:
@@ -268,12 +283,14 @@ def save_checkpoint(saving: Saving, model: torch.nn.Module, scheduler: Any, prog
     return run_dir / CHECKPOINTS / checkpoint_name(progress.step)
 
 
-def load_checkpoint(accelerator: Accelerator, scheduler: Any, checkpoint: Path) -> None:
-    """Restore weights, optimizer, scheduler and RNG states from a verified checkpoint (all processes)."""
+def load_checkpoint(accelerator: Accelerator, scheduler: Any, checkpoint: Path, step: int) -> None:
+    """Restore weights, optimizer, scheduler and RNG states from a verified checkpoint of `step` (all processes)."""
     state = checkpoint / "state"
     try:
         saved_schedule = json.loads((state / SCHEDULER_FILE).read_text())
         problem = schedule_problem(saved_schedule, scheduler.state_dict())
+        if problem is None and saved_schedule.get("last_epoch") != step:  # stepped once per optimizer step
+            problem = f"{SCHEDULER_FILE} was saved at step {saved_schedule.get('last_epoch')}, not {step}"
         if problem is not None:
             raise PipelineError(f"checkpoint {checkpoint}: {problem}; it was not loaded", field="--resume")
         accelerator.load_state(str(state), load_kwargs={"weights_only": True})

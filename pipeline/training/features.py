@@ -30,14 +30,17 @@ from torch.utils.data import DataLoader
 from torch.utils.hooks import RemovableHandle
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from pipeline.cache import usable, write_entry
 from pipeline.data.collate import PadCollator, without_labels
 from pipeline.data.sampling import LengthSortedSampler, example_lengths
 from pipeline.experiment.build import Experiment, with_splits
 from pipeline.experiment.data import EncodedData
 from pipeline.paths import cache_root
-from pipeline.storage import atomic_write
 
 INDEX = "example_index"  # the column numbering every example of every split, for the lookup
+
+
+FEATURES_FILE = "features.safetensors"
 
 
 def cache_folder() -> Path:
@@ -144,7 +147,7 @@ class FeatureCache:
         return cls(type(output), fields, per_token, tuples)
 
     # --- on disk: safetensors, with the per-token fields concatenated ---------------------------------------------
-    def save(self, path: Path) -> None:
+    def save(self, path: Path) -> None:  # path: FEATURES_FILE inside the cache entry
         tensors = {}
         for key, values in self.fields.items():
             if key in self.per_token:
@@ -157,8 +160,9 @@ class FeatureCache:
             "tuples": json.dumps(self.tuples),
             "output_class": f"{self.output_class.__module__}:{self.output_class.__qualname__}",
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda partial: save_file(tensors, str(partial), metadata=metadata))
+        write_entry(
+            path.parent, lambda folder: save_file(tensors, str(folder / path.name), metadata=metadata), "features"
+        )
 
     @classmethod
     def load(cls, path: Path) -> FeatureCache:
@@ -263,10 +267,10 @@ def use_feature_cache(exp: Experiment) -> CacheUse:
         return CacheUse(exp.data, {"used": False, "why": why_not})
     acc, started = exp.accelerator, time.perf_counter()
     data = with_splits(exp.data, numbered(exp.data.splits))
-    path = cache_folder() / f"{cache_key(exp.model, exp.tokenizer, data.splits)}.safetensors"
-    reused = path.is_file()
+    path = cache_folder() / cache_key(exp.model, exp.tokenizer, data.splits) / FEATURES_FILE
     with acc.main_process_first():
-        if path.is_file():
+        reused = usable(path.parent, "frozen-body features")
+        if reused:
             cache = FeatureCache.load(path)
         else:
             exp.model.to(acc.device)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from pipeline.experiment.build import Experiment, build_evaluation
 from pipeline.experiment.data import EncodedData
 from pipeline.experiment.runs import load_run_recipe, locate_run
-from pipeline.locks import folder_lock
+from pipeline.locks import reading_lock
 from pipeline.recipe.schema import Recipe
 from pipeline.tasks.base import Records, Scores
 from pipeline.training.scoring import eval_loader, evaluate_splits, merge_lengths
@@ -40,7 +40,7 @@ def evaluate_saved(path: Path, overrides: list[str], trust_code: bool = False) -
     trust_code: allow what the run folder asks to run (its recipe's trust flags, a model's own code)."""
     run_dir, model_dir = locate_run(path)
     recipe = load_run_recipe(run_dir, model_dir, overrides, trust_code)
-    with folder_lock(run_dir, "run"):  # not while a training run (or a diagnose) writes it
+    with reading_lock(run_dir):  # not while a training run (or a diagnose) writes it
         exp = build_evaluation(recipe, model_dir)
         model = exp.accelerator.prepare_model(exp.model, evaluation_mode=True)
         scores = {split: scores for split, (scores, _) in evaluate_experiment(exp, model).items()}

@@ -39,7 +39,8 @@ RUN_ENTRIES = {
     LIBRARY_LOG,
     LOCK_NAME,
 }
-RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", "position-loss-*.png", ".*.partial", ".*.old")
+RUN_PATTERNS = ("predictions-*.jsonl", "confusion-*.png", "position-loss-*.png", "diagnostics-step-*", ".*.partial",
+                ".*.old")  # fmt: skip
 
 
 def foreign_entries(path: Path) -> list[str]:

@@ -88,6 +88,20 @@ def prepare_training(exp: Experiment) -> TrainingState:
     return TrainingState(model, optimizer, scheduler, train, evaluation, plan, unfreeze_due, rows, cache)
 
 
+def check_progress_range(progress: Progress, plan: dict[str, Any], batches: int, checkpoint: Path) -> None:
+    """Where a checkpoint says the run stands must be a place this run can be: a step within its steps, an epoch
+    within its epochs, a position within an epoch's micro-batches (`batches`)."""
+    epochs = math.ceil(plan["total_steps"] / plan["steps_per_epoch"])
+    bounds = {"step": plan["total_steps"], "epoch": epochs, "batches_in_epoch": batches}
+    for name, most in bounds.items():
+        if getattr(progress, name) > most:
+            raise PipelineError(
+                f"checkpoint {checkpoint}: progress.json says {name} {getattr(progress, name)}, past this run's "
+                f"{most}; it was not loaded",
+                field="--resume",
+            )
+
+
 def resume_training(
     exp: Experiment, state: TrainingState, checkpoint: Path, progress: Progress, run: RunFolder
 ) -> None:
@@ -100,7 +114,8 @@ def resume_training(
             "resume with the same",
             field="train",
         )
-    load_checkpoint(exp.accelerator, state.scheduler, checkpoint)
+    check_progress_range(progress, state.plan, len(state.train_loader), checkpoint)
+    load_checkpoint(exp.accelerator, state.scheduler, checkpoint, progress.step)
     run.truncate_log(progress.log_lines)
     for step_due, params in state.unfreeze_due.items():
         if step_due <= progress.step:

@@ -18,12 +18,14 @@ from pathlib import Path
 from tokenizers import AddedToken
 from transformers import PreTrainedTokenizerBase
 
-from pipeline.errors import PipelineError
+from pipeline.data.files import check_text_file
+from pipeline.errors import PipelineError, unusable
 from pipeline.paths import resolve_local_path
 from pipeline.recipe.schema import AddTokens
 from pipeline.vocabulary.spelling import token_style
 
 log = logging.getLogger(__name__)
+FIELD = "model.add_tokens"
 WORD = re.compile(r"[^\W\d_]{3,}")  # a word of at least three letters
 
 
@@ -63,18 +65,35 @@ def frequent_split_words(texts: Iterable[str], tokenizer: PreTrainedTokenizerBas
     return chosen
 
 
+def tokens_file(value: str) -> list[str]:
+    """The tokens of a file, one per line: UTF-8 (a byte-order mark and CRLF line ends are read as such, never as
+    part of a token), blank lines skipped; a file that is not text is one line."""
+    path = Path(resolve_local_path(value))
+    try:
+        check_text_file(path)
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise unusable(f"cannot read '{value}' as a file of tokens, one per line", error, field=FIELD) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def requested(cfg: AddTokens, tokenizer: PreTrainedTokenizerBase, texts: Iterable[str]) -> list[str]:
-    """The plain tokens a recipe asks for, in order, once each: listed, from the file, from the data."""
+    """The plain tokens a recipe asks for, in order, once each: listed, from the file, from the data (a token that
+    is also among the special ones is added once, as special)."""
     tokens = list(cfg.tokens)
     if cfg.file is not None:
-        tokens += [
-            line.strip()
-            for line in Path(resolve_local_path(cfg.file)).read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        tokens += tokens_file(cfg.file)
     if cfg.from_data:
         tokens += frequent_split_words(texts, tokenizer, cfg.from_data)
-    return list(dict.fromkeys(tokens))
+    return [token for token in dict.fromkeys(tokens) if token not in cfg.special]
+
+
+def nothing_to_add(cfg: AddTokens) -> PipelineError:
+    """Why no token was asked for, by where they were to come from."""
+    sources = [f"the file '{cfg.file}' holds no token"] if cfg.file is not None else []
+    if cfg.from_data:
+        sources.append("the training text has no word of three letters or more that the tokenizer splits")
+    return PipelineError(f"no token to add: {'; '.join(sources)}", field=FIELD)
 
 
 def add_tokens(tokenizer: PreTrainedTokenizerBase, cfg: AddTokens, texts: Iterable[str]) -> AddedTokens:
@@ -82,8 +101,10 @@ def add_tokens(tokenizer: PreTrainedTokenizerBase, cfg: AddTokens, texts: Iterab
     result = AddedTokens(old_size=len(tokenizer))
     vocabulary = tokenizer.get_vocab()
     spaced = token_style(tokenizer) in ("byte_level", "metaspace")
-    plain = []
-    for token in requested(cfg, tokenizer, texts):
+    plain, asked = [], requested(cfg, tokenizer, texts)
+    if not asked and not cfg.special:
+        raise nothing_to_add(cfg)
+    for token in asked:
         if token in vocabulary or is_one_token(tokenizer, token):
             result.skipped.append(token)
         else:
@@ -103,9 +124,15 @@ def add_tokens(tokenizer: PreTrainedTokenizerBase, cfg: AddTokens, texts: Iterab
         result.ids.append(tokenizer.convert_tokens_to_ids(token))
         result.tokens.append(token)
     result.special = special
+    stray = [token for token in cfg.describe if token not in result.tokens]
+    if stray:
+        raise PipelineError(
+            f"describe names {stray[0]!r}, which is not among the tokens added ({', '.join(result.tokens[:5])})",
+            field=f"{FIELD}.describe",
+        )
     if not result.ids:
         raise PipelineError(
             f"every token to add is already in the vocabulary ({', '.join(result.skipped[:5])})",
-            field="model.add_tokens",
+            field=FIELD,
         )
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from pipeline.cli import main
 from pipeline.errors import TrainingStopped
 from pipeline.experiment.build import build_experiment
 from pipeline.experiment.recipes import validate_recipe
-from pipeline.training.checkpointing import MARKER, list_files
+from pipeline.training.checkpointing import MARKER, list_files, tie_digest
 from pipeline.training.run import start_run, train_experiment
 
 
@@ -135,10 +136,7 @@ def test_a_planted_pickle_with_a_forged_manifest_is_refused_without_running(tmp_
     recipe, run = unfinished_run
     marker, newest = tmp_path / "pwned", run / "checkpoints" / "step-0000004"
     torch.save({"state": Planted(marker), "param_groups": []}, newest / "state" / "optimizer.bin")
-    manifest = json.loads((newest / MARKER).read_text())
-    manifest["files"] = list_files(newest) | {}
-    manifest["files"].pop(MARKER, None)
-    (newest / MARKER).write_text(json.dumps(manifest))
+    reseal(newest)
     assert main(["train", str(recipe), "--resume"]) == 2
     assert not marker.exists()
     assert "cannot be loaded safely" in capsys.readouterr().err.strip().splitlines()[-1]
@@ -157,12 +155,48 @@ def test_same_size_corruption_falls_back_to_the_previous_checkpoint(tmp_path, un
     assert json.loads((run / "metrics.json").read_text())["train"]["resumed_from_step"] == 2
 
 
-def forge(checkpoint: Path, name: str, content: dict) -> None:
-    """Rewrite a checkpoint file and its manifest entry to match (as whoever forged the file could)."""
-    (checkpoint / name).write_text(json.dumps(content))
+def reseal(checkpoint: Path, tie: bool = True) -> None:
+    """Rewrite a checkpoint's manifest to match its files (as whoever changed them could), and with `tie` its digest
+    over them too (as someone who read our code could)."""
     manifest = json.loads((checkpoint / MARKER).read_text())
     manifest["files"] = {key: value for key, value in list_files(checkpoint).items() if key != MARKER}
+    if tie:
+        manifest["tie"] = tie_digest(int(checkpoint.name.removeprefix("step-")), manifest["files"])
     (checkpoint / MARKER).write_text(json.dumps(manifest))
+
+
+def forge(checkpoint: Path, name: str, content: dict) -> None:
+    """Rewrite a checkpoint file and its manifest to match."""
+    (checkpoint / name).write_text(json.dumps(content))
+    reseal(checkpoint)
+
+
+def test_weights_swapped_with_another_step_s_are_not_resumed(tmp_path, unfinished_run, caplog):
+    """Each file matches a rewritten manifest entry, but the digest tying them to the step does not."""
+    recipe, run = unfinished_run
+    older, newest = (run / "checkpoints" / f"step-{step:07d}" for step in (2, 4))
+    shutil.copy(older / "state" / "model.safetensors", newest / "state" / "model.safetensors")
+    reseal(newest, tie=False)
+    assert main(["train", str(recipe), "--resume"]) == 0
+    assert "not the ones it was sealed with" in caplog.text
+    assert json.loads((run / "metrics.json").read_text())["train"]["resumed_from_step"] == 2
+
+
+def test_a_checkpoint_whose_parts_disagree_on_the_step_is_refused(tmp_path, unfinished_run, caplog, capsys):
+    recipe, run = unfinished_run
+    newest = run / "checkpoints" / "step-0000004"
+    forge(newest, "progress.json", {"step": 3, "epoch": 0, "batches_in_epoch": 3, "log_lines": 3})
+    assert main(["train", str(recipe), "--resume"]) == 0  # its folder says step 4: skipped
+    assert "progress.json says step 3, the folder step-0000004" in caplog.text
+    (run / "metrics.json").unlink()
+    forge(newest, "progress.json", {"step": 4, "epoch": 0, "batches_in_epoch": 10**9, "log_lines": 4})
+    assert main(["train", str(recipe), "--resume"]) == 2  # a position past the epoch's batches
+    assert "batches_in_epoch 1000000000, past this run's" in capsys.readouterr().err
+    saved = json.loads((newest / "state" / "scheduler.json").read_text())
+    forge(newest, "progress.json", {"step": 4, "epoch": 0, "batches_in_epoch": 4, "log_lines": 4})
+    forge(newest, "state/scheduler.json", saved | {"last_epoch": 2, "_step_count": 3})  # another step's schedule
+    assert main(["train", str(recipe), "--resume"]) == 2
+    assert "scheduler.json was saved at step 2, not 4" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,30 @@ def rope_parameters(policy: PositionPolicy, current: dict[str, Any], max_positio
     return updated
 
 
+def check_rotated_dimensions(policy: PositionPolicy, config: Any) -> None:
+    """What the model's heads can take: a partial rotation rotates at least one pair of dimensions, and longrope has
+    one factor per rotated frequency (transformers would fail at the first forward pass otherwise)."""
+    head = head_dimensions(config)
+    share = policy.partial if policy.partial is not None else config.rope_parameters.get("partial_rotary_factor", 1.0)
+    rotated = int(head * share) // 2 * 2
+    if rotated < 2:
+        raise PipelineError(
+            f"partial: {share} rotates {rotated} of the {head} dimensions of each head; it must rotate at least 2 "
+            f"(partial >= {2 / head:.3g})",
+            field=f"{FIELD}.partial",
+        )
+    scaling = policy.scaling
+    if scaling is not None and scaling.type == "longrope":
+        for name in ("short_factor", "long_factor"):
+            factors = getattr(scaling, name)
+            if len(factors) != rotated // 2:
+                raise PipelineError(
+                    f"{len(factors)} factors for {rotated // 2} rotated frequencies (head of {head} dimensions, "
+                    f"{rotated} rotated): give one per frequency",
+                    field=f"{FIELD}.scaling.{name}",
+                )
+
+
 def apply_rope(model: PreTrainedModel, policy: PositionPolicy, blocks: nn.ModuleList | None) -> None:
     """`init: rope`: write the new rope parameters into the config and rebuild the rotary embedding from it."""
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
@@ -129,6 +153,7 @@ def apply_rope(model: PreTrainedModel, policy: PositionPolicy, blocks: nn.Module
             f"the installed transformers knows no rope scaling '{policy.scaling.type}' (it knows {known})",
             field=f"{FIELD}.scaling.type",
         )
+    check_rotated_dimensions(policy, config)
     native = config.model_type in NATIVE_PARTIAL
     config.rope_parameters = rope_parameters(policy, config.rope_parameters, config.max_position_embeddings)
     try:

@@ -11,6 +11,7 @@ If one of them scores as well as the transfer runs, no input-layer policy can sh
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,6 +92,13 @@ def doc2vec_vectors(texts: dict[str, list[str]], train: str, seed: int) -> dict[
     from gensim.utils import simple_preprocess
 
     words = {split: [simple_preprocess(text) for text in items] for split, items in texts.items()}
+    counts = Counter(word for tokens in words[train] for word in tokens)
+    if not any(count >= DOC2VEC["min_count"] for count in counts.values()):  # gensim: "you must first build vocabulary"
+        raise PipelineError(
+            f"the doc2vec baseline: no word of the training texts occurs {DOC2VEC['min_count']} times or more "
+            "(gensim's simple_preprocess keeps words of 2 to 15 letters); leave it out (--classical tfidf)",
+            field="--classical",
+        )
     documents = [TaggedDocument(tokens, [i]) for i, tokens in enumerate(words[train])]
     model = Doc2Vec(documents, workers=1, seed=seed, **DOC2VEC)
     return {

@@ -1,0 +1,67 @@
+"""Cache entries are sealed when written and checked before they are read: a damaged entry is made again with one
+warning, a dead writer's partial is removed, and a cache folder that cannot be written is one line naming it."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.cache import SEAL, damage, usable, write_entry
+from pipeline.errors import PipelineError
+
+
+def make(folder, payload: bytes = b"\x00\x01" * 500) -> None:
+    write_entry(folder, lambda partial: (partial / "data.bin").write_bytes(payload), "test")
+
+
+def test_an_entry_reads_back_as_written(tmp_path):
+    make(tmp_path / "key")
+    assert usable(tmp_path / "key", "test") and damage(tmp_path / "key") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key"]  # no partial left beside it
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda f: f.write_bytes(f.read_bytes()[:-1]),  # cut short
+        lambda f: f.write_bytes(bytes([f.read_bytes()[0] ^ 1]) + f.read_bytes()[1:]),  # one flipped bit
+        lambda f: (f.parent / SEAL).unlink(),  # written by an older version, without a seal
+        lambda f: (f.parent / "extra.bin").write_bytes(b"x"),  # a file planted beside
+    ],
+    ids=["truncated", "flipped-bit", "unsealed", "planted"],
+)
+def test_a_damaged_entry_is_removed_with_a_warning(tmp_path, caplog, spoil):
+    make(tmp_path / "key")
+    spoil(tmp_path / "key" / "data.bin")
+    with caplog.at_level(logging.WARNING):
+        assert not usable(tmp_path / "key", "test vectors")
+    assert "the cached test vectors" in caplog.text and "making it again" in caplog.text
+    assert not (tmp_path / "key").exists()
+    make(tmp_path / "key")
+    assert usable(tmp_path / "key", "test")
+
+
+def test_a_partial_of_a_dead_writer_is_removed_and_a_live_one_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".old.{int(dead.stdout)}.partial"
+    live = tmp_path / f".other.{__import__('os').getppid()}.partial"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "half.bin").write_bytes(b"x" * 100)
+    make(tmp_path / "key")
+    assert not stale.exists() and live.exists()
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(PipelineError, match=r"cannot write the test cache in .*file.* set EMBEDLAB_CACHE"):
+        make(tmp_path / "file" / "key")
+
+
+def test_another_writer_s_entry_is_kept(tmp_path):
+    make(tmp_path / "key", b"first")
+    make(tmp_path / "key", b"second")  # a second process that computed the same entry
+    assert (tmp_path / "key" / "data.bin").read_bytes() == b"first" and usable(tmp_path / "key", "test")
