@@ -163,7 +163,7 @@ def test_the_loss_by_length_and_position(tmp_path, tiny_llama):
     "positions, expected",
     [
         ({"policy": "replace", "init": "rope", "scaling": {"type": "linear", "factor": 1}}, "greater than 1"),
-        ({"policy": "replace", "init": "rope", "theta": 0}, "theta: Input should be greater than 0"),
+        ({"policy": "replace", "init": "rope", "theta": 0}, "theta: Input should be greater than 1"),
         ({"policy": "replace", "init": "rope", "scaling": {"type": "ntk", "factor": 2}}, "scaling.type"),
         ({"policy": "replace", "init": "none", "layers": [7]}, "layer 7 is outside the model's 2 layers"),
         ({"policy": "replace", "init": "sinusoidal"}, "rotates queries and keys instead"),
