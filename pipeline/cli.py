@@ -33,6 +33,7 @@ examples:
   runs/sweep
   pipeline compare runs/a runs/b --output runs/a-vs-b   the same summary and plots for any finished runs
   pipeline train recipes/pretrain/bilstm-bbcnews.yaml   pretrain a bi-LSTM (forward + backward LM)
+  pipeline push runs/quickstart --repo-id you/minilm-bbc  upload the saved model with its model card
 
 On several GPUs or processes: accelerate launch --config_file accelerate_config.yaml -m pipeline train RECIPE
 """
@@ -149,6 +150,15 @@ def _diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push(args: argparse.Namespace) -> int:
+    from pipeline.training.card import push_model
+
+    files = push_model(Path(args.run), args.repo_id, private=args.private, dry_run=args.dry_run)
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"{verb} {len(files)} files to {args.repo_id}: {', '.join(files)}")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from pipeline.experiment.reference import recipe_reference
 
@@ -189,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_command(commands)
     add_compare_command(commands)
     add_diagnose_command(commands)
+    push = commands.add_parser("push", help="upload a run's saved model, with its model card, to the Hugging Face Hub")
+    push.add_argument("run", help="finished run folder (or a saved model inside one)")
+    push.add_argument("--repo-id", required=True, help="the Hub repository, e.g. you/minilm-glove-bbc (made if new)")
+    push.add_argument("--private", action="store_true", help="make a new repository private")
+    push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; send nothing")
+    push.set_defaults(handler=_push)
     schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
     schema.set_defaults(handler=_schema)
     return parser

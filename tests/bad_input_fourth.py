@@ -75,8 +75,8 @@ def fourth_round_cases() -> list[Case]:
         Case("rotary base below one", "recipe",
              lambda ws: (llama_train(ws, rope(theta=1e-300)), "theta: Input should be greater than 1")),
         Case("gguf file that does not exist", "model",
-             lambda ws: (override(f"model.name_or_path={ws.root / 'missing.gguf'}", "model.family=llama")(ws),
-                         "missing.gguf' does not exist")),
+             lambda ws: (override("model.name_or_path=models/missing.gguf", "model.family=llama")(ws),
+                         "'models/missing.gguf' does not exist")),  # (an org/name shape: not a Hub id all the same)
         Case("add_tokens file of binary bytes", "recipe",
              lambda ws: (add_tokens(ws, {"file": ws.file("tokens.txt", bytes(range(128, 256)) * 4)}),
                          "cannot read")),

@@ -27,6 +27,7 @@ from pipeline.sweeps.seeds import SeedPlan, why_stop
 from pipeline.sweeps.statistics import RunResult, paired_comparison
 from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
 from pipeline.sweeps.summary import load_run, report_split, write_summary
+from pipeline.training.card import write_model_card
 from pipeline.training.run_folder import check_output_location
 
 log = logging.getLogger(__name__)
@@ -268,6 +269,11 @@ def report(
         cell_notes=notes,
         stopped_early=stopped,
     )
+    for cell, members in results.items():  # each run's model card gets its cell's intervals
+        sweep = {"folder": str(manifest.path.parent), "name": cell, "split": summary["split"],
+                 "cell": summary["cells"][cell], "baseline": base.name}  # fmt: skip
+        for member in members:
+            write_model_card(member.folder, sweep)
     failed = [outcome for outcome in state.outcomes.values() if outcome.status == "failed"]
     summary["failed_runs"] = len(failed)
     if failed:

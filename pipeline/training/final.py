@@ -4,6 +4,7 @@ run)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import torch
@@ -22,7 +23,19 @@ def write_final_evaluation(
     """Predictions and scores of every eval split of `data` (the run's: numbered when the feature cache replays the
     body), then `metrics.json` with the training summary. The first split's scores are also the last step's
     evaluation line of `log.jsonl` (the training loop leaves that evaluation to this one rather than run it twice)."""
+    started = time.perf_counter()
     results = evaluate_experiment(exp, model, data)
+    seconds = time.perf_counter() - started
+    examples = sum(len(data.splits[split]) for split in results if split in data.splits)
+    summary = summary | {
+        "eval_wall_time_s": round(seconds, 2),
+        "eval_examples_per_second": round(examples / seconds, 1) if seconds > 0 else None,
+        "train_samples_per_second": round(
+            summary["steps"] * exp.recipe.train.batch_size / summary["train_wall_time_s"], 1
+        )
+        if summary.get("train_wall_time_s")
+        else None,
+    }
     first = exp.recipe.eval.splits[0]
     run.log({"step": summary["steps"], "epoch": summary["epochs"] - 1, "split": first, **results[first][0]})
     exp.accelerator.log({f"{first}/{name}": value for name, value in results[first][0].items()}, step=summary["steps"])

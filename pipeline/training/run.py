@@ -17,6 +17,7 @@ from pipeline.experiment.build import Experiment, build_experiment
 from pipeline.locks import folder_lock
 from pipeline.recipe.io import dump_recipe, tracker_config
 from pipeline.recipe.schema import Recipe
+from pipeline.training.card import write_model_card
 from pipeline.training.checkpointing import Progress, latest_checkpoint, save_model
 from pipeline.training.final import write_final_evaluation
 from pipeline.training.loop import fit
@@ -136,6 +137,8 @@ def _train_in(exp: Experiment, start: RunStart, run: RunFolder) -> Path:
         summary = fit(exp, state, run)
         save_model(acc, state.model, exp.tokenizer, start.output_dir / "model")
         write_final_evaluation(exp, state.cache.data, state.model, run, summary)
+        if run.is_main:
+            write_model_card(start.output_dir)  # from the run folder just written: policies, data, scores, recipe
         acc.end_training()
     finally:
         state.cache.remove_hooks()  # the model leaves the run as the experiment built it (its weights trained)

@@ -175,6 +175,16 @@ def test_ray_gives_the_local_backend_s_metrics(sweep_recipe, finished_sweep, tmp
         assert ray_scores == local
 
 
+def test_each_run_s_model_card_gets_its_cell_s_intervals(finished_sweep):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(
+        finished_sweep / "token_embeddings=freeze,positions=finetune" / "seed=0" / "model" / "README.md"
+    )
+    assert f"In the sweep `{finished_sweep}`" in card.text and "of 2 seeds of the cell" in card.text
+    assert "(mean ± std over seeds)" in card.text
+
+
 def test_compare_two_runs(finished_sweep, tmp_path):
     a, b = (
         finished_sweep / "token_embeddings=finetune,positions=finetune" / "seed=0",
