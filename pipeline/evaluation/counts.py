@@ -77,7 +77,7 @@ def set_counts(pairs: Sequence[tuple[set, set]]) -> np.ndarray:
 
 def macro_f1(totals: np.ndarray) -> np.ndarray:
     """Totals (..., 3 × classes): per class (tp, fp, fn); F1 averaged over the classes that occur as gold or
-    prediction (as `pipeline.evaluation.metrics.classification` averages over the labels it sees)."""
+    prediction (as `pipeline.evaluation.metrics.scores` averages over the labels it sees)."""
     per_class = totals.reshape(*totals.shape[:-1], -1, 3)
     tp, fp, fn = per_class[..., 0], per_class[..., 1], per_class[..., 2]
     present = (tp + fp + fn) > 0

@@ -13,6 +13,7 @@ beside this file and the arguments its `compute` gets; a task says which kinds o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,16 @@ INPUT_KINDS = ("classes", "tag_sequences", "values", "label_sets", "token_nll")
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A metric script, its `compute` arguments, and whether its result keys are the reported names as they are."""
+    """A metric script (whose `_compute` is the function of `scores` named after it, file name without `.py`), its
+    `compute` arguments, and whether its result keys are the reported names as they are."""
 
     script: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     named_results: bool = False
+
+    @property
+    def function(self) -> str:
+        return self.script.removesuffix(".py")
 
 
 def _averaged(score: str, average: str) -> dict[str, MetricSpec]:
@@ -56,6 +62,17 @@ KNOWN_METRICS: dict[str, dict[str, MetricSpec]] = {
     "perplexity": {"token_nll": MetricSpec("perplexity.py")},
     "word_perplexity": {"word_nll": MetricSpec("word_perplexity.py")},
 }
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A built-in score as a module with `compute(predictions=..., references=..., **kwargs)`, as an `evaluate`
+    module has, without `evaluate`'s import or its Arrow round trip."""
+
+    function: Callable[..., dict[str, Any]]
+
+    def compute(self, predictions: list[Any], references: list[Any], **kwargs: Any) -> dict[str, Any]:
+        return self.function(predictions, references, **kwargs)
 
 
 def is_metric_path(name: str) -> bool:
@@ -89,16 +106,25 @@ class LoadedMetric:
 
 
 def load_metric(name: str, inputs: tuple[str, ...]) -> LoadedMetric:
-    """Load one metric by recipe name for a task producing `inputs` (its first kind for a script or `hub:NAME`);
-    our own modules never touch the network."""
-    import evaluate
-
+    """Load one metric by recipe name for a task producing `inputs` (its first kind for a script or `hub:NAME`). A
+    known name is its function of `scores` (the same numbers as its `evaluate` script, `builtin_module` below); a
+    script or `hub:NAME` goes through `evaluate.load`, which needs the network for the Hub."""
     if name in KNOWN_METRICS:
+        from pipeline.evaluation.metrics import scores
+
         kind = next(kind for kind in inputs if kind in KNOWN_METRICS[name])
         spec = KNOWN_METRICS[name][kind]
-        module = evaluate.load(str(METRICS_DIR / spec.script), keep_in_memory=True)
-        return LoadedMetric(name, module, kind, dict(spec.kwargs), spec.named_results)
+        return LoadedMetric(name, Scorer(getattr(scores, spec.function)), kind, dict(spec.kwargs), spec.named_results)
+    import evaluate
+
     return LoadedMetric(name, evaluate.load(name.removeprefix("hub:"), keep_in_memory=True), inputs[0])
+
+
+def builtin_module(name: str, kind: str) -> Any:
+    """The `evaluate` module of a known metric (its script beside this file), for use outside a run."""
+    import evaluate
+
+    return evaluate.load(str(METRICS_DIR / KNOWN_METRICS[name][kind].script), keep_in_memory=True)
 
 
 def compute_all(

@@ -2,9 +2,8 @@
 
 import datasets
 import evaluate
-from seqeval.metrics import classification_report
 
-AVERAGES = ("micro avg", "macro avg", "weighted avg")
+import pipeline.evaluation.metrics.scores as scores
 
 
 class EntityScores(evaluate.Metric):
@@ -25,14 +24,4 @@ class EntityScores(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        report = classification_report(references, predictions, output_dict=True, zero_division=0)
-        micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
-        scores = {
-            "entity_precision": micro["precision"],
-            "entity_recall": micro["recall"],
-            "entity_f1": micro["f1-score"],
-        }
-        for entity_type, row in report.items():
-            if entity_type not in AVERAGES:
-                scores[f"entity_f1/{entity_type}"] = row["f1-score"]
-        return scores
+        return scores.entities(predictions, references)

@@ -3,14 +3,8 @@ per label."""
 
 import datasets
 import evaluate
-import numpy as np
 
-import pipeline.evaluation.metrics.classification as classification
-
-
-def label_counts(predictions: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per label: true positives, predicted positives, actual positives; inputs (examples, labels) of 0/1."""
-    return (predictions * references).sum(axis=0), predictions.sum(axis=0), references.sum(axis=0)
+import pipeline.evaluation.metrics.scores as scores
 
 
 class MultiLabelScores(evaluate.Metric):
@@ -31,23 +25,4 @@ class MultiLabelScores(evaluate.Metric):
         )
 
     def _compute(self, predictions, references, score="f1", average="micro", per_label=False, label_names=None):
-        true_positive, predicted, actual = label_counts(
-            np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.float64)
-        )
-        if average == "micro" and not per_label:
-            true_positive, predicted, actual = (
-                true_positive.sum(keepdims=True),
-                predicted.sum(keepdims=True),
-                actual.sum(keepdims=True),
-            )
-        precision = classification.safe_divide(true_positive, predicted)
-        recall = classification.safe_divide(true_positive, actual)
-        f1 = classification.safe_divide(2 * precision * recall, precision + recall)
-        if per_label:
-            names = label_names or [str(i) for i in range(len(f1))]
-            return {
-                f"per_label/{name}/{key}": float(values[i])
-                for i, name in enumerate(names)
-                for key, values in (("precision", precision), ("recall", recall), ("f1", f1))
-            }
-        return {score: float({"f1": f1, "precision": precision, "recall": recall}[score].mean())}
+        return scores.multilabel(predictions, references, score, average, per_label, label_names)

@@ -1,9 +1,9 @@
 """Perplexity: exp of the mean negative log-likelihood per predicted token, pooled over all examples."""
 
-import math
-
 import datasets
 import evaluate
+
+import pipeline.evaluation.metrics.scores as scores
 
 
 class Perplexity(evaluate.Metric):
@@ -21,5 +21,4 @@ class Perplexity(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        tokens = sum(references)
-        return {"perplexity": math.exp(sum(predictions) / tokens) if tokens else float("nan")}
+        return scores.perplexity(predictions, references)

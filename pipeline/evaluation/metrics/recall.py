@@ -1,11 +1,11 @@
 """Recall for single-label classification, averaged macro, micro or weighted."""
 
 import pipeline.evaluation.metrics.classification as classification
+import pipeline.evaluation.metrics.scores as scores
 
 
 class Recall(classification.ClassificationMetric):
     """Recall for single-label classification, averaged macro, micro or weighted."""
 
     def _compute(self, predictions, references, average="macro"):
-        scores = classification.precision_recall_f1(predictions, references, average)
-        return {"recall": scores[1]}
+        return scores.recall(predictions, references, average)

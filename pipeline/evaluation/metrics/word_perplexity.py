@@ -1,10 +1,10 @@
 """Perplexity per word: exp of the NLL per word of text, pooled over all examples; comparable across tokenizers
 (a tokenizer that cuts words into more pieces predicts more, easier tokens, which lowers its perplexity per token)."""
 
-import math
-
 import datasets
 import evaluate
+
+import pipeline.evaluation.metrics.scores as scores
 
 
 class WordPerplexity(evaluate.Metric):
@@ -22,5 +22,4 @@ class WordPerplexity(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        words = sum(references)
-        return {"word_perplexity": math.exp(sum(predictions) / words) if words > 0 else float("nan")}
+        return scores.word_perplexity(predictions, references)

@@ -1,4 +1,5 @@
-"""The project's own `evaluate` metric modules load offline by path and agree with scikit-learn."""
+"""The built-in scores agree with scikit-learn, their `evaluate` metric modules load offline by path and give the
+same numbers, and a run's built-in scores import no `evaluate`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ import random
 import pytest
 from sklearn import metrics as sk
 
-from pipeline.evaluation.metrics import compute_all, is_metric_path, load_metric, metrics_for
-from pipeline.evaluation.metrics.classification import confusion_matrix, matthews_correlation, precision_recall_f1
+from pipeline.evaluation.metrics import (
+    KNOWN_METRICS,
+    builtin_module,
+    compute_all,
+    is_metric_path,
+    load_metric,
+    metrics_for,
+)
+from pipeline.evaluation.metrics.scores import confusion_matrix, matthews_correlation, precision_recall_f1
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +54,8 @@ def test_hand_computed_small_case():
     assert precision == pytest.approx((0.5 + 1.0) / 2)
     assert recall == pytest.approx((1.0 + 2 / 3) / 2)
     assert f1 == pytest.approx((2 / 3 + 0.8) / 2)
-    assert matthews_correlation([0, 1, 0, 1], [0, 1, 0, 1]) == pytest.approx(1.0)
-    assert matthews_correlation([0, 0, 0, 0], [0, 1, 0, 1]) == 0.0
+    assert matthews_correlation([0, 1, 0, 1], [0, 1, 0, 1])["matthews_correlation"] == pytest.approx(1.0)
+    assert matthews_correlation([0, 0, 0, 0], [0, 1, 0, 1])["matthews_correlation"] == 0.0
 
 
 def test_unknown_average_is_refused():
@@ -145,3 +153,38 @@ def test_multi_label_metrics_equal_sklearn():
         )
     per_label = sk.f1_score(references, predictions, average=None, zero_division=0)
     assert [scores[f"per_label/{i}/f1"] for i in range(5)] == pytest.approx(per_label.tolist())
+
+
+SAMPLES = {  # (predictions, references) of each kind of input
+    "classes": ([0, 1, 2, 2, 1, 0, 3], [0, 1, 1, 2, 1, 2, 3]),
+    "values": ([0.1, 0.5, 0.2, 0.9, 0.4], [0.0, 0.6, 0.1, 1.0, 0.2]),
+    "label_sets": ([[1, 0, 1], [0, 1, 0], [1, 1, 0]], [[1, 0, 0], [0, 1, 1], [1, 1, 0]]),
+    "tag_sequences": ([["B-PER", "I-PER", "O"], ["B-LOC", "O"]], [["B-PER", "I-PER", "O"], ["B-ORG", "O"]]),
+    "token_nll": ([3.6, 0.4], [3, 1]),
+    "word_nll": ([3.6, 0.4], [2.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"), [(name, kind) for name, kinds in KNOWN_METRICS.items() for kind in kinds], ids=str
+)
+def test_each_builtin_score_equals_its_evaluate_module(name, kind):
+    predictions, references = SAMPLES[kind]
+    direct = compute_all([load_metric(name, (kind,))], kind, predictions, references)
+    spec = KNOWN_METRICS[name][kind]
+    module = builtin_module(name, kind).compute(predictions=predictions, references=references, **spec.kwargs)
+    assert direct and all(
+        math.isclose(direct[key] if key in direct else direct[name], value)
+        for key, value in (module.items() if spec.named_results else [(name, next(iter(module.values())))])
+    )
+
+
+def test_a_run_s_builtin_scores_import_no_evaluate():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pipeline.evaluation.metrics import KNOWN_METRICS, load_metric; "
+        "[load_metric(name, tuple(kinds)) for name, kinds in KNOWN_METRICS.items()]; print('evaluate' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
