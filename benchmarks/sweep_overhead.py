@@ -92,7 +92,13 @@ def run_times(output: Path) -> list[dict[str, Any]]:
         run = f"{metrics.parent.parent.name}/{metrics.parent.name}"
         train = json.loads(metrics.read_text())["train"]
         times.append(
-            {"run": run, "train_s": train["train_wall_time_s"], "steps": train["steps"], "run_wall_s": walls.get(run)}
+            {
+                "run": run,
+                "train_s": train["train_wall_time_s"],
+                "steps": train["steps"],
+                "run_wall_s": walls.get(run),
+                "eval_s": train.get("eval_wall_time_s"),
+            }  # (the final evaluation; recorded since 2026-12)
         )
     return times
 
@@ -102,6 +108,10 @@ def summarise(wall: float, times: list[dict[str, Any]]) -> dict[str, Any]:
     result = {"sweep_wall_s": round(wall, 1), "runs": len(times), "median_train_s": round(statistics.median(train), 1)}
     result["sweep_wall_per_run_s"] = round(wall / len(times), 1)
     result["rest_per_run_s"] = round(wall / len(times) - statistics.mean(train), 1)  # of the sweep's wall time
+    outside = [t["run_wall_s"] - t["train_s"] - t["eval_s"] for t in times if t["run_wall_s"] and t["eval_s"]]
+    if outside:  # each run's own wall time less its training and final evaluation: start-up, loading, writing
+        result["outside_train_and_eval_per_run_s"] = round(statistics.mean(outside), 1)
+        result["median_eval_s"] = round(statistics.median(t["eval_s"] for t in times if t["eval_s"]), 1)
     return {**result, "per_run": times}
 
 
