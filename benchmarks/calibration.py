@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 from pipeline.sweeps.intervals import CONFIDENCE
 from pipeline.sweeps.seeds import SeedPlan
 from pipeline.sweeps.statistics import RunResult, paired_comparison
-from pipeline.sweeps.summary import load_run
+from pipeline.sweeps.summary import load_run, report_split
 from pipeline.sweeps.sweep import SweepState, add_seeds
 
 ONCE = ["train.epochs=1", "train.eval_every_steps=1000000", "train.checkpoint_every_epoch=false", "eval.splits=[test]"]
@@ -199,9 +199,10 @@ def aa_table(runs: list[RunResult], k: int, random_splits: int) -> dict[str, Any
 def replay_auto(cells: dict[str, list[RunResult]], base: str, plan: SeedPlan) -> dict[str, Any]:
     """The product's auto-seed procedure on runs already trained (cell → its runs by seed 0, 1, ...)."""
     state = SweepState({cell: plan.initial() for cell in cells})
+    split = report_split([run for runs in cells.values() for run in runs])  # the pools' runs score only this split
     while True:
         results = {cell: [runs[s] for s in state.seeds_of[cell]] for cell, runs in cells.items()}
-        if not add_seeds(state, results, base, plan, None):
+        if not add_seeds(state, results, base, plan, None, split):
             break
     confidence = plan.confidence(CONFIDENCE)
     verdicts = {}

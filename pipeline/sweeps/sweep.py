@@ -18,6 +18,7 @@ from pipeline.locks import LOCK_NAME, folder_lock
 from pipeline.recipe.io import flatten, read_yaml
 from pipeline.recipe.schema import Recipe
 from pipeline.sweeps.baselines import DEFAULT, classical_baselines
+from pipeline.sweeps.comparable import check_comparable, distinct_runs
 from pipeline.sweeps.intervals import CONFIDENCE
 from pipeline.sweeps.plan import Cell, PlannedRun, baseline_cell, cells_of, parse_grid, plan_runs, slug
 from pipeline.sweeps.processes import Launch, Outcome, check_address
@@ -26,11 +27,12 @@ from pipeline.sweeps.runner import run_local
 from pipeline.sweeps.seeds import SeedPlan, why_stop
 from pipeline.sweeps.statistics import RunResult, paired_comparison
 from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
-from pipeline.sweeps.summary import load_run, report_split, write_summary
+from pipeline.sweeps.summary import load_run, write_summary
 from pipeline.training.card import write_model_card
 from pipeline.training.run_folder import check_output_location
 
 log = logging.getLogger(__name__)
+TEST_SPLIT = "test"
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,20 @@ def stopping_rule(kind: str | None, seeds: SeedPlan, recipe: Recipe) -> Stopping
             "early stopping reads the scores of evaluations during training: set train.eval_every_steps",
             field="--early-stop",
         )
-    return MedianStopping(Watched(recipe.eval.splits[0], (recipe.eval.metrics or ["accuracy"])[0]))
+    return MedianStopping(Watched(decision_split(recipe, "--early-stop"), (recipe.eval.metrics or ["accuracy"])[0]))
+
+
+def decision_split(recipe: Recipe, option: str) -> str:
+    """The split a sweep decides by (early stopping, adaptive seeds): the first evaluated split, which the runs also
+    score during training, and never the test split: the test split is reported, not optimised."""
+    first = recipe.eval.splits[0]
+    if first == TEST_SPLIT:
+        raise PipelineError(
+            f"{option} decides by the first evaluated split, here '{first}': the test split is reported, never "
+            "optimised; put a validation split first (eval.splits: [validation, test]; data.holdout carves one)",
+            field=option,
+        )
+    return first
 
 
 def finished_results(planned: dict[tuple[str, int], PlannedRun], state: SweepState) -> dict[str, list[RunResult]]:
@@ -111,13 +126,18 @@ def finished_results(planned: dict[tuple[str, int], PlannedRun], state: SweepSta
 
 
 def add_seeds(
-    state: SweepState, results: dict[str, list[RunResult]], base: str, seeds: SeedPlan, precision: float | None
+    state: SweepState,
+    results: dict[str, list[RunResult]],
+    base: str,
+    seeds: SeedPlan,
+    precision: float | None,
+    split: str,
 ) -> bool:
-    """One more seed for every cell whose comparison is still open (and the baseline, to pair it); True if any."""
+    """One more seed for every cell whose comparison on `split` (a validation split: `decision_split`) is still
+    open (and the baseline, to pair it); True if any."""
     if base not in results:
         return False
     confidence = seeds.confidence(CONFIDENCE)
-    split = report_split([run for members in results.values() for run in members])
     grown = False
     for cell, own in state.seeds_of.items():
         if cell == base or cell in state.decisions:
@@ -202,7 +222,9 @@ def sweep(
     cells = cells_of([parse_grid(grid) for grid in grids])
     planned = {(run.cell.name, run.seed): run for run in plan_runs(recipe, overrides, cells, seeds.every(), output)}
     base = baseline_cell(cells, options.baseline)
-    stopping = stopping_rule(options.early_stop, seeds, next(iter(planned.values())).recipe)
+    reference = next(iter(planned.values())).recipe
+    stopping = stopping_rule(options.early_stop, seeds, reference)
+    deciding = decision_split(reference, "--seeds") if seeds.auto else ""  # refused before anything is written
     plan = {
         "recipe": str(recipe),
         "overrides": overrides,
@@ -232,7 +254,7 @@ def sweep(
             for run, outcome in zip(batch, run_all(launch, batch, manifest, options.backend, stopping), strict=True):
                 state.outcomes[run.output_dir] = outcome
             results = finished_results(planned, state)
-            if not seeds.auto or not add_seeds(state, results, base.name, seeds, options.precision):
+            if not seeds.auto or not add_seeds(state, results, base.name, seeds, options.precision, deciding):
                 break
         return report(state, results, cells, base, planned, manifest, options, seeds)
 
@@ -291,12 +313,19 @@ def collect(paths: list[Path]) -> list[Path]:
     for path in paths:
         if (path / "sweep.json").is_file():  # as the sweep's own summary: a run it stopped early stays out
             runs = json.loads((path / "sweep.json").read_text())["runs"]
-            folders += [Path(run["output_dir"]) for run in runs if run.get("status") != "stopped"]
+            folders += [run_folder_in(path, run["output_dir"]) for run in runs if run.get("status") != "stopped"]
         elif (path / "metrics.json").is_file():
             folders.append(path)
         else:
             raise PipelineError(f"'{path}' is neither a finished run folder nor a sweep folder")
     return [folder for folder in dict.fromkeys(folders) if (folder / "metrics.json").is_file()]
+
+
+def run_folder_in(sweep_folder: Path, recorded: str) -> Path:
+    """A run folder of a sweep, found under the sweep folder as given (`CELL/seed=N`, the layout every sweep
+    writes), whatever working directory the sweep was started from and its `sweep.json` recorded paths against."""
+    recorded_path = Path(recorded)
+    return sweep_folder / recorded_path.parent.name / recorded_path.name
 
 
 def setting_name(key: str) -> str:
@@ -311,9 +340,10 @@ def compare(
     """The summary and plots of any finished runs: runs whose recipes differ only in seed and folder form one cell,
     named by the settings in which the cells differ."""
     check_sweep_output(output, ("summary.json", "sweep.json"))
-    folders = collect([*paths, *([baseline] if baseline else [])])
+    folders = distinct_runs(collect([*paths, *([baseline] if baseline else [])]))
     if not folders:
         raise PipelineError("no finished run among the folders given")
+    check_comparable(folders)
     settings = {}
     for folder in folders:
         recipe = flatten(read_yaml((folder / "recipe.yaml").read_text()))

@@ -4,6 +4,7 @@ the Ray backend against the local one, and the statistics on a hand-checkable ca
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -222,6 +223,51 @@ def test_compare_needs_no_data_unless_a_classical_row_is_asked_for(finished_swee
     assert len(err) == 1 and "does not exist" in err[0] and str(tmp_path / "gone") in err[0]
 
 
+def test_compare_counts_a_run_once_and_refuses_what_does_not_pair(finished_sweep, tmp_path, capsys, caplog):
+    import shutil
+
+    run = finished_sweep / "token_embeddings=finetune,positions=finetune" / "seed=0"
+    other = finished_sweep / "token_embeddings=freeze,positions=finetune" / "seed=0"
+    copy = shutil.copytree(run, tmp_path / "copy-of-a-run")
+    relative = os.path.relpath(run)
+    assert (
+        main(["compare", str(run), relative, str(copy), str(other), "--output", str(tmp_path / "c"), "--no-baseline"])
+        == 0
+    )
+    cells = json.loads((tmp_path / "c" / "summary.json").read_text())["cells"]
+    assert [cell["n"] for cell in cells.values()] == [1, 1]  # the run, its other spelling and its copy: one seed
+    assert "is the same run as" in caplog.text
+    odd = shutil.copytree(other, tmp_path / "odd")
+    recipe = yaml.safe_load((odd / "recipe.yaml").read_text())
+    prints = json.loads((odd / "fingerprints.json").read_text())
+    (odd / "fingerprints.json").write_text(json.dumps(prints | {"test": "0" * 64}))
+    capsys.readouterr()
+    assert main(["compare", str(run), str(odd), "--output", str(tmp_path / "d"), "--no-baseline"]) == 2
+    assert "comes from other data than" in capsys.readouterr().err
+    (odd / "recipe.yaml").write_text(yaml.safe_dump(recipe | {"task": {"type": "regression"}}))
+    assert main(["compare", str(run), str(odd), "--output", str(tmp_path / "e"), "--no-baseline"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different task types" in err[0] and not (tmp_path / "e").exists()
+
+
+def test_a_sweep_folder_is_found_from_any_working_directory(finished_sweep, tmp_path, monkeypatch):
+    """`sweep.json` records run folders as the sweep was started (relative to its working directory): compare
+    finds them under the sweep folder as given, from anywhere, and the folder may have moved."""
+    import shutil
+
+    moved = shutil.copytree(finished_sweep, tmp_path / "moved" / "sweep")
+    manifest = json.loads((moved / "sweep.json").read_text())
+    for run in manifest["runs"]:
+        run["output_dir"] = os.path.join("runs", "sweep", *Path(run["output_dir"]).parts[-2:])
+    (moved / "sweep.json").write_text(json.dumps(manifest))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["compare", os.path.relpath(moved), "--output", "c", "--no-baseline"]) == 0
+    cells = json.loads((elsewhere / "c" / "summary.json").read_text())["cells"]
+    assert sum(cell["n"] for cell in cells.values()) == len(manifest["runs"])
+
+
 def test_compare_names_a_section_setting_once_as_the_sweep_does(finished_sweep, tmp_path):
     a, b = (
         finished_sweep / "token_embeddings=finetune,positions=finetune",
@@ -289,12 +335,21 @@ def test_parallel_runs_give_the_metrics_of_runs_one_at_a_time(sweep_recipe, tmp_
         assert one["test"] == two["test"]
 
 
+def test_decisions_on_the_test_split_are_refused(sweep_recipe, tmp_path, capsys):
+    """The sweep recipe evaluates on test alone: neither adaptive seeds nor early stopping may decide by it."""
+    for option in (["--seeds", "auto:3:4"], ["--early-stop", "asha", "train.eval_every_steps=1"]):
+        output = tmp_path / option[0].strip("-")
+        assert main(["sweep", str(sweep_recipe), *option, "--output", str(output), "--no-baseline"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "the test split is reported, never optimised" in err[0] and not output.exists()
+
+
 def test_auto_seeds_run_the_first_seeds_then_only_where_the_answer_is_open(sweep_recipe, tmp_path):
     output = tmp_path / "auto"
     grid = ["--grid", "layers.token_embeddings=finetune,freeze", "layers.positions=finetune"]
-    assert (
-        main(["sweep", str(sweep_recipe), *grid, "--seeds", "auto:3:4", "--output", str(output), "--no-baseline"]) == 0
-    )
+    decide = "eval.splits=[validation, test]"  # a validation split carved from train decides; test is reported
+    command = ["sweep", str(sweep_recipe), decide, *grid, "--seeds", "auto:3:4", "--output", str(output)]
+    assert main([*command, "--no-baseline"]) == 0
     manifest = json.loads((output / "sweep.json").read_text())
     decisions = manifest["seed_decisions"]
     frozen = decisions["token_embeddings=freeze"]
