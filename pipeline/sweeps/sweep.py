@@ -322,10 +322,12 @@ def collect(paths: list[Path]) -> list[Path]:
 
 
 def run_folder_in(sweep_folder: Path, recorded: str) -> Path:
-    """A run folder of a sweep, found under the sweep folder as given (`CELL/seed=N`, the layout every sweep
-    writes), whatever working directory the sweep was started from and its `sweep.json` recorded paths against."""
+    """A run folder of a sweep: under the sweep folder as given (`CELL/seed=N`, the layout every sweep writes),
+    whatever working directory the sweep was started from and its `sweep.json` recorded paths against; else the
+    path as recorded."""
     recorded_path = Path(recorded)
-    return sweep_folder / recorded_path.parent.name / recorded_path.name
+    inside = sweep_folder / recorded_path.parent.name / recorded_path.name
+    return inside if inside.is_dir() else recorded_path
 
 
 def setting_name(key: str) -> str:

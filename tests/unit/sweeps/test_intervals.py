@@ -79,7 +79,7 @@ def test_looking_after_every_added_seed_needs_a_stricter_level():
 
 
 def test_counts_reproduce_the_reported_scores():
-    from pipeline.evaluation.metrics.classification import precision_recall_f1
+    from pipeline.evaluation.metrics.scores import precision_recall_f1
 
     records = [
         ClassificationRecord(i, gold, guess, [])
