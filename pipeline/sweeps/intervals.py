@@ -82,12 +82,36 @@ class Difference:
             return None
         return self.mean - self.half_width(self.pairs, confidence), self.mean + self.half_width(self.pairs, confidence)
 
+    def p_value(self) -> float | None:
+        """Two-sided p of a zero difference under the interval's t (None where there is no interval): what Holm's
+        correction over a sweep's comparisons orders."""
+        if self.pairs < MIN_PAIRED_SEEDS:
+            return None
+        spread = math.sqrt(self.seed_variance + self.example_variance)
+        if spread == 0:
+            return 0.0 if self.mean != 0 else 1.0
+        statistic, df = abs(self.mean) / spread, self.degrees_of_freedom()
+        return float(2 * (stats.norm.sf(statistic) if math.isinf(df) else stats.t.sf(statistic, df)))
+
     def half_width(self, pairs: int, confidence: float = CONFIDENCE) -> float:
         """The interval's half-width with `pairs` seed pairs (more than it has: a projection, if the variances stay
         as estimated)."""
         seed_variance = self.seed_variance * self.pairs / pairs
         df = satterthwaite(seed_variance, self.example_variance, pairs)
         return t_quantile(confidence, df) * math.sqrt(seed_variance + self.example_variance)
+
+
+def holm(p_values: list[float], level: float = CONFIDENCE) -> list[bool]:
+    """Holm's step-down correction: which of `p_values` are real while the chance of calling any non-difference
+    among them real stays at most 1 − `level` (family-wise). Ordered from the smallest p, the i-th of m is real while
+    p ≤ (1 − level) / (m − i), and every later one is not once one fails."""
+    alpha, order = 1 - level, sorted(range(len(p_values)), key=p_values.__getitem__)
+    real = [False] * len(p_values)
+    for rank, index in enumerate(order):
+        if p_values[index] > alpha / (len(p_values) - rank):
+            break
+        real[index] = True
+    return real
 
 
 def satterthwaite(seed_variance: float, example_variance: float, pairs: int) -> float:

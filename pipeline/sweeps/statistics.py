@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS, Difference, paired_difference
+from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS, Difference, holm, paired_difference
 from pipeline.tasks.records import PredictionRecord, read_records
 from pipeline.tasks.registry import task_type
 
@@ -109,6 +109,7 @@ def difference_entry(difference: Difference, confidence: float) -> dict[str, Any
         "examples": difference.examples,
         "examples_ci_low": difference.examples_only[0],
         "examples_ci_high": difference.examples_only[1],
+        "p_value": difference.p_value(),
     }
     interval = difference.interval(confidence)
     if interval is None:
@@ -127,3 +128,14 @@ def difference_entry(difference: Difference, confidence: float) -> dict[str, Any
             "df": None if math.isinf(difference.degrees_of_freedom()) else difference.degrees_of_freedom(),
         }
     return entry
+
+
+def correct_for_many(cells: dict[str, dict[str, Any]], confidence: float) -> int:
+    """Holm's correction over every comparison with the baseline in `cells` (each cell × each score with an
+    interval): marks each entry `real_after_correction`, keeping the family-wise chance of calling any non-difference
+    real at most 1 − `confidence`; returns how many comparisons it counted."""
+    entries = [entry for cell in cells.values() for entry in (cell.get("vs_baseline") or {}).values()]
+    tested = [entry for entry in entries if entry.get("p_value") is not None]
+    for entry, real in zip(tested, holm([entry["p_value"] for entry in tested], confidence), strict=True):
+        entry["real_after_correction"] = real
+    return len(tested)

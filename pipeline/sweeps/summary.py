@@ -14,7 +14,7 @@ from pipeline.recipe.io import read_yaml
 from pipeline.storage import atomic_write_text
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS
 from pipeline.sweeps.plots import bar_chart, learning_curves, position_curves
-from pipeline.sweeps.statistics import RunResult, cell_summary, paired_comparison
+from pipeline.sweeps.statistics import RunResult, cell_summary, correct_for_many, paired_comparison
 
 
 def load_run(folder: Path, cell: str) -> RunResult | None:
@@ -58,7 +58,8 @@ def _difference(entry: dict[str, Any] | None) -> str:
     text = f"{entry['seed_difference_mean']:+.4f}"
     if entry.get("ci_low") is None:
         return text + f" (no interval: {entry.get('pairs', 0)} seed{'s' if entry.get('pairs') != 1 else ''})"
-    return text + f" [{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]" + (" *" if entry["excludes_zero"] else "")
+    mark = " *" if entry.get("real_after_correction") else " †" if entry["excludes_zero"] else ""
+    return text + f" [{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]" + mark
 
 
 def _per_seed(entry: dict[str, Any] | None) -> str:
@@ -86,6 +87,7 @@ def write_summary(
     for cell, members in runs.items():
         if cell != baseline and baseline in runs:
             cells[cell]["vs_baseline"] = paired_comparison(members, runs[baseline], split, confidence)
+    comparisons = correct_for_many(cells, confidence)
     folder.mkdir(parents=True, exist_ok=True)  # once the runs are known comparable: a refusal leaves no folder
     metrics = list(
         dict.fromkeys(name for cell in cells.values() for name in cell["scores"] if "/" not in name and name != "loss")
@@ -105,6 +107,7 @@ def write_summary(
         "split": split,
         "baseline": baseline,
         "confidence": confidence,
+        "comparisons": {"count": comparisons, "correction": "Holm", "family_wise_confidence": confidence},
         "cells": cells,
         "classical": classical,
         "stopped_early": stopped_early or [],
@@ -238,10 +241,15 @@ def _markdown(summary: dict[str, Any], metrics: list[str]) -> str:
         f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, "
         "paired by "
         f"seed, its mean over seeds and, per seed, each pair's difference. The {level} interval counts both sources of "
-        "noise, which model a seed happened to train and which test examples happened to be drawn, so a `*` (the "
-        "interval excludes zero) says the settings differ beyond what reseeding and another test sample would explain. "
+        "noise, which model a seed happened to train and which test examples happened to be drawn, so an interval that "
+        "excludes zero says the settings differ beyond what reseeding and another test sample would explain. "
         "It does not say the difference is large, nor that it holds on other data or at other hyper-parameters; with "
         f"fewer than {MIN_PAIRED_SEEDS} paired seeds no interval is given.",
+        "",
+        f"This report makes {summary['comparisons']['count']} comparisons with the baseline (cells × scores). `*` "
+        "marks a difference that is real after Holm's correction over all of them, which keeps the chance of calling "
+        f"any non-difference among them real at most {100 - round(100 * summary.get('confidence', CONFIDENCE), 2):g}%; "
+        "`†` marks one whose own interval excludes zero but which does not survive the correction.",
         "",
         *[f"![{path}]({path})" for path in summary["plots"]],
     ]

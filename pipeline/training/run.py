@@ -139,6 +139,7 @@ def _train_in(exp: Experiment, start: RunStart, run: RunFolder) -> Path:
         write_final_evaluation(exp, state.cache.data, state.model, run, summary)
         if run.is_main:
             write_model_card(start.output_dir)  # from the run folder just written: policies, data, scores, recipe
+        acc.wait_for_everyone()  # every process ends its process group together, not one while another writes
         acc.end_training()
     finally:
         state.cache.remove_hooks()  # the model leaves the run as the experiment built it (its weights trained)
