@@ -32,23 +32,27 @@ def safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=np.zeros_like(numerator, dtype=float), where=denominator > 0)
 
 
+def rates(
+    true_positive: np.ndarray, predicted: np.ndarray, actual: np.ndarray, pooled: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall and F1 per class (or label) from its counts; `pooled`: of the summed counts (micro)."""
+    if pooled:
+        true_positive, predicted, actual = (x.sum(keepdims=True) for x in (true_positive, predicted, actual))
+    precision = safe_divide(true_positive, predicted)
+    recall = safe_divide(true_positive, actual)
+    return precision, recall, safe_divide(2 * precision * recall, precision + recall)
+
+
 def precision_recall_f1(predictions: list[int], references: list[int], average: str) -> tuple[float, float, float]:
     """Precision, recall and F1 averaged `macro` (unweighted over classes), `micro` or `weighted` (by support)."""
     if average not in AVERAGES:
         raise ValueError(f"average must be one of {AVERAGES}, got {average!r}")
     matrix = confusion_matrix(predictions, references)
-    true_positive = np.diag(matrix).astype(float)
-    predicted = matrix.sum(axis=0).astype(float)
     actual = matrix.sum(axis=1).astype(float)
-    if average == "micro":
-        true_positive, predicted, actual = (
-            true_positive.sum(keepdims=True),
-            predicted.sum(keepdims=True),
-            actual.sum(keepdims=True),
-        )
-    precision = safe_divide(true_positive, predicted)
-    recall = safe_divide(true_positive, actual)
-    f1 = safe_divide(2 * precision * recall, precision + recall)
+    precision, recall, f1 = rates(
+        np.diag(matrix).astype(float), matrix.sum(axis=0).astype(float), actual, pooled=average == "micro"
+    )
+    actual = actual.sum(keepdims=True) if average == "micro" else actual
     weights = actual / actual.sum() if average == "weighted" else np.full(len(actual), 1 / len(actual))
     return float(precision @ weights), float(recall @ weights), float(f1 @ weights)
 
@@ -111,18 +115,8 @@ def multilabel(
 ) -> dict[str, float]:
     """`score` averaged `micro` (over all label decisions) or `macro` (over labels), or with `per_label` the
     precision, recall and F1 of every label."""
-    true_positive, predicted, actual = label_counts(
-        np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.float64)
-    )
-    if average == "micro" and not per_label:
-        true_positive, predicted, actual = (
-            true_positive.sum(keepdims=True),
-            predicted.sum(keepdims=True),
-            actual.sum(keepdims=True),
-        )
-    precisions = safe_divide(true_positive, predicted)
-    recalls = safe_divide(true_positive, actual)
-    f1s = safe_divide(2 * precisions * recalls, precisions + recalls)
+    counts = label_counts(np.asarray(predictions, dtype=np.float64), np.asarray(references, dtype=np.float64))
+    precisions, recalls, f1s = rates(*counts, pooled=average == "micro" and not per_label)
     if per_label:
         names = label_names or [str(i) for i in range(len(f1s))]
         return {
