@@ -3,10 +3,10 @@ encoded splits, frozen-body features, the frozen encoder's mean vectors.
 
 Each entry is a folder keyed by a hash of what it was made from. It is written aside (`.KEY.PID.partial`), sealed
 with `entry.json` (every file's size and SHA-256), and renamed into place, so a reader sees a whole entry or none.
-It is read only when every file still matches its seal, checked before any library parses it: an entry cut short,
-edited, or from an older version is removed with one warning and made again, never trusted as it is (a flipped bit
-in a cached fastText model would otherwise hang gensim). A partial left by a process that died (SIGKILL while
-writing) is removed the next time that cache is written to.
+It is read only when every file still matches its seal, checked before any library parses it: an entry cut short or
+edited is removed with one warning and made again, never trusted as it is (a flipped bit in a cached fastText model
+would otherwise hang gensim); one from an older version, without a seal, is made again with an info line. A
+partial left by a process that died (SIGKILL while writing) is removed the next time that cache is written to.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pipeline.paths import file_digest
 
 log = logging.getLogger(__name__)
 SEAL = "entry.json"
+UNSEALED = "no readable seal"
 PARTIAL = re.compile(r"^\.(?P<key>.+)\.(?P<pid>\d+)\.partial$")
 
 
@@ -48,7 +49,7 @@ def damage(folder: Path) -> str | None:
     try:
         sealed = json.loads((folder / SEAL).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        return "no readable seal"
+        return UNSEALED
     present = _files(folder)
     if set(present) != set(sealed):
         odd = sorted(set(present) ^ set(sealed))
@@ -91,7 +92,10 @@ def usable(folder: Path, what: str) -> bool:
     problem = damage(folder)
     if problem is None:
         return True
-    log.warning("the cached %s in %s is damaged or from an older version (%s): making it again", what, folder, problem)
+    if problem == UNSEALED:  # written before entries were sealed: not damage, only unverifiable
+        log.info("cache entry %s (%s) is from an older version: making it again", folder, what)
+    else:
+        log.warning("cache entry %s (%s) is damaged (%s): making it again", folder, what, problem)
     aside = folder.with_name(f".{folder.name}.{os.getpid()}.partial")  # a dead writer's partial, as far as any reader
     try:
         folder.rename(aside)

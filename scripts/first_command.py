@@ -73,11 +73,9 @@ def main() -> int:
         copy_tree(work)
         print(f"first-command: running in a clean copy ({work}):\n  {command}", flush=True)
         start = time.monotonic()
-        done = subprocess.run(
-            ["bash", "-c", command], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        done = subprocess.run(["bash", "-c", command], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         seconds = time.monotonic() - start
-        output = done.stdout
+        output = done.stdout.decode("utf-8", errors="replace")  # bytes: text mode would turn a bar's \r into \n
         # what a terminal would show at the end: a progress bar's last state, not each of its updates
         lines = [shown(line) for line in output.split("\n")]
         print("\n".join(lines))
