@@ -42,10 +42,15 @@ def resolve_local_path(value: str) -> Path:
     return Path(value).expanduser()
 
 
+def is_gguf(path: str) -> bool:
+    """A llama.cpp GGUF file by its name (always a local file: the Hub is never asked for one)."""
+    return path.lower().endswith(".gguf")
+
+
 def looks_like_hub_id(value: str) -> bool:
     """True for `name` or `org/name` strings that are not an existing local path (a `.gguf` name is a file: the Hub
     is never asked for one)."""
-    if value.startswith(PKG_SCHEME) or value.lower().endswith(".gguf"):
+    if value.startswith(PKG_SCHEME) or is_gguf(value):
         return False
     return bool(_HUB_ID.match(value)) and not Path(value).exists()
 

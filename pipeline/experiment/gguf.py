@@ -19,10 +19,6 @@ def cache_folder() -> Path:
     return cache_root("gguf")
 
 
-def is_gguf(path: str) -> bool:
-    return path.lower().endswith(".gguf")
-
-
 def converted_checkpoint(path: Path) -> Path:
     """The model folder of a GGUF file (converted on first use, a damaged conversion made again); a file
     transformers cannot read is one line."""

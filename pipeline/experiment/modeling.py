@@ -18,10 +18,10 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedT
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from pipeline.errors import PipelineError, did_you_mean, unusable
-from pipeline.experiment.gguf import converted_checkpoint, is_gguf
+from pipeline.experiment.gguf import converted_checkpoint
 from pipeline.families.base import Family
 from pipeline.families.registry import FAMILIES, family_named, family_of_model_type
-from pipeline.paths import resolve_model_path
+from pipeline.paths import is_gguf, resolve_model_path
 from pipeline.recipe.schema import ModelConfig, TokenizerBuild
 from pipeline.resources import require_memory
 from pipeline.surgery.tables import PER_POSITION_KEY, restore_per_position

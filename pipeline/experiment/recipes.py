@@ -13,10 +13,10 @@ from typing import Any
 
 from pipeline.errors import PipelineError, did_you_mean
 from pipeline.evaluation.metrics import KNOWN_METRICS, is_metric_path, metrics_for
-from pipeline.experiment.gguf import is_gguf
 from pipeline.extras import TRACKER_PACKAGES, installed, require
 from pipeline.families.registry import family_spec
 from pipeline.families.spec import FamilySpec
+from pipeline.paths import is_gguf
 from pipeline.recipe.io import parse_recipe, read_recipe
 from pipeline.recipe.layers import ROTARY_FIELDS, PositionPolicy
 from pipeline.recipe.schema import Recipe
