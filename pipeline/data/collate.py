@@ -13,7 +13,7 @@ import torch
 IGNORED_LABEL = -100  # positions a loss skips (padding), as in PyTorch's cross-entropy
 
 
-SCORING_ONLY = ("labels", "words")  # what scoring reads from a batch and the model is not given
+SCORING_ONLY = ("labels", "words", "bytes", "document")  # what scoring reads from a batch, not given to the model
 
 
 def without_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

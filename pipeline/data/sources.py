@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 import datasets
@@ -90,12 +91,14 @@ def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
     return DatasetDict({cfg.train_split: folder_data}), {cfg.train_split: cfg.folder}
 
 
-def load_splits(cfg: DataConfig, task: TaskSection) -> tuple[DatasetDict, dict[str, int]]:
+def load_splits(cfg: DataConfig, task: TaskSection, read: Collection[str]) -> tuple[DatasetDict, dict[str, int]]:
     """Load the recipe's data as named splits, every value the task reads checked; returns the splits and, per
     split, the rows left out for a missing label (`data.drop_missing_labels`).
 
     Holdout splits the source lacks are carved out of the train split, stratified by `data.stratify_by`, else
-    by the task's label column (none: not stratified).
+    by the task's label column (none: not stratified), when the run reads them (`read`: its eval splits, which
+    evaluation during training and early stopping watch too); one nothing reads is not carved, and every training
+    row trains. Either is said in one line.
     """
     splits, sources = _load_source(cfg)
     if cfg.train_split not in splits:
@@ -107,7 +110,13 @@ def load_splits(cfg: DataConfig, task: TaskSection) -> tuple[DatasetDict, dict[s
         splits[name], dropped[name] = check_column_values(
             splits[name], name, sources[name], task.columns(), cfg.drop_missing_labels
         )
-    carve = {name: share for name, share in cfg.holdout.items() if name not in splits}
+    unread = [name for name in cfg.holdout if name not in splits and name not in read]
+    if unread:
+        log.info(
+            "data.holdout %s not carved: no eval split reads it, so every row of '%s' trains",
+            " or ".join(unread), cfg.train_split,
+        )  # fmt: skip
+    carve = {name: share for name, share in cfg.holdout.items() if name not in splits and name in read}
     if carve:
         stratum = cfg.stratify_by or task.stratify_column()
         if stratum is not None and stratum not in splits[cfg.train_split].column_names:

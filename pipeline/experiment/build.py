@@ -6,6 +6,7 @@ and the applications (train, eval, inspect, diagnose) read it without changing i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,4 +282,4 @@ def build_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
 
 def with_splits(data: EncodedData, splits: DatasetDict) -> EncodedData:
     """The same data with other encoded splits (numbered for the feature cache): a new value, the old one unchanged."""
-    return EncodedData(splits, data.collator, data.counts, data.display)
+    return dataclasses.replace(data, splits=splits)

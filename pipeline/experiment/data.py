@@ -26,18 +26,20 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EncodedData:
     """splits: tokenized, with `labels`; counts: per split, what encoding altered (empty, truncated...);
-    display: per eval split, what to show of each row beside its prediction (its text or words)."""
+    display: per eval split, what to show of each row beside its prediction (its text or words); examples: per eval
+    split, each row's identity (`Task.example_ids`), which its records carry."""
 
     splits: DatasetDict
     collator: PadCollator
     counts: dict[str, dict[str, int]]
     display: dict[str, list[dict[str, Any]] | None]
+    examples: dict[str, list[str]]
 
 
 def raw_splits(recipe: Recipe, task: Task, wanted: list[str]) -> tuple[DatasetDict, dict[str, int]]:
     """The raw splits named in `wanted`, with the task's columns and values checked; also the rows left out per
     split for a missing label."""
-    raw, dropped = load_splits(recipe.data, recipe.task)
+    raw, dropped = load_splits(recipe.data, recipe.task, recipe.eval.splits)
     missing = [name for name in wanted if name not in raw]
     if missing:
         raise PipelineError(f"no split {missing} in the data (it has {sorted(raw)})", field="eval.splits")
@@ -101,21 +103,24 @@ def encoded_data(
     features: TokenFeatures,
     accelerator: Accelerator,
 ) -> EncodedData:
-    """The encoded splits with their collator and what to display of each evaluated row; with `eval.lengths`, each
-    eval split also packed into blocks of each length, as `SPLIT@LENGTH`."""
+    """The encoded splits with their collator, what to display of each evaluated row and its identity; with
+    `eval.lengths`, each eval split also encoded at each length, as `SPLIT@LENGTH` (a language model packs it)."""
     splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
     evaluated = DatasetDict({name: raw[name] for name in recipe.eval.splits})
     for length in recipe.eval.lengths or []:
-        packed, packed_counts = encode_splits(recipe, task, evaluated, tokenizer, length, features, accelerator)
+        at_length = DatasetDict({f"{name}@{length}": split for name, split in evaluated.items()})
+        packed, packed_counts = encode_splits(recipe, task, at_length, tokenizer, length, features, accelerator)
         short = {name: count["tokens"] for name, count in packed_counts.items() if count.get("tokens", length) < length}
         if short:  # no block of that length: a "perplexity@LENGTH" would score shorter ones under its name
             name, tokens = next(iter(short.items()))
             raise PipelineError(
-                f"{length}: split '{name}' holds {tokens} tokens, not one block of {length}; use lengths up to "
-                f"{tokens}",
+                f"{length}: split '{name.rpartition('@')[0]}' holds {tokens} tokens, not one block of {length}; use "
+                f"lengths up to {tokens}",
                 field="eval.lengths",
             )
-        splits.update({f"{name}@{length}": split for name, split in packed.items()})
-        counts.update({f"{name}@{length}": value for name, value in packed_counts.items()})
+        splits.update(packed)
+        counts.update(packed_counts)
     collator = PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token)
-    return EncodedData(splits, collator, counts, {name: task.display_rows(raw[name]) for name in recipe.eval.splits})
+    display = {name: task.display_rows(raw[name]) for name in recipe.eval.splits}
+    examples = {name: task.example_ids(raw[name]) for name in recipe.eval.splits}
+    return EncodedData(splits, collator, counts, display, examples)

@@ -41,10 +41,20 @@ def code_requests(recipe: Recipe, model_dir: Path) -> list[str]:
     return asks
 
 
+def held_out_as_trained(trained: Recipe, recipe: Recipe) -> Recipe:
+    """`recipe` (the run's, with overrides) carving only the holdouts its run carved, those its eval splits read:
+    the rows of any other were trained on, so a split of that name must come from the data itself (or it is
+    missing, said in one line), never be carved again out of rows the model saw."""
+    carved = {name: share for name, share in trained.data.holdout.items() if name in trained.eval.splits}
+    return recipe.model_copy(update={"data": recipe.data.model_copy(update={"holdout": carved})})
+
+
 def load_run_recipe(run_dir: Path, model_dir: Path, overrides: Sequence[str], trust_code: bool) -> Recipe:
     """A run folder's recipe, for re-scoring or diagnosing it. Trust comes from the command line, never from the
     folder: a folder from someone else whose recipe or model asks to run code is refused unless `trust_code`."""
-    recipe = load_recipe(run_dir / "recipe.yaml", overrides)
+    recipe = held_out_as_trained(
+        load_recipe(run_dir / "recipe.yaml", []), load_recipe(run_dir / "recipe.yaml", overrides)
+    )
     asks = code_requests(recipe, model_dir)
     if asks and not trust_code:
         raise PipelineError(

@@ -1,7 +1,7 @@
 """What `pipeline compare` may put side by side: each run once (the same folder named twice, or a byte copy of a run
-folder beside it, counts one seed once, said in one line), runs of one task type, and runs whose evaluated splits
-came from the same data files (their examples are paired one by one, so different test files would pair unrelated
-examples)."""
+folder beside it, counts one seed once, said in one line), and runs of one task type. Runs evaluated on different
+data files are compared on the examples they share (records carry their example's identity), said in one line; runs
+written before records carried identities pair by position, so for them different files are refused."""
 
 from __future__ import annotations
 
@@ -54,8 +54,26 @@ def check_comparable(folders: list[Path]) -> None:
         evaluated = recipes[folder].get("eval", {}).get("splits") or []
         for split in (name for name in evaluated if name in prints):
             seen = first.setdefault(split, (prints[split], folder))
-            if seen[0] != prints[split]:
+            if seen[0] == prints[split]:
+                continue
+            if not (carries_identities(folder, split) and carries_identities(seen[1], split)):
                 raise PipelineError(
-                    f"split '{split}' of {folder} comes from other data than that of {seen[1]}: their examples "
-                    "cannot be paired; compare runs evaluated on the same files"
+                    f"split '{split}' of {folder} comes from other data than that of {seen[1]}, and their records "
+                    "carry no example identities (written by an older version): they cannot be paired; compare runs "
+                    "evaluated on the same files"
                 )
+            log.warning(
+                "split '%s' of %s comes from other data than that of %s: compared on the examples they share",
+                split, folder, seen[1],
+            )  # fmt: skip
+
+
+def carries_identities(folder: Path, split: str) -> bool:
+    """Whether the run's records of `split` name their examples (`example`), so that different files pair on the
+    examples they share."""
+    path = folder / f"predictions-{split}.jsonl"
+    if not path.is_file():
+        return False
+    with path.open(encoding="utf-8") as lines:
+        first = next(lines, "")
+    return bool(first.strip()) and json.loads(first).get("example") is not None

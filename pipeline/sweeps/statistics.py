@@ -7,6 +7,7 @@ non-difference real.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics as stats
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS, Difference, holm, paired_difference
 from pipeline.tasks.records import PredictionRecord, read_records
 from pipeline.tasks.registry import task_type
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,6 +71,20 @@ def cell_summary(runs: list[RunResult], split: str) -> dict[str, Any]:
     }
 
 
+def shared_units(
+    pairs: list[tuple[RunResult, RunResult]], split: str
+) -> tuple[list[tuple[list[PredictionRecord], list[PredictionRecord]]], int]:
+    """Each seed pair's records of `split` on the units every run scored (an example, or a document of text: the
+    task's `units`), joined by identity and in one order (sorted by identity, so the order of a file's lines changes
+    nothing); also how many units some run scored and another did not."""
+    record = task_type(pairs[0][0].task_type).record
+    units = [(record.units(c.records(split)), record.units(b.records(split))) for c, b in pairs]
+    every = [set(keyed) for pair in units for keyed in pair]
+    shared = sorted(set.intersection(*every))
+    unpaired = len(set.union(*every)) - len(shared)
+    return [([mine[key] for key in shared], [theirs[key] for key in shared]) for mine, theirs in units], unpaired
+
+
 def paired_comparison(
     cell: list[RunResult], baseline: list[RunResult], split: str, confidence: float = CONFIDENCE, seed: int = 0
 ) -> dict[str, Any]:
@@ -75,23 +92,37 @@ def paired_comparison(
     the `confidence` interval of the mean difference that counts seed and test-example noise (`ci_low`, `ci_high`;
     `excludes_zero` marks a difference the report calls real). With fewer than 3 paired seeds there is no such
     interval (`no_interval` says why). `examples_ci_*` is the interval over test examples alone, the trained models
-    held fixed: it says how precisely these models were measured, not whether the settings differ."""
+    held fixed: it says how precisely these models were measured, not whether the settings differ.
+
+    Examples are paired by identity, not by line: the scores compared are those of the examples every run scored
+    (`examples`; `unpaired`: how many some run scored and another did not, said in one line)."""
     by_seed = {run.seed: run for run in baseline}
     pairs = [(run, by_seed[run.seed]) for run in sorted(cell, key=lambda run: run.seed) if run.seed in by_seed]
-    if not pairs or not all(len(c.records(split)) == len(b.records(split)) > 1 for c, b in pairs):
+    if not pairs or not all(c.records(split) and b.records(split) for c, b in pairs):
         return {}
+    aligned, unpaired = shared_units(pairs, split)
+    if len(aligned[0][0]) < 2:
+        log.warning(
+            "%s: the runs share %d scored example(s) of %s; nothing to pair", cell[0].cell, len(aligned[0][0]), split
+        )
+        return {}
+    if unpaired:
+        log.warning(
+            "%s against %s on %s: compared on the %d examples every run scored; %d scored by only some are left out",
+            cell[0].cell, baseline[0].cell, split, len(aligned[0][0]), unpaired,
+        )  # fmt: skip
     reported = set(pairs[0][0].scores.get(split, {}))
-    first = pairs[0][0].records(split)
+    first = aligned[0][0]
     compared = [m for m in task_type(cell[0].task_type).compared_scores(reported) if m.applies_to(first)]
     result: dict[str, Any] = {}
     for metric in compared:
-        every = [records for c, b in pairs for records in (c.records(split), b.records(split))]
+        every = [records for mine, theirs in aligned for records in (mine, theirs)]
         classes = sorted(set().union(*(metric.labels(records) for records in every)))
-        mine = [metric.of(c.records(split), classes) for c, _ in pairs]
-        theirs = [metric.of(b.records(split), classes) for _, b in pairs]
+        mine = [metric.of(records, classes) for records, _ in aligned]
+        theirs = [metric.of(records, classes) for _, records in aligned]
         diffs = [m.total_score() - t.total_score() for m, t in zip(mine, theirs, strict=True)]
         difference = paired_difference(mine, theirs, diffs, seed=seed)
-        result[metric.name] = difference_entry(difference, confidence)
+        result[metric.name] = difference_entry(difference, confidence) | {"unpaired": unpaired}
     return result
 
 

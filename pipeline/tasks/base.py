@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import LoadedMetric
 from pipeline.families.base import TokenFeatures
-from pipeline.tasks.records import PredictionRecord
+from pipeline.tasks.records import PredictionRecord, example_ids
 
 Scores = dict[str, float]
 Records = list[PredictionRecord]
@@ -31,6 +31,7 @@ class Task(Protocol):
     def check_columns(self, splits: DatasetDict) -> None: ...
     def texts(self, split: Dataset) -> list[str]: ...
     def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None: ...
+    def example_ids(self, split: Dataset) -> list[str]: ...
     def fit_labels(self, train: Dataset) -> None: ...
     def use_labels(self, id2label: dict[int, str]) -> None: ...
     def default_metrics(self) -> list[str]: ...
@@ -65,6 +66,12 @@ class TaskDefaults:
 
     def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None:
         return None
+
+    def example_ids(self, split: Dataset) -> list[str]:
+        """Each row's identity (`records.example_ids`) from what the predictions file shows of it; by position where
+        it shows nothing."""
+        rows = self.display_rows(split)
+        return example_ids(rows) if rows is not None else [f"@{index}" for index in range(len(split))]
 
     def default_metrics(self) -> list[str]:
         return list(self.cfg.default_metrics)

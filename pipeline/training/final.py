@@ -40,7 +40,7 @@ def write_final_evaluation(
     run.log({"step": summary["steps"], "epoch": summary["epochs"] - 1, "split": first, **results[first][0]})
     exp.accelerator.log({f"{first}/{name}": value for name, value in results[first][0].items()}, step=summary["steps"])
     for split, (scores, records) in results.items():
-        run.write_jsonl(f"predictions-{split}.jsonl", readable(records, data.display.get(split)))
+        run.write_jsonl(f"predictions-{split}.jsonl", readable(records, data.display.get(split), data.examples[split]))
         pairs = [pair for record in records for pair in record.confusion_pairs()]
         if pairs and run.is_main:
             save_confusion_matrix(pairs, run.path / f"confusion-{split}.png", f"{split}: {len(pairs):,} scored")

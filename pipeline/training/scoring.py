@@ -80,8 +80,14 @@ def merge_lengths(results: dict[str, tuple[Scores, Records]]) -> dict[str, tuple
     return merged
 
 
-def readable(records: Records, rows: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Each record as a predictions-file line, with what a reader needs of its row (its text or words) in front."""
+def readable(records: Records, rows: list[dict[str, Any]] | None, examples: list[str]) -> list[dict[str, Any]]:
+    """Each record as a predictions-file line, with what a reader needs of its row (its text or words) in front,
+    and the identity of the example it scores (`examples`: one per row of the split)."""
+    rows_of = [record.source_row() for record in records]
+    lines = [
+        dataclasses.replace(record, example=None if row is None else examples[row]).to_json()
+        for record, row in zip(records, rows_of, strict=True)
+    ]
     if rows is None:
-        return [record.to_json() for record in records]
-    return [{**row, **record.to_json()} for row, record in zip(rows, records, strict=True)]
+        return lines
+    return [{**row, **line} for row, line in zip(rows, lines, strict=True)]

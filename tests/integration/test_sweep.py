@@ -241,9 +241,14 @@ def test_compare_counts_a_run_once_and_refuses_what_does_not_pair(finished_sweep
     recipe = yaml.safe_load((odd / "recipe.yaml").read_text())
     prints = json.loads((odd / "fingerprints.json").read_text())
     (odd / "fingerprints.json").write_text(json.dumps(prints | {"test": "0" * 64}))
+    assert main(["compare", str(run), str(odd), "--output", str(tmp_path / "d"), "--no-baseline"]) == 0
+    assert "comes from other data than" in caplog.text and "compared on the examples they share" in caplog.text
+    for path in odd.glob("predictions-*.jsonl"):  # records of an older version: no identities, pairs by position
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({k: v for k, v in line.items() if k != "example"}) + "\n" for line in lines))
     capsys.readouterr()
-    assert main(["compare", str(run), str(odd), "--output", str(tmp_path / "d"), "--no-baseline"]) == 2
-    assert "comes from other data than" in capsys.readouterr().err
+    assert main(["compare", str(run), str(odd), "--output", str(tmp_path / "d2"), "--no-baseline"]) == 2
+    assert "carry no example identities" in capsys.readouterr().err
     (odd / "recipe.yaml").write_text(yaml.safe_dump(recipe | {"task": {"type": "regression"}}))
     assert main(["compare", str(run), str(odd), "--output", str(tmp_path / "e"), "--no-baseline"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

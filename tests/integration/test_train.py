@@ -85,6 +85,21 @@ def test_pipeline_eval_rescores_a_run(bert_run, tmp_path, capsys):
     assert scores["validation"] == pytest.approx(expected["validation"])
 
 
+def test_a_holdout_nothing_reads_trains_and_is_never_scored_later(tmp_path, tiny_bert, capsys):
+    """Train and test files with `eval.splits: [test]`: the default validation holdout is not carved (every train
+    row trains), and re-scoring the run on a `validation` split does not carve one out of rows it trained on."""
+    data = {
+        split: write_jsonl(tmp_path / f"{split}.jsonl", make_examples(count, seed))
+        for split, count, seed in (("train", 40, 0), ("test", 12, 1))
+    }
+    run = train_fresh(recipe_dict(tiny_bert, data, tmp_path / "run", eval={"splits": ["test"]}))
+    assert json.loads((run / "input_layers.json").read_text())["data"]["train"]["examples"] == 40
+    capsys.readouterr()
+    assert main(["eval", str(run), "eval.splits=[validation]"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no split ['validation'] in the data" in err[0]
+
+
 def test_freeze_keeps_embeddings_bit_identical_and_out_of_the_optimizer(tmp_path, jsonl_data, tiny_bert):
     raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers={"token_embeddings": "freeze"})
     run_dir = train_fresh(raw)

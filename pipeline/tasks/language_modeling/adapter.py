@@ -35,6 +35,7 @@ from pipeline.recipe.schema import EvalConfig
 from pipeline.tasks.base import Records, Scores, TaskDefaults, require_columns
 from pipeline.tasks.language_modeling.records import BlockRecord
 from pipeline.tasks.language_modeling.section import LanguageModelingTask
+from pipeline.tasks.records import example_ids
 
 TEXTS_PER_PACKING_BATCH = 10_000  # texts tokenized and packed together; each such batch ends in one short block
 
@@ -55,6 +56,41 @@ def summed_token_nll(logits: torch.Tensor, labels: torch.Tensor, shift: int) -> 
     """Per example: summed NLL of the tokens predicted `shift` steps away, and their count: (batch,), (batch,)."""
     nll, predicted = token_nll(logits, labels, shift)
     return nll.sum(dim=1), predicted.sum(dim=1)
+
+
+def is_text(value: Any) -> bool:
+    return value is not None and bool(str(value).strip())
+
+
+def packed_blocks(encoded: Any, separator: dict[str, Any], block: int) -> dict[str, list[list[Any]]]:
+    """Every per-token column as one stream (each text followed by the separator), cut into blocks of `block`."""
+    blocks = {}
+    for key, end in separator.items():
+        stream = [item for rows in encoded[key] for item in [*rows, end]]
+        blocks[key] = [stream[i : i + block] for i in range(0, len(stream), block)]
+    return blocks
+
+
+def document_blocks(
+    encoded: Any, separator: dict[str, Any], block: int, texts: list[str], rows: list[int], directions: int
+) -> dict[str, list[Any]]:
+    """Each text on its own, between two separators (the model predicts its first token from the separator, as in
+    the packed stream it trained on, and the separator after it), cut into blocks of `block`. Per block: the row
+    of its text (`document`), and the text's words and UTF-8 bytes spread over its blocks by their tokens,
+    counted once per direction a model predicts in."""
+    blocks: dict[str, list[Any]] = {key: [] for key in [*separator, "document", "words", "bytes"]}
+    for position, (text, row) in enumerate(zip(texts, rows, strict=True)):
+        streams = {key: [end, *encoded[key][position], end] for key, end in separator.items()}
+        length = len(streams["input_ids"])
+        words, size = len(text.split()) * directions, len(text.encode("utf-8")) * directions
+        for start in range(0, length, block):
+            for key, stream in streams.items():
+                blocks[key].append(stream[start : start + block])
+            share = (min(start + block, length) - start) / length
+            blocks["document"].append(row)
+            blocks["words"].append(round(words * share, 6))
+            blocks["bytes"].append(round(size * share, 6))
+    return blocks
 
 
 def words_per_block(texts: list[str], ids: list[list[int]], block: int, directions: int) -> list[float]:
@@ -101,6 +137,10 @@ class LanguageModeling(TaskDefaults):
         """The raw text of each row (for building a tokenizer)."""
         return [str(text) for text in split[self.cfg.text_column] if text is not None]
 
+    def example_ids(self, split: Dataset) -> list[str]:
+        """Each row's identity from its text (`records.example_ids`): the document its blocks score."""
+        return example_ids([str(text) for text in split[self.cfg.text_column]])
+
     def fit_labels(self, train: Dataset) -> None:
         """Nothing to learn: the labels are the text itself."""
 
@@ -123,8 +163,10 @@ class LanguageModeling(TaskDefaults):
         token_features: TokenFeatures = NO_TOKEN_FEATURES,
         for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
-        """Pack the split's texts into blocks of `max_length` tokens with `labels` = the ids (and the family's
-        extra per-token inputs, packed alike).
+        """Blocks of at most `max_length` tokens with `labels` = the ids (and the family's extra per-token inputs,
+        cut alike): the training split (and a split scored at an `eval.lengths` length) packs its texts into one
+        stream; a scored split gives each text blocks of its own (`document_blocks`), so that every record scores
+        text of one document, which a comparison pairs across tokenizers.
 
         Empty texts are skipped and counted; texts longer than a block are split across blocks, not truncated.
         """
@@ -135,30 +177,35 @@ class LanguageModeling(TaskDefaults):
             )
         separator = {"input_ids": tokenizer.eos_token_id, **token_features.of_token(tokenizer, tokenizer.eos_token)}
 
-        def pack(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-            texts = [str(text) for text in batch[self.cfg.text_column] if text is not None and str(text).strip()]
-            if not texts:  # a batch of empty texts packs into no block
-                return {key: [] for key in [*separator, "attention_mask", "labels"]} | (
-                    {} if for_training else {"words": []}
-                )
+        per_document = not for_training and "@" not in name  # `NAME@LENGTH` blocks must be that long: packed
+        scoring_only = [] if for_training else ["words", "bytes", "document"]
+
+        def encode_texts(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+            kept = [(i, str(t)) for i, t in zip(indices, batch[self.cfg.text_column], strict=True) if is_text(t)]
+            if not kept:  # a batch of empty texts makes no block
+                return {key: [] for key in [*separator, "attention_mask", "labels", *scoring_only]}
+            rows, texts = [row for row, _ in kept], [text for _, text in kept]
             encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=token_features.needs_offsets)
             token_features.add(encoded, tokenizer, texts, None)
-            blocks = {}
-            for key, end in separator.items():  # every per-token column: one stream, cut into blocks
-                stream = [item for rows in encoded[key] for item in [*rows, end]]
-                blocks[key] = [stream[i : i + max_length] for i in range(0, len(stream), max_length)]
+            if per_document:
+                blocks = document_blocks(encoded, separator, max_length, texts, rows, len(self.directions))
+            else:
+                blocks = packed_blocks(encoded, separator, max_length)
+                if not for_training:  # scoring only: the words each block holds
+                    blocks["words"] = words_per_block(texts, encoded["input_ids"], max_length, len(self.directions))
+                    blocks["bytes"] = [float("nan")] * len(blocks["input_ids"])  # not kept by packed blocks
+                    blocks["document"] = [-1] * len(blocks["input_ids"])
             blocks["attention_mask"] = [[1] * len(block) for block in blocks["input_ids"]]
             blocks["labels"] = [list(block) for block in blocks["input_ids"]]
-            if not for_training:  # scoring only: the words each block holds
-                blocks["words"] = words_per_block(texts, encoded["input_ids"], max_length, len(self.directions))
             return blocks
 
         empty = sum(1 for text in split[self.cfg.text_column] if text is None or not str(text).strip())
         if empty == len(split):
             raise PipelineError(f"split '{name}': every text is empty; there is nothing to model", field="data")
         packed = split.map(
-            pack,
+            encode_texts,
             batched=True,
+            with_indices=True,
             batch_size=TEXTS_PER_PACKING_BATCH,
             remove_columns=split.column_names,
             desc=f"packing {name}",
@@ -178,7 +225,9 @@ class LanguageModeling(TaskDefaults):
         self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
     ) -> tuple[Scores, Records]:
         """Perplexity (all directions pooled, and per direction for `bidirectional`), the mean token NLL as `loss`,
-        and one record per block: its predicted tokens and NLL."""
+        per word (`word_loss`, `word_perplexity`) and, for blocks of whole documents, in bits per UTF-8 byte of text
+        (`bits_per_byte`: comparable across tokenizers); one record per block: its predicted tokens and NLL, and the
+        words, bytes and row of the text it holds."""
 
         def select(batch: dict[str, torch.Tensor], output: Any) -> tuple[torch.Tensor, ...]:
             per_direction, first = [], None
@@ -189,20 +238,22 @@ class LanguageModeling(TaskDefaults):
             # Blocks of one batch differ in length across processes: pad the per-position rows before gathering.
             by_position = accelerator.pad_across_processes(first[0], dim=1)
             predicted = accelerator.pad_across_processes(first[1].float(), dim=1)
-            words = batch.get("words", torch.full((len(predicted),), float("nan"), device=predicted.device))
-            return torch.stack(per_direction, dim=1), first[1].sum(dim=1), by_position, predicted, words.double()
+            unknown = torch.full((len(predicted),), float("nan"), device=predicted.device)
+            # (blocks, 3): the words and bytes of text each block holds, and the row of its text
+            held = torch.stack([batch.get(key, unknown).double() for key in ("words", "bytes", "document")], dim=1)
+            return torch.stack(per_direction, dim=1), first[1].sum(dim=1), by_position, predicted, held
 
         nll: dict[str, list[float]] = {prefix: [] for prefix in self.directions}
         counts: list[int] = []
-        words: list[float] = []
+        words, sizes, documents = [], [], []
         position_sums, position_counts = torch.zeros(0), torch.zeros(0)
-        for gathered, count, by_position, predicted, block_words in gathered_outputs(
-            accelerator, model, loader, select
-        ):
+        for gathered, count, by_position, predicted, held in gathered_outputs(accelerator, model, loader, select):
             for column, prefix in enumerate(self.directions):
                 nll[prefix] += gathered[:, column].tolist()
             counts += count.tolist()
-            words += block_words.tolist()
+            words += held[:, 0].tolist()
+            sizes += held[:, 1].tolist()
+            documents += held[:, 2].tolist()
             width = max(len(position_sums), by_position.shape[1])
             position_sums = F.pad(position_sums, (0, width - len(position_sums))) + F.pad(
                 by_position.sum(0).cpu(), (0, width - by_position.shape[1])
@@ -224,8 +275,16 @@ class LanguageModeling(TaskDefaults):
         if per_word and sum(words) > 0:
             scores |= compute_all(metrics, "word_nll", pooled, words)
             scores["word_loss"] = sum(pooled) / sum(words)
+        per_byte = not any(math.isnan(value) for value in sizes)  # packed blocks keep no bytes
+        if per_byte and sum(sizes) > 0:
+            scores["bits_per_byte"] = sum(pooled) / (math.log(2) * sum(sizes))
         records: Records = [
-            BlockRecord(i, count, round(value, 4), words=word if per_word else None)
-            for i, (count, value, word) in enumerate(zip(counts, pooled, words, strict=True))
-        ]
+            BlockRecord(
+                i, count, round(value, 4), words=word if per_word else None, bytes=size if per_byte else None,
+                document=int(document) if per_byte else None,
+            )
+            for i, (count, value, word, size, document) in enumerate(
+                zip(counts, pooled, words, sizes, documents, strict=True)
+            )
+        ]  # fmt: skip
         return scores, records

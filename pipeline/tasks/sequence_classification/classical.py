@@ -58,7 +58,7 @@ def text_features(recipe: Recipe, method: str) -> dict[str, tuple[Any, list[int]
     """TF-IDF or Doc2Vec features of the recipe's training and eval splits, with label ids numbered by the sorted
     training labels (-1: a label the training split lacks)."""
     task, train = recipe.task, recipe.data.train_split
-    splits = limit_splits(recipe.data, load_splits(recipe.data, task)[0])
+    splits = limit_splits(recipe.data, load_splits(recipe.data, task, recipe.eval.splits)[0])
     names = list(dict.fromkeys([train, *recipe.eval.splits]))
 
     def texts(split: str) -> list[str]:

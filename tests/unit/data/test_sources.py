@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 import re
 
 import pytest
@@ -50,7 +51,7 @@ def test_stratified_holdout_is_seeded_disjoint_and_balanced():
 
 
 def test_files_load_with_named_splits(jsonl_data):
-    splits, dropped = load_splits(DataConfig(files=jsonl_data), CLASSIFY)
+    splits, dropped = load_splits(DataConfig(files=jsonl_data), CLASSIFY, ["validation"])
     assert sorted(splits) == ["train", "validation"] and dropped == {"train": 0, "validation": 0}
     assert len(splits["train"]) == 48
 
@@ -58,12 +59,28 @@ def test_files_load_with_named_splits(jsonl_data):
 def test_single_file_gets_a_holdout(tmp_path):
     path = tmp_path / "all.csv"
     path.write_text("text,label\n" + "".join(f"t{i},{i % 3}\n" for i in range(30)))
-    splits, _ = load_splits(DataConfig(files=str(path), holdout={"validation": 0.2}), CLASSIFY)
+    splits, _ = load_splits(DataConfig(files=str(path), holdout={"validation": 0.2}), CLASSIFY, ["validation"])
+    assert len(splits["validation"]) == 6 and len(splits["train"]) == 24
+
+
+def test_a_holdout_nothing_reads_is_not_carved_and_said(tmp_path, caplog):
+    """Train and test files, `eval.splits: [test]`: the default validation holdout would take 20% of train for
+    nothing; every training row trains instead."""
+    files = {}
+    for split, count in (("train", 30), ("test", 10)):
+        files[split] = tmp_path / f"{split}.csv"
+        files[split].write_text("text,label\n" + "".join(f"{split}{i},{i % 3}\n" for i in range(count)))
+    config = DataConfig(files={name: str(path) for name, path in files.items()})
+    with caplog.at_level(logging.INFO):
+        splits, _ = load_splits(config, CLASSIFY, ["test"])
+    assert sorted(splits) == ["test", "train"] and len(splits["train"]) == 30
+    assert "data.holdout validation not carved: no eval split reads it, so every row of 'train' trains" in caplog.text
+    splits, _ = load_splits(config, CLASSIFY, ["validation", "test"])
     assert len(splits["validation"]) == 6 and len(splits["train"]) == 24
 
 
 def test_missing_columns_and_unseen_labels_are_named(jsonl_data):
-    splits, _ = load_splits(DataConfig(files=jsonl_data), CLASSIFY)
+    splits, _ = load_splits(DataConfig(files=jsonl_data), CLASSIFY, ["validation"])
     task = SequenceClassification(
         SequenceClassificationTask(type="sequence-classification", text_column="sentence"), BERT, EvalConfig()
     )
