@@ -76,7 +76,8 @@ def test_regression_trains_with_mse_and_reports_correlations(tmp_path, request, 
     if family == "bert":
         assert scores["pearson"] > 0.5  # the count of sentiment words, learnt in 100 steps
     record = read_jsonl(run_dir / "predictions-validation.jsonl")[0]
-    assert set(record) == {"text", "index", "example", "label", "prediction"} and isinstance(record["prediction"], float)
+    assert set(record) == {"text", "index", "example", "label", "prediction"}
+    assert isinstance(record["prediction"], float)
     assert record["example"].endswith("#0")  # a digest of its text, first of that text in the split
     assert not (run_dir / "confusion-validation.png").exists()
 
