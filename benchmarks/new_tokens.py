@@ -5,8 +5,9 @@ through `pipeline sweep` (its intervals over seeds).
 Cells: the full grid {no new tokens; new tokens initialised `mean` / `compose` / `random` × only their rows trained
 (`rows: new`) / the whole table trained} × {body frozen, LoRA (r 8) on the body}: 14 cells. The recipe is
 `recipes/pretrain/smollm2-new-tokens.yaml` (`--steps` steps of 4 × 128 tokens on 400 training articles,
-`--eval-samples` validation articles held out). Reported per cell: held-out perplexity per word (comparable across
-tokenizers) and per token, tokens per validation text, optimizer-state size, peak memory and training wall time.
+`--eval-samples` validation articles held out). Reported per cell: held-out perplexity per word and bits per byte
+(comparable across tokenizers; the sweep pairs the cells per article) and per token, tokens per validation text,
+optimizer-state size, peak memory and training wall time.
 
 Writes `--out` (JSON) and copies the sweep's report into docs/benchmarks/sweeps/new-tokens/. Usage:
     .venv/bin/python benchmarks/new_tokens.py [--seeds 0,1,2] [--steps 12] [--parallel 2] [--eval-samples 40]
@@ -64,6 +65,7 @@ def cell_table(output: Path) -> dict[str, dict[str, float]]:
         table[cell.name] = {
             "seeds": len(runs),
             "word_perplexity": median([m["validation"]["word_perplexity"] for m in metrics]),
+            "bits_per_byte": median([m["validation"]["bits_per_byte"] for m in metrics]),
             "perplexity": median([m["validation"]["perplexity"] for m in metrics]),
             "tokens_per_text": round(data["tokens"] / data["examples"], 1),
             "optimizer_state_numel": median([m["train"]["optimizer_state_numel"] for m in metrics]),

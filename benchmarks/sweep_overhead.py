@@ -7,8 +7,9 @@ Parts (each one `pipeline sweep`, the TF-IDF row left out, one CPU thread per ru
   after       this checkout, the same sweep
   parallel-1  this checkout, seeds 0..3, `--parallel 1` (the run takes both cores)
   parallel-2  this checkout, seeds 0..3, `--parallel 2` (one core each)
-  lr-grid     `--grid train.lr=...` (5 rates) on 600 training sentences, 2 epochs, evaluated every 10 steps, seed 0,
-              with and without `--early-stop asha` (the local median stopping rule)
+  lr-grid     `--grid train.lr=...` (5 rates) on 600 training sentences, 2 epochs, evaluated every 10 steps on the
+              validation file (2,000 sentences; test reported), seed 0, with and without `--early-stop asha` (the
+              local median stopping rule)
   profile     one `pipeline train` of the setup under cProfile (2 threads): the run's wall time by phase
 Per part: the sweep's wall time, and per run its training time (`metrics.json`) and the rest (process start, model
 load, tokenising, evaluation, writing), from `sweep.json`'s run wall times where the checkout records them.
@@ -128,8 +129,10 @@ def main() -> None:
     args.scratch.mkdir(parents=True, exist_ok=True)
     recipe = genre_recipe(args.scratch, args.brown.resolve())
     one_thread = ["--cpus-per-trial", "1"]
+    # Early stopping decides on validation scores, never on test: the grid evaluates the Brown validation file first.
+    validation = f"data.files.validation={args.brown.resolve() / 'genre-validation.jsonl'}"
     grid = ["--grid", f"train.lr={RATES}", "data.max_train_samples=600", "train.epochs=2",
-            "train.eval_every_steps=10", "--seeds", "0"]  # fmt: skip
+            "train.eval_every_steps=10", validation, "eval.splits=[validation,test]", "--seeds", "0"]  # fmt: skip
     parts = {
         "before": (args.before, ["--seeds", "0,1", *one_thread]),
         "after": (REPO, ["--seeds", "0,1", *one_thread]),

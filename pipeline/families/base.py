@@ -102,7 +102,10 @@ class Family:
     def spec(cls) -> FamilySpec:
         """What recipe checks read of this family (see `FamilySpec`)."""
         objective = cls.lm_objective.name if cls.lm_objective is not None else None
-        return FamilySpec(cls.name, cls.description, objective, cls.no_position_table, cls.needs_max_length, cls.rotary)
+        return FamilySpec(
+            cls.name, cls.description, objective, cls.no_position_table, cls.needs_max_length, cls.rotary,
+            cls.lora_targets,
+        )  # fmt: skip
 
     # --- the input layers -------------------------------------------------------------------------------------
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:

@@ -87,6 +87,7 @@ class ToyFamily(Family):
     scratch_model_type = ToyConfig.model_type
     checkpoint_model_types = frozenset({ToyConfig.model_type})
     block_list_names = ("blocks",)
+    lora_targets = ("blocks.0", "blocks.1")  # the default `layers.encoder: lora` adapts
 
     def position_slot(self, model):
         return model.base_model, "where"
@@ -134,6 +135,15 @@ def test_a_family_defined_outside_the_package_trains(tmp_path, jsonl_data, toy_f
     positions = toy_family.input_layers(exp.model).positions
     assert isinstance(positions, FixedTable)
     assert torch.equal(reloaded.toy.where.weight, positions.weight)  # the fixed table was saved as a plain one
+
+
+def test_a_family_defined_outside_the_package_keeps_its_lora_targets(tmp_path, jsonl_data, toy_family):
+    """Its class attributes are what recipe checks read: `encoder: lora` with no targets takes the family's."""
+    pytest.importorskip("peft")
+    assert toy_family.spec().lora_targets == ("blocks.0", "blocks.1")
+    run_dir = train_fresh(toy_recipe(tmp_path, jsonl_data, layers={"encoder": {"policy": "lora", "r": 2}}))
+    rows = (run_dir / "parameters.tsv").read_text().splitlines()
+    assert any("blocks.0" in row and "lora_A" in row and "\ttrainable\t" in row for row in rows)
 
 
 def test_the_toy_family_is_refused_where_it_does_not_fit(tmp_path, jsonl_data, toy_family, capsys):
