@@ -1,16 +1,20 @@
 """`language-modeling`: pretraining (or continued, domain-adaptive pretraining) on raw text.
 
-Texts are tokenized, joined with the end-of-text token and packed into blocks of `model.max_length` tokens (the
-last block of each tokenizing batch may be shorter; nothing is dropped). Objectives:
+Training texts are tokenized, joined with the end-of-text token and packed into blocks of `model.max_length` tokens
+(the last block of each tokenizing batch may be shorter; nothing is dropped). A scored split gives each text blocks
+of its own, between two end-of-text tokens, so that each block scores text of one document and a comparison of runs
+pairs documents, whatever the tokenizer; a split scored at an `eval.lengths` length (named `SPLIT@LENGTH`) is packed
+as training is, since its blocks must be that long. Objectives:
 
 - `causal` (GPT-2 and rotary decoder families): position t predicts token t+1;
 - `bidirectional` (bi-LSTM, ELMo): a forward LM (t predicts t+1) and a backward LM (t predicts t−1).
 
 The family's `LMObjective` says which head to build and which output holds each direction's logits.
 
-Scores are perplexities, exp(NLL per predicted token), pooled over the whole split, and perplexities per word
+Scores are perplexities, exp(NLL per predicted token), pooled over the whole split, perplexities per word
 (exp(NLL per word of text): the words of each text are spread evenly over its tokens, and a block holds the words of
-its tokens), which compare models whose tokenizers cut the same text into different numbers of tokens.
+its tokens) and bits per UTF-8 byte of text, which compare models whose tokenizers cut the same text into different
+numbers of tokens.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ def summed_token_nll(logits: torch.Tensor, labels: torch.Tensor, shift: int) -> 
 
 
 def is_text(value: Any) -> bool:
+    """Whether a row's value is text to model (not missing, not only white space)."""
     return value is not None and bool(str(value).strip())
 
 
@@ -208,7 +213,7 @@ class LanguageModeling(TaskDefaults):
             with_indices=True,
             batch_size=TEXTS_PER_PACKING_BATCH,
             remove_columns=split.column_names,
-            desc=f"packing {name}",
+            desc=f"encoding {name}",
         )
         if len(packed) == 0:
             raise PipelineError(f"split '{name}' has no text to model", field="data")
