@@ -7,6 +7,8 @@ Parts (each one `pipeline sweep`, the TF-IDF row left out, one CPU thread per ru
   after       this checkout, the same sweep
   parallel-1  this checkout, seeds 0..3, `--parallel 1` (the run takes both cores)
   parallel-2  this checkout, seeds 0..3, `--parallel 2` (one core each)
+  fresh-parallel-1, fresh-parallel-2  the same, every run a fresh interpreter (`EMBEDLAB_FRESH_PROCESSES=1`) rather
+              than forked from the sweep's fork server, which imported the libraries once
   lr-grid     `--grid train.lr=...` (5 rates) on 600 training sentences, 2 epochs, evaluated every 10 steps on the
               validation file (2,000 sentences; test reported), seed 0, with and without `--early-stop asha` (the
               local median stopping rule)
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import pstats
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,10 +75,11 @@ def profile(recipe: Path, output: Path) -> dict[str, Any]:
     return {"process_wall_s": round(wall, 1), "phases_s": phases}
 
 
-def sweep(checkout: Path, recipe: Path, extra: list[str], output: Path) -> float:
-    """`pipeline sweep` of `checkout`'s package in a fresh process; returns its wall time in seconds."""
+def sweep(checkout: Path, recipe: Path, extra: list[str], output: Path, fresh: bool = False) -> float:
+    """`pipeline sweep` of `checkout`'s package in a fresh process; returns its wall time in seconds. fresh: every
+    run a fresh interpreter (`EMBEDLAB_FRESH_PROCESSES=1`), not forked from the sweep's fork server."""
     command = [sys.executable, "-m", "pipeline", "sweep", str(recipe), *ONCE, "--output", str(output), "--no-baseline"]
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": str(checkout), "EMBEDLAB_FRESH_PROCESSES": "1" if fresh else "0"}
     started = time.perf_counter()
     subprocess.run([*command, *extra], check=True, cwd=output.parent, env=env)
     return time.perf_counter() - started
@@ -138,6 +142,8 @@ def main() -> None:
         "after": (REPO, ["--seeds", "0,1", *one_thread]),
         "parallel-1": (REPO, ["--seeds", "0,1,2,3", "--parallel", "1"]),
         "parallel-2": (REPO, ["--seeds", "0,1,2,3", "--parallel", "2"]),
+        "fresh-parallel-1": (REPO, ["--seeds", "0,1,2,3", "--parallel", "1"]),
+        "fresh-parallel-2": (REPO, ["--seeds", "0,1,2,3", "--parallel", "2"]),
         "lr-grid": (REPO, grid),
         "lr-grid-early-stop": (REPO, [*grid, "--early-stop", "asha"]),
     }
@@ -153,7 +159,8 @@ def main() -> None:
         if checkout is None:
             continue
         output = args.scratch / name
-        wall = sweep(checkout.resolve(), recipe, extra, output)
+        shutil.rmtree(output, ignore_errors=True)  # a sweep skips the runs it finds finished
+        wall = sweep(checkout.resolve(), recipe, extra, output, fresh=name.startswith("fresh-"))
         results[name] = summarise(wall, run_times(output))
         results[name]["command_extra"] = " ".join(extra)
         args.out.write_text(json.dumps(results, indent=2) + "\n")

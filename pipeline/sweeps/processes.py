@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
+from pipeline.sweeps.forkserver import ForkedRun, ForkServer, die_with_parent
 from pipeline.sweeps.plan import PlannedRun, run_state
 from pipeline.sweeps.stopping import EvalScores, Watched
 
@@ -43,20 +44,14 @@ class Launch:
     gpus_per_trial: float = 0
     ray_address: str | None = None
 
+    def arguments(self, run: PlannedRun, resume: bool) -> list[str]:
+        """What the run gives `pipeline`: `train RECIPE OVERRIDES... [--resume]`."""
+        return ["train", str(self.recipe), *self.overrides, *run.overrides, *(["--resume"] if resume else [])]
+
     def command(self, run: PlannedRun, resume: bool) -> list[str]:
         # -P: the working directory is not put on the import path, so a `pipeline.py` or `tqdm.py` lying in the folder
         # the sweep was started from is never run in place of the package or a library (Python >= 3.11).
-        return [
-            sys.executable,
-            "-P",
-            "-m",
-            "pipeline",
-            "train",
-            str(self.recipe),
-            *self.overrides,
-            *run.overrides,
-            *(["--resume"] if resume else []),
-        ]
+        return [sys.executable, "-P", "-m", "pipeline", *self.arguments(run, resume)]
 
 
 def run_environment(threads: int, gpu: int | None = None) -> dict[str, str]:
@@ -72,35 +67,36 @@ def run_environment(threads: int, gpu: int | None = None) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the thread that started it ends (Linux), so no run outlives its sweep."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 class RunProcess:
     """One `pipeline train` process: started, its new evaluation lines read (`scores`, when a score is watched),
     stopped."""
 
-    def __init__(self, launch: Launch, run: PlannedRun, env: dict[str, str], watched: Watched | None = None):
+    def __init__(
+        self,
+        launch: Launch,
+        run: PlannedRun,
+        env: dict[str, str],
+        watched: Watched | None = None,
+        server: ForkServer | None = None,
+    ):
         self.run, self.started = run, time.perf_counter()
         self.scores = EvalScores(run.output_dir / "log.jsonl", watched) if watched is not None else None
-        # Open for the process's life (closed in `outcome`): the run writes its stderr here, not into a pipe that fills.
-        self.stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
+        # Open for the process's life (removed in `outcome`): the run writes its stderr here, not to a pipe that fills.
+        self.stderr = tempfile.NamedTemporaryFile(mode="w+", encoding="utf-8", prefix="run-", delete=False)  # noqa: SIM115
         self.stopped_at: dict[str, Any] | None = None
         self.history: list[tuple[int, float]] = []  # the watched scores read so far
-        command = launch.command(run, resume=run_state(run) == "interrupted")
-        self.process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
+        resume = run_state(run) == "interrupted"
+        self.process: subprocess.Popen | ForkedRun
+        if server is not None:  # forked from the sweep's server, which imported the libraries once
+            self.process = server.start(launch.arguments(run, resume), env, self.stderr.name)
+        else:
+            self.process = subprocess.Popen(
+                launch.command(run, resume),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=self.stderr,
+                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
+            )
 
     def stop(self, step: int, score: float) -> None:
         """Ask the run to stop (it saves a checkpoint first); remembered as stopped by the rule."""
@@ -115,6 +111,7 @@ class RunProcess:
         self.stderr.seek(0)
         lines = [line for line in self.stderr.read().strip().splitlines() if line.strip()]
         self.stderr.close()
+        os.unlink(self.stderr.name)
         run = self.run
         base = {
             "cell": run.cell.name,

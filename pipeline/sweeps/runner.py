@@ -1,8 +1,9 @@
-"""The `local` backend of `pipeline sweep`: `parallel` runs at a time on this machine, the cores divided between
-them (with several GPUs, one run per GPU at a time), each an ordinary `pipeline train` process (so a crash stays in
-its run), skipped when finished, resumed when interrupted, recorded with its error when it fails while the others
-go on. An early-stopping rule reads each run's evaluation scores from its `log.jsonl` as they are written and stops
-a run it gives up on (SIGTERM: the run saves a checkpoint and exits).
+"""The `local` backend of `pipeline sweep`: `parallel` runs at a time on this machine, the cores divided between them
+(with several GPUs, one run per GPU at a time), each its own `pipeline train` process (so a crash stays in its run;
+on Linux forked from a server that imported the libraries once, `pipeline.sweeps.forkserver`), skipped when
+finished, resumed when interrupted, recorded with its error when it fails while the others go on. An early-stopping
+rule reads each run's evaluation scores from its `log.jsonl` as they are written and stops a run it gives up on
+(SIGTERM: the run saves a checkpoint and exits).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import time
 
 from pipeline.locks import wait_until_free
+from pipeline.sweeps import forkserver
+from pipeline.sweeps.forkserver import ForkServer
 from pipeline.sweeps.plan import PlannedRun, run_state
 from pipeline.sweeps.processes import Launch, Outcome, RunProcess, run_environment, scores_of
 from pipeline.sweeps.progress import Manifest, Progress
@@ -48,6 +51,22 @@ def run_local(
     gpus = _gpu_count()
     # never more slots than runs: `--parallel` is a bound, not a count to allocate
     slots: list[int | None] = list(range(gpus)) if gpus > 1 else [None] * min(launch.parallel, max(1, len(runs)))
+    server = ForkServer() if forkserver.wanted() and runs else None
+    try:
+        return _run_slots(launch, runs, progress, stopping, slots, server)
+    finally:
+        if server is not None:
+            server.close()
+
+
+def _run_slots(
+    launch: Launch,
+    runs: list[PlannedRun],
+    progress: Progress,
+    stopping: StoppingRule | None,
+    slots: list[int | None],
+    server: ForkServer | None,
+) -> list[Outcome]:
     pending, active, outcomes = list(runs), {}, {}
     while pending or active:
         while pending and len(active) < len(slots):
@@ -65,7 +84,7 @@ def run_local(
             slot = next(s for s in range(len(slots)) if s not in active)
             progress.start(run)
             active[slot] = RunProcess(
-                launch, run, run_environment(launch.threads, slots[slot]), stopping and stopping.watched
+                launch, run, run_environment(launch.threads, slots[slot]), stopping and stopping.watched, server
             )
         time.sleep(POLL_SECONDS if active else 0)
         for slot, process in list(active.items()):
