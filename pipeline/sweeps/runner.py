@@ -53,10 +53,14 @@ def run_local(
     slots: list[int | None] = list(range(gpus)) if gpus > 1 else [None] * min(launch.parallel, max(1, len(runs)))
     server = ForkServer() if forkserver.wanted() and runs else None
     try:
-        return _run_slots(launch, runs, progress, stopping, slots, server)
-    finally:
+        outcomes = _run_slots(launch, runs, progress, stopping, slots, server)
+    except BaseException:  # the sweep stops (a signal, an error): its runs get SIGTERM, as when they were its children
         if server is not None:
-            server.close()
+            server.process.terminate()  # they die with their parent: each saves a checkpoint and exits
+        raise
+    if server is not None:
+        server.close()
+    return outcomes
 
 
 def _run_slots(

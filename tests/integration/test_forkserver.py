@@ -36,9 +36,10 @@ def test_a_forked_run_is_bit_identical_to_a_fresh_process(recipe, tmp_path, monk
     assert main([*sweep, "--output", str(tmp_path / "fresh")]) == 0
     for seed in (0, 1):
         forked, fresh = (tmp_path / name / "recipe" / f"seed={seed}" for name in ("forked", "fresh"))
-        assert json.loads((forked / "metrics.json").read_text())["test"] == json.loads(
-            (fresh / "metrics.json").read_text()
-        )["test"]
+        assert (
+            json.loads((forked / "metrics.json").read_text())["test"]
+            == json.loads((fresh / "metrics.json").read_text())["test"]
+        )
         weights = "model/model.safetensors"
         assert (forked / weights).read_bytes() == (fresh / weights).read_bytes()
         assert (forked / "predictions-test.jsonl").read_bytes() == (fresh / "predictions-test.jsonl").read_bytes()
@@ -61,3 +62,29 @@ def test_exit_codes_signals_and_stderr_come_back(recipe, tmp_path):
     finally:
         server.close()
     assert server.process.returncode == 0
+
+
+def test_a_stopped_sweep_stops_its_forked_runs(recipe, tmp_path):
+    """SIGTERM to the sweep: the server and the runs it forked end too (each run checkpoints first), none is left."""
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    command = [sys.executable, "-m", "pipeline", "sweep", str(recipe), "train.max_steps=100000", "--seeds", "0,1"]
+    sweep = subprocess.Popen(
+        [*command, "--parallel", "2", "--output", str(tmp_path / "out"), "--no-baseline"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline, tree = time.monotonic() + 120, []
+    while time.monotonic() < deadline and len(tree) < 3:  # the server and its two runs
+        time.sleep(0.5)
+        tree = psutil.Process(sweep.pid).children(recursive=True)
+    assert len(tree) >= 3
+    time.sleep(3)
+    sweep.send_signal(signal.SIGTERM)
+    assert sweep.wait(timeout=60) != 0
+    _, alive = psutil.wait_procs(tree, timeout=60)
+    assert not alive
