@@ -26,6 +26,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from pipeline.errors import PipelineError
+
 PRELOADED = (
     "torch",
     "transformers",
@@ -38,6 +40,7 @@ PRELOADED = (
     "pipeline.evaluation.plots",
 )
 START_TIMEOUT_S = 120  # the server imports the libraries before it answers its first request
+GONE = -1  # what the reader passes on when the server has ended
 
 
 def wanted() -> bool:
@@ -142,13 +145,25 @@ class ForkServer:
                     self.ended.notify_all()
             else:
                 self.started.put(reply["pid"])
+        self.started.put(GONE)
         with self.ended:  # the server is gone: its children with it (they die with their parent)
             self.ended.notify_all()
 
     def start(self, argv: list[str], env: dict[str, str], stderr: str) -> ForkedRun:
-        self.process.stdin.write(json.dumps({"argv": argv, "env": env, "stderr": stderr}) + "\n")  # type: ignore[union-attr]
-        self.process.stdin.flush()  # type: ignore[union-attr]
-        return ForkedRun(self, self.started.get(timeout=START_TIMEOUT_S))
+        """Fork a run of `pipeline ARGV...` with environment `env`, its stderr appended to the file `stderr`."""
+        try:
+            self.process.stdin.write(json.dumps({"argv": argv, "env": env, "stderr": stderr}) + "\n")  # type: ignore[union-attr]
+            self.process.stdin.flush()  # type: ignore[union-attr]
+            pid = self.started.get(timeout=START_TIMEOUT_S)
+        except (BrokenPipeError, queue.Empty):
+            pid = GONE
+        if pid == GONE:
+            self.started.put(GONE)  # for the next caller too
+            raise PipelineError(
+                f"the sweep's fork server ended (exit code {self.process.poll()}); EMBEDLAB_FRESH_PROCESSES=1 starts "
+                "each run as a fresh process instead"
+            )
+        return ForkedRun(self, pid)
 
     def close(self) -> None:
         """No more runs: the server ends once its children have."""

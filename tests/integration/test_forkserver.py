@@ -12,6 +12,7 @@ import pytest
 from helpers import make_examples, recipe_dict, write_jsonl, write_recipe
 
 from pipeline.cli import main
+from pipeline.errors import PipelineError
 from pipeline.sweeps.forkserver import ForkServer, wanted
 
 pytestmark = pytest.mark.skipif(not wanted(), reason="the fork server runs on Linux only")
@@ -88,3 +89,12 @@ def test_a_stopped_sweep_stops_its_forked_runs(recipe, tmp_path):
     assert sweep.wait(timeout=60) != 0
     _, alive = psutil.wait_procs(tree, timeout=60)
     assert not alive
+
+
+def test_a_server_that_died_is_one_line_not_a_wait(tmp_path):
+    server = ForkServer()
+    server.process.kill()
+    server.process.wait()
+    for _ in range(2):
+        with pytest.raises(PipelineError, match=r"fork server ended.*EMBEDLAB_FRESH_PROCESSES=1"):
+            server.start(["validate", str(tmp_path / "r.yaml")], {}, str(tmp_path / "err"))
