@@ -22,7 +22,8 @@ from typing import Any, Self
 
 def example_ids(rows: Sequence[Any]) -> list[str]:
     """Each row's identity: `DIGEST#K`, a digest of the row's content (its text, or words) and K, how many earlier
-    rows have the same content. Equal for the same example of the same data however its rows are ordered."""
+    rows have the same content. Every run on the same data gives an example the same identity, however its records
+    are ordered, and a text found in another data file (the first time in both) gets the same one there."""
     seen: dict[str, int] = {}
     ids = []
     for row in rows:
