@@ -19,7 +19,7 @@ from pipeline.data.checks import check_column_values
 from pipeline.data.files import read_files
 from pipeline.errors import PipelineError, unusable
 from pipeline.paths import file_digest, resolve_local_path
-from pipeline.recipe.schema import DataConfig
+from pipeline.recipe.schema import DEFAULT_HOLDOUT, DataConfig
 from pipeline.recipe.tasks import TaskSection
 
 log = logging.getLogger(__name__)
@@ -91,14 +91,22 @@ def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
     return DatasetDict({cfg.train_split: folder_data}), {cfg.train_split: cfg.folder}
 
 
+def holdouts(cfg: DataConfig, read: Collection[str]) -> dict[str, float]:
+    """The splits to carve out of the train split where the data lacks them: those `data.holdout` names (always:
+    a later run may read them unseen), or by default a `validation` split only when an eval split (`read`) reads it."""
+    if cfg.holdout is not None:
+        return dict(cfg.holdout)
+    return {"validation": DEFAULT_HOLDOUT} if "validation" in read else {}
+
+
 def load_splits(cfg: DataConfig, task: TaskSection, read: Collection[str]) -> tuple[DatasetDict, dict[str, int]]:
     """Load the recipe's data as named splits, every value the task reads checked; returns the splits and, per
     split, the rows left out for a missing label (`data.drop_missing_labels`).
 
-    Holdout splits the source lacks are carved out of the train split, stratified by `data.stratify_by`, else
-    by the task's label column (none: not stratified), when the run reads them (`read`: its eval splits, which
-    evaluation during training and early stopping watch too); one nothing reads is not carved, and every training
-    row trains. Either is said in one line.
+    Holdout splits the source lacks (`holdouts`) are carved out of the train split, stratified by
+    `data.stratify_by`, else by the task's label column (none: not stratified). `read`: the run's eval splits (which
+    evaluation during training and early stopping watch too); the default validation split is carved only when one
+    of them reads it, else every training row trains. Either is said in one line.
     """
     splits, sources = _load_source(cfg)
     if cfg.train_split not in splits:
@@ -110,13 +118,9 @@ def load_splits(cfg: DataConfig, task: TaskSection, read: Collection[str]) -> tu
         splits[name], dropped[name] = check_column_values(
             splits[name], name, sources[name], task.columns(), cfg.drop_missing_labels
         )
-    unread = [name for name in cfg.holdout if name not in splits and name not in read]
-    if unread:
-        log.info(
-            "data.holdout %s not carved: no eval split reads it, so every row of '%s' trains",
-            " or ".join(unread), cfg.train_split,
-        )  # fmt: skip
-    carve = {name: share for name, share in cfg.holdout.items() if name not in splits and name in read}
+    carve = {name: share for name, share in holdouts(cfg, read).items() if name not in splits}
+    if cfg.holdout is None and "validation" not in splits and "validation" not in carve:
+        log.info("no validation split carved: no eval split reads one, so every row of '%s' trains", cfg.train_split)
     if carve:
         stratum = cfg.stratify_by or task.stratify_column()
         if stratum is not None and stratum not in splits[cfg.train_split].column_names:

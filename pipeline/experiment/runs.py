@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.data.sources import holdouts
 from pipeline.errors import PipelineError
 from pipeline.experiment.recipes import load_recipe
 from pipeline.recipe.schema import Recipe
@@ -42,10 +43,10 @@ def code_requests(recipe: Recipe, model_dir: Path) -> list[str]:
 
 
 def held_out_as_trained(trained: Recipe, recipe: Recipe) -> Recipe:
-    """`recipe` (the run's, with overrides) carving only the holdouts its run carved, those its eval splits read:
-    the rows of any other were trained on, so a split of that name must come from the data itself (or it is
-    missing, said in one line), never be carved again out of rows the model saw."""
-    carved = {name: share for name, share in trained.data.holdout.items() if name in trained.eval.splits}
+    """`recipe` (the run's, with overrides) carving what its run carved: by default a validation split only where
+    the run's own eval splits read one. Without that, re-scoring a run on `validation` would carve it again out of
+    rows the model trained on; now such a split must come from the data (or is missing, said in one line)."""
+    carved = holdouts(trained.data, trained.eval.splits)
     return recipe.model_copy(update={"data": recipe.data.model_copy(update={"holdout": carved})})
 
 

@@ -140,6 +140,9 @@ class ModelConfig(Strict):
         return self
 
 
+DEFAULT_HOLDOUT = 0.2  # the share of the train split a `validation` split takes where a run reads one and lacks it
+
+
 class DataConfig(Strict):
     hub_id: str | None = Field(None, description="Hub data set id, e.g. `glue` (needs the network).")
     hub_config: str | None = Field(None, description="Hub data set configuration, e.g. `sst2`.")
@@ -153,9 +156,12 @@ class DataConfig(Strict):
     )
     folder: str | None = Field(None, description="Folder-per-class tree: `<folder>/<label>/*.txt`.")
     train_split: str = Field("train", description="Split to train on.")
-    holdout: dict[str, float] = Field(
-        default_factory=lambda: {"validation": 0.2},
-        description="Splits carved out of the train split, stratified by label, when the data has only one.",
+    holdout: dict[str, float] | None = Field(
+        None,
+        description="Splits carved out of the train split (seeded, stratified by label) where the data lacks them, "
+        "e.g. `{validation: 0.1, test: 0.1}`: always carved, so a later run may read them unseen. null (default): a "
+        f"{DEFAULT_HOLDOUT:.0%} `validation` split, carved only when an eval split reads it; otherwise every training "
+        "row trains.",
     )
     split_seed: int = Field(
         42, ge=0, le=MAX_SEED, description="Seed of the holdout split (separate from `train.seed`)."
@@ -192,8 +198,8 @@ class DataConfig(Strict):
 
     @field_validator("holdout")
     @classmethod
-    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
-        if any(not 0 < f < 1 for f in value.values()) or sum(value.values()) >= 1:
+    def _fractions(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None and (any(not 0 < f < 1 for f in value.values()) or sum(value.values()) >= 1):
             raise ValueError(f"fractions must be in (0, 1) and sum below 1, got {value}")
         return value
 
@@ -202,7 +208,7 @@ class DataConfig(Strict):
         given = [name for name in ("hub_id", "files", "folder") if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"set exactly one of data.hub_id, data.files or data.folder (got {given or 'none'})")
-        if self.train_split in self.holdout:
+        if self.train_split in (self.holdout or {}):
             raise ValueError(
                 f"data.holdout: '{self.train_split}' is the training split; name the held-out split otherwise (e.g. "
                 "validation)"
