@@ -41,7 +41,7 @@ def test_defaults_come_from_the_schema(base):
     assert recipe.layers.token_embeddings.policy == "finetune"
     assert recipe.layers.positions.lr_multiplier == 1.0
     assert recipe.train.scheduler == "linear"
-    assert recipe.data.holdout == {"validation": 0.2}
+    assert recipe.data.holdout is None  # a 20% validation split, carved only where an eval split reads it
     assert recipe.task.text_column == "text"
 
 
