@@ -7,8 +7,9 @@ Parts (each one `pipeline sweep`, the TF-IDF row left out, one CPU thread per ru
   after       this checkout, the same sweep
   parallel-1  this checkout, seeds 0..3, `--parallel 1` (the run takes both cores)
   parallel-2  this checkout, seeds 0..3, `--parallel 2` (one core each)
-  fresh-after, fresh-parallel-1, fresh-parallel-2  the same, every run a fresh interpreter (`EMBEDLAB_FRESH_PROCESSES=1`) rather
-              than forked from the sweep's fork server, which imported the libraries once
+  fresh-after, fresh-parallel-1, fresh-parallel-2
+              the same, every run a fresh interpreter (`EMBEDLAB_FRESH_PROCESSES=1`) rather than forked from the
+              sweep's fork server, which imported the libraries once
   lr-grid     `--grid train.lr=...` (5 rates) on 600 training sentences, 2 epochs, evaluated every 10 steps on the
               validation file (2,000 sentences; test reported), seed 0, with and without `--early-stop asha` (the
               local median stopping rule)
