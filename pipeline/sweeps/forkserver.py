@@ -63,6 +63,7 @@ def die_with_parent() -> None:
 def run_child(request: dict[str, Any]) -> None:
     """In the forked child: become the run (environment, threads, standard streams, argv), run it, exit."""
     die_with_parent()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter (the server ignores it)
     os.environ.clear()
     os.environ.update(request["env"])
     import torch
@@ -89,6 +90,9 @@ def run_child(request: dict[str, Any]) -> None:
 def serve(requests: int, replies: TextIO) -> None:
     """The server loop: import, then fork a child per request line read from the file descriptor `requests`, and
     report its start and its end, until the sweep closes the requests and every child has ended."""
+    # Ctrl-C reaches the sweep, the server and the runs alike: the runs stop themselves and the sweep ends the
+    # server, which must not die first with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in PRELOADED:
         importlib.import_module(name)
     importlib.import_module("pipeline.evaluation.plots").pyplot()  # matplotlib, on the Agg backend
