@@ -100,7 +100,7 @@ def fourth_round_cases() -> list[Case]:
              lambda ws: (ws.train_with_file("huge.csv", "text,label\n" + "good,1.0\nbad,1e30\n" * 8, **REGRESSION),
                          "within ±1.8e19")),
         Case("eval length past the split's tokens", "data",
-             lambda ws: (override(*lm, "eval.lengths=[1000]")(ws), "lengths up to")),
+             lambda ws: (override(*lm, "task.lengths=[1000]")(ws), "lengths up to")),
     ]  # fmt: skip
 
 

@@ -179,7 +179,11 @@ def lm_recipe(tmp_path: Path, files: dict[str, str], family: str = "bilstm", **s
         "max_length": 16,
         **sections.get("model", {}),
     }
-    recipe["task"] = {"type": "language-modeling", "objective": "bidirectional" if is_bilstm else "causal"}
+    recipe["task"] = {
+        "type": "language-modeling",
+        "objective": "bidirectional" if is_bilstm else "causal",
+        **sections.get("task", {}),
+    }
     recipe["eval"] = {"splits": ["validation"], "batch_size": 8}
     recipe["train"] = {
         **recipe["train"],

@@ -33,6 +33,7 @@ from pipeline.experiment.modeling import (
 from pipeline.experiment.runtime import Runtime, start_runtime
 from pipeline.families.base import Family
 from pipeline.families.registry import family_named
+from pipeline.recipe.layers import FinetunedTable, ReplacedTable, VectorTable
 from pipeline.recipe.schema import Recipe
 from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies, apply_training_scope
 from pipeline.surgery.replace import SurgeryReport, apply_surgery, describe_output_embeddings
@@ -88,12 +89,14 @@ def build_layers(
     original: PreTrainedTokenizerBase | None = None,
     added: AddedTokens | None = None,
     trained: TrainedVectors | None = None,
+    grown: dict[str, Any] | None = None,
 ) -> tuple[SurgeryReport, UnfreezeSchedule]:
     """Layer surgery, what trains inside a layer (tie, rows, LoRA), then the freeze / finetune policies; returns
-    what surgery did (its report holds the rest) and the unfreeze schedule.
+    what surgery did (its report, complete: nothing adds to it later) and the unfreeze schedule.
 
     original: the pretrained table's tokenizer, when the recipe builds a new one; added: the tokens
-    `model.add_tokens` added; trained: static vectors trained on the corpus (`train: {...}`)."""
+    `model.add_tokens` added, and grown: how the table grew for them; trained: static vectors trained on the corpus
+    (`train: {...}`)."""
     fresh = recipe.model.config is not None
     report = apply_surgery(
         family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=not fresh, original=original,
@@ -104,6 +107,10 @@ def build_layers(
         # A longer position table: the tokenizer (saved with the model) must not truncate below it.
         tokenizer.model_max_length = report.position_rows
     report.scope = apply_training_scope(family, model, tokenizer, recipe.layers, added)
+    if trained is not None:
+        report.scope["trained_vectors"] = trained.report
+    if grown is not None:
+        report.scope["added_tokens"] = grown
     report.sources["output_embeddings"] = describe_output_embeddings(model, recipe.layers.head.policy)
     schedule = apply_layer_policies(family, model, recipe.layers)
     if "rows" in report.scope and accelerator.distributed_type == DistributedType.FSDP:
@@ -144,13 +151,14 @@ def check_sizes(
 
 
 def check_lengths(recipe: Recipe, family: Family, model: PreTrainedModel) -> None:
-    """`eval.lengths` past a learned position table cannot be scored (a rotation extrapolates; a table has no rows)."""
+    """`task.lengths` past a learned position table cannot be scored (a rotation extrapolates; a table has no rows)."""
     limit = family.position_limit(model)
-    if recipe.eval.lengths and not family.rotary and limit is not None and max(recipe.eval.lengths) > limit:
+    lengths = recipe.task.scored_lengths()
+    if lengths and not family.rotary and limit is not None and max(lengths) > limit:
         raise PipelineError(
-            f"{max(recipe.eval.lengths)} exceeds the model's {limit} positions (extend the table first: "
+            f"{max(lengths)} exceeds the model's {limit} positions (extend the table first: "
             "layers.positions: {policy: replace, init: extend, max_positions: ...})",
-            field="eval.lengths",
+            field="task.lengths",
         )
 
 
@@ -200,8 +208,9 @@ def input_report(
 def table_changes(recipe: Recipe) -> list[str]:
     """What the recipe does to the shape of the token table: replace it, grow it, train it by rows."""
     table = recipe.layers.token_embeddings
-    changes = ["layers.token_embeddings.policy: replace"] if table.policy == "replace" else []
-    return changes + ["model.add_tokens"] * (recipe.model.add_tokens is not None) + ["rows"] * (table.rows is not None)
+    changes = ["layers.token_embeddings.policy: replace"] if isinstance(table, ReplacedTable) else []
+    by_rows = isinstance(table, FinetunedTable) and table.rows is not None
+    return changes + ["model.add_tokens"] * (recipe.model.add_tokens is not None) + ["rows"] * by_rows
 
 
 def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
@@ -224,17 +233,17 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
     additions = add_recipe_tokens(recipe.model, tokenizer, texts)
     model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
     check_per_position_start(model, table_changes(recipe))
-    added, new_rows = None, None
+    added, grown = None, None
     if additions is not None:
         before, added = additions
         new_rows = grow_table(model, added, recipe.model.add_tokens, before, recipe.train.seed)
-    spec = recipe.layers.token_embeddings.train
+        grown = {"added": new_rows, "skipped": added.skipped, "special": added.special}
+    table = recipe.layers.token_embeddings
+    spec = table.train if isinstance(table, VectorTable) else None
     trained = train_vectors(spec, texts, recipe.train.seed) if spec is not None else None
-    surgery, schedule = build_layers(recipe, family, runtime.accelerator, model, tokenizer, original, added, trained)
-    if trained is not None:
-        surgery.scope["trained_vectors"] = trained.report
-    if added is not None:
-        surgery.scope["added_tokens"] = {"added": new_rows, "skipped": added.skipped, "special": added.special}
+    surgery, schedule = build_layers(
+        recipe, family, runtime.accelerator, model, tokenizer, original, added, trained, grown
+    )
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
     check_lengths(recipe, family, model)
     data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)

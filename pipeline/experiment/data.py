@@ -104,10 +104,10 @@ def encoded_data(
     accelerator: Accelerator,
 ) -> EncodedData:
     """The encoded splits with their collator, what to display of each evaluated row and its identity; with
-    `eval.lengths`, each eval split also encoded at each length, as `SPLIT@LENGTH` (a language model packs it)."""
+    `task.lengths`, each eval split also encoded at each length, as `SPLIT@LENGTH` (a language model packs it)."""
     splits, counts = encode_splits(recipe, task, raw, tokenizer, max_length, features, accelerator)
     evaluated = DatasetDict({name: raw[name] for name in recipe.eval.splits})
-    for length in recipe.eval.lengths or []:
+    for length in recipe.task.scored_lengths():
         at_length = DatasetDict({f"{name}@{length}": split for name, split in evaluated.items()})
         packed, packed_counts = encode_splits(recipe, task, at_length, tokenizer, length, features, accelerator)
         short = {name: count["tokens"] for name, count in packed_counts.items() if count.get("tokens", length) < length}
@@ -116,7 +116,7 @@ def encoded_data(
             raise PipelineError(
                 f"{length}: split '{name.rpartition('@')[0]}' holds {tokens} tokens, not one block of {length}; use "
                 f"lengths up to {tokens}",
-                field="eval.lengths",
+                field="task.lengths",
             )
         splits.update(packed)
         counts.update(packed_counts)

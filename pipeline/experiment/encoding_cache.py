@@ -29,10 +29,6 @@ from pipeline.paths import cache_root
 COUNTS = "counts.json"
 
 
-def cache_folder() -> Path:
-    return cache_root("encoded")
-
-
 def _table_digest(split: Dataset) -> str:
     """SHA-256 of a split's rows (its Arrow table, serialised)."""
     sink = pa.BufferOutputStream()
@@ -79,7 +75,7 @@ def encoding_key(
 
 def load(key: str) -> tuple[DatasetDict, dict[str, dict[str, int]], dict[str, Any]] | None:
     """The cached encoded splits, counts and task state of `key`, or None (none yet, or a damaged entry, removed)."""
-    folder = cache_folder() / key
+    folder = cache_root("encoded") / key
     if not usable(folder, "encoded splits"):
         return None
     stored = json.loads((folder / COUNTS).read_text())
@@ -102,4 +98,4 @@ def store(key: str, splits: DatasetDict, counts: dict[str, dict[str, int]], task
                 datasets.enable_progress_bars()
         (partial / COUNTS).write_text(json.dumps({"counts": counts, "task_state": task_state}))
 
-    write_entry(cache_folder() / key, write, "encoded-splits")
+    write_entry(cache_root("encoded") / key, write, "encoded-splits")

@@ -15,16 +15,12 @@ from pipeline.paths import cache_root, file_digest
 log = logging.getLogger(__name__)
 
 
-def cache_folder() -> Path:
-    return cache_root("gguf")
-
-
 def converted_checkpoint(path: Path) -> Path:
     """The model folder of a GGUF file (converted on first use, a damaged conversion made again); a file
     transformers cannot read is one line."""
     if not path.is_file():
         raise PipelineError(f"'{path}' does not exist", field="model.name_or_path")
-    folder = cache_folder() / f"{path.stem}-{file_digest(path)[:16]}"
+    folder = cache_root("gguf") / f"{path.stem}-{file_digest(path)[:16]}"
     if not usable(folder, "conversion of the GGUF file"):
         log.info("converting %s to a model folder (once; kept in %s)", path, folder)
         write_entry(folder, lambda partial: _convert(path, partial), "GGUF conversion")

@@ -18,10 +18,11 @@ from pipeline.families.registry import family_spec
 from pipeline.families.spec import FamilySpec
 from pipeline.paths import is_gguf
 from pipeline.recipe.io import parse_recipe, read_recipe
-from pipeline.recipe.layers import ROTARY_FIELDS, PositionPolicy
+from pipeline.recipe.layers import LoraBody, VectorFile, VectorTable, is_npy
+from pipeline.recipe.positions import FinetunedPositions, NewTable, NoPositions, Positions, ReplacedPositions
 from pipeline.recipe.schema import Recipe
-from pipeline.surgery.vectors import is_npy
-from pipeline.tasks import registry as _task_registry  # noqa: F401 (registers the built-in task sections)
+from pipeline.recipe.variants import either
+from pipeline.tasks.registry import register_built_in_tasks
 
 
 def check_metrics(recipe: Recipe) -> None:
@@ -72,32 +73,36 @@ def check_family(recipe: Recipe) -> None:
     check_positions(family, recipe.layers.positions)
 
 
-def check_positions(family: FamilySpec, policy: PositionPolicy) -> None:
-    """A position policy the family's kind of positions can take: a table's, a rotation's, or none (recurrent)."""
-    rotary_only = [name for name in ROTARY_FIELDS if getattr(policy, name) is not None]
-    rotary_only += ["init: rope"] if policy.init == "rope" else []
-    if family.rotary:
-        if policy.policy == "replace" and policy.init not in ("rope", "none"):
-            raise PipelineError(
-                f"init: {policy.init} replaces a position table; family {family.name} rotates queries and keys instead "
-                "(use init: rope with theta, scaling or partial, or init: none)",
-                field="layers.positions.init",
-            )
-    elif family.no_position_table and policy != PositionPolicy():
+def check_positions(family: FamilySpec, policy: Positions) -> None:
+    """A position policy the family takes (its spec says which variants): a table's, a rotation's, or none."""
+    if family.no_position_table and not family.rotary and policy != FinetunedPositions():
         raise PipelineError(
             f"not applicable to family {family.name} ({family.no_position_table}); remove it", field="layers.positions"
         )
-    elif rotary_only:
+    accepted = family.position_variants()
+    kind = "rotates queries and keys instead" if family.rotary else "has a position table"
+    if isinstance(policy, ReplacedPositions) and not isinstance(policy, accepted):
+        takes = either([variant.tags["init"] for variant in accepted])
+        what = "replaces a position table" if isinstance(policy, NewTable) else "applies to rotary decoders"
         raise PipelineError(
-            f"{rotary_only[0]} applies to rotary decoders; family {family.name} has a position table",
-            field="layers.positions",
+            f"init: {policy.tags['init']} {what}; family {family.name} {kind} (its positions take init: {takes})",
+            field="layers.positions.init",
         )
+    if isinstance(policy, NoPositions):  # `none` is a table of zeros, or no rotation: each reads its own fields
+        stray = ["layers"] * (policy.layers is not None and not family.rotary) + [
+            name
+            for name in ("max_positions", "combine")
+            if family.rotary and getattr(policy, name) != NoPositions.model_fields[name].default
+        ]
+        if stray:
+            raise PipelineError(f"{stray[0]} does not apply to init: none on family {family.name}, which {kind}",
+                                field=f"layers.positions.{stray[0]}")  # fmt: skip
 
 
 def check_body(recipe: Recipe) -> None:
     """`layers.encoder: lora` needs a family that names its linear layers (or targets given)."""
     encoder = recipe.layers.encoder
-    if encoder.policy != "lora" or encoder.target_modules is not None:
+    if not isinstance(encoder, LoraBody) or encoder.target_modules is not None:
         return
     if not family_spec(recipe.model.family).lora_targets:
         raise PipelineError(
@@ -109,12 +114,14 @@ def check_body(recipe: Recipe) -> None:
 def optional_libraries(recipe: Recipe) -> list[tuple[str, str, str]]:
     """(module, feature, field) for every optional library the recipe's features import."""
     needs = []
-    if recipe.layers.encoder.policy == "lora":
+    if isinstance(recipe.layers.encoder, LoraBody):
         needs.append(("peft", "policy: lora", "layers.encoder"))
     table = recipe.layers.token_embeddings
-    if table.train is not None:
+    if isinstance(table, VectorTable) and table.train is not None:
         needs.append(("gensim", "training vectors", "layers.token_embeddings.train"))
-    elif table.vectors is not None and not is_npy(table.vectors, table.vectors_format):
+    elif (
+        isinstance(table, VectorFile) and table.vectors is not None and not is_npy(table.vectors, table.vectors_format)
+    ):
         needs.append(("gensim", "reading GloVe, word2vec or fastText files", "layers.token_embeddings.vectors"))
     if isinstance(recipe.model.name_or_path, str) and is_gguf(recipe.model.name_or_path):
         needs.append(("gguf", "a .gguf checkpoint", "model.name_or_path"))
@@ -151,10 +158,14 @@ def validate_recipe(raw: Any, source: str = "recipe") -> Recipe:
         raise PipelineError(f"{source}: {error}") from None
 
 
-def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
-    """Read a recipe YAML file, apply `key=value` overrides, validate and check it."""
-    recipe = read_recipe(path, overrides)
+def load_recipe(path: str | Path, overrides: Sequence[str] = (), saved: bool = False) -> Recipe:
+    """Read a recipe YAML file, apply `key=value` overrides, validate and check it (saved: a run folder's resolved
+    recipe, see `pipeline.recipe.io.parse_recipe`)."""
+    recipe = read_recipe(path, overrides, saved)
     try:
         return check_recipe(recipe)
     except PipelineError as error:
         raise PipelineError(f"{path}: {error}") from None
+
+
+register_built_in_tasks()  # the task sections a recipe's `task` validates as, before any recipe is read

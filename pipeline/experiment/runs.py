@@ -53,9 +53,8 @@ def held_out_as_trained(trained: Recipe, recipe: Recipe) -> Recipe:
 def load_run_recipe(run_dir: Path, model_dir: Path, overrides: Sequence[str], trust_code: bool) -> Recipe:
     """A run folder's recipe, for re-scoring or diagnosing it. Trust comes from the command line, never from the
     folder: a folder from someone else whose recipe or model asks to run code is refused unless `trust_code`."""
-    recipe = held_out_as_trained(
-        load_recipe(run_dir / "recipe.yaml", []), load_recipe(run_dir / "recipe.yaml", overrides)
-    )
+    saved = run_dir / "recipe.yaml"
+    recipe = held_out_as_trained(load_recipe(saved, [], saved=True), load_recipe(saved, overrides, saved=True))
     asks = code_requests(recipe, model_dir)
     if asks and not trust_code:
         raise PipelineError(

@@ -6,8 +6,8 @@ objective it trains with, and which extra per-token inputs its model reads. Noth
 names a Hugging Face attribute of an input layer; the rest of the pipeline asks the family.
 
 Adding a family: subclass `Family`, fill in the class attributes, override what differs, and register an
-instance (`pipeline.families.registry.register_family`). A built-in family takes its name and the facts recipe
-checks read from the light `SPEC` of its package (`Family.spec()` gives them back for a registered one).
+instance (`pipeline.families.registry.register_family`). The facts recipe checks read (name, objective, kind of
+positions, LoRA targets) are its `spec`, a `FamilySpec`: a built-in family's is the light `SPEC` of its package.
 """
 
 from __future__ import annotations
@@ -81,31 +81,51 @@ CAUSAL_LM = LMObjective("causal", AutoModelForCausalLM, (("", "logits", 1),))
 
 
 class Family:
-    """Base of every model family; the defaults fit a Hugging Face transformer with no absolute position table."""
+    """Base of every model family; the defaults fit a Hugging Face transformer with no absolute position table.
 
-    name: ClassVar[str]
-    description: ClassVar[str]
+    What recipe checks read of a family (its name, objective, kind of positions, default LoRA targets...) is written
+    once, in its `spec`; the family reads those facts from there."""
+
+    spec: ClassVar[FamilySpec]
     scratch_model_type: ClassVar[str]  # `model_type` of a model built from `model.config`
     # `model_type`s of checkpoints that certainly belong here; a checkpoint of another family's type is refused.
     checkpoint_model_types: ClassVar[frozenset[str]] = frozenset()
     pad_with_eos: ClassVar[bool] = False  # padding is always masked out, so EOS may double as the pad token
-    lm_objective: ClassVar[LMObjective | None] = None
-    # Why the family has no absolute position table; None when it has one.
-    no_position_table: ClassVar[str | None] = None
-    needs_max_length: ClassVar[bool] = False  # the model states no length limit: the recipe must set one
-    rotary: ClassVar[bool] = False  # positions rotate queries and keys (see `rotary_positions`)
-    lora_targets: ClassVar[tuple[str, ...]] = ()  # the linear layers `layers.encoder: lora` adapts by default
+    lm_objective: ClassVar[LMObjective | None] = None  # its name is the spec's `objective`
     lora_fan_in_fan_out: ClassVar[bool] = False  # the layers store their weight transposed (GPT-2's Conv1D)
     block_list_names: ClassVar[tuple[str, ...]] = ("layer", "layers", "h", "block", "blocks")
 
-    @classmethod
-    def spec(cls) -> FamilySpec:
-        """What recipe checks read of this family (see `FamilySpec`)."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        spec = getattr(cls, "spec", None)
         objective = cls.lm_objective.name if cls.lm_objective is not None else None
-        return FamilySpec(
-            cls.name, cls.description, objective, cls.no_position_table, cls.needs_max_length, cls.rotary,
-            cls.lora_targets,
-        )  # fmt: skip
+        if isinstance(spec, FamilySpec) and spec.objective != objective:
+            raise TypeError(
+                f"family {spec.name}: its spec says objective {spec.objective}, its lm_objective {objective}"
+            )
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
+    @property
+    def no_position_table(self) -> str | None:
+        """Why the family has no absolute position table; None when it has one."""
+        return self.spec.no_position_table
+
+    @property
+    def rotary(self) -> bool:
+        """Positions rotate queries and keys (see `rotary_positions`)."""
+        return self.spec.rotary
+
+    @property
+    def lora_targets(self) -> tuple[str, ...]:
+        """The linear layers `layers.encoder: lora` adapts by default."""
+        return self.spec.lora_targets
 
     # --- the input layers -------------------------------------------------------------------------------------
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:

@@ -24,7 +24,7 @@ _IMPLEMENTATIONS: dict[str, Family | str] = {}  # the instance, or the module wh
 
 def register_family(family: Family) -> Family:
     """Make `family` available to recipes as `model.family: <family.name>`; returns it."""
-    FAMILIES[family.name] = family.spec()
+    FAMILIES[family.name] = family.spec
     _IMPLEMENTATIONS[family.name] = family
     return family
 

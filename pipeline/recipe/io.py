@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.errors import PipelineError, did_you_mean, first_line
 from pipeline.recipe.schema import Recipe
 from pipeline.recipe.tasks import SECTIONS, TASK_TYPE_ERROR, TaskSection
+from pipeline.recipe.variants import SAVED, union_members
 
 MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of settings; a bigger file is a mistake (or an attack)
 MAX_EXPANDED_NODES = 100_000  # YAML aliases may repeat a node; nested, they grow exponentially ("billion laughs")
@@ -93,7 +94,7 @@ def _schema_fields(path: tuple[Any, ...]) -> list[str]:
     models: list[type[BaseModel]] = [Recipe]
     for part in path:
         fields = [model.model_fields[str(part)] for model in models if str(part) in model.model_fields]
-        candidates = [c for field in fields for c in (field.annotation, *typing.get_args(field.annotation))]
+        candidates = [c for field in fields for c in (field.annotation, *union_members(field))]
         models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
         if TaskSection in models:  # `task`: the section of any registered task type
             models = [model for model in models if model is not TaskSection] + list(SECTIONS.values())
@@ -150,19 +151,23 @@ def format_validation_error(error: ValidationError) -> str:
     return "; ".join(dict.fromkeys(kept))
 
 
-def parse_recipe(raw: Any, source: str = "recipe") -> Recipe:
-    """Validate a raw mapping into a `Recipe`, turning every schema error into one `PipelineError` line."""
+def parse_recipe(raw: Any, source: str = "recipe", saved: bool = False) -> Recipe:
+    """Validate a raw mapping into a `Recipe`, turning every schema error into one `PipelineError` line.
+
+    saved: the mapping is a run folder's resolved recipe, which may list fields of a policy at their defaults that
+    an older version wrote for every variant (they are dropped, not refused)."""
     if not isinstance(raw, dict):
         raise PipelineError(f"{source}: a recipe must be a YAML mapping of sections, got {type(raw).__name__}")
     try:
-        return Recipe.model_validate(raw)
+        return Recipe.model_validate(raw, context={SAVED: saved})
     except ValidationError as error:
         raise PipelineError(f"{source}: {format_validation_error(error)}") from None
 
 
-def read_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recipe:
+def read_recipe(path: str | Path, overrides: typing.Sequence[str] = (), saved: bool = False) -> Recipe:
     """Read a recipe YAML file, apply `key=value` overrides, validate it against the schema (the checks that need
-    registries follow in `pipeline.experiment.recipes.load_recipe`, which every command uses)."""
+    registries follow in `pipeline.experiment.recipes.load_recipe`, which every command uses). saved: a run
+    folder's resolved recipe (see `parse_recipe`)."""
     path = Path(path)
     try:
         if path.is_file() and path.stat().st_size > MAX_RECIPE_BYTES:
@@ -184,7 +189,19 @@ def read_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
     for assignment in overrides:
         if isinstance(raw, dict):
             apply_override(raw, assignment)
-    return parse_recipe(raw, source=str(path))
+    return parse_recipe(raw, source=str(path), saved=saved)
+
+
+def holds_recipe(saved: Path, recipe: Recipe) -> bool:
+    """Whether the resolved recipe saved at `saved` is `recipe` (compared as settings, not as text, so a folder saved
+    by an older version that wrote the same settings differently still matches)."""
+    text = saved.read_text(encoding="utf-8")
+    if text == dump_recipe(recipe):
+        return True
+    try:
+        return parse_recipe(read_yaml(text), str(saved), saved=True).model_dump() == recipe.model_dump()
+    except (PipelineError, yaml.YAMLError):
+        return False
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -1,43 +1,24 @@
-"""The recipe's `layers` section: a policy for each input layer, the encoder body and the head."""
+"""The recipe's `layers` section: a policy for each input layer, the encoder body and the head.
+
+Each policy is one of a few variants, each a model with only its own fields (`pipeline.recipe.variants`): the token
+table is frozen, fine-tuned, or replaced by random rows, static vectors or rows transferred from the pretrained
+table; positions are frozen, fine-tuned, or replaced by a sinusoidal, learned, extended or empty table, or for rotary
+decoders a new rotation. Surgery dispatches on the variant's class; the YAML spelling is `policy` (and `init`, and
+`transfer`) as before, and the short form `token_embeddings: freeze` too.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.recipe.base import MAX_SIZE, Strict, existing_path
+from pipeline.recipe.positions import FinetunedPositions, Positions
+from pipeline.recipe.variants import Frozen, LayerPolicy, ThenTrained, variant_union
 
 
-class LayerPolicy(Strict):
-    policy: Literal["freeze", "finetune"] = Field(
-        "finetune", description="`freeze`: no gradient, no optimizer state; `finetune`: trained."
-    )
-    lr_multiplier: float = Field(1.0, gt=0, description="This layer's learning rate is `train.lr` times this.")
-    unfreeze_at_step: int | None = Field(
-        None, gt=0, description="Gradual unfreezing: a frozen layer becomes trainable after this optimizer step."
-    )
-    unfreeze_at_epoch: int | None = Field(
-        None, gt=0, description="Gradual unfreezing: a frozen layer becomes trainable after this many epochs."
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_shorthand(cls, value: Any) -> Any:
-        return {"policy": value} if isinstance(value, str) else value
-
-    def _only_with_replace(self, names: tuple[str, ...]) -> None:
-        # Compared with the defaults, not with what was typed, so a saved resolved recipe loads again.
-        stray = [name for name in names if getattr(self, name) != type(self).model_fields[name].default]
-        if self.policy != "replace" and stray:
-            raise ValueError(f"{', '.join(stray)} only apply with policy: replace")
-        when = [name for name in ("unfreeze_at_step", "unfreeze_at_epoch") if getattr(self, name) is not None]
-        if when and self.policy == "finetune":
-            raise ValueError(f"{when[0]} applies to a frozen layer (policy: freeze, or replace with then: freeze)")
-        if len(when) == 2:
-            raise ValueError("set unfreeze_at_step or unfreeze_at_epoch, not both")
-
-
+# --- the token-embedding table ---------------------------------------------------------------------------------
 class VectorTraining(Strict):
     """Static word vectors trained with gensim on the run's own text before surgery (`init: vectors`)."""
 
@@ -61,76 +42,18 @@ class VectorTraining(Strict):
         return value if value == "train" else existing_path(value, "file")
 
 
-REPLACE_TOKEN_FIELDS = (
-    "then",
-    "per_position",
-    "init",
-    "train",
-    "std",
-    "vectors",
-    "vectors_vocab",
-    "vectors_format",
-    "fallback",
-    "width",
-    "transfer",
-)
+VectorFormat = Literal["auto", "text", "word2vec_binary", "fasttext", "npy"]
 
 
-class TokenEmbeddingPolicy(LayerPolicy):
-    policy: Literal["freeze", "finetune", "replace"] = Field(
-        "finetune", description="`freeze`, `finetune`, or `replace` the table (then `then` applies to the new one)."
-    )
-    then: Literal["freeze", "finetune"] = Field("finetune", description="replace: train or freeze the new table.")
-    rows: Literal["new"] | list[str | int] | None = Field(
-        None,
-        description="finetune: train only these rows (`new`: the tokens `model.add_tokens` added; or tokens and ids); "
-        "the others stay bit-identical and take no optimizer state (a small trainable table beside the frozen one, "
-        "merged on save). A tied LM head trains the same rows.",
-    )
-    tie: Literal["keep", "untie"] = Field(
-        "keep",
-        description="A LM head tied to the table: `keep` it one tensor with the table (it follows the table's policy), "
-        "or `untie` it into a tensor of its own, which `layers.head.policy` trains or freezes.",
-    )
-    init: Literal["random", "vectors", "transfer"] | None = Field(
-        None,
-        description="replace: a fresh random table, static word `vectors` aligned to the vocabulary, or `transfer` the "
-        "pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared tokens copied, the others "
-        "composed.",
-    )
-    transfer: Literal["mean", "weighted"] = Field(
-        "mean",
-        description="init: transfer: a new token not in the old vocabulary is the `mean` of the old rows of the pieces "
-        "the old tokenizer splits it into, or (`weighted`, needs `vectors`) a similarity-weighted mix of old tokens "
-        "whose "
-        "static vectors are closest to its own (as FOCUS and WECHSEL do).",
-    )
-    std: float | None = Field(None, gt=0, description="replace/random: normal std (default: the old table's std).")
-    per_position: bool = Field(
-        False,
-        description="replace/random: a table of its own for every position (`model.max_length` of them) instead of one "
-        "shared by all time steps; a row then trains only where its token is seen at its position. Refused where the "
-        "tables and their training state would not fit in memory.",
-    )
+class VectorFile(Strict):
+    """A static-vector file: GloVe/word2vec text, word2vec binary, fastText binary, or a .npy matrix with its words."""
+
     vectors: str | None = Field(
-        None, description="replace/vectors: GloVe/word2vec text (.txt/.vec/.gz), word2vec .bin, fastText .bin, or .npy."
+        None, description="GloVe/word2vec text (.txt/.vec/.gz), word2vec .bin, fastText .bin, or .npy."
     )
-    train: VectorTraining | None = Field(
-        None,
-        description="replace/vectors: train the vectors on the run's corpus with gensim instead of reading a file "
-        "(cached by corpus and settings; saved in the run folder as `vectors.txt`, word2vec text format).",
-    )
-    vectors_vocab: str | None = Field(
-        None, description="replace/vectors: the words of a .npy matrix (lines or parquet)."
-    )
-    vectors_format: Literal["auto", "text", "word2vec_binary", "fasttext", "npy"] = Field(
-        "auto", description="replace/vectors: file format; auto goes by the file name (and fastText's magic number)."
-    )
-    fallback: Literal["random", "mean", "subword"] = Field(
-        "random", description="replace/vectors: row for a token the file lacks (subword: mean of its known parts)."
-    )
-    width: Literal["project", "pad"] = Field(
-        "project", description="replace/vectors narrower than the model: a learned linear projection, or zero-padding."
+    vectors_vocab: str | None = Field(None, description="The words of a .npy matrix (lines or parquet).")
+    vectors_format: VectorFormat = Field(
+        "auto", description="The file's format; auto goes by the file name (and fastText's magic number)."
     )
 
     @field_validator("vectors", "vectors_vocab")
@@ -139,183 +62,173 @@ class TokenEmbeddingPolicy(LayerPolicy):
         return None if value is None else existing_path(value, "file")
 
     @model_validator(mode="after")
-    def _replace_fields(self) -> TokenEmbeddingPolicy:
-        self._only_with_replace(REPLACE_TOKEN_FIELDS)
-        if self.rows is not None and self.policy != "finetune":
-            raise ValueError("rows (train only some rows) applies to policy: finetune")
-        if isinstance(self.rows, list) and not self.rows:
-            raise ValueError("rows lists no token")
-        if self.policy == "replace" and self.init is None:
-            raise ValueError("policy: replace needs init: random, vectors or transfer")
-        if self.train is not None and (self.init != "vectors" or self.vectors is not None):
-            raise ValueError("train (vectors trained on the corpus) applies to init: vectors, in place of a file")
-        if self.init == "vectors" and self.vectors is None and self.train is None:
-            raise ValueError("init: vectors needs a vectors file, or train: {method: ...} to train them on the corpus")
-        if self.per_position and self.init != "random":
-            raise ValueError("per_position applies to init: random")
-        if self.transfer == "weighted" and self.vectors is None:
-            raise ValueError("transfer: weighted needs a vectors file")
-        if self.transfer == "weighted" and self.init != "transfer":
-            raise ValueError("transfer: weighted applies to init: transfer")
-        is_npy = self.vectors_format == "npy" or (self.vectors_format == "auto" and str(self.vectors).endswith(".npy"))
-        if self.init == "vectors" and is_npy and self.vectors_vocab is None:
+    def _npy_words(self) -> VectorFile:
+        if self.vectors is not None and is_npy(self.vectors, self.vectors_format) and self.vectors_vocab is None:
             raise ValueError("a .npy matrix needs vectors_vocab (its words, one per row: text lines or parquet)")
         return self
 
 
-class RopeScaling(Strict):
-    """How a rotary embedding's frequencies are scaled for longer contexts (the model config's rope parameters)."""
+def is_npy(path: str, vectors_format: str) -> bool:
+    """Whether a vectors file is read as a NumPy matrix (its format says so, or `auto` and the name ends in .npy)."""
+    return vectors_format == "npy" or (vectors_format == "auto" and str(path).lower().endswith(".npy"))
 
-    type: Literal["linear", "dynamic", "yarn", "llama3", "longrope"] = Field(
-        description="`linear` (position interpolation), `dynamic` (NTK-aware, grows with the input), `yarn`, `llama3` "
-        "or `longrope`."
+
+class TokenTablePolicy(LayerPolicy):
+    """What every token-table variant takes: what becomes of an LM head tied to the table."""
+
+    tie: Literal["keep", "untie"] = Field(
+        "keep",
+        description="A LM head tied to the table: `keep` it one tensor with the table (it follows the table's policy), "
+        "or `untie` it into a tensor of its own, which `layers.head.policy` trains or freezes.",
     )
-    factor: float = Field(gt=1, le=1024, description="How many times longer the context is meant to be.")
-    original_max_position_embeddings: int | None = Field(
-        None, gt=0, le=MAX_SIZE, description="yarn, llama3, longrope: the length pretrained on (default: the config's)."
+
+
+class FrozenTable(Frozen, TokenTablePolicy):
+    """`freeze`: the pretrained table as it is, no gradient, no optimizer state."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "freeze"}
+    policy: Literal["freeze"] = Field("freeze", description="`freeze` the pretrained table.")
+
+
+class FinetunedTable(TokenTablePolicy):
+    """`finetune`: the pretrained table trained, all of it or only some rows."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "finetune"}
+    policy: Literal["finetune"] = Field("finetune", description="`finetune` the pretrained table.")
+    rows: Literal["new"] | list[str | int] | None = Field(
+        None,
+        description="Train only these rows (`new`: the tokens `model.add_tokens` added; or tokens and ids); "
+        "the others stay bit-identical and take no optimizer state (a small trainable table beside the frozen one, "
+        "merged on save). A tied LM head trains the same rows.",
     )
-    beta_fast: float | None = Field(None, gt=0, description="yarn: the boundary of the dimensions left unscaled.")
-    beta_slow: float | None = Field(None, gt=0, description="yarn: the boundary of the dimensions fully scaled.")
-    attention_factor: float | None = Field(None, gt=0, description="yarn, longrope: the scaling of attention logits.")
-    low_freq_factor: float | None = Field(None, gt=0, description="llama3: where low frequencies start.")
-    high_freq_factor: float | None = Field(None, gt=0, description="llama3: where high frequencies start.")
-    short_factor: list[float] | None = Field(
-        None, min_length=1, description="longrope: per-frequency factors, short inputs."
+
+    @field_validator("rows")
+    @classmethod
+    def _some_rows(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("rows lists no token")
+        return value
+
+
+class ReplacedTable(ThenTrained, TokenTablePolicy):
+    """`replace`: a new table (then trained or frozen)."""
+
+    policy: Literal["replace"] = Field("replace", description="`replace` the table; `init` says with what.")
+
+
+class RandomTable(ReplacedTable):
+    """`replace` × `random`: fresh normal rows."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "random"}
+    init: Literal["random"] = Field(description="A fresh random table.")
+    std: float | None = Field(None, gt=0, description="The normal std (default: the old table's std).")
+    per_position: bool = Field(
+        False,
+        description="A table of its own for every position (`model.max_length` of them) instead of one shared by all "
+        "time steps; a row then trains only where its token is seen at its position. Refused where the tables and "
+        "their training state would not fit in memory.",
     )
-    long_factor: list[float] | None = Field(
-        None, min_length=1, description="longrope: per-frequency factors, long inputs."
+
+
+class VectorTable(ReplacedTable, VectorFile):
+    """`replace` × `vectors`: static word vectors (a file, or trained on the corpus) aligned to the vocabulary."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "vectors"}
+    init: Literal["vectors"] = Field(description="Static word vectors aligned to the vocabulary.")
+    train: VectorTraining | None = Field(
+        None,
+        description="Train the vectors on the run's corpus with gensim instead of reading a file (cached by corpus and "
+        "settings; saved in the run folder as `vectors.txt`, word2vec text format).",
+    )
+    fallback: Literal["random", "mean", "subword"] = Field(
+        "random", description="The row of a token the vectors lack (subword: the mean of its known parts)."
+    )
+    width: Literal["project", "pad"] = Field(
+        "project", description="Vectors narrower than the model: a learned linear projection, or zero-padding."
     )
 
     @model_validator(mode="after")
-    def _fields_of_the_type(self) -> RopeScaling:
-        own = {
-            "yarn": {"beta_fast", "beta_slow", "attention_factor"},
-            "llama3": {"low_freq_factor", "high_freq_factor"},
-            "longrope": {"short_factor", "long_factor", "attention_factor"},
-        }.get(self.type, set())
-        stray = [
-            name
-            for name in (
-                "beta_fast",
-                "beta_slow",
-                "attention_factor",
-                "low_freq_factor",
-                "high_freq_factor",
-                "short_factor",
-                "long_factor",
-            )
-            if getattr(self, name) is not None and name not in own
-        ]
-        if stray:
-            raise ValueError(f"{stray[0]} does not apply to scaling type {self.type}")
-        if self.type == "longrope" and (self.short_factor is None or self.long_factor is None):
-            raise ValueError("longrope needs short_factor and long_factor (one factor per rotated frequency)")
-        return self  # fmt: skip
-
-
-ROTARY_FIELDS = ("theta", "scaling", "layers", "partial")
-
-
-class PositionPolicy(LayerPolicy):
-    policy: Literal["freeze", "finetune", "replace"] = Field(
-        "finetune",
-        description="`freeze`, `finetune`, or `replace` the positions: the absolute position table, or for rotary "
-        "decoders the rotation (which has no parameters: freeze and finetune change nothing there).",
-    )
-    then: Literal["freeze", "finetune"] = Field(
-        "finetune", description="replace/learned or extend: train or freeze it."
-    )
-    init: Literal["sinusoidal", "learned", "extend", "none", "rope"] | None = Field(
-        None,
-        description="replace: fixed `sinusoidal` buffer, fresh `learned` table, `extend` the pretrained one, "
-        "or `none` (no position signal); rotary decoders: `rope` (a new base, scaling or partial rotation) or `none` "
-        "(no rotation: NoPE, in every layer or in `layers`).",
-    )
-    theta: float | None = Field(
-        None, gt=1, description="replace/rope: the new rotary base (`rope_theta`; above 1, or no frequency falls)."
-    )
-    scaling: RopeScaling | None = Field(
-        None, description="replace/rope: scale the rotary frequencies for longer inputs."
-    )
-    partial: float | None = Field(
-        None, gt=0, lt=1, description="replace/rope: rotate only this share of each head's dimensions."
-    )
-    layers: list[int] | None = Field(
-        None,
-        min_length=1,
-        description="replace/none on a rotary decoder: drop the rotation in these layers only (0 = the lowest).",
-    )
-    max_positions: int | None = Field(
-        None, gt=0, le=MAX_SIZE, description="replace: rows of the new table (default: as before)."
-    )
-    extend_mode: Literal["copy", "interpolate"] = Field(
-        "copy", description="extend: keep old rows and repeat them (`copy`), or resample the old table (`interpolate`)."
-    )
-    std: float | None = Field(None, gt=0, description="replace/learned: normal std (default: the old table's std).")
-    scale: float | None = Field(
-        None,
-        gt=0,
-        description="replace/sinusoidal: multiply the table by this; null: match the replaced table's std "
-        "(the raw sin/cos values, scale 1, drown a pretrained encoder's token vectors).",
-    )
-    combine: Literal["add", "concat"] = Field(
-        "add",
-        description="How position vectors meet token vectors: `add`, or `concat` then project to the hidden size.",
-    )
-
-    @model_validator(mode="after")
-    def _replace_fields(self) -> PositionPolicy:
-        self._only_with_replace(
-            ("then", "init", "max_positions", "extend_mode", "std", "scale", "combine", *ROTARY_FIELDS)
-        )
-        if self.init == "rope" and self.theta is None and self.scaling is None and self.partial is None:
-            raise ValueError("init: rope needs theta, scaling or partial")
-        for name in ("theta", "scaling", "partial"):
-            if getattr(self, name) is not None and self.init != "rope":
-                raise ValueError(f"{name} applies to init: rope")
-        if self.layers is not None and self.init != "none":
-            raise ValueError("layers (the layers without rotation) applies to init: none")
-        if self.layers is not None and (min(self.layers) < 0 or len(set(self.layers)) != len(self.layers)):
-            raise ValueError(f"layers must be distinct layer indices from 0, got {self.layers}")
-        if self.scale is not None and self.init != "sinusoidal":
-            raise ValueError("scale applies to init: sinusoidal")
-        if self.policy == "replace" and self.init is None:
-            raise ValueError(
-                "policy: replace needs init: sinusoidal, learned, extend or none (rotary decoders: rope or none)"
-            )
-        if self.init in ("sinusoidal", "none") and self.then == "freeze":
-            raise ValueError(f"init: {self.init} is a fixed buffer; `then` does not apply")
+    def _file_or_training(self) -> VectorTable:
+        if (self.vectors is None) == (self.train is None):
+            raise ValueError("init: vectors needs a vectors file or train: {method: ...} (vectors trained on the "
+                             "corpus), one of the two")  # fmt: skip
         return self
 
 
-class EncoderPolicy(LayerPolicy):
-    policy: Literal["freeze", "finetune", "lora"] = Field(
-        "finetune",
-        description="`freeze`, `finetune`, or `lora`: the body frozen, low-rank adapters (PEFT) trained beside its "
-        "linear layers; the saved model has them merged, the adapter is kept beside it.",
+class MeanTransfer(ReplacedTable):
+    """`replace` × `transfer` × `mean`: the pretrained table moved to a new tokenizer; a new token is the mean of the
+    old rows of the pieces the old tokenizer splits it into."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "mean"}
+    init: Literal["transfer"] = Field(
+        description="Transfer the pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared "
+        "tokens copied, the others composed."
     )
-    freeze_bottom: int = Field(0, ge=0, description="finetune: keep the lowest N transformer layers frozen.")
+    transfer: Literal["mean"] = Field("mean", description="A new token is the mean of its old pieces' rows.")
+
+
+class WeightedTransfer(ReplacedTable, VectorFile):
+    """`replace` × `transfer` × `weighted`: as `mean`, but a new token is a similarity-weighted mix of the old tokens
+    whose static vectors are closest to its own (as FOCUS and WECHSEL do)."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "weighted"}
+    init: Literal["transfer"] = Field(description="Transfer the pretrained table to a new tokenizer.")
+    transfer: Literal["weighted"] = Field(description="A mix of the old tokens closest in the static vectors.")
+    vectors: str = Field(description="The static vectors that weigh the mix (formats as for init: vectors).")  # type: ignore[assignment]
+
+    @field_validator("vectors")
+    @classmethod
+    def _vectors_exist(cls, value: str) -> str:
+        return existing_path(value, "file")
+
+
+TokenTable = FinetunedTable | FrozenTable | RandomTable | VectorTable | MeanTransfer | WeightedTransfer
+TokenEmbeddings = variant_union(
+    "layers.token_embeddings",
+    FinetunedTable, FrozenTable, RandomTable, VectorTable, MeanTransfer, WeightedTransfer,
+    defaults={"policy": "finetune", "transfer": "mean"},
+)  # fmt: skip
+
+
+# --- the encoder body and the head ----------------------------------------------------------------------------------
+class BodyPolicy(LayerPolicy):
+    """What every body variant takes: layer-wise learning-rate decay."""
+
     layerwise_lr_decay: float = Field(
         1.0, gt=0, le=1, description="Layer l of L trains at lr × decay^(L−l); embeddings at decay^L."
     )
-    r: int = Field(8, gt=0, le=4096, description="lora: the rank of each adapter.")
-    alpha: float = Field(16.0, gt=0, description="lora: the adapters' scaling is alpha / r.")
-    dropout: float = Field(0.05, ge=0, lt=1, description="lora: dropout on the adapters' input.")
+
+
+class FrozenBody(Frozen, BodyPolicy):
+    """`freeze`: the pretrained body as it is."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "freeze"}
+    policy: Literal["freeze"] = Field("freeze", description="`freeze` the body.")
+
+
+class FinetunedBody(BodyPolicy):
+    """`finetune`: the body trained (its lowest blocks may stay frozen)."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "finetune"}
+    policy: Literal["finetune"] = Field("finetune", description="`finetune` the body.")
+    freeze_bottom: int = Field(0, ge=0, description="Keep the lowest N transformer layers frozen.")
+
+
+class LoraBody(BodyPolicy):
+    """`lora`: the body frozen, low-rank adapters (PEFT) trained beside its linear layers; the saved model has them
+    merged, the adapter is kept beside it."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "lora"}
+    policy: Literal["lora"] = Field("lora", description="Low-rank adapters beside the frozen body.")
+    r: int = Field(8, gt=0, le=4096, description="The rank of each adapter.")
+    alpha: float = Field(16.0, gt=0, description="The adapters' scaling is alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
     target_modules: list[str] | None = Field(
-        None,
-        min_length=1,
-        description="lora: the linear layers to adapt (names or suffixes); null: the family's default.",
+        None, min_length=1, description="The linear layers to adapt (names or suffixes); null: the family's default."
     )
 
-    @model_validator(mode="after")
-    def _lora_fields(self) -> EncoderPolicy:
-        defaults = {name: type(self).model_fields[name].default for name in ("r", "alpha", "dropout", "target_modules")}
-        stray = [name for name, default in defaults.items() if getattr(self, name) != default]
-        if stray and self.policy != "lora":
-            raise ValueError(f"{stray[0]} applies to policy: lora")
-        if self.policy == "lora" and self.freeze_bottom:
-            raise ValueError("freeze_bottom applies to policy: finetune (lora freezes the whole body)")
-        return self
+
+Body = variant_union("layers.encoder", FinetunedBody, FrozenBody, LoraBody, defaults={"policy": "finetune"})
 
 
 class HeadPolicy(Strict):
@@ -324,15 +237,25 @@ class HeadPolicy(Strict):
     )
     lr_multiplier: float = Field(1.0, gt=0, description="The task head's learning rate is `train.lr` times this.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, value: Any) -> Any:
+        return {"policy": value} if isinstance(value, str) else value
+
+    def is_frozen(self) -> bool:
+        return self.policy == "freeze"
+
+    def unfreeze_when(self) -> tuple[str, int] | None:
+        return None
+
 
 class LayersConfig(Strict):
-    token_embeddings: TokenEmbeddingPolicy = Field(
-        default_factory=TokenEmbeddingPolicy, description="Policy for the token-embedding table."
+    token_embeddings: TokenEmbeddings = Field(
+        default_factory=FinetunedTable, description="Policy for the token-embedding table."
     )
-    positions: PositionPolicy = Field(
-        default_factory=PositionPolicy, description="Policy for the absolute position table."
+    positions: Positions = Field(
+        default_factory=FinetunedPositions,
+        description="Policy for the positions: the absolute position table, or for rotary decoders the rotation.",
     )
-    encoder: EncoderPolicy = Field(
-        default_factory=EncoderPolicy, description="Policy for the rest of the pretrained body."
-    )
+    encoder: Body = Field(default_factory=FinetunedBody, description="Policy for the rest of the pretrained body.")
     head: HeadPolicy = Field(default_factory=HeadPolicy, description="The task head.")

@@ -12,12 +12,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, SerializeAsAny, ValidatorFunctionWrapHandler, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.paths import looks_like_hub_id
 from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
-from pipeline.recipe.layers import LayersConfig
+from pipeline.recipe.layers import (
+    FinetunedTable,
+    LayersConfig,
+    MeanTransfer,
+    RandomTable,
+    ReplacedTable,
+    WeightedTransfer,
+)
 from pipeline.recipe.tasks import TaskSection, section_for
+from pipeline.recipe.variants import SAVED
 
 DATA_FORMATS = {
     ".csv": "csv",
@@ -81,6 +97,10 @@ class AddTokens(Strict):
     @classmethod
     def _file_exists(cls, value: str | None) -> str | None:
         return None if value is None else existing_path(value, "file")
+
+    def rows_from_the_mean(self) -> bool:
+        """`init: mean`: new rows from the table's mean and covariance (transformers' mean resizing)."""
+        return self.init == "mean"
 
     @model_validator(mode="after")
     def _some_tokens(self) -> AddTokens:
@@ -304,10 +324,7 @@ class EvalConfig(Strict):
         min_length=1,
         description="Metrics by name (the known names are listed below), a path to an `evaluate` script, or "
         "`hub:NAME`. "
-        "null: the task's defaults (sequence classification: accuracy, f1_macro; token classification: entity_f1 and "
-        "accuracy for BIO-style tags, else accuracy and f1_macro; regression: pearson, spearman, mse, mae; "
-        "multi-label: "
-        "f1_micro, f1_macro, precision_micro, recall_micro, per_label; language modeling: perplexity).",
+        "null: the task type's defaults (each task type's are listed below).",
     )
     splits: list[str] = Field(
         default_factory=lambda: ["validation"],
@@ -315,19 +332,18 @@ class EvalConfig(Strict):
         description="Splits evaluated at the end; the first is also evaluated during training.",
     )
     batch_size: int = Field(64, gt=0, le=MAX_SIZE, description="Examples per evaluation forward pass on one device.")
-    lengths: list[int] | None = Field(
-        None,
-        min_length=1,
-        description="language modeling: also score each eval split packed into blocks of each of these lengths "
-        "(`perplexity@L`, `loss@L`, and the loss by position `loss@L/positions A-B`): how a model trained at one "
-        "length does at longer ones. Rotary decoders take lengths past their nominal limit; a learned table does not.",
-    )
-    threshold: float = Field(
-        0.5, gt=0, lt=1, description="multi-label: a label is predicted when its probability reaches this."
-    )
     trust_metric_code: bool = Field(
         False, description="Allow metric scripts given by path or `hub:NAME`: loading one runs its code."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_to_task_sections(cls, value: Any) -> Any:
+        moved = {"lengths": "language-modeling", "threshold": "multi-label"}
+        for key, task in moved.items():
+            if isinstance(value, dict) and key in value:
+                raise ValueError(f"{key} moved to the {task} task section: write task.{key}, not eval.{key}")
+        return value
 
 
 class Recipe(Strict):
@@ -344,6 +360,19 @@ class Recipe(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _older_run_folder(cls, value: Any, info: ValidationInfo) -> Any:
+        """A run folder saved before `task.lengths` and `task.threshold` moved to their task sections: moved there
+        (or dropped at their old defaults), so it can still be re-scored."""
+        if not (info.context and info.context.get(SAVED)) or not isinstance(value, dict):
+            return value
+        evaluation, task = dict(value.get("eval") or {}), dict(value.get("task") or {})
+        for key, default in (("lengths", None), ("threshold", 0.5)):
+            if key in evaluation and (setting := evaluation.pop(key)) != default:
+                task[key] = setting
+        return {**value, "eval": evaluation, "task": task} if "eval" in value else value
+
     @field_validator("task", mode="wrap")
     @classmethod
     def _section_of_its_type(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> TaskSection:
@@ -358,21 +387,22 @@ class Recipe(Strict):
     def _parts_fit_together(self) -> Recipe:
         table = self.layers.token_embeddings
         new_vocabulary = isinstance(self.model.tokenizer, TokenizerBuild)
-        if new_vocabulary and self.model.config is None and table.policy != "replace":
+        if new_vocabulary and self.model.config is None and not isinstance(table, ReplacedTable):
             raise ValueError(
                 "model.tokenizer: a new tokenizer's ids mean nothing to a pretrained model's table; replace the table "
                 "(layers.token_embeddings: {policy: replace, init: transfer}, or init: random / vectors)"
             )
-        if table.init == "transfer" and (self.model.config is not None or not new_vocabulary):
+        if isinstance(table, MeanTransfer | WeightedTransfer) and (self.model.config is not None or not new_vocabulary):
             raise ValueError(
                 "layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to a new "
                 "tokenizer (model.tokenizer: {build: wordpiece | bpe | word})"
             )
-        if table.rows == "new" and self.model.add_tokens is None:
+        if isinstance(table, FinetunedTable) and table.rows == "new" and self.model.add_tokens is None:
             raise ValueError(
                 "layers.token_embeddings.rows: new trains the rows of added tokens; model.add_tokens adds none"
             )
-        if table.per_position and (self.model.max_length is None or self.task.type == "language-modeling"):
+        per_position = isinstance(table, RandomTable) and table.per_position
+        if per_position and (self.model.max_length is None or self.task.type == "language-modeling"):
             raise ValueError(
                 "layers.token_embeddings.per_position needs model.max_length (one table per position) and a task "
                 "whose head does not read the token table (not language-modeling)"
@@ -381,10 +411,4 @@ class Recipe(Strict):
             raise ValueError("model.add_tokens: a new tokenizer is built from the data; add its tokens there, not here")
         if self.eval.metrics is None and self.task.default_metrics is not None:
             self.eval.metrics = list(self.task.default_metrics)  # the one place `eval.metrics: null` is resolved
-        if self.eval.lengths is not None and not self.task.scores_by_length:
-            raise ValueError("eval.lengths applies to task.type: language-modeling")
-        if self.eval.lengths is not None and (min(self.eval.lengths) < 2 or max(self.eval.lengths) > MAX_SIZE):
-            raise ValueError(f"eval.lengths must be block lengths between 2 and {MAX_SIZE}, got {self.eval.lengths}")
-        if self.eval.threshold != EvalConfig.model_fields["threshold"].default and not self.task.uses_threshold:
-            raise ValueError("eval.threshold applies to task.type: multi-label")
         return self

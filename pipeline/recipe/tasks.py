@@ -29,11 +29,13 @@ class TaskSection(Strict):
 
     metric_inputs: ClassVar[tuple[str, ...]]
     default_metrics: ClassVar[list[str] | None]
-    uses_threshold: ClassVar[bool] = False  # whether `eval.threshold` applies (multi-label)
-    scores_by_length: ClassVar[bool] = False  # whether `eval.lengths` applies (language modeling)
 
     def columns(self) -> dict[str, ColumnKind]:
         raise NotImplementedError
+
+    def scored_lengths(self) -> list[int]:
+        """Block lengths each eval split is also scored at (language modeling's `task.lengths`; none here)."""
+        return []
 
     def stratify_column(self) -> str | None:
         """The column a holdout is stratified by: the label, where each row has one (None otherwise)."""

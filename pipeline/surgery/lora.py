@@ -21,7 +21,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from pipeline.errors import PipelineError, first_line
-from pipeline.recipe.layers import EncoderPolicy
+from pipeline.recipe.layers import LoraBody
 from pipeline.surgery.rows import TrainableRows
 
 ADAPTER = "adapter"
@@ -36,7 +36,7 @@ def matches(name: str, targets: list[str]) -> bool:
 
 
 def add_lora(
-    model: PreTrainedModel, policy: EncoderPolicy, default_targets: tuple[str, ...], fan_in_fan_out: bool
+    model: PreTrainedModel, policy: LoraBody, default_targets: tuple[str, ...], fan_in_fan_out: bool
 ) -> dict[str, Any]:
     """Inject the adapters into the body's layers named by `target_modules` (a task head's layers of the same name
     are left to the head's policy); returns what was adapted: rank, scaling, targets, layers, adapter parameters."""

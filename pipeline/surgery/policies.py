@@ -15,7 +15,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
 from pipeline.families.base import Family
-from pipeline.recipe.layers import LayerPolicy, LayersConfig
+from pipeline.recipe.layers import FinetunedBody, FinetunedTable, LayersConfig, LoraBody
+from pipeline.recipe.positions import FinetunedPositions
 from pipeline.surgery.lora import add_lora, is_adapter
 from pipeline.surgery.rows import TrainableRows, rows_to_train, train_rows, untie_output_embeddings
 from pipeline.surgery.tables import table_of
@@ -68,10 +69,6 @@ def unfreeze(parameters: Iterable[nn.Parameter]) -> None:
         parameter.requires_grad_(True)
 
 
-def _frozen_by_policy(policy: LayerPolicy) -> bool:
-    return policy.policy == "freeze" or (policy.policy == "replace" and policy.then == "freeze")
-
-
 def apply_layer_policies(family: Family, model: PreTrainedModel, cfg: LayersConfig) -> UnfreezeSchedule:
     """Flip `requires_grad` as the recipe's `layers` section says (after any surgery).
 
@@ -80,7 +77,8 @@ def apply_layer_policies(family: Family, model: PreTrainedModel, cfg: LayersConf
     groups_of = layer_group_of_parameters(family, model)
     named = dict(model.named_parameters())
     by_group = {group: [named[n] for n, g in groups_of.items() if g == group] for group in LAYER_GROUPS}
-    if family.input_layers(model).positions is None and cfg.positions.policy != "finetune" and not family.rotary:
+    no_table = family.input_layers(model).positions is None
+    if no_table and not isinstance(cfg.positions, FinetunedPositions) and not family.rotary:
         raise PipelineError(
             f"{type(model).__name__} has no learned absolute position table (it uses rotary or relative "
             "positions), so this policy cannot apply",
@@ -90,19 +88,19 @@ def apply_layer_policies(family: Family, model: PreTrainedModel, cfg: LayersConf
     schedule: UnfreezeSchedule = {}
     for group in ("token_embeddings", "positions", "encoder", "head"):
         policy = getattr(cfg, group)
-        frozen = list(by_group[group]) if policy.policy == "freeze" or _frozen_by_policy(policy) else []
+        frozen = list(by_group[group]) if policy.is_frozen() else []
         if group == "token_embeddings" and isinstance(family.input_layers(model).token_embeddings, TrainableRows):
             frozen = [table_of(family.input_layers(model).token_embeddings).weight]  # trained by rows: the rest stays
-        if group == "encoder" and cfg.encoder.policy == "lora":
+        if group == "encoder" and isinstance(cfg.encoder, LoraBody):
             frozen = [named[n] for n, g in groups_of.items() if g == "encoder" and not is_adapter(n)]
-        if group == "encoder" and cfg.encoder.policy == "finetune" and cfg.encoder.freeze_bottom:
+        if group == "encoder" and isinstance(cfg.encoder, FinetunedBody) and cfg.encoder.freeze_bottom:
             blocks = blocks_of(family, model)
             if cfg.encoder.freeze_bottom > len(blocks):
                 raise PipelineError(f"the model has only {len(blocks)} layers", field="layers.encoder.freeze_bottom")
             frozen = [p for block in blocks[: cfg.encoder.freeze_bottom] for p in block.parameters()]
         freeze(frozen)
-        if frozen and (getattr(policy, "unfreeze_at_step", None) or getattr(policy, "unfreeze_at_epoch", None)):
-            when = ("step", policy.unfreeze_at_step) if policy.unfreeze_at_step else ("epoch", policy.unfreeze_at_epoch)
+        when = policy.unfreeze_when()
+        if frozen and when is not None:
             schedule.setdefault(when, []).extend(frozen)
     return schedule
 
@@ -122,7 +120,7 @@ def apply_training_scope(
     if policy.tie == "untie":
         untie_output_embeddings(model)
         report["tie"] = "untie: the LM head is a copy of the table, a tensor of its own (layers.head governs it)"
-    if policy.rows is not None:
+    if isinstance(policy, FinetunedTable) and policy.rows is not None:
         table_rows = model.get_input_embeddings().num_embeddings
         ids = rows_to_train(policy.rows, tokenizer, added, table_rows)
         train_rows(model, ids)
@@ -131,6 +129,6 @@ def apply_training_scope(
             "of": table_rows,
             "tokens": tokenizer.convert_ids_to_tokens(ids[:100]),
         }
-    if cfg.encoder.policy == "lora":
+    if isinstance(cfg.encoder, LoraBody):
         report["lora"] = add_lora(model, cfg.encoder, family.lora_targets, family.lora_fan_in_fan_out)
     return report

@@ -1,11 +1,13 @@
 """Layer surgery: replace the token-embedding table or the position table of a loaded model.
 
-Each replacement is a small named function that swaps one module and returns what it did; where a family keeps
-its tables is asked of the `Family`. `apply_surgery` runs the recipe's `replace` policies and reports the result.
+Each `replace` variant of the token table has a small named function that makes its rows (`TOKEN_TABLES`, keyed by
+the variant's class), as each position-table variant has in `pipeline.surgery.positions`; where a family keeps its
+tables is asked of the `Family`. `apply_surgery` runs the recipe's `replace` policies and reports the result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +19,23 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from pipeline.errors import PipelineError
 from pipeline.families.base import Family
 from pipeline.paths import resolve_local_path
-from pipeline.recipe.layers import LayersConfig, PositionPolicy, TokenEmbeddingPolicy
+from pipeline.recipe.layers import (
+    LayersConfig,
+    MeanTransfer,
+    RandomTable,
+    ReplacedTable,
+    VectorFile,
+    VectorTable,
+    WeightedTransfer,
+)
+from pipeline.recipe.positions import NewTable, Positions, ReplacedPositions
 from pipeline.resources import require_memory
+from pipeline.surgery.positions import replace_positions
 from pipeline.surgery.rows import TrainableRowsHead
 from pipeline.surgery.tables import (
     PER_POSITION_KEY,
-    FixedTable,
     PerPositionTable,
     ProjectedLookup,
-    extended_table,
-    sinusoidal_table,
     table_of,
 )
 from pipeline.surgery.transfer import apply_plan, plan_transfer, route_counts
@@ -47,57 +56,11 @@ class SurgeryReport:
     scope: dict[str, Any] = field(default_factory=dict)  # added tokens, untied head, rows, LoRA (input_layers.json)
 
 
-def replace_positions(family: Family, model: PreTrainedModel, policy: PositionPolicy) -> tuple[str, int]:
-    """Swap the position table as `policy.init` says; returns a one-line description and the new row count."""
-    slot = family.position_slot(model)
-    if slot is None:
-        raise PipelineError(
-            f"{type(model).__name__} has no absolute position table (rotary or relative positions): "
-            "layers.positions.policy: replace cannot apply",
-            field="layers.positions",
-        )
-    current = table_of(getattr(*slot))
-    old = current.weight.detach()
-    rows, width = policy.max_positions or old.shape[0], old.shape[1]
-    require_memory(
-        rows * width * old.element_size(), f"a position table of {rows:,} rows", "layers.positions.max_positions"
-    )
-    if policy.init == "sinusoidal":
-        table = sinusoidal_table(rows, width)
-        scale = policy.scale or float(old.std()) / float(table.std())
-        new, source = FixedTable(table * scale), f"sinusoidal (fixed, ×{scale:.4g})"
-    elif policy.init == "none":
-        new, source = FixedTable(torch.zeros(rows, width)), "none (zeros: no position signal)"
-    elif policy.init == "learned":
-        new = nn.Embedding(rows, width)
-        nn.init.normal_(new.weight, std=policy.std or float(old.std()))
-        source = "learned (fresh)"
-    else:
-        padding_idx = getattr(current, "padding_idx", None)
-        offset = 0 if padding_idx is None else padding_idx + 1
-        new = nn.Embedding(rows, width)
-        with torch.no_grad():
-            new.weight.copy_(extended_table(old, rows, policy.extend_mode, offset))
-        source = f"extended {old.shape[0]} → {rows} ({policy.extend_mode})"
-    expected = new.weight.detach().clone()
-    if policy.combine == "concat":
-        # [token; position] @ W.T == token @ W_t.T + position @ W_p.T: the position half of W lives here,
-        # the token half (with the bias) on the token side, so the model's own "add" does the concatenation.
-        new = ProjectedLookup(new, nn.Linear(width, width, bias=False))
-        model.set_input_embeddings(ProjectedLookup(model.get_input_embeddings(), nn.Linear(width, width)))
-        source += ", combined by concat + projection"
-    family.set_positions(model, new.to(old.device), rows)
-    # Guard against a model whose own code rebuilds or overwrites the table: read the values back.
-    if not torch.equal(table_of(family.input_layers(model).positions).weight.detach().cpu(), expected.cpu()):
-        raise PipelineError("the new position table did not survive in the model", field="layers.positions")
-    return source, rows
-
-
 def _tokenizer_lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
     return bool(getattr(tokenizer, "do_lower_case", False)) or tokenizer.tokenize("A") == tokenizer.tokenize("a")
 
 
-def policy_vectors(policy: TokenEmbeddingPolicy) -> WordVectors:
+def policy_vectors(policy: VectorFile) -> WordVectors:
     """The static vectors a token-embedding policy names (`vectors`, `vectors_format`, `vectors_vocab`)."""
     return load_vectors(
         resolve_local_path(policy.vectors),
@@ -108,7 +71,7 @@ def policy_vectors(policy: TokenEmbeddingPolicy) -> WordVectors:
 
 def _vector_table(
     tokenizer: PreTrainedTokenizerBase,
-    policy: TokenEmbeddingPolicy,
+    policy: VectorTable,
     rows: int,
     width: int,
     seed: int,
@@ -135,83 +98,120 @@ def _vector_table(
     return table, alignment, vectors.dim
 
 
+@dataclass
+class TableSlot:
+    """Where a new token table goes: the old table module, the new table's rows (the new vocabulary's size where a
+    tokenizer replaces the pretrained one) and width, its padding row, the seed, the pretrained table's tokenizer
+    (`original`, when a new one replaces it) and vectors trained on the corpus."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    old: nn.Embedding
+    rows: int
+    width: int
+    padding_idx: int | None
+    seed: int
+    original: PreTrainedTokenizerBase | None
+    trained: WordVectors | None
+
+
+@dataclass
+class NewRows:
+    """A new token table (rows, width or narrower), what it is in words, and the alignment or transfer report."""
+
+    table: torch.Tensor
+    how: str
+    alignment: Alignment | None = None
+    transfer: dict[str, Any] | None = None
+
+
+def random_rows(policy: RandomTable, slot: TableSlot) -> NewRows:
+    """Normal rows with the policy's std or the old table's (a seeded generator where the vocabulary is new)."""
+    std = policy.std or float(slot.old.weight.detach().std())
+    if slot.original is not None:
+        table = torch.randn(slot.rows, slot.width, generator=torch.Generator().manual_seed(slot.seed)) * std
+    else:
+        new = nn.Embedding(slot.rows, slot.width, padding_idx=slot.padding_idx)
+        nn.init.normal_(new.weight, std=std)
+        table = new.weight.detach()
+    return NewRows(table, f"random normal (std {std:.4f})")
+
+
+def transferred_rows(policy: MeanTransfer | WeightedTransfer, slot: TableSlot) -> NewRows:
+    """The pretrained table moved to the new tokenizer (`pipeline.surgery.transfer`); an untied LM head follows."""
+    vectors = policy_vectors(policy) if isinstance(policy, WeightedTransfer) else None
+    plans = plan_transfer(slot.original, slot.tokenizer, vectors)
+    table = apply_plan(slot.old.weight.detach().cpu(), plans, slot.seed)
+    transfer = {"old_vocabulary": slot.old.weight.shape[0], "new_vocabulary": slot.rows, "rows": route_counts(plans)}
+    output = slot.model.get_output_embeddings()
+    if output is not None and not output_tied_to_input(slot.model):  # an untied LM head follows the same plan
+        head = nn.Linear(slot.width, slot.rows, bias=False)
+        head.weight = nn.Parameter(
+            apply_plan(output.weight.detach().cpu(), plans, slot.seed + 1).to(output.weight.device)
+        )
+        slot.model.set_output_embeddings(head)
+    routes = ", ".join(f"{route} {n:,}" for route, n in transfer["rows"].items() if n)
+    return NewRows(table, f"transferred from the pretrained table ({routes})", transfer=transfer)
+
+
+def vector_rows(policy: VectorTable, slot: TableSlot) -> NewRows:
+    """Static vectors (a file, or trained on the corpus) aligned to the vocabulary, padded where the policy says."""
+    table, alignment, dim = _vector_table(slot.tokenizer, policy, slot.rows, slot.width, slot.seed, slot.trained)
+    source = f"{policy.train.method} vectors trained on {policy.train.corpus}" if policy.train else policy.vectors
+    fit = (
+        f"projected {dim} → {slot.width}" if table.shape[1] < slot.width else "zero-padded" if dim < slot.width
+        else "same width"
+    )  # fmt: skip
+    return NewRows(table, f"vectors {source} ({fit})", alignment=alignment)
+
+
+# A token-table `replace` variant → the function that makes its rows.
+TOKEN_TABLES: dict[type[ReplacedTable], Callable[[Any, TableSlot], NewRows]] = {
+    RandomTable: random_rows,
+    VectorTable: vector_rows,
+    MeanTransfer: transferred_rows,
+    WeightedTransfer: transferred_rows,
+}
+
+
 def replace_token_embeddings(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    policy: TokenEmbeddingPolicy,
+    policy: ReplacedTable,
     seed: int,
     original: PreTrainedTokenizerBase | None = None,
     trained: WordVectors | None = None,
     positions: int | None = None,
 ) -> tuple[str, Alignment | None, dict[str, Any] | None]:
-    """Swap the token-embedding table for a random, a static-vector or (`original`: the tokenizer the pretrained table
-    belongs to, replaced by `tokenizer`) a transferred one; returns a description, the vector alignment (vectors)
-    and the transfer's row counts (transfer). With a new tokenizer the table gets its vocabulary's size.
+    """Swap the token-embedding table for the one the policy's variant makes: random, static vectors, or (`original`:
+    the tokenizer the pretrained table belongs to, replaced by `tokenizer`) transferred; returns a description, the
+    vector alignment (vectors) and the transfer's row counts (transfer). With a new tokenizer the table gets its
+    vocabulary's size.
 
     trained: vectors trained on the corpus (`train: {...}`), used in place of a vectors file; positions: the tables
     `per_position` gives (the recipe's `model.max_length`)."""
     old = table_of(model.get_input_embeddings())
     rows, width = (len(tokenizer) if original is not None else old.weight.shape[0]), old.weight.shape[1]
     padding_idx = tokenizer.pad_token_id if original is not None else old.padding_idx
-    alignment, transfer = None, None
-    if policy.init == "random":
-        std = policy.std or float(old.weight.detach().std())
-        table = (
-            torch.randn(rows, width, generator=torch.Generator().manual_seed(seed)) * std
-            if original is not None
-            else None
-        )
-        if table is None:
-            new = nn.Embedding(rows, width, padding_idx=padding_idx)
-            nn.init.normal_(new.weight, std=std)
-            table = new.weight.detach()
-        how = f"random normal (std {std:.4f})"
-    elif policy.init == "transfer":
-        vectors = policy_vectors(policy) if policy.transfer == "weighted" else None
-        plans = plan_transfer(original, tokenizer, vectors)
-        table = apply_plan(old.weight.detach().cpu(), plans, seed)
-        transfer = {"old_vocabulary": old.weight.shape[0], "new_vocabulary": rows, "rows": route_counts(plans)}
-        output = model.get_output_embeddings()
-        if output is not None and not output_tied_to_input(model):  # an untied LM head follows the same plan
-            head = nn.Linear(width, rows, bias=False)
-            head.weight = nn.Parameter(
-                apply_plan(output.weight.detach().cpu(), plans, seed + 1).to(output.weight.device)
-            )
-            model.set_output_embeddings(head)
-        how = (
-            "transferred from the pretrained table ("
-            + ", ".join(f"{route} {n:,}" for route, n in transfer["rows"].items() if n)
-            + ")"
-        )
-    else:
-        table, alignment, dim = _vector_table(tokenizer, policy, rows, width, seed, trained)
-        source = f"{policy.train.method} vectors trained on {policy.train.corpus}" if policy.train else policy.vectors
-        how = (
-            f"vectors {source} ("
-            + (
-                f"projected {dim} → {width}"
-                if table.shape[1] < width
-                else "zero-padded"
-                if dim < width
-                else "same width"
-            )
-            + ")"
-        )
-    if policy.per_position:
-        model.set_input_embeddings(per_position_table(model, table.shape[0], width, positions, policy, seed))
+    slot = TableSlot(model, tokenizer, old, rows, width, padding_idx, seed, original, trained)
+    made = TOKEN_TABLES[type(policy)](policy, slot)
+    if isinstance(policy, RandomTable) and policy.per_position:
+        model.set_input_embeddings(per_position_table(model, made.table.shape[0], width, positions, policy, seed))
         model.config.vocab_size = rows
-        return how + f", one table per position ({positions} positions)", alignment, transfer
-    lookup = nn.Embedding.from_pretrained(table, freeze=False, padding_idx=padding_idx)
+        return made.how + f", one table per position ({positions} positions)", made.alignment, made.transfer
+    lookup = nn.Embedding.from_pretrained(made.table, freeze=False, padding_idx=padding_idx)
     new_module: nn.Module = (
-        lookup if table.shape[1] == width else ProjectedLookup(lookup, nn.Linear(table.shape[1], width, bias=False))
+        lookup
+        if made.table.shape[1] == width
+        else ProjectedLookup(lookup, nn.Linear(made.table.shape[1], width, bias=False))
     )
     model.set_input_embeddings(new_module.to(old.weight.device))
     model.config.vocab_size = rows
-    return how, alignment, transfer
+    return made.how, made.alignment, made.transfer
 
 
 def per_position_table(
-    model: PreTrainedModel, rows: int, width: int, positions: int | None, policy: TokenEmbeddingPolicy, seed: int
+    model: PreTrainedModel, rows: int, width: int, positions: int | None, policy: RandomTable, seed: int
 ) -> PerPositionTable:
     """A random table (positions, rows, width) drawn like the shared one (normal, the policy's or the old table's
     std; padding rows zero), refused where it and its training state (gradient, two Adam moments) would not fit."""
@@ -287,7 +287,7 @@ def apply_surgery(
             "positions": start if has_positions else f"none ({family.no_position_table or 'no absolute table'})",
         }
     )
-    if cfg.token_embeddings.policy == "replace":
+    if isinstance(cfg.token_embeddings, ReplacedTable):
         tied = output_tied_to_input(model)
         report.sources["token_embeddings"], report.alignment, report.transfer = replace_token_embeddings(
             model, tokenizer, cfg.token_embeddings, seed, original, trained, positions
@@ -296,24 +296,19 @@ def apply_surgery(
             retie_output_embeddings(model)
     if family.rotary:
         report.sources["positions"], report.rotary = rotary_positions(family, model, cfg.positions)
-    elif cfg.positions.policy == "replace":
+    elif isinstance(cfg.positions, NewTable):
         report.sources["positions"], report.position_rows = replace_positions(family, model, cfg.positions)
     report.sources["output_embeddings"] = describe_output_embeddings(model)
     return report
 
 
-def rotary_positions(
-    family: Family, model: PreTrainedModel, policy: PositionPolicy
-) -> tuple[str, dict[str, Any] | None]:
+def rotary_positions(family: Family, model: PreTrainedModel, policy: Positions) -> tuple[str, dict[str, Any] | None]:
     """A rotary family's position policy applied; returns what rotates (a line, and the details)."""
-    if policy.policy == "replace":
+    replaced = isinstance(policy, ReplacedPositions)
+    if replaced:
         family.replace_rotary_positions(model, policy)
     details = family.rotary_positions(model)
     if details is None:
         return f"none ({family.no_position_table})", None
-    kept = (
-        ""
-        if policy.policy == "replace"
-        else f" (policy {policy.policy}: the rotation has no parameters, nothing to train)"
-    )
+    kept = "" if replaced else f" (policy {policy.policy}: the rotation has no parameters, nothing to train)"
     return details["summary"] + kept, {key: value for key, value in details.items() if key != "summary"}

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -90,24 +90,49 @@ def table_std(weight: torch.Tensor) -> float:
     return float(weight.detach().float().std())
 
 
+def copied_row(init: CopyRow, text: str, weight: torch.Tensor, old: PreTrainedTokenizerBase,
+               generator: torch.Generator) -> tuple[torch.Tensor, str]:  # fmt: skip
+    """`{copy: TOKEN}`: the row of that token."""
+    if init.copy_of not in old.get_vocab():
+        raise PipelineError(f"copy: '{init.copy_of}' is not a token of the vocabulary", field="model.add_tokens.init")
+    return weight[old.convert_tokens_to_ids(init.copy_of)].clone(), f"copy of {init.copy_of}"
+
+
+def mean_row(init: str, text: str, weight: torch.Tensor, old: PreTrainedTokenizerBase,
+             generator: torch.Generator) -> tuple[torch.Tensor, str]:  # fmt: skip
+    """`mean`: the mean of the table."""
+    return weight.mean(dim=0), "mean of the table"
+
+
+def random_row(init: str, text: str, weight: torch.Tensor, old: PreTrainedTokenizerBase,
+               generator: torch.Generator, why: str = "random") -> tuple[torch.Tensor, str]:  # fmt: skip
+    """`random`: normal with the table's std."""
+    noise = torch.randn(weight.shape[1], generator=generator) * table_std(weight)
+    return noise.to(weight.dtype), why
+
+
+def composed_row(init: str, text: str, weight: torch.Tensor, old: PreTrainedTokenizerBase,
+                 generator: torch.Generator) -> tuple[torch.Tensor, str]:  # fmt: skip
+    """`compose`: the mean of the rows of the pieces the old tokenizer splits the text into (random without any)."""
+    ids = [i for i in pieces(old, text) if i != old.unk_token_id and i < len(weight)]
+    if ids:
+        return weight[ids].mean(dim=0), "compose: " + " + ".join(old.convert_ids_to_tokens(ids))
+    return random_row(init, text, weight, old, generator, "random (no known piece)")
+
+
+ROW_MAKERS: dict[str, Callable[..., tuple[torch.Tensor, str]]] = {
+    "mean": mean_row,
+    "compose": composed_row,
+    "random": random_row,
+}
+
+
 def new_row(
     init: Any, token: str, text: str, weight: torch.Tensor, old: PreTrainedTokenizerBase, generator: torch.Generator
 ) -> tuple[torch.Tensor, str]:
     """The row (width,) of one added token from the old rows `weight` (old rows, width), and how it was made."""
-    if isinstance(init, CopyRow):
-        if init.copy_of not in old.get_vocab():
-            raise PipelineError(
-                f"copy: '{init.copy_of}' is not a token of the vocabulary", field="model.add_tokens.init"
-            )
-        return weight[old.convert_tokens_to_ids(init.copy_of)].clone(), f"copy of {init.copy_of}"
-    if init == "mean":
-        return weight.mean(dim=0), "mean of the table"
-    if init == "compose":
-        ids = [i for i in pieces(old, text) if i != old.unk_token_id and i < len(weight)]
-        if ids:
-            return weight[ids].mean(dim=0), "compose: " + " + ".join(old.convert_ids_to_tokens(ids))
-    noise = torch.randn(weight.shape[1], generator=generator) * table_std(weight)
-    return noise.to(weight.dtype), "random" if init == "random" else "random (no known piece)"
+    maker = copied_row if isinstance(init, CopyRow) else ROW_MAKERS[init]
+    return maker(init, text, weight, old, generator)
 
 
 def grow_table(
@@ -125,9 +150,9 @@ def grow_table(
     all_fresh = min(added.ids) >= rows_before
     if needed > rows_before:
         # transformers' mean_resizing: the old rows' mean plus noise of their covariance (rows the resize makes)
-        model.resize_token_embeddings(needed, mean_resizing=cfg.init == "mean" and all_fresh)
+        model.resize_token_embeddings(needed, mean_resizing=cfg.rows_from_the_mean() and all_fresh)
     report = [{"token": token, "id": token_id} for token, token_id in zip(added.tokens, added.ids, strict=True)]
-    if cfg.init == "mean" and all_fresh:
+    if cfg.rows_from_the_mean() and all_fresh:
         return [entry | {"init": "mean (with noise of the table's covariance)"} for entry in report]
     generator = torch.Generator().manual_seed(seed)
     weight = model.get_input_embeddings().weight

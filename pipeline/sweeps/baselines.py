@@ -21,10 +21,11 @@ from pipeline.cache import usable, write_entry
 from pipeline.data.collate import without_labels
 from pipeline.errors import PipelineError, did_you_mean
 from pipeline.experiment.build import Experiment, build_experiment
+from pipeline.paths import cache_root
 from pipeline.recipe.layers import LayersConfig
 from pipeline.recipe.schema import Recipe
-from pipeline.tasks.registry import TASK_TYPES, task_type
-from pipeline.training.features import cache_folder, cache_key
+from pipeline.tasks.registry import register_built_in_tasks, task_type
+from pipeline.training.features import cache_key
 
 DEFAULT = ("tfidf",)
 MEAN_FILE = "mean.safetensors"
@@ -35,7 +36,9 @@ def parse_methods(value: str) -> tuple[str, ...]:
     methods = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
     if methods == ("none",):
         return ()
-    known = {name: needs for task in TASK_TYPES.values() for name, needs in task.classical_methods.items()}
+    known = {
+        name: needs for task in register_built_in_tasks().values() for name, needs in task.classical_methods.items()
+    }
     for method in methods:
         if method not in known:
             raise PipelineError(
@@ -75,7 +78,7 @@ def frozen_mean_features(recipe: Recipe) -> dict[str, tuple[np.ndarray, list[int
     the split's order, and the examples' label ids."""
     exp = build_experiment(frozen_recipe(recipe))
     splits = exp.data.splits
-    folder = cache_folder() / f"{cache_key(exp.model, exp.tokenizer, splits)}-mean"
+    folder = cache_root("features") / f"{cache_key(exp.model, exp.tokenizer, splits)}-mean"
     if usable(folder, "frozen encoder's mean vectors"):
         vectors = load_file(str(folder / MEAN_FILE))
     else:

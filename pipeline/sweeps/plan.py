@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.errors import PipelineError, unusable
 from pipeline.experiment.recipes import load_recipe
-from pipeline.recipe.io import dump_recipe, read_yaml
+from pipeline.recipe.io import holds_recipe, read_yaml
 from pipeline.recipe.schema import Recipe
 
 
@@ -166,7 +166,7 @@ def run_state(run: PlannedRun) -> str:
     saved = run.output_dir / "recipe.yaml"
     if not saved.is_file():
         return "new"
-    if saved.read_text(encoding="utf-8") != dump_recipe(run.recipe):
+    if not holds_recipe(saved, run.recipe):
         raise PipelineError(
             f"{run.output_dir} holds a run of another recipe; give the sweep a new --output", field="--output"
         )

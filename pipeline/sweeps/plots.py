@@ -70,7 +70,7 @@ def learning_curves(runs: dict[str, list[RunResult]], key: str, split: str | Non
 
 
 def position_curves(runs: dict[str, list[RunResult]], split: str, path: Path) -> Path | None:
-    """The loss by position in the block, at the longest length the runs were scored at (`eval.lengths`), one line
+    """The loss by position in the block, at the longest length the runs were scored at (`task.lengths`), one line
     per cell (mean over its seeds); None when the runs report no such scores."""
     series: dict[str, list[tuple[int, float]]] = {}
     longest = None

@@ -17,6 +17,7 @@ from pipeline.extras import require
 from pipeline.locks import LOCK_NAME, folder_lock
 from pipeline.recipe.io import flatten, read_yaml
 from pipeline.recipe.schema import Recipe
+from pipeline.recipe.variants import variant_tag_keys
 from pipeline.sweeps.baselines import DEFAULT, classical_baselines
 from pipeline.sweeps.comparable import check_comparable, distinct_runs
 from pipeline.sweeps.intervals import CONFIDENCE
@@ -350,14 +351,7 @@ def compare(
     for folder in folders:
         recipe = flatten(read_yaml((folder / "recipe.yaml").read_text()))
         settings[folder] = {key: value for key, value in recipe.items() if key not in ("output_dir", "train.seed")}
-    differing = sorted(
-        {
-            key
-            for s in settings.values()
-            for key in s
-            if len({json.dumps(t.get(key), sort_keys=True) for t in settings.values()}) > 1
-        }
-    )
+    differing = differing_settings(list(settings.values()))
 
     # A setting that is a section (`layers.positions: {policy: replace, init: rope, theta: ...}`) names the cell
     # once, by the values of its differing keys, as a sweep names it: `positions=replace-rope-400000.0`.
@@ -380,6 +374,20 @@ def compare(
         results.setdefault(run.cell, []).append(run)
     base = name(collect([baseline])[0]) if baseline else next(iter(results))
     return write_summary(results, base, output, compared_baselines(folders[0], classical))
+
+
+def differing_settings(settings: list[dict[str, Any]]) -> list[str]:
+    """The flat recipe keys whose values differ between runs. A key only some runs have is a field of one policy
+    variant (`then` of a replaced table): it differs only where it picks the variant (`policy`, `init`...) or where
+    two runs that have it disagree, so `finetune` against `replace` with `init: random` is named by those two."""
+    tags = variant_tag_keys()
+    differing = set()
+    for key in {key for setting in settings for key in setting}:
+        present = {json.dumps(setting[key], sort_keys=True) for setting in settings if key in setting}
+        missing = any(key not in setting for setting in settings)
+        if len(present) > 1 or (missing and key.rsplit(".", 1)[-1] in tags):
+            differing.add(key)
+    return sorted(differing)
 
 
 def compared_baselines(folder: Path, classical: Sequence[str] | None) -> list[dict[str, Any]]:

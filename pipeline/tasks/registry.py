@@ -1,5 +1,8 @@
 """Task types keyed by the recipe's `task.type`: a new task is one package (section, record, adapter) plus its
-`register_task` call (for `pipeline sweep`'s run processes, from a module named in `EMBEDLAB_PLUGINS`)."""
+`register_task` call (for `pipeline sweep`'s run processes, from a module named in `EMBEDLAB_PLUGINS`).
+
+The built-in task types are registered by `register_built_in_tasks`, which whatever reads a recipe calls first
+(`pipeline.experiment.recipes`, the reference): importing this module registers nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +28,19 @@ def register_task(task: TaskType) -> TaskType:
     return task
 
 
+BUILT_IN = (sequence_classification, token_classification, regression, multi_label, language_modeling)
+
+
+def register_built_in_tasks() -> dict[str, TaskType]:
+    """Register the built-in task types (once; a plugin's own registration of a name is kept); returns them all."""
+    for package in BUILT_IN:
+        if package.TASK.name not in TASK_TYPES:
+            register_task(package.TASK)
+    return TASK_TYPES
+
+
 def task_type(name: str) -> TaskType:
+    register_built_in_tasks()
     if name in TASK_TYPES:
         return TASK_TYPES[name]
     raise ValueError(f"unknown task type '{name}'; {did_you_mean(name, TASK_TYPES)}one of {', '.join(TASK_TYPES)}")
@@ -34,7 +49,3 @@ def task_type(name: str) -> TaskType:
 def build_task(recipe: Recipe, family: Family) -> Task:
     """The adapter of the recipe's `task.type`, for a model of `family`."""
     return task_type(recipe.task.type).adapter()(recipe.task, family, recipe.eval)
-
-
-for _package in (sequence_classification, token_classification, regression, multi_label, language_modeling):
-    register_task(_package.TASK)

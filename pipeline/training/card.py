@@ -16,6 +16,7 @@ from pipeline.errors import PipelineError, unusable
 from pipeline.experiment.runs import locate_run
 from pipeline.recipe.io import read_yaml
 from pipeline.recipe.layers import LayersConfig
+from pipeline.recipe.variants import union_members
 from pipeline.storage import atomic_write_text
 
 CARD = "README.md"
@@ -31,7 +32,9 @@ PIPELINE_TAGS = {
 def policy_in_words(name: str, policy: dict[str, Any]) -> str:
     """A layer's policy and every setting of it that differs from the default (`replace: init vectors, width
     project, then freeze`), as the recipe says it."""
-    default = LayersConfig().model_dump()[name]
+    layer = LayersConfig.model_fields[name]
+    default = {key: setting.default for variant in union_members(layer) or (layer.annotation,)
+               for key, setting in variant.model_fields.items() if not setting.is_required()}  # fmt: skip
     settings = [f"{key} {json.dumps(value) if isinstance(value, dict | list) else value}"
                 for key, value in policy.items() if key != "policy" and value != default.get(key)]  # fmt: skip
     return f"{policy.get('policy')}" + (f": {', '.join(settings)}" if settings else "")

@@ -43,10 +43,6 @@ INDEX = "example_index"  # the column numbering every example of every split, fo
 FEATURES_FILE = "features.safetensors"
 
 
-def cache_folder() -> Path:
-    return cache_root("features")
-
-
 def body_is_frozen(model: nn.Module) -> bool:
     """Whether nothing in the model's body (`base_model`) trains."""
     return not any(p.requires_grad for p in model.base_model.parameters())
@@ -267,7 +263,7 @@ def use_feature_cache(exp: Experiment) -> CacheUse:
         return CacheUse(exp.data, {"used": False, "why": why_not})
     acc, started = exp.accelerator, time.perf_counter()
     data = with_splits(exp.data, numbered(exp.data.splits))
-    path = cache_folder() / cache_key(exp.model, exp.tokenizer, data.splits) / FEATURES_FILE
+    path = cache_root("features") / cache_key(exp.model, exp.tokenizer, data.splits) / FEATURES_FILE
     with acc.main_process_first():
         reused = usable(path.parent, "frozen-body features")
         if reused:

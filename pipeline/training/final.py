@@ -47,7 +47,7 @@ def write_final_evaluation(
         series = {
             f"blocks of {length or exp.max_length} tokens": points for length, points in position_losses(scores).items()
         }
-        if len(series) > 1 and run.is_main:  # the loss by position at the lengths of `eval.lengths`
+        if len(series) > 1 and run.is_main:  # the loss by position at the lengths of `task.lengths`
             save_loss_by_position(series, run.path / f"position-loss-{split}.png", f"{split}: loss by position")
         exp.accelerator.print(f"final {split}: " + ", ".join(f"{k}={v:.4f}" for k, v in scores.items() if "/" not in k))
     run.write_json("metrics.json", {**{split: scores for split, (scores, _) in results.items()}, "train": summary})

@@ -18,10 +18,10 @@ from pipeline.training.scoring import eval_loader, evaluate_splits, merge_length
 
 
 def eval_loaders(recipe: Recipe, data: EncodedData) -> dict[str, DataLoader]:
-    """A loader per split of `eval.splits` and per `eval.lengths` packing of one (longest examples first)."""
+    """A loader per split of `eval.splits` and per `task.lengths` packing of one (longest examples first)."""
     names = [
         *recipe.eval.splits,
-        *(f"{split}@{length}" for split in recipe.eval.splits for length in recipe.eval.lengths or []),
+        *(f"{split}@{length}" for split in recipe.eval.splits for length in recipe.task.scored_lengths()),
     ]
     return {name: eval_loader(data.splits[name], data.collator, recipe.eval.batch_size, recipe.train) for name in names}
 

@@ -18,7 +18,7 @@ from pipeline.data.sources import data_fingerprint
 from pipeline.errors import PipelineError
 from pipeline.experiment.build import Experiment, build_experiment
 from pipeline.locks import folder_lock
-from pipeline.recipe.io import dump_recipe, tracker_config
+from pipeline.recipe.io import dump_recipe, holds_recipe, tracker_config
 from pipeline.recipe.schema import Recipe
 from pipeline.training.card import write_model_card
 from pipeline.training.checkpointing import Progress, latest_checkpoint, save_model
@@ -60,7 +60,7 @@ def _check_resumable(recipe: Recipe, output_dir: Path, fingerprints: dict[str, s
         raise PipelineError(
             f"'{output_dir}' holds files a run does not write; it cannot be resumed", field="output_dir"
         )
-    if (output_dir / "recipe.yaml").read_text(encoding="utf-8") != dump_recipe(recipe):
+    if not holds_recipe(output_dir / "recipe.yaml", recipe):
         raise PipelineError(
             f"the recipe differs from the one {output_dir} was started with ({output_dir / 'recipe.yaml'}); resume "
             "needs the same recipe",

@@ -62,7 +62,7 @@ def evaluate_splits(
 
 
 def at_length(name: str, length: int) -> str:
-    """A score's name at an `eval.lengths` length: `perplexity` → `perplexity@512`, `loss/positions 0-63` →
+    """A score's name at an `task.lengths` length: `perplexity` → `perplexity@512`, `loss/positions 0-63` →
     `loss@512/positions 0-63`."""
     head, slash, tail = name.partition("/")
     return f"{head}@{length}{slash}{tail}"

@@ -47,13 +47,13 @@ MALFORMED = [
         ["layers.token_embeddings.policy=replace", "layers.token_embeddings.init=vectors"],
         "init: vectors needs a vectors file",
     ),
-    (["layers.token_embeddings.init=random"], "init only apply with policy: replace"),
-    (["layers.positions.policy=replace"], "policy: replace needs init: sinusoidal, learned, extend or none"),
+    (["layers.token_embeddings.init=random"], "init applies to policy: replace, not to policy: finetune"),
+    (["layers.positions.policy=replace"], "policy: replace needs init: sinusoidal, learned, extend, none or rope"),
     (
         ["layers.positions.policy=replace", "layers.positions.init=sinusoidal", "layers.positions.then=freeze"],
-        "fixed buffer",
+        "then applies to policy: replace, init: learned or policy: replace, init: extend",
     ),
-    (["layers.token_embeddings.unfreeze_at_step=3"], "unfreeze_at_step applies to a frozen layer"),
+    (["layers.token_embeddings.unfreeze_at_step=3"], "unfreeze_at_step applies to policy: freeze or policy: replace"),
     (["model.max_length=512"], "model.max_length: 512 exceeds the model's limit of 64 positions"),
     (
         ["layers.positions.policy=replace", "layers.positions.init=extend", "layers.positions.max_positions=32"],

@@ -22,7 +22,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from pipeline.cli import main
-from pipeline.families import register_family
+from pipeline.families import FamilySpec, register_family
 from pipeline.families.base import Family, resize_position_buffers
 from pipeline.surgery.tables import FixedTable, table_of
 
@@ -82,12 +82,10 @@ class ToyForSequenceClassification(ToyPreTrainedModel):
 
 
 class ToyFamily(Family):
-    name = "toy"
-    description = "a test family"
+    spec = FamilySpec("toy", "a test family", lora_targets=("blocks.0", "blocks.1"))  # LoRA's default targets
     scratch_model_type = ToyConfig.model_type
     checkpoint_model_types = frozenset({ToyConfig.model_type})
     block_list_names = ("blocks",)
-    lora_targets = ("blocks.0", "blocks.1")  # the default `layers.encoder: lora` adapts
 
     def position_slot(self, model):
         return model.base_model, "where"
@@ -140,7 +138,7 @@ def test_a_family_defined_outside_the_package_trains(tmp_path, jsonl_data, toy_f
 def test_a_family_defined_outside_the_package_keeps_its_lora_targets(tmp_path, jsonl_data, toy_family):
     """Its class attributes are what recipe checks read: `encoder: lora` with no targets takes the family's."""
     pytest.importorskip("peft")
-    assert toy_family.spec().lora_targets == ("blocks.0", "blocks.1")
+    assert toy_family.spec.lora_targets == ("blocks.0", "blocks.1")
     run_dir = train_fresh(toy_recipe(tmp_path, jsonl_data, layers={"encoder": {"policy": "lora", "r": 2}}))
     rows = (run_dir / "parameters.tsv").read_text().splitlines()
     assert any("blocks.0" in row and "lora_A" in row and "\ttrainable\t" in row for row in rows)

@@ -89,7 +89,7 @@ def test_a_shared_table_has_one_row_per_token_and_per_position_multiplies_it(tmp
         ),
         (
             {"layers": {"token_embeddings": {"policy": "finetune", "per_position": True}}},
-            "only apply with policy: replace",
+            "per_position applies to policy: replace, init: random",
         ),
         ({"model": {"max_length": None}}, "per_position needs model.max_length"),
         ({"model": {**fresh_bilstm_model(1_000_000), "config": {"hidden_size": 512}}}, "memory available"),

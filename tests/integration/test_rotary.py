@@ -15,7 +15,7 @@ from transformers import AutoModelForCausalLM
 from pipeline.cli import main
 from pipeline.families.llama.rotary import linear_frequencies, restore_rotation
 from pipeline.families.registry import family_named
-from pipeline.recipe.layers import PositionPolicy
+from pipeline.recipe.layers import LayersConfig
 
 LLAMA = family_named("llama")
 
@@ -32,7 +32,9 @@ def tiny(model_type: str = "llama", **settings):
 
 
 def apply(model, **policy):
-    LLAMA.replace_rotary_positions(model, PositionPolicy.model_validate({"policy": "replace", **policy}))
+    LLAMA.replace_rotary_positions(
+        model, LayersConfig.model_validate({"positions": {"policy": "replace", **policy}}).positions
+    )
     return model
 
 
@@ -107,7 +109,7 @@ def lm_recipe(tmp_path, tiny_llama, positions: dict | None = None, **sections):
         (tmp_path / f"{split}.txt").write_text("\n".join(templated_sentences(count, seed)) + "\n")
     recipe = recipe_dict(tiny_llama, files, tmp_path / "run", family="llama", **sections)
     recipe["model"]["max_length"] = 16
-    recipe["task"] = {"type": "language-modeling", "objective": "causal"}
+    recipe["task"] = {"type": "language-modeling", "objective": "causal", **sections.get("task", {})}
     recipe["eval"] = {"splits": ["validation"], "batch_size": 4, **sections.get("eval", {})}
     recipe["train"] = {**recipe["train"], "max_steps": 4, "lr": 1e-3}
     if positions is not None:
@@ -150,7 +152,7 @@ def test_freeze_and_finetune_say_the_rotation_has_nothing_to_train(tmp_path, tin
 
 
 def test_the_loss_by_length_and_position(tmp_path, tiny_llama):
-    run = train_fresh(lm_recipe(tmp_path, tiny_llama, eval={"lengths": [32, 96]}))
+    run = train_fresh(lm_recipe(tmp_path, tiny_llama, task={"lengths": [32, 96]}))
     scores = json.loads((run / "metrics.json").read_text())["validation"]
     assert {"perplexity@32", "perplexity@96", "loss@96"} <= set(scores)
     assert {"loss@96/positions 0-63", "loss@96/positions 64-95"} <= set(scores)
@@ -166,7 +168,7 @@ def test_the_loss_by_length_and_position(tmp_path, tiny_llama):
     [
         ({"policy": "replace", "init": "rope", "scaling": {"type": "linear", "factor": 1}}, "greater than 1"),
         ({"policy": "replace", "init": "rope", "theta": 0}, "theta: Input should be greater than 1"),
-        ({"policy": "replace", "init": "rope", "scaling": {"type": "ntk", "factor": 2}}, "scaling.type"),
+        ({"policy": "replace", "init": "rope", "scaling": {"type": "ntk", "factor": 2}}, "type: 'ntk' is not one of"),
         ({"policy": "replace", "init": "none", "layers": [7]}, "layer 7 is outside the model's 2 layers"),
         ({"policy": "replace", "init": "sinusoidal"}, "rotates queries and keys instead"),
         ({"policy": "replace", "init": "rope", "partial": 1.5}, "partial: Input should be less than 1"),
@@ -193,17 +195,17 @@ def test_rotary_policies_on_a_position_table_and_lengths_past_it_are_refused(
         ),
     )
     assert main(["train", str(bert)]) == 2 and "applies to rotary decoders" in capsys.readouterr().err
-    classify = write_recipe(
-        tmp_path / "c.yaml", recipe_dict(tiny_bert, jsonl_data, tmp_path / "c", eval={"lengths": [32]})
-    )
-    assert (
-        main(["train", str(classify)]) == 2
-        and "eval.lengths applies to task.type: language-modeling" in capsys.readouterr().err
-    )
-    gpt2 = lm_recipe(tmp_path, tiny_gpt2, eval={"lengths": [128]})
+    classify = recipe_dict(tiny_bert, jsonl_data, tmp_path / "c")
+    classify["task"]["lengths"] = [32]
+    assert main(["train", str(write_recipe(tmp_path / "c.yaml", classify))]) == 2
+    assert "task.lengths: unknown key" in capsys.readouterr().err
+    moved = recipe_dict(tiny_bert, jsonl_data, tmp_path / "m", eval={"lengths": [32]})
+    assert main(["train", str(write_recipe(tmp_path / "m.yaml", moved))]) == 2
+    assert "lengths moved to the language-modeling task section: write task.lengths" in capsys.readouterr().err
+    gpt2 = lm_recipe(tmp_path, tiny_gpt2, task={"lengths": [128]})
     gpt2["model"]["family"] = "gpt2"
     assert main(["train", str(write_recipe(tmp_path / "g.yaml", gpt2))]) == 2
-    assert "eval.lengths: 128 exceeds the model's 64 positions" in capsys.readouterr().err
+    assert "task.lengths: 128 exceeds the model's 64 positions" in capsys.readouterr().err
 
 
 def test_diagnose_shows_the_rotation_before_and_after(tmp_path, tiny_llama):

@@ -17,8 +17,7 @@ POSITION_ATTRIBUTES = ("position_embeddings", "embed_positions")
 
 
 class BertFamily(Family):
-    name = SPEC.name
-    description = SPEC.description
+    spec = SPEC
     scratch_model_type = "bert"
     checkpoint_model_types = frozenset(
         {
@@ -41,7 +40,6 @@ class BertFamily(Family):
         }
     )
     block_list_names = ("layer",)
-    lora_targets = SPEC.lora_targets
 
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:
         base = model.base_model

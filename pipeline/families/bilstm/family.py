@@ -20,14 +20,11 @@ BIDIRECTIONAL_LM = LMObjective(
 
 
 class BiLSTMFamily(Family):
-    name = SPEC.name
-    description = SPEC.description
+    spec = SPEC
     scratch_model_type = MODEL_TYPE
     checkpoint_model_types = frozenset({MODEL_TYPE})
     pad_with_eos = True
     lm_objective = BIDIRECTIONAL_LM
-    no_position_table = SPEC.no_position_table
-    needs_max_length = SPEC.needs_max_length
     block_list_names = ("layers",)
 
     def position_limit(self, model: PreTrainedModel) -> int | None:

@@ -14,14 +14,12 @@ from pipeline.families.gpt2 import SPEC
 
 
 class GPT2Family(Family):
-    name = SPEC.name
-    description = SPEC.description
+    spec = SPEC
     scratch_model_type = "gpt2"
     checkpoint_model_types = frozenset({"gpt2", "gpt_neo", "gpt_bigcode"})
     pad_with_eos = True
     lm_objective = CAUSAL_LM
     block_list_names = ("h",)
-    lora_targets = SPEC.lora_targets
     lora_fan_in_fan_out = True
 
     def position_slot(self, model: PreTrainedModel) -> tuple[nn.Module, str] | None:

@@ -9,18 +9,26 @@ it). Like GPT-2, they pad with EOS and their sequence head pools the last non-pa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from torch import nn
 from transformers import PreTrainedModel
 
 from pipeline.errors import PipelineError
 from pipeline.families.base import CAUSAL_LM, Family
 from pipeline.families.llama import SPEC, rotary
+from pipeline.recipe.positions import NoPositions, RopePositions
+
+# A rotary position policy's variant → what applies it (the variants `SPEC.position_variants()` names).
+ROTARY_SURGERY: dict[type, Callable[[PreTrainedModel, Any, nn.ModuleList | None], None]] = {
+    RopePositions: rotary.apply_rope,
+    NoPositions: rotary.apply_no_rotation,
+}
 
 
 class LlamaFamily(Family):
-    name = SPEC.name
-    description = SPEC.description
+    spec = SPEC
     scratch_model_type = "llama"
     checkpoint_model_types = frozenset(
         {
@@ -42,20 +50,14 @@ class LlamaFamily(Family):
     )
     pad_with_eos = True
     lm_objective = CAUSAL_LM
-    no_position_table = SPEC.no_position_table
-    rotary = SPEC.rotary
     block_list_names = ("layers",)
-    lora_targets = SPEC.lora_targets
 
     def replace_rotary_positions(self, model: PreTrainedModel, policy: Any) -> None:
         blocks = self.blocks(model)
         why_not = rotary.why_not_recognised(model, blocks)
         if why_not is not None:
             raise PipelineError(f"cannot apply a position policy: {why_not}", field="layers.positions")
-        if policy.init == "rope":
-            rotary.apply_rope(model, policy, blocks)
-        else:
-            rotary.apply_no_rotation(model, policy, blocks)
+        ROTARY_SURGERY[type(policy)](model, policy, blocks)
 
     def rotary_positions(self, model: PreTrainedModel) -> dict[str, Any] | None:
         blocks = self.blocks(model)

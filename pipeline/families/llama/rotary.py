@@ -23,7 +23,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from pipeline.errors import PipelineError
-from pipeline.recipe.layers import PositionPolicy
+from pipeline.recipe.positions import Llama3Scaling, LongRopeScaling, NoPositions, RopePositions, Scaling, YarnScaling
 
 ROTATION_KEY = "embedlab_rotation"  # {"no_rotation": [layers], "pad_partial": bool}
 NATIVE_PARTIAL = frozenset({"gpt_neox", "phi", "phi3", "stablelm", "persimmon"})
@@ -96,7 +96,12 @@ def why_not_recognised(model: PreTrainedModel, blocks: nn.ModuleList | None) -> 
     return None
 
 
-def rope_parameters(policy: PositionPolicy, current: dict[str, Any], max_positions: int) -> dict[str, Any]:
+def rope_type(scaling: Scaling) -> str:
+    """The `rope_type` transformers knows a scaling variant by: the tag the recipe spells it with."""
+    return scaling.tags["type"]
+
+
+def rope_parameters(policy: RopePositions, current: dict[str, Any], max_positions: int) -> dict[str, Any]:
     """The config's rope parameters after a `init: rope` policy: a new base, a scaling, a partial factor."""
     updated = dict(current)
     if policy.theta is not None:
@@ -109,16 +114,16 @@ def rope_parameters(policy: PositionPolicy, current: dict[str, Any], max_positio
                       "low_freq_factor", "high_freq_factor", "short_factor", "long_factor"):  # fmt: skip
             updated.pop(stale, None)
         settings = scaling.model_dump(exclude_none=True, exclude={"type"})
-        updated |= {"rope_type": scaling.type, **settings}
-        if scaling.type in ("yarn", "llama3", "longrope"):
+        updated |= {"rope_type": rope_type(scaling), **settings}
+        if isinstance(scaling, YarnScaling | Llama3Scaling | LongRopeScaling):
             updated.setdefault("original_max_position_embeddings", max_positions)
-        if scaling.type == "llama3":
+        if isinstance(scaling, Llama3Scaling):
             updated.setdefault("low_freq_factor", 1.0)
             updated.setdefault("high_freq_factor", 4.0)
     return updated
 
 
-def check_rotated_dimensions(policy: PositionPolicy, config: Any) -> None:
+def check_rotated_dimensions(policy: RopePositions, config: Any) -> None:
     """What the model's heads can take: a partial rotation rotates at least one pair of dimensions, and longrope has
     one factor per rotated frequency (transformers would fail at the first forward pass otherwise)."""
     head = head_dimensions(config)
@@ -131,7 +136,7 @@ def check_rotated_dimensions(policy: PositionPolicy, config: Any) -> None:
             field=f"{FIELD}.partial",
         )
     scaling = policy.scaling
-    if scaling is not None and scaling.type == "longrope":
+    if isinstance(scaling, LongRopeScaling):
         for name in ("short_factor", "long_factor"):
             factors = getattr(scaling, name)
             if len(factors) != rotated // 2:
@@ -142,15 +147,15 @@ def check_rotated_dimensions(policy: PositionPolicy, config: Any) -> None:
                 )
 
 
-def apply_rope(model: PreTrainedModel, policy: PositionPolicy, blocks: nn.ModuleList | None) -> None:
+def apply_rope(model: PreTrainedModel, policy: RopePositions, blocks: nn.ModuleList | None) -> None:
     """`init: rope`: write the new rope parameters into the config and rebuild the rotary embedding from it."""
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
     config = model.config
-    if policy.scaling is not None and policy.scaling.type not in ROPE_INIT_FUNCTIONS:
+    if policy.scaling is not None and rope_type(policy.scaling) not in ROPE_INIT_FUNCTIONS:
         known = ", ".join(sorted(ROPE_INIT_FUNCTIONS))
         raise PipelineError(
-            f"the installed transformers knows no rope scaling '{policy.scaling.type}' (it knows {known})",
+            f"the installed transformers knows no rope scaling '{rope_type(policy.scaling)}' (it knows {known})",
             field=f"{FIELD}.scaling.type",
         )
     check_rotated_dimensions(policy, config)
@@ -168,7 +173,7 @@ def apply_rope(model: PreTrainedModel, policy: PositionPolicy, blocks: nn.Module
         restore_rotation(model, blocks)
 
 
-def apply_no_rotation(model: PreTrainedModel, policy: PositionPolicy, blocks: nn.ModuleList | None) -> None:
+def apply_no_rotation(model: PreTrainedModel, policy: NoPositions, blocks: nn.ModuleList | None) -> None:
     """`init: none`: no rotation in every layer, or in `policy.layers`."""
     attentions = attention_modules(model, blocks)
     layers = list(range(len(attentions))) if policy.layers is None else policy.layers

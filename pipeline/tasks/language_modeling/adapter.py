@@ -3,7 +3,7 @@
 Training texts are tokenized, joined with the end-of-text token and packed into blocks of `model.max_length` tokens
 (the last block of each tokenizing batch may be shorter; nothing is dropped). A scored split gives each text blocks
 of its own, between two end-of-text tokens, so that each block scores text of one document and a comparison of runs
-pairs documents, whatever the tokenizer; a split scored at an `eval.lengths` length (named `SPLIT@LENGTH`) is packed
+pairs documents, whatever the tokenizer; a split scored at an `task.lengths` length (named `SPLIT@LENGTH`) is packed
 as training is, since its blocks must be that long. Objectives:
 
 - `causal` (GPT-2 and rotary decoder families): position t predicts token t+1;
@@ -169,7 +169,7 @@ class LanguageModeling(TaskDefaults):
         for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
         """Blocks of at most `max_length` tokens with `labels` = the ids (and the family's extra per-token inputs,
-        cut alike): the training split (and a split scored at an `eval.lengths` length) packs its texts into one
+        cut alike): the training split (and a split scored at an `task.lengths` length) packs its texts into one
         stream; a scored split gives each text blocks of its own (`document_blocks`), so that every record scores
         text of one document, which a comparison pairs across tokenizers.
 

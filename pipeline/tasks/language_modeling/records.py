@@ -17,7 +17,7 @@ from pipeline.tasks.records import PredictionRecord
 @dataclass
 class BlockRecord(PredictionRecord):
     """One block: how many tokens it predicts and their summed negative log-likelihood (nats); `length`: the block
-    length of an `eval.lengths` evaluation (None: the run's own `model.max_length`); `words` and `bytes`: the words
+    length of an `task.lengths` evaluation (None: the run's own `model.max_length`); `words` and `bytes`: the words
     and UTF-8 bytes of text its tokens hold (a text's spread over its tokens), for scores per word and per byte;
     `document`: the row of the text it holds (None for a block packed from several texts)."""
 

@@ -1,5 +1,5 @@
 """`multi-label`: any number of labels per text (topics, emotions, tags); one sigmoid per label and a binary
-cross-entropy loss; a label is predicted when its probability reaches `eval.threshold`."""
+cross-entropy loss; a label is predicted when its probability reaches `task.threshold`."""
 
 from __future__ import annotations
 
@@ -79,11 +79,11 @@ class MultiLabel(SequenceClassification):
     def evaluate(
         self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
     ) -> tuple[Scores, Records]:
-        """Scores at `eval.threshold`, and per example the true and predicted labels and every label's probability."""
+        """Scores at `task.threshold`, and per example the true and predicted labels and every label's probability."""
         predictions, references, probabilities = [], [], []
         for logits, targets in gathered_outputs(accelerator, model, loader, logits_and_labels):
             chances = logits.sigmoid()  # (batch, num_labels)
-            predictions += (chances >= self.eval_cfg.threshold).int().tolist()
+            predictions += (chances >= self.cfg.threshold).int().tolist()
             references += targets.int().tolist()
             probabilities += chances.tolist()
         scores = {

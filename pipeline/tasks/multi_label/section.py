@@ -19,6 +19,7 @@ class MultiLabelTask(SequenceClassificationTask):
         None, min_length=1, description="Split a string of labels on this (e.g. `,`); null: the column holds lists."
     )
 
+    threshold: float = Field(0.5, gt=0, lt=1, description="A label is predicted when its probability reaches this.")
     metric_inputs: ClassVar[tuple[str, ...]] = ("label_sets",)
     default_metrics: ClassVar[list[str] | None] = [
         "f1_micro",
@@ -28,4 +29,3 @@ class MultiLabelTask(SequenceClassificationTask):
         "per_label",
     ]
     label_kind: ClassVar[ColumnKind] = "label_set"
-    uses_threshold: ClassVar[bool] = True

@@ -94,7 +94,7 @@ def test_resolved_recipe_round_trips(base):
         ({"train": {"batch_size": "many"}}, "train.batch_size: Input should be a valid integer"),
         (
             {"layers": {"token_embeddings": "freez"}},
-            "layers.token_embeddings.policy: Input should be 'freeze', 'finetune' or 'replace'",
+            "layers.token_embeddings: policy: 'freez' is not one of finetune, freeze or replace; did you mean",
         ),
         ({"eval": {"metrics": ["acuracy"]}}, "did you mean 'accuracy'?"),
         ({"model": {"family": "elmo"}}, "model.family: unknown family 'elmo'; one of bert, gpt2, bilstm, llama"),

@@ -18,8 +18,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from pipeline.errors import PipelineError
 from pipeline.experiment.build import build_experiment
 from pipeline.experiment.recipes import validate_recipe
-from pipeline.recipe.layers import PositionPolicy
-from pipeline.surgery.replace import replace_positions
+from pipeline.recipe.positions import SinusoidalPositions
+from pipeline.surgery.positions import replace_positions
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, sinusoidal_table, table_of
 from pipeline.training.optimizer import build_optimizer
 
@@ -322,4 +322,4 @@ def test_rotary_models_say_positions_cannot_be_replaced(tmp_path, jsonl_data, ti
     exp = build(folder, jsonl_data, tmp_path, "llama")
     assert table_of(exp.family.input_layers(exp.model).token_embeddings).weight.shape[0] == 50257
     with pytest.raises(PipelineError, match="no absolute position table"):
-        replace_positions(exp.family, exp.model, PositionPolicy(policy="replace", init="sinusoidal"))
+        replace_positions(exp.family, exp.model, SinusoidalPositions(init="sinusoidal"))

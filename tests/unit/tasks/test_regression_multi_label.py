@@ -115,11 +115,13 @@ def test_multi_label_trains_with_binary_cross_entropy(tmp_path, request, family)
 
 
 def test_delimited_label_strings_and_the_threshold(tmp_path, request):
-    exp = build(recipe(tmp_path, request, "bert", "delimited", eval={"threshold": 0.9}))
+    raw = recipe(tmp_path, request, "bert", "delimited")
+    raw["task"]["threshold"] = 0.9
+    exp = build(raw)
     texts = [json.loads(line) for line in (tmp_path / "train.jsonl").read_text().splitlines()]
     first = exp.data.splits["train"][0]["labels"]
     assert first == [1.0 if label in texts[0]["target"].split(",") else 0.0 for label in exp.task.labels]
-    assert exp.task.eval_cfg.threshold == 0.9
+    assert exp.task.cfg.threshold == 0.9
 
 
 def test_a_string_of_labels_without_a_delimiter_is_refused(tmp_path, request):
@@ -147,5 +149,9 @@ def test_a_listed_label_that_holds_the_delimiter_is_refused(tmp_path, request):
 def test_threshold_is_only_for_multi_label(tmp_path, request):
     from pipeline.errors import PipelineError
 
-    with pytest.raises(PipelineError, match=re.escape("eval.threshold applies to task.type: multi-label")):
+    raw = recipe(tmp_path, request, "bert", "regression")
+    raw["task"]["threshold"] = 0.3
+    with pytest.raises(PipelineError, match=re.escape("task.threshold: unknown key")):
+        build(raw)
+    with pytest.raises(PipelineError, match=re.escape("threshold moved to the multi-label task section")):
         build(recipe(tmp_path, request, "bert", "regression", eval={"threshold": 0.3}))
