@@ -88,11 +88,12 @@ def overrides_for(raw: dict[str, Any], scratch: Path, name: str) -> list[str]:
     return [*COMMON, *extra]
 
 
-def comparable(metrics: Any) -> Any:
-    """metrics.json without what is measured (times, speeds, memory)."""
+def comparable(metrics: Any, scratch: Path) -> Any:
+    """metrics.json without what is measured (times, speeds, memory), its paths relative to the scratch folder."""
     if isinstance(metrics, dict):
-        return {key: comparable(value) for key, value in metrics.items() if not any(m in key for m in MEASURED)}
-    return metrics
+        return {key: comparable(value, scratch) for key, value in metrics.items()
+                if not any(m in key for m in MEASURED)}  # fmt: skip
+    return metrics.replace(str(scratch), "SCRATCH") if isinstance(metrics, str) else metrics
 
 
 def run_all(checkout: Path, scratch: Path, only: list[str]) -> dict[str, Any]:
@@ -107,13 +108,14 @@ def run_all(checkout: Path, scratch: Path, only: list[str]) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text())
         command = [sys.executable, "-m", "pipeline", "train", f"recipes/{name}", *overrides_for(raw, scratch, name)]
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=scratch, capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(checkout)})  # fmt: skip
+        # A cache of its own: a feature cache another checkout wrote would be reused (`feature_cache.reused`).
+        env = {**os.environ, "PYTHONPATH": str(checkout), "EMBEDLAB_CACHE": str(scratch / "cache")}
+        done = subprocess.run(command, cwd=scratch, capture_output=True, text=True, env=env)
         metrics = scratch / raw["output_dir"] / "metrics.json"
         results[name] = {
             "exit": done.returncode,
             "seconds": round(time.perf_counter() - started, 1),
-            "metrics": comparable(json.loads(metrics.read_text())) if metrics.is_file() else None,
+            "metrics": comparable(json.loads(metrics.read_text()), scratch) if metrics.is_file() else None,
             "error": done.stderr.strip().splitlines()[-1:] if done.returncode else None,
         }
         print(f"{name}: exit {done.returncode} in {results[name]['seconds']} s", flush=True)

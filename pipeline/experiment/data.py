@@ -5,6 +5,7 @@ of each evaluated row."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,6 @@ from accelerate import Accelerator
 from datasets import DatasetDict
 from transformers import PreTrainedTokenizerBase
 
-from pipeline.data.collate import PadCollator
 from pipeline.data.sources import load_splits
 from pipeline.errors import PipelineError
 from pipeline.experiment import encoding_cache
@@ -30,7 +30,7 @@ class EncodedData:
     split, each row's identity (`Task.example_ids`), which its records carry."""
 
     splits: DatasetDict
-    collator: PadCollator
+    collator: Callable[[list[dict]], dict]  # the task's (`Task.make_collator`)
     counts: dict[str, dict[str, int]]
     display: dict[str, list[dict[str, Any]] | None]
     examples: dict[str, list[str]]
@@ -120,7 +120,7 @@ def encoded_data(
             )
         splits.update(packed)
         counts.update(packed_counts)
-    collator = PadCollator(tokenizer.pad_token_id, features.pad_values, task.labels_per_token)
+    collator = task.make_collator(tokenizer.pad_token_id, features.pad_values)
     display = {name: task.display_rows(raw[name]) for name in recipe.eval.splits}
     examples = {name: task.example_ids(raw[name]) for name in recipe.eval.splits}
     return EncodedData(splits, collator, counts, display, examples)

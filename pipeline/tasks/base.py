@@ -3,6 +3,8 @@ column check, and a fixed label set that becomes the head's size."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -11,6 +13,7 @@ from datasets import Dataset, DatasetDict
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from pipeline.data.collate import PadCollator
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import LoadedMetric
 from pipeline.families.base import TokenFeatures
@@ -52,6 +55,9 @@ class Task(Protocol):
     ) -> tuple[Scores, Records]: ...
     def encoding_state(self) -> dict[str, Any]: ...
     def restore_encoding_state(self, state: dict[str, Any]) -> None: ...
+    def make_collator(self, pad_token_id: int, pad_values: dict[str, int]) -> Callable[[list[dict]], dict]: ...
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
+    def write_model_extras(self, folder: Path, max_length: int) -> None: ...
 
 
 class TaskDefaults:
@@ -82,6 +88,17 @@ class TaskDefaults:
 
     def restore_encoding_state(self, state: dict[str, Any]) -> None:
         """Take back what `encode` would have learnt, when the encoded splits come from the cache."""
+
+    def make_collator(self, pad_token_id: int, pad_values: dict[str, int]) -> Callable[[list[dict]], dict]:
+        """The collator of encoded examples into batches: `PadCollator` (pad_values: the family's extra inputs)."""
+        return PadCollator(pad_token_id, pad_values, self.labels_per_token)
+
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of one training batch: the model's own, from the labels the batch holds."""
+        return model(**batch).loss
+
+    def write_model_extras(self, folder: Path, max_length: int) -> None:
+        """Files the task adds to the saved model folder (nothing by default)."""
 
 
 def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:

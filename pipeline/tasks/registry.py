@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import did_you_mean
 from pipeline.recipe.tasks import register_section
-from pipeline.tasks import language_modeling, multi_label, regression, sequence_classification, token_classification
+from pipeline.tasks import (
+    language_modeling,
+    multi_label,
+    regression,
+    sentence_embedding,
+    sequence_classification,
+    token_classification,
+)
 from pipeline.tasks.task_type import TaskType
 
 if TYPE_CHECKING:
@@ -28,7 +35,14 @@ def register_task(task: TaskType) -> TaskType:
     return task
 
 
-BUILT_IN = (sequence_classification, token_classification, regression, multi_label, language_modeling)
+BUILT_IN = (
+    sequence_classification,
+    token_classification,
+    regression,
+    multi_label,
+    language_modeling,
+    sentence_embedding,
+)
 
 
 def register_built_in_tasks() -> dict[str, TaskType]:

@@ -26,6 +26,7 @@ PIPELINE_TAGS = {
     "multi-label": "text-classification",
     "token-classification": "token-classification",
     "language-modeling": "text-generation",
+    "sentence-embedding": "sentence-similarity",
 }
 
 

@@ -154,7 +154,7 @@ def _train_epoch(
         progress.batches_in_epoch += 1
         with acc.accumulate(model):
             with acc.autocast():
-                loss = model(**batch).loss
+                loss = exp.task.training_loss(model, batch)
             acc.backward(loss)
             nonfinite = False
             if acc.sync_gradients:

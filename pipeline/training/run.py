@@ -156,6 +156,8 @@ def _train_in(exp: Experiment, start: RunStart, run: RunFolder) -> Path:
             acc.init_trackers(start.output_dir.name, config=tracker_config(exp.recipe))
         summary = fit(exp, state, run)
         save_model(acc, state.model, exp.tokenizer, start.output_dir / "model")
+        if run.is_main:  # what the task adds to a saved model (a sentence encoder's pooling, for sentence-transformers)
+            exp.task.write_model_extras(start.output_dir / "model", exp.max_length)
         write_final_evaluation(exp, state.cache.data, state.model, run, summary)
         if run.is_main:
             write_model_card(start.output_dir)  # from the run folder just written: policies, data, scores, recipe

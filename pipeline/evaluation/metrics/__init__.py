@@ -8,7 +8,8 @@ beside this file and the arguments its `compute` gets; a task says which kinds o
 - `tag_sequences`: one list of tag strings per sentence (entity-level scores);
 - `values`: one number per example (regression);
 - `label_sets`: one 0/1 vector over the labels per example (multi-label);
-- `token_nll`: per example, the summed NLL of its predicted tokens and their count (language modeling).
+- `token_nll`: per example, the summed NLL of its predicted tokens and their count (language modeling);
+- `ranks`: per query, the rank (1 = first) of its relevant document among the documents (sentence embeddings).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 METRICS_DIR = Path(__file__).parent
-INPUT_KINDS = ("classes", "tag_sequences", "values", "label_sets", "token_nll")
+INPUT_KINDS = ("classes", "tag_sequences", "values", "label_sets", "token_nll", "ranks")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ KNOWN_METRICS: dict[str, dict[str, MetricSpec]] = {
     "per_label": {"label_sets": MetricSpec("multilabel.py", {"per_label": True}, named_results=True)},
     "perplexity": {"token_nll": MetricSpec("perplexity.py")},
     "word_perplexity": {"word_nll": MetricSpec("word_perplexity.py")},
+    "ndcg@10": {"ranks": MetricSpec("retrieval.py", {"measure": "ndcg", "k": 10})},
+    "mrr@10": {"ranks": MetricSpec("retrieval.py", {"measure": "mrr", "k": 10})},
+    "recall@1": {"ranks": MetricSpec("retrieval.py", {"measure": "recall", "k": 1})},
+    "recall@10": {"ranks": MetricSpec("retrieval.py", {"measure": "recall", "k": 10})},
 }
 
 

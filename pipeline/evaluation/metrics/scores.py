@@ -100,6 +100,19 @@ def regression_errors(predictions: list[float], references: list[float], kind: s
     return {kind: float(np.mean(errors**2) if kind == "mse" else np.mean(np.abs(errors)))}
 
 
+def retrieval_gain(rank: int, measure: str, k: int) -> float:
+    """One query's measure from the rank (1 = first) of its one relevant document: `recall` (found in the top k),
+    `mrr` (1 / rank within the top k) or `ndcg` (1 / log2(rank + 1) within the top k; the ideal DCG is 1)."""
+    if rank > k:
+        return 0.0
+    return {"recall": 1.0, "mrr": 1.0 / rank, "ndcg": 1.0 / math.log2(rank + 1)}[measure]
+
+
+def retrieval(predictions: list[int], references: list[int], measure: str = "ndcg", k: int = 10) -> dict[str, float]:
+    """The mean over queries of `retrieval_gain` (predictions: each query's relevant rank; references unused)."""
+    return {f"{measure}@{k}": float(np.mean([retrieval_gain(int(rank), measure, k) for rank in predictions]))}
+
+
 def label_counts(predictions: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per label: true positives, predicted positives, actual positives; inputs (examples, labels) of 0/1."""
     return (predictions * references).sum(axis=0), predictions.sum(axis=0), references.sum(axis=0)

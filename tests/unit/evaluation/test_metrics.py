@@ -162,6 +162,7 @@ SAMPLES = {  # (predictions, references) of each kind of input
     "tag_sequences": ([["B-PER", "I-PER", "O"], ["B-LOC", "O"]], [["B-PER", "I-PER", "O"], ["B-ORG", "O"]]),
     "token_nll": ([3.6, 0.4], [3, 1]),
     "word_nll": ([3.6, 0.4], [2.0, 1.0]),
+    "ranks": ([1, 3, 12, 2, 10], [1, 1, 1, 1, 1]),
 }
 
 
@@ -188,3 +189,21 @@ def test_a_run_s_builtin_scores_import_no_evaluate():
         "[load_metric(name, tuple(kinds)) for name, kinds in KNOWN_METRICS.items()]; print('evaluate' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_retrieval_measures_match_hand_computed_values_on_a_toy_ranking():
+    """Five queries whose relevant documents rank 1, 3, 12, 2 and 10."""
+    ranks = [1, 3, 12, 2, 10]
+    scores = compute_all([load_metric(name, ("ranks",)) for name in ("ndcg@10", "mrr@10", "recall@1", "recall@10")],
+                         "ranks", ranks, [1] * 5)  # fmt: skip
+    assert scores["recall@1"] == pytest.approx(1 / 5)
+    assert scores["recall@10"] == pytest.approx(4 / 5)
+    assert scores["mrr@10"] == pytest.approx((1 + 1 / 3 + 0 + 1 / 2 + 1 / 10) / 5)
+    assert scores["ndcg@10"] == pytest.approx((1 + 1 / math.log2(4) + 0 + 1 / math.log2(3) + 1 / math.log2(11)) / 5)
+    sk = pytest.importorskip("sklearn.metrics")
+    documents = 12  # the same ranking as graded relevance over 12 documents: sklearn's nDCG@10 agrees
+    relevance, ranked = [], []
+    for rank in ranks:
+        relevance.append([1.0 if d == rank - 1 else 0.0 for d in range(documents)])
+        ranked.append([float(documents - d) for d in range(documents)])  # document d is ranked d + 1
+    assert scores["ndcg@10"] == pytest.approx(sk.ndcg_score(relevance, ranked, k=10))

@@ -1,0 +1,240 @@
+"""`sentence-embedding`: a bi-encoder. The recipe's encoder (its family's bare model, every input-layer policy
+applied to it as in other tasks), a pooling and an optional normalisation give one vector per text; pairs train
+with in-batch negatives and are scored by retrieval, scored pairs train with CoSENT and are scored by the
+correlation of cosine similarity and score.
+
+A batch stacks its texts along the batch axis, anchors first, then positives, then any hard negatives, so the
+encoder runs once per step (as one forward pass, which DDP needs) and the task splits its vectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from datasets import Dataset, DatasetDict
+from torch.utils.data import DataLoader
+from transformers import AutoModel, PreTrainedTokenizerBase
+
+from pipeline.errors import PipelineError
+from pipeline.evaluation.metrics import LoadedMetric, compute_all
+from pipeline.families.base import NO_TOKEN_FEATURES, Family, TokenFeatures
+from pipeline.recipe.schema import EvalConfig
+from pipeline.tasks.base import Records, Scores, TaskDefaults, require_columns
+from pipeline.tasks.sentence_embedding.export import write_sentence_transformers_files
+from pipeline.tasks.sentence_embedding.losses import cosent_loss, in_batch_negatives_loss, pool
+from pipeline.tasks.sentence_embedding.records import EmbeddingRecord
+from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
+
+GROUPS = ("", "positive_", "negative_")  # the column prefixes of a pair's texts, in the order a batch stacks them
+KEYS = ("pair_key", "doc_key")  # per pair: a digest of its anchor and of its positive text (duplicates, documents)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def text_key(text: str) -> int:
+    """A 60-bit digest of a text (fits int64): equal texts, equal keys."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+
+
+class PairCollator:
+    """Encoded pairs → one batch: every text of every pair padded on the right to the longest, stacked anchors first
+    (input_ids (pairs × texts per pair, seq)), with `pair_key`, `doc_key` and any `labels` (scores) per pair."""
+
+    def __init__(self, pad_token_id: int):
+        self.pad_values = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0}
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        groups = [group for group in GROUPS if f"{group}input_ids" in features[0]]
+        longest = max(len(feature[f"{group}input_ids"]) for feature in features for group in groups)
+        batch = {}
+        for key, pad in self.pad_values.items():
+            if key not in features[0]:
+                continue
+            rows = [feature[f"{group}{key}"] for group in groups for feature in features]
+            batch[key] = torch.tensor([row + [pad] * (longest - len(row)) for row in rows], dtype=torch.long)
+        for key in (*KEYS, "labels"):
+            if key in features[0]:
+                batch[key] = torch.tensor([feature[key] for feature in features])
+        return batch
+
+
+class SentenceEmbedding(TaskDefaults):
+    """The adapter of `sentence-embedding` (see the module's docstring)."""
+
+    auto_class = AutoModel  # the family's bare encoder: its last hidden states are pooled
+    labels_per_token = False
+    body_outputs_cacheable = False  # the loss reads every position of every text, not a head's input
+
+    def __init__(self, cfg: SentenceEmbeddingTask, family: Family, eval_cfg: EvalConfig):
+        self.cfg, self.family = cfg, family
+
+    # --- data ---------------------------------------------------------------------------------------------------
+    def check_columns(self, splits: DatasetDict) -> None:
+        cfg = self.cfg
+        wanted = (
+            {"task.pairs_from_first_line": cfg.pairs_from_first_line}
+            if cfg.pairs_from_first_line
+            else {"task.anchor_column": cfg.anchor_column, "task.positive_column": cfg.positive_column}
+        )
+        for field in ("negative_column", "score_column"):
+            if getattr(cfg, field) is not None:
+                wanted[f"task.{field}"] = getattr(cfg, field)
+        require_columns(splits, wanted)
+
+    def pairs(self, split: Dataset) -> dict[str, list[Any]]:
+        """The split's pairs: `anchor` and `positive` texts, and `negative` and `score` where the recipe names them."""
+        cfg = self.cfg
+        if cfg.pairs_from_first_line:
+            texts = [_text(text).strip() for text in split[cfg.pairs_from_first_line]]
+            heads = [text.partition("\n") for text in texts]
+            pairs = {"anchor": [head.strip() for head, _, _ in heads], "positive": [rest.strip() for *_, rest in heads]}
+        else:
+            columns = {"anchor": cfg.anchor_column, "positive": cfg.positive_column}
+            pairs = {name: [_text(text) for text in split[column]] for name, column in columns.items()}
+        if cfg.negative_column:
+            pairs["negative"] = [_text(text) for text in split[cfg.negative_column]]
+        if cfg.score_column:
+            pairs["score"] = [float(value) for value in split[cfg.score_column]]
+        return pairs
+
+    def texts(self, split: Dataset) -> list[str]:
+        """Every text of every pair (for building a tokenizer or training vectors)."""
+        pairs = self.pairs(split)
+        return [text for name in ("anchor", "positive", "negative") for text in pairs.get(name, [])]
+
+    def display_rows(self, split: Dataset) -> list[dict[str, Any]] | None:
+        """What a reader of the predictions needs of each pair: the anchor, and the positive's opening."""
+        pairs = self.pairs(split)
+        return [{"anchor": anchor, "positive": positive[:200]}
+                for anchor, positive in zip(pairs["anchor"], pairs["positive"], strict=True)]  # fmt: skip
+
+    def fit_labels(self, train: Dataset) -> None:
+        """Nothing to learn: no labels."""
+
+    def use_labels(self, id2label: dict[int, str]) -> None:
+        """Nothing to reuse."""
+
+    def head_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def default_metrics(self) -> list[str]:
+        cfg = self.cfg
+        return list(cfg.correlation_metrics if cfg.score_column else cfg.retrieval_metrics)
+
+    def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        return tokenizer.num_special_tokens_to_add(pair=False)
+
+    def make_collator(self, pad_token_id: int, pad_values: dict[str, int]) -> PairCollator:
+        if pad_values:  # the bi-LSTM's character ids: one per token of every text of the pair
+            raise PipelineError(
+                "sentence-embedding does not take a family's extra per-token inputs (the bi-LSTM's characters) yet",
+                field="model.family",
+            )
+        return PairCollator(pad_token_id)
+
+    def encode(
+        self,
+        split: Dataset,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        name: str,
+        token_features: TokenFeatures = NO_TOKEN_FEATURES,
+        for_training: bool = False,
+    ) -> tuple[Dataset, dict[str, int]]:
+        """Each pair's texts tokenized (truncated to `max_length`, unpadded) under the column prefixes of `GROUPS`,
+        with the keys of its anchor and positive and its score (`labels`) where there is one."""
+        pairs = self.pairs(split)
+        columns: dict[str, list[Any]] = {}
+        truncated, empty = 0, 0
+        for group, texts in (
+            ("", pairs["anchor"]),
+            ("positive_", pairs["positive"]),
+            ("negative_", pairs.get("negative")),
+        ):
+            if texts is None:
+                continue
+            encoded = tokenizer(texts, truncation=True, max_length=max_length)
+            full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+            truncated += sum(len(ids) > max_length for ids in full)
+            empty += sum(not text.strip() for text in texts)
+            for key in ("input_ids", "attention_mask", "token_type_ids"):
+                if key in encoded:
+                    columns[f"{group}{key}"] = encoded[key]
+        columns["pair_key"] = [text_key(text) for text in pairs["anchor"]]
+        columns["doc_key"] = [text_key(text) for text in pairs["positive"]]
+        if "score" in pairs:
+            columns["labels"] = pairs["score"]
+        counts = {"examples": len(split), "empty_texts": empty, "truncated": truncated}
+        return Dataset.from_dict(columns), counts
+
+    # --- training and scoring -----------------------------------------------------------------------------------
+    def embed(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(texts, width) vectors of a batch's stacked texts: the encoder's last hidden states, pooled."""
+        inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in batch}
+        hidden = model(**inputs)[0]  # (texts, seq, width): the last hidden states
+        vectors = pool(hidden, batch["attention_mask"], self.cfg.pooling)
+        return torch.nn.functional.normalize(vectors, dim=-1) if self.cfg.normalize else vectors
+
+    def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """In-batch negatives over the batch's pairs (CoSENT where pairs carry scores)."""
+        vectors = self.embed(model, batch)
+        pairs = batch["pair_key"].shape[0]
+        anchors, candidates = vectors[:pairs], vectors[pairs:]
+        if "labels" in batch:
+            return cosent_loss(anchors, candidates, batch["labels"].to(vectors.dtype), self.cfg.scale)
+        same_anchor = batch["pair_key"][:, None] == batch["pair_key"][None, :]
+        return in_batch_negatives_loss(anchors, candidates, same_anchor, self.cfg.scale)
+
+    def evaluate(
+        self, accelerator: Accelerator, model: torch.nn.Module, loader: DataLoader, metrics: list[LoadedMetric]
+    ) -> tuple[Scores, Records]:
+        """Retrieval: every anchor a query over the split's distinct positives (its own the relevant one); one record
+        per query. Scored pairs: the correlation of cosine similarity and score; one record per pair."""
+        model.eval()
+        anchors, positives, doc_keys, labels = [], [], [], []
+        for batch in loader:
+            with torch.inference_mode(), accelerator.autocast():
+                vectors = self.embed(model, batch).float()
+            pairs = batch["pair_key"].shape[0]
+            extra = (batch["labels"].float(),) if "labels" in batch else ()
+            gathered = accelerator.gather_for_metrics(
+                (vectors[:pairs], vectors[pairs : 2 * pairs], batch["doc_key"], *extra)
+            )
+            anchors.append(gathered[0].cpu())
+            positives.append(gathered[1].cpu())
+            doc_keys += gathered[2].tolist()
+            labels += gathered[3].tolist() if extra else []
+        queries, answers = torch.cat(anchors), torch.cat(positives)
+        if labels:
+            similarity = torch.nn.functional.cosine_similarity(queries, answers, dim=-1).tolist()
+            records: Records = [EmbeddingRecord(i, similarity=round(s, 6), label=gold)
+                                for i, (s, gold) in enumerate(zip(similarity, labels, strict=True))]  # fmt: skip
+            return compute_all(metrics, "values", similarity, labels), records
+        ranks, documents = retrieval_ranks(queries, answers, doc_keys)
+        records = [EmbeddingRecord(i, rank=rank, documents=documents) for i, rank in enumerate(ranks)]
+        return compute_all(metrics, "ranks", ranks, [1] * len(ranks)), records
+
+    def write_model_extras(self, folder: Path, max_length: int) -> None:
+        """The files that make the saved model a sentence-transformers model (pooling and normalisation)."""
+        write_sentence_transformers_files(folder, self.cfg.pooling, self.cfg.normalize, max_length)
+
+
+def retrieval_ranks(queries: torch.Tensor, answers: torch.Tensor, doc_keys: list[int]) -> tuple[list[int], int]:
+    """queries (n, width), answers (n, width) with the key of each answer's text: the rank (1 = first) of each query's
+    own answer among the distinct answers by cosine similarity (ties counted against it), and how many there are."""
+    first: dict[int, int] = {}
+    for row, key in enumerate(doc_keys):
+        first.setdefault(key, row)
+    distinct = list(first.values())
+    documents = torch.nn.functional.normalize(answers[distinct], dim=-1)  # (documents, width)
+    scores = torch.nn.functional.normalize(queries, dim=-1) @ documents.T  # (n, documents)
+    column = {key: index for index, key in enumerate(first)}
+    own = scores[torch.arange(len(doc_keys)), torch.tensor([column[key] for key in doc_keys])]  # (n,)
+    ranks = (scores >= own[:, None]).sum(dim=1)  # the relevant one counts itself: rank ≥ 1
+    return ranks.tolist(), len(distinct)
