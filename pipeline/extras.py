@@ -19,6 +19,7 @@ EXTRA_OF = {
     "ray": "ray",
     "tensorboard": "tensorboard",
     "gguf": "gguf",
+    "bm25s": "retrieval",
 }
 
 # What each experiment tracker Accelerate supports needs installed (the first is the one to install).

@@ -3,6 +3,7 @@ training run. Nothing here touches the network: models are random-initialised fr
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from pathlib import Path
@@ -235,3 +236,22 @@ def tagging_recipe(
     recipe["eval"] = {"splits": ["validation"], "metrics": ["accuracy", "f1_macro"], "batch_size": 8}
     recipe["train"] = {**recipe["train"], "max_steps": 30, "lr": 1e-2}
     return recipe
+
+
+# Sentence embeddings: anchors of two sentiment words, positives that hold them among filler words.
+def toy_pairs(count: int, seed: int, scored: bool = False) -> list[dict]:
+    """Anchors of two distinct words; each positive holds them among filler words (a score: how many it holds)."""
+    rng = random.Random(seed)
+    combos = list(itertools.permutations(POSITIVE + NEGATIVE, 2))
+    rng.shuffle(combos)
+    rows = []
+    for first, second in combos[:count]:
+        words = [first, second, *rng.sample(FILLER, 3)]
+        rng.shuffle(words)
+        row = {"anchor": f"{first} {second}", "positive": " ".join(words)}
+        if scored:
+            kept = rng.randint(0, 2)
+            row["positive"] = " ".join([first, second][:kept] + rng.sample(FILLER, 4))
+            row["score"] = float(kept)
+        rows.append(row)
+    return rows

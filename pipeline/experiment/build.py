@@ -232,6 +232,7 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
             task.prepare_tokenizer(each)
     additions = add_recipe_tokens(recipe.model, tokenizer, texts)
     model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
+    task.prepare_model(model)
     check_per_position_start(model, table_changes(recipe))
     added, grown = None, None
     if additions is not None:
@@ -279,6 +280,7 @@ def build_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     tokenizer = load_tokenizer(saved, family)
     task.prepare_tokenizer(tokenizer)
     model = build_model(saved, family, task.auto_class, tokenizer, task.head_kwargs())
+    task.prepare_model(model)
     check_vocabulary(model, tokenizer)
     max_length = resolve_max_length(saved, family.position_limit(model), tokenizer)
     data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)

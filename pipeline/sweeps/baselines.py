@@ -59,7 +59,28 @@ def classical_baselines(recipe: Recipe, methods: Sequence[str]) -> list[dict[str
     baseline = task_type(recipe.task.type).classical
     if baseline is None or not methods:
         return []
-    return baseline(recipe, methods, lambda: frozen_mean_features(recipe))
+    return baseline(recipe, methods, FrozenEncoder(recipe))
+
+
+class FrozenEncoder:
+    """The recipe's encoder as loaded, for the baselines that read it: called, the mean-pooled features of every
+    split (classification's `frozen-mean`); `scores()`, the task's own scoring of each eval split with the encoder
+    untrained (a sentence encoder as shipped)."""
+
+    def __init__(self, recipe: Recipe):
+        self.recipe = recipe
+
+    def __call__(self) -> dict[str, tuple[np.ndarray, list[int]]]:
+        return frozen_mean_features(self.recipe)
+
+    def scores(self) -> dict[str, dict[str, float]]:
+        exp = build_experiment(frozen_recipe(self.recipe))
+        accelerator, batch_size = exp.runtime.accelerator, self.recipe.eval.batch_size
+        model, scores = exp.model.to(accelerator.device), {}
+        for split in self.recipe.eval.splits:
+            loader = DataLoader(exp.data.splits[split], batch_size=batch_size, collate_fn=exp.data.collator)
+            scores[split] = exp.task.evaluate(accelerator, model, loader, exp.metrics)[0]
+        return scores
 
 
 def frozen_recipe(recipe: Recipe) -> Recipe:

@@ -12,7 +12,6 @@ import time
 
 from pipeline.locks import wait_until_free
 from pipeline.sweeps import forkserver
-from pipeline.sweeps.forkserver import ForkServer
 from pipeline.sweeps.plan import PlannedRun, run_state
 from pipeline.sweeps.processes import Launch, Outcome, RunProcess, run_environment, scores_of
 from pipeline.sweeps.progress import Manifest, Progress
@@ -51,16 +50,29 @@ def run_local(
     gpus = _gpu_count()
     # never more slots than runs: `--parallel` is a bound, not a count to allocate
     slots: list[int | None] = list(range(gpus)) if gpus > 1 else [None] * min(launch.parallel, max(1, len(runs)))
-    server = ForkServer() if forkserver.wanted() and runs else None
+    server = LazyServer(forkserver.wanted())
     try:
         outcomes = _run_slots(launch, runs, progress, stopping, slots, server)
     except BaseException:  # the sweep stops (a signal, an error): its runs get SIGTERM, as when they were its children
-        if server is not None:
-            server.process.terminate()  # they die with their parent: each saves a checkpoint and exits
+        if server.started is not None:
+            server.started.process.terminate()  # they die with their parent: each saves a checkpoint and exits
         raise
-    if server is not None:
-        server.close()
+    if server.started is not None:
+        server.started.close()
     return outcomes
+
+
+class LazyServer:
+    """The sweep's fork server, started when the first run that needs training starts (a sweep whose runs are all
+    finished imports nothing it does not use)."""
+
+    def __init__(self, wanted: bool):
+        self.wanted, self.started = wanted, None
+
+    def get(self) -> forkserver.ForkServer | None:
+        if self.wanted and self.started is None:
+            self.started = forkserver.ForkServer()
+        return self.started
 
 
 def _run_slots(
@@ -69,7 +81,7 @@ def _run_slots(
     progress: Progress,
     stopping: StoppingRule | None,
     slots: list[int | None],
-    server: ForkServer | None,
+    server: LazyServer,
 ) -> list[Outcome]:
     pending, active, outcomes = list(runs), {}, {}
     while pending or active:
@@ -88,7 +100,7 @@ def _run_slots(
             slot = next(s for s in range(len(slots)) if s not in active)
             progress.start(run)
             active[slot] = RunProcess(
-                launch, run, run_environment(launch.threads, slots[slot]), stopping and stopping.watched, server
+                launch, run, run_environment(launch.threads, slots[slot]), stopping and stopping.watched, server.get()
             )
         time.sleep(POLL_SECONDS if active else 0)
         for slot, process in list(active.items()):

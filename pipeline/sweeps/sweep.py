@@ -397,7 +397,7 @@ def compared_baselines(folder: Path, classical: Sequence[str] | None) -> list[di
     if classical is not None and not classical:
         return []
     try:
-        recipe = load_recipe(folder / "recipe.yaml")
+        recipe = load_recipe(folder / "recipe.yaml", saved=True)
     except PipelineError as error:
         if classical is not None:
             raise

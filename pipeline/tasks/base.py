@@ -58,6 +58,7 @@ class Task(Protocol):
     def make_collator(self, pad_token_id: int, pad_values: dict[str, int]) -> Callable[[list[dict]], dict]: ...
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
     def write_model_extras(self, folder: Path, max_length: int) -> None: ...
+    def prepare_model(self, model: torch.nn.Module) -> None: ...
 
 
 class TaskDefaults:
@@ -99,6 +100,9 @@ class TaskDefaults:
 
     def write_model_extras(self, folder: Path, max_length: int) -> None:
         """Files the task adds to the saved model folder (nothing by default)."""
+
+    def prepare_model(self, model: torch.nn.Module) -> None:
+        """Adjust the loaded model before surgery (nothing by default)."""
 
 
 def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:

@@ -22,6 +22,7 @@ from helpers import (
     tagged_sentences,
     tagging_recipe,
     templated_sentences,
+    toy_pairs,
     write_jsonl,
     write_recipe,
 )
@@ -261,3 +262,17 @@ def test_sigterm_stops_every_process_at_one_step_and_resume_matches(tmp_path, ti
     first, second = (load_file(tmp_path / name / "model" / "model.safetensors") for name in ("reference", "stopped"))
     assert all(torch.equal(first[key], second[key]) for key in first)
     assert json.loads((tmp_path / "stopped" / "metrics.json").read_text())["train"]["resumed_from_step"] == step
+
+
+def test_sentence_embeddings_train_in_two_processes_and_score_each_query_once(tmp_path, tiny_bert):
+    """Two forward passes a step (anchors, positives), one backward: DDP reduces the gradients of both."""
+    files = {split: write_jsonl(tmp_path / f"{split}.jsonl", toy_pairs(count, seed))
+             for split, count, seed in (("train", 32, 0), ("validation", 20, 1))}  # fmt: skip
+    recipe = recipe_dict(tiny_bert, files, tmp_path / "run", task={"type": "sentence-embedding"},
+                         train={"max_steps": 3, "batch_size": 8, "log_every_steps": 1})  # fmt: skip
+    recipe["eval"] = {"splits": ["validation"], "batch_size": 4}
+    result = launch(write_recipe(tmp_path / "r.yaml", recipe), 2, 29518)
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictions = (tmp_path / "run" / "predictions-validation.jsonl").read_text()
+    records = [json.loads(line) for line in predictions.splitlines()]
+    assert len(records) == 20 and all(1 <= record["rank"] <= record["documents"] == 20 for record in records)

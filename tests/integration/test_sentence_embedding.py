@@ -3,37 +3,27 @@ sentence-transformers, re-scoring, and the input-layer policies applied to the e
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
 
 import pytest
 import torch
-from helpers import FILLER, NEGATIVE, POSITIVE, read_jsonl, recipe_dict, train_fresh, write_glove, write_jsonl
+from helpers import (
+    FILLER,
+    NEGATIVE,
+    POSITIVE,
+    read_jsonl,
+    recipe_dict,
+    toy_pairs,
+    train_fresh,
+    write_glove,
+    write_jsonl,
+)
 
 from pipeline.cli import main
 from pipeline.tasks.sentence_embedding.adapter import retrieval_ranks
 from pipeline.tasks.sentence_embedding.losses import cosent_loss, in_batch_negatives_loss, pool
 
 WORDS = POSITIVE + NEGATIVE
-
-
-def toy_pairs(count: int, seed: int, scored: bool = False) -> list[dict]:
-    """Anchors of two distinct words; each positive holds them among filler words (a score: how many it holds)."""
-    rng = random.Random(seed)
-    combos = list(itertools.permutations(WORDS, 2))
-    rng.shuffle(combos)
-    rows = []
-    for first, second in combos[:count]:
-        words = [first, second, *rng.sample(FILLER, 3)]
-        rng.shuffle(words)
-        row = {"anchor": f"{first} {second}", "positive": " ".join(words)}
-        if scored:
-            kept = rng.randint(0, 2)
-            row["positive"] = " ".join([first, second][:kept] + rng.sample(FILLER, 4))
-            row["score"] = float(kept)
-        rows.append(row)
-    return rows
 
 
 def pair_recipe(tmp_path, model_dir, scored: bool = False, **sections) -> dict:
@@ -168,3 +158,18 @@ def test_runs_compare_per_query_with_intervals(tmp_path, tiny_bert):
     text = json.dumps(summary)
     assert "token_embeddings=freeze" in text and "token_embeddings=finetune" in text
     assert "ndcg@10" in text and "ci_low" in text  # a paired interval over queries and seeds
+
+
+def test_classical_rows_search_the_same_documents_without_training(tmp_path, tiny_bert):
+    from pipeline.experiment.recipes import validate_recipe
+    from pipeline.sweeps.baselines import classical_baselines
+    from pipeline.tasks.sentence_embedding.classical import ranks_from_scores
+
+    assert ranks_from_scores(torch.tensor([[0.9, 0.1], [0.5, 0.5]]).numpy(), [0, 0]) == [1, 2]  # a tie counts against
+    rows = classical_baselines(validate_recipe(pair_recipe(tmp_path, tiny_bert)), ["tfidf", "bm25", "doc2vec"])
+    assert [row["method"] for row in rows] == ["tfidf", "bm25"]  # doc2vec is classification's, not this task's
+    for row in rows:  # the anchors' words are in their positives: word matching finds most of them
+        assert row["scores"]["validation"]["recall@10"] > 0.9 and row["wall_s"] >= 0
+    frozen = classical_baselines(validate_recipe(pair_recipe(tmp_path, tiny_bert)), ["frozen"])[0]
+    untrained = frozen["scores"]["validation"]  # the task's own scoring of the encoder as loaded
+    assert set(untrained) == {"ndcg@10", "mrr@10", "recall@1", "recall@10"} and 0 < untrained["ndcg@10"] <= 1

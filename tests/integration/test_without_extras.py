@@ -133,3 +133,6 @@ def test_commands_that_need_a_missing_library_are_refused_with_one_line(tmp_path
     assert "--backend: the ray backend needs ray: pip install 'embedlab[ray]'" in line and not output.exists()
     line = one_line_refusal(capsys, ["sweep", str(recipe), "--output", str(output), "--classical", "doc2vec"])
     assert "the doc2vec baseline needs gensim" in line and not output.exists()
+    hide(monkeypatch, ("bm25s",))
+    line = one_line_refusal(capsys, ["sweep", str(recipe), "--output", str(output), "--classical", "bm25"])
+    assert "the bm25 baseline needs bm25s: pip install 'embedlab[retrieval]'" in line and not output.exists()

@@ -2,9 +2,13 @@
 retrieval (nDCG@10, MRR@10, recall@1/10) or by correlation, saved as a sentence-transformers model.
 
 Its recipe section (`section`), prediction record and compared scores (`records`), and its adapter (`adapter`,
-with `losses` and `export`, imported when a run needs it)."""
+with `pairs`, `losses` and `export`, imported when a run needs it), and its classical baselines (`classical`: TF-IDF
+and BM25 retrieval, the untrained encoder)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from pipeline.tasks.sentence_embedding.records import COMPARED, EmbeddingRecord
 from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
@@ -17,4 +21,18 @@ def _adapter() -> type:
     return SentenceEmbedding
 
 
-TASK = TaskType("sentence-embedding", SentenceEmbeddingTask, _adapter, EmbeddingRecord, COMPARED)
+def _classical(recipe: Any, methods: Sequence[str], frozen_features: Any = None) -> list[dict[str, Any]]:
+    from pipeline.tasks.sentence_embedding.classical import classical_baselines
+
+    return classical_baselines(recipe, methods, frozen_features)
+
+
+TASK = TaskType(
+    "sentence-embedding",
+    SentenceEmbeddingTask,
+    _adapter,
+    EmbeddingRecord,
+    COMPARED,
+    _classical,
+    {"tfidf": None, "bm25": ("bm25s", "retrieval"), "frozen": None},
+)

@@ -3,8 +3,9 @@ applied to it as in other tasks), a pooling and an optional normalisation give o
 with in-batch negatives and are scored by retrieval, scored pairs train with CoSENT and are scored by the
 correlation of cosine similarity and score.
 
-A batch stacks its texts along the batch axis, anchors first, then positives, then any hard negatives, so the
-encoder runs once per step (as one forward pass, which DDP needs) and the task splits its vectors.
+A batch holds each pair's texts in groups (anchors, positives, any hard negatives), each padded to its own longest
+text (a title is not padded to its article's length); the encoder runs once per group, and one backward pass
+follows (as sentence-transformers does, which DDP allows).
 """
 
 from __future__ import annotations
@@ -26,15 +27,12 @@ from pipeline.recipe.schema import EvalConfig
 from pipeline.tasks.base import Records, Scores, TaskDefaults, require_columns
 from pipeline.tasks.sentence_embedding.export import write_sentence_transformers_files
 from pipeline.tasks.sentence_embedding.losses import cosent_loss, in_batch_negatives_loss, pool
+from pipeline.tasks.sentence_embedding.pairs import pairs_of
 from pipeline.tasks.sentence_embedding.records import EmbeddingRecord
 from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
 
 GROUPS = ("", "positive_", "negative_")  # the column prefixes of a pair's texts, in the order a batch stacks them
 KEYS = ("pair_key", "doc_key")  # per pair: a digest of its anchor and of its positive text (duplicates, documents)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 def text_key(text: str) -> int:
@@ -43,21 +41,22 @@ def text_key(text: str) -> int:
 
 
 class PairCollator:
-    """Encoded pairs → one batch: every text of every pair padded on the right to the longest, stacked anchors first
-    (input_ids (pairs × texts per pair, seq)), with `pair_key`, `doc_key` and any `labels` (scores) per pair."""
+    """Encoded pairs → one batch: each text of a pair (anchor, positive, negative: the column prefixes of `GROUPS`)
+    padded on the right to the longest of its own group (short titles are not padded to their articles' length),
+    with `pair_key`, `doc_key` and any `labels` (scores) per pair."""
 
     def __init__(self, pad_token_id: int):
         self.pad_values = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0}
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        groups = [group for group in GROUPS if f"{group}input_ids" in features[0]]
-        longest = max(len(feature[f"{group}input_ids"]) for feature in features for group in groups)
         batch = {}
-        for key, pad in self.pad_values.items():
-            if key not in features[0]:
-                continue
-            rows = [feature[f"{group}{key}"] for group in groups for feature in features]
-            batch[key] = torch.tensor([row + [pad] * (longest - len(row)) for row in rows], dtype=torch.long)
+        for group in (group for group in GROUPS if f"{group}input_ids" in features[0]):
+            longest = max(len(feature[f"{group}input_ids"]) for feature in features)
+            for key, pad in self.pad_values.items():
+                if f"{group}{key}" in features[0]:
+                    rows = [feature[f"{group}{key}"] for feature in features]
+                    padded = [row + [pad] * (longest - len(row)) for row in rows]
+                    batch[f"{group}{key}"] = torch.tensor(padded, dtype=torch.long)
         for key in (*KEYS, "labels"):
             if key in features[0]:
                 batch[key] = torch.tensor([feature[key] for feature in features])
@@ -88,20 +87,8 @@ class SentenceEmbedding(TaskDefaults):
         require_columns(splits, wanted)
 
     def pairs(self, split: Dataset) -> dict[str, list[Any]]:
-        """The split's pairs: `anchor` and `positive` texts, and `negative` and `score` where the recipe names them."""
-        cfg = self.cfg
-        if cfg.pairs_from_first_line:
-            texts = [_text(text).strip() for text in split[cfg.pairs_from_first_line]]
-            heads = [text.partition("\n") for text in texts]
-            pairs = {"anchor": [head.strip() for head, _, _ in heads], "positive": [rest.strip() for *_, rest in heads]}
-        else:
-            columns = {"anchor": cfg.anchor_column, "positive": cfg.positive_column}
-            pairs = {name: [_text(text) for text in split[column]] for name, column in columns.items()}
-        if cfg.negative_column:
-            pairs["negative"] = [_text(text) for text in split[cfg.negative_column]]
-        if cfg.score_column:
-            pairs["score"] = [float(value) for value in split[cfg.score_column]]
-        return pairs
+        """The split's pairs (`pairs.pairs_of`)."""
+        return pairs_of(self.cfg, split)
 
     def texts(self, split: Dataset) -> list[str]:
         """Every text of every pair (for building a tokenizer or training vectors)."""
@@ -126,6 +113,12 @@ class SentenceEmbedding(TaskDefaults):
     def default_metrics(self) -> list[str]:
         cfg = self.cfg
         return list(cfg.correlation_metrics if cfg.score_column else cfg.retrieval_metrics)
+
+    def prepare_model(self, model: torch.nn.Module) -> None:
+        """A bare BERT's pooler (dense + tanh on the first token) is read by no pooling here: left in, its parameters
+        would get no gradient, which DDP refuses. The saved model lacks it; sentence-transformers never reads it."""
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None
 
     def reserved_tokens(self, tokenizer: PreTrainedTokenizerBase) -> int:
         return tokenizer.num_special_tokens_to_add(pair=False)
@@ -174,20 +167,23 @@ class SentenceEmbedding(TaskDefaults):
         return Dataset.from_dict(columns), counts
 
     # --- training and scoring -----------------------------------------------------------------------------------
-    def embed(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(texts, width) vectors of a batch's stacked texts: the encoder's last hidden states, pooled."""
-        inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in batch}
-        hidden = model(**inputs)[0]  # (texts, seq, width): the last hidden states
-        vectors = pool(hidden, batch["attention_mask"], self.cfg.pooling)
+    def embed(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], group: str = "") -> torch.Tensor:
+        """(pairs, width) vectors of one group of a batch's texts (`GROUPS`): the last hidden states, pooled."""
+        keys = ("input_ids", "attention_mask", "token_type_ids")
+        inputs = {key: batch[f"{group}{key}"] for key in keys if f"{group}{key}" in batch}
+        hidden = model(**inputs)[0]  # (pairs, seq, width): the last hidden states
+        vectors = pool(hidden, inputs["attention_mask"], self.cfg.pooling)
         return torch.nn.functional.normalize(vectors, dim=-1) if self.cfg.normalize else vectors
 
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """In-batch negatives over the batch's pairs (CoSENT where pairs carry scores)."""
-        vectors = self.embed(model, batch)
-        pairs = batch["pair_key"].shape[0]
-        anchors, candidates = vectors[:pairs], vectors[pairs:]
+        """In-batch negatives over the batch's pairs (CoSENT where pairs carry scores). One forward pass per group
+        (anchors, positives, negatives), each padded to its own longest text; one backward pass for all."""
+        anchors = self.embed(model, batch)
+        candidates = torch.cat(
+            [self.embed(model, batch, group) for group in GROUPS[1:] if f"{group}input_ids" in batch]
+        )
         if "labels" in batch:
-            return cosent_loss(anchors, candidates, batch["labels"].to(vectors.dtype), self.cfg.scale)
+            return cosent_loss(anchors, candidates, batch["labels"].to(anchors.dtype), self.cfg.scale)
         same_anchor = batch["pair_key"][:, None] == batch["pair_key"][None, :]
         return in_batch_negatives_loss(anchors, candidates, same_anchor, self.cfg.scale)
 
@@ -200,12 +196,9 @@ class SentenceEmbedding(TaskDefaults):
         anchors, positives, doc_keys, labels = [], [], [], []
         for batch in loader:
             with torch.inference_mode(), accelerator.autocast():
-                vectors = self.embed(model, batch).float()
-            pairs = batch["pair_key"].shape[0]
+                queries, answers = self.embed(model, batch).float(), self.embed(model, batch, "positive_").float()
             extra = (batch["labels"].float(),) if "labels" in batch else ()
-            gathered = accelerator.gather_for_metrics(
-                (vectors[:pairs], vectors[pairs : 2 * pairs], batch["doc_key"], *extra)
-            )
+            gathered = accelerator.gather_for_metrics((queries, answers, batch["doc_key"], *extra))
             anchors.append(gathered[0].cpu())
             positives.append(gathered[1].cpu())
             doc_keys += gathered[2].tolist()

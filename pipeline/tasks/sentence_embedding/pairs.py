@@ -1,0 +1,38 @@
+"""A split's pairs as the recipe's `task` section names them (no torch): what the adapter encodes and the classical
+baselines search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets import Dataset
+
+from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def pairs_of(cfg: SentenceEmbeddingTask, split: Dataset) -> dict[str, list[Any]]:
+    """`anchor` and `positive` texts per row (from their columns, or a text's first line and the rest), and
+    `negative` and `score` where the recipe names them."""
+    if cfg.pairs_from_first_line:
+        heads = [_text(text).strip().partition("\n") for text in split[cfg.pairs_from_first_line]]
+        pairs = {"anchor": [head.strip() for head, _, _ in heads], "positive": [rest.strip() for *_, rest in heads]}
+    else:
+        columns = {"anchor": cfg.anchor_column, "positive": cfg.positive_column}
+        pairs = {name: [_text(text) for text in split[column]] for name, column in columns.items()}
+    if cfg.negative_column:
+        pairs["negative"] = [_text(text) for text in split[cfg.negative_column]]
+    if cfg.score_column:
+        pairs["score"] = [float(value) for value in split[cfg.score_column]]
+    return pairs
+
+
+def documents_of(positives: list[str]) -> tuple[list[str], list[int]]:
+    """The distinct positives (the documents a query searches, in first-seen order) and each pair's document."""
+    index: dict[str, int] = {}
+    for text in positives:
+        index.setdefault(text, len(index))
+    return list(index), [index[text] for text in positives]
