@@ -15,6 +15,7 @@ import numpy as np
 
 from pipeline.errors import PipelineError, unusable
 from pipeline.extras import missing_extra
+from pipeline.recipe.layers import is_npy
 
 FIELD = "layers.token_embeddings.vectors"
 # Routes by which a vocabulary entry got its row; the first three come from the vector file.
@@ -34,11 +35,6 @@ class WordVectors:
     @property
     def dim(self) -> int:
         return self.matrix.shape[1]
-
-
-def is_npy(path: str, fmt: str) -> bool:
-    """Whether a vectors file is read as a .npy matrix (NumPy alone; every other format goes through gensim)."""
-    return fmt == "npy" or (fmt == "auto" and path.lower().endswith(".npy"))
 
 
 def detect_format(path: Path) -> str:

@@ -64,17 +64,22 @@ def classical_baselines(recipe: Recipe, methods: Sequence[str]) -> list[dict[str
 
 class FrozenEncoder:
     """The recipe's encoder as loaded, for the baselines that read it: called, the mean-pooled features of every
-    split (classification's `frozen-mean`); `scores()`, the task's own scoring of each eval split with the encoder
-    untrained (a sentence encoder as shipped)."""
+    split (classification's `frozen-mean`); `experiment()`, the frozen run built once (its model, tokenizer and
+    encoded splits); `scores()`, the task's own scoring of each eval split with the encoder untrained."""
 
     def __init__(self, recipe: Recipe):
-        self.recipe = recipe
+        self.recipe, self.built = recipe, None
 
     def __call__(self) -> dict[str, tuple[np.ndarray, list[int]]]:
         return frozen_mean_features(self.recipe)
 
+    def experiment(self) -> Experiment:
+        if self.built is None:
+            self.built = build_experiment(frozen_recipe(self.recipe))
+        return self.built
+
     def scores(self) -> dict[str, dict[str, float]]:
-        exp = build_experiment(frozen_recipe(self.recipe))
+        exp = self.experiment()
         accelerator, batch_size = exp.runtime.accelerator, self.recipe.eval.batch_size
         model, scores = exp.model.to(accelerator.device), {}
         for split in self.recipe.eval.splits:

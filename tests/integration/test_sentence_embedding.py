@@ -170,6 +170,8 @@ def test_classical_rows_search_the_same_documents_without_training(tmp_path, tin
     assert [row["method"] for row in rows] == ["tfidf", "bm25"]  # doc2vec is classification's, not this task's
     for row in rows:  # the anchors' words are in their positives: word matching finds most of them
         assert row["scores"]["validation"]["recall@10"] > 0.9 and row["wall_s"] >= 0
-    frozen = classical_baselines(validate_recipe(pair_recipe(tmp_path, tiny_bert)), ["frozen"])[0]
+    frozen, static = classical_baselines(validate_recipe(pair_recipe(tmp_path, tiny_bert)), ["frozen", "static"])
     untrained = frozen["scores"]["validation"]  # the task's own scoring of the encoder as loaded
     assert set(untrained) == {"ndcg@10", "mrr@10", "recall@1", "recall@10"} and 0 < untrained["ndcg@10"] <= 1
+    # the mean of the table's rows: an anchor's two words are in its positive, whose other words are fillers
+    assert static["method"] == "static" and static["scores"]["validation"]["recall@10"] > 0.5

@@ -3,7 +3,7 @@ retrieval (nDCG@10, MRR@10, recall@1/10) or by correlation, saved as a sentence-
 
 Its recipe section (`section`), prediction record and compared scores (`records`), and its adapter (`adapter`,
 with `pairs`, `losses` and `export`, imported when a run needs it), and its classical baselines (`classical`: TF-IDF
-and BM25 retrieval, the untrained encoder)."""
+and BM25 retrieval, the untrained encoder, the mean of its token-table rows)."""
 
 from __future__ import annotations
 
@@ -34,5 +34,5 @@ TASK = TaskType(
     EmbeddingRecord,
     COMPARED,
     _classical,
-    {"tfidf": None, "bm25": ("bm25s", "retrieval"), "frozen": None},
+    {"tfidf": None, "bm25": ("bm25s", "retrieval"), "frozen": None, "static": None},
 )
