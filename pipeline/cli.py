@@ -128,7 +128,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from pipeline.sweeps.sweep import compare
+    from pipeline.sweeps.compare import compare
 
     summary = compare(
         [Path(path) for path in args.runs],

@@ -22,7 +22,7 @@ from pipeline.experiment.gguf import converted_checkpoint
 from pipeline.families.base import Family
 from pipeline.families.registry import FAMILIES, family_named, family_of_model_type
 from pipeline.paths import is_gguf, resolve_model_path
-from pipeline.recipe.schema import ModelConfig, TokenizerBuild
+from pipeline.recipe.model import ModelConfig, TokenizerBuild
 from pipeline.resources import require_memory
 from pipeline.surgery.tables import PER_POSITION_KEY, restore_per_position
 from pipeline.vocabulary.added import AddedTokens, add_tokens

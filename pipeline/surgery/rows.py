@@ -22,7 +22,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
-from pipeline.recipe.schema import AddTokens, CopyRow
+from pipeline.recipe.model import AddTokens, CopyRow
 from pipeline.vocabulary.added import AddedTokens, pieces
 
 FIELD = "layers.token_embeddings"

@@ -21,7 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from pipeline.data.files import check_text_file
 from pipeline.errors import PipelineError, unusable
 from pipeline.paths import resolve_local_path
-from pipeline.recipe.schema import AddTokens
+from pipeline.recipe.model import AddTokens
 from pipeline.vocabulary.spelling import token_style
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import PreTrainedTokenizerFast
 
 from pipeline.errors import PipelineError
-from pipeline.recipe.schema import TokenizerBuild
+from pipeline.recipe.model import TokenizerBuild
 
 log = logging.getLogger(__name__)
 

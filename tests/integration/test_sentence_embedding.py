@@ -163,7 +163,7 @@ def test_runs_compare_per_query_with_intervals(tmp_path, tiny_bert):
 def test_classical_rows_search_the_same_documents_without_training(tmp_path, tiny_bert):
     from pipeline.experiment.recipes import validate_recipe
     from pipeline.sweeps.baselines import classical_baselines
-    from pipeline.tasks.sentence_embedding.classical import ranks_from_scores
+    from pipeline.tasks.sentence_embedding.pairs import ranks_from_scores
 
     assert ranks_from_scores(torch.tensor([[0.9, 0.1], [0.5, 0.5]]).numpy(), [0, 0]) == [1, 2]  # a tie counts against
     rows = classical_baselines(validate_recipe(pair_recipe(tmp_path, tiny_bert)), ["tfidf", "bm25", "doc2vec"])

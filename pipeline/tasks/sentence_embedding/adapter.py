@@ -27,7 +27,7 @@ from pipeline.recipe.schema import EvalConfig
 from pipeline.tasks.base import Records, Scores, TaskDefaults, require_columns
 from pipeline.tasks.sentence_embedding.export import write_sentence_transformers_files
 from pipeline.tasks.sentence_embedding.losses import cosent_loss, in_batch_negatives_loss, pool
-from pipeline.tasks.sentence_embedding.pairs import pairs_of
+from pipeline.tasks.sentence_embedding.pairs import distinct, pairs_of, ranks_from_scores
 from pipeline.tasks.sentence_embedding.records import EmbeddingRecord
 from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
 
@@ -221,13 +221,7 @@ class SentenceEmbedding(TaskDefaults):
 def retrieval_ranks(queries: torch.Tensor, answers: torch.Tensor, doc_keys: list[int]) -> tuple[list[int], int]:
     """queries (n, width), answers (n, width) with the key of each answer's text: the rank (1 = first) of each query's
     own answer among the distinct answers by cosine similarity (ties counted against it), and how many there are."""
-    first: dict[int, int] = {}
-    for row, key in enumerate(doc_keys):
-        first.setdefault(key, row)
-    distinct = list(first.values())
-    documents = torch.nn.functional.normalize(answers[distinct], dim=-1)  # (documents, width)
+    rows, columns = distinct(doc_keys)
+    documents = torch.nn.functional.normalize(answers[rows], dim=-1)  # (documents, width)
     scores = torch.nn.functional.normalize(queries, dim=-1) @ documents.T  # (n, documents)
-    column = {key: index for index, key in enumerate(first)}
-    own = scores[torch.arange(len(doc_keys)), torch.tensor([column[key] for key in doc_keys])]  # (n,)
-    ranks = (scores >= own[:, None]).sum(dim=1)  # the relevant one counts itself: rank ≥ 1
-    return ranks.tolist(), len(distinct)
+    return ranks_from_scores(scores.numpy(), columns), len(rows)

@@ -24,7 +24,7 @@ from pipeline.data.sources import limit_splits, load_splits
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import KNOWN_METRICS, compute_all, load_metric
 from pipeline.recipe.schema import Recipe
-from pipeline.tasks.sentence_embedding.pairs import documents_of, pairs_of
+from pipeline.tasks.sentence_embedding.pairs import distinct, documents_of, pairs_of, ranks_from_scores
 
 METHODS = {
     "tfidf": "TF-IDF cosine",
@@ -32,12 +32,6 @@ METHODS = {
     "frozen": "the encoder as loaded, untrained",
     "static": "mean of the model's token-table rows",
 }
-
-
-def ranks_from_scores(scores: np.ndarray, relevant: list[int]) -> list[int]:
-    """(queries, documents) scores and each query's relevant document: its rank (1 = first; ties count against it)."""
-    own = scores[np.arange(len(relevant)), relevant]
-    return (scores >= own[:, None]).sum(axis=1).astype(int).tolist()
 
 
 def tfidf_scores(queries: list[str], documents: list[str]) -> np.ndarray:
@@ -70,10 +64,9 @@ def static_ranks(frozen: Any, split: str) -> list[int]:
         vectors = np.stack([table[[i for i in ids if i not in special] or ids].mean(axis=0) for ids in rows])
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
-    first = {key: row for row, key in reversed(list(enumerate(data["doc_key"])))}  # each document's first row
-    columns = {key: column for column, key in enumerate(first)}
-    documents = means([data["positive_input_ids"][row] for row in first.values()])
-    return ranks_from_scores(means(data["input_ids"]) @ documents.T, [columns[key] for key in data["doc_key"]])
+    rows, columns = distinct(data["doc_key"])
+    documents = means([data["positive_input_ids"][row] for row in rows])
+    return ranks_from_scores(means(data["input_ids"]) @ documents.T, columns)
 
 
 def classical_baselines(recipe: Recipe, methods: Sequence[str], frozen: Any = None) -> list[dict[str, Any]]:

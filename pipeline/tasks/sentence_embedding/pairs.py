@@ -1,10 +1,12 @@
-"""A split's pairs as the recipe's `task` section names them (no torch): what the adapter encodes and the classical
-baselines search."""
+"""A split's pairs as the recipe's `task` section names them, its distinct documents, and the rank of each query's
+own document (no torch): what the adapter encodes and scores and the classical baselines search."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import Any
 
+import numpy as np
 from datasets import Dataset
 
 from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
@@ -30,9 +32,25 @@ def pairs_of(cfg: SentenceEmbeddingTask, split: Dataset) -> dict[str, list[Any]]
     return pairs
 
 
+def distinct(keys: Sequence[Hashable]) -> tuple[list[int], list[int]]:
+    """The row of each distinct key's first occurrence (in first-seen order: the documents), and each row's column
+    among them (its document)."""
+    column: dict[Hashable, int] = {}
+    rows = []
+    for row, key in enumerate(keys):
+        if key not in column:
+            column[key] = len(rows)
+            rows.append(row)
+    return rows, [column[key] for key in keys]
+
+
 def documents_of(positives: list[str]) -> tuple[list[str], list[int]]:
     """The distinct positives (the documents a query searches, in first-seen order) and each pair's document."""
-    index: dict[str, int] = {}
-    for text in positives:
-        index.setdefault(text, len(index))
-    return list(index), [index[text] for text in positives]
+    rows, columns = distinct(positives)
+    return [positives[row] for row in rows], columns
+
+
+def ranks_from_scores(scores: np.ndarray, relevant: list[int]) -> list[int]:
+    """(queries, documents) scores and each query's relevant document: its rank (1 = first; ties count against it)."""
+    own = scores[np.arange(len(relevant)), relevant]
+    return (scores >= own[:, None]).sum(axis=1).astype(int).tolist()

@@ -20,7 +20,7 @@ from pipeline.families.bilstm.modeling import (
     BiLSTMForSequenceClassification,
     BiLSTMForTokenClassification,
 )
-from pipeline.recipe.schema import TokenizerBuild
+from pipeline.recipe.model import TokenizerBuild
 from pipeline.vocabulary.build import build_tokenizer
 
 CORPUS = ["the cat sat on the mat .", "the dog sat on the log .", "a cat and a dog ."] * 5

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from pipeline.errors import PipelineError
 from pipeline.paths import resolve_local_path
-from pipeline.recipe.schema import AddTokens
+from pipeline.recipe.model import AddTokens
 from pipeline.vocabulary.added import add_tokens
 
 

@@ -10,7 +10,7 @@ from transformers import AutoTokenizer
 from pipeline.errors import PipelineError
 from pipeline.experiment.modeling import load_tokenizer
 from pipeline.families.registry import family_named
-from pipeline.recipe.schema import ModelConfig, TokenizerBuild
+from pipeline.recipe.model import ModelConfig, TokenizerBuild
 from pipeline.vocabulary.build import WORDPIECE_SPECIALS, build_tokenizer
 
 TEXTS = [row["text"] for row in make_examples(60, 0)] + [
