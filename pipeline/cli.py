@@ -100,7 +100,9 @@ def add_classical_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--classical",
         help="classical baselines beside the runs, comma-separated: tfidf (TF-IDF), doc2vec (paragraph vectors), "
-        "frozen-mean (the frozen encoder's mean vector), each + logistic regression; none (default: tfidf)",
+        "frozen-mean (the frozen encoder's mean vector), each + logistic regression; for sentence-embedding: tfidf, "
+        "bm25, frozen (the untrained encoder), static (mean token-table row), static:VECTORS (mean word vector: a "
+        "file, or skipgram/cbow/fasttext trained on the training texts); none (default: tfidf)",
     )
     command.add_argument("--no-baseline", action="store_true", help="leave out every classical row (--classical none)")
 

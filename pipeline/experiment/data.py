@@ -18,7 +18,7 @@ from pipeline.errors import PipelineError
 from pipeline.experiment import encoding_cache
 from pipeline.families.base import TokenFeatures
 from pipeline.recipe.schema import Recipe
-from pipeline.tasks.base import Task
+from pipeline.tasks.base import REFERENCE, Task
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def raw_splits(recipe: Recipe, task: Task, wanted: list[str]) -> tuple[DatasetDi
     """The raw splits named in `wanted`, with the task's columns and values checked; also the rows left out per
     split for a missing label."""
     raw, dropped = load_splits(recipe.data, recipe.task, recipe.eval.splits)
+    task.see_source(raw)
     missing = [name for name in wanted if name not in raw]
     if missing:
         raise PipelineError(f"no split {missing} in the data (it has {sorted(raw)})", field="eval.splits")
@@ -63,7 +64,11 @@ def encode_splits(
     accelerator: Accelerator,
 ) -> tuple[DatasetDict, dict[str, dict[str, int]]]:
     """Tokenize every split, or read them from the encoding cache (the runs of a sweep encode the same texts
-    alike); the main process first, so the others read what it stored. Returns the counts too."""
+    alike); the main process first, so the others read what it stored. Returns the counts too. The task's reference
+    rows (`Task.reference_split`) are encoded and cached with the splits, and handed to the task, not returned."""
+    reference = task.reference_split()
+    if reference is not None:
+        raw = DatasetDict({**raw, REFERENCE: reference})
     key = encoding_cache.encoding_key(task, raw, tokenizer, max_length, features, recipe.data.train_split)
     with accelerator.main_process_first():
         cached = encoding_cache.load(key)
@@ -79,6 +84,9 @@ def encode_splits(
                 )
             if accelerator.is_main_process:
                 encoding_cache.store(key, DatasetDict(encoded), counts, task.encoding_state())
+    if reference is not None:
+        task.use_reference(encoded.pop(REFERENCE))
+        counts.pop(REFERENCE)
     warn_altered(counts, max_length)
     return DatasetDict(encoded), counts
 

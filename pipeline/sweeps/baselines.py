@@ -21,13 +21,16 @@ from pipeline.cache import usable, write_entry
 from pipeline.data.collate import without_labels
 from pipeline.errors import PipelineError, did_you_mean
 from pipeline.experiment.build import Experiment, build_experiment
-from pipeline.paths import cache_root
-from pipeline.recipe.layers import LayersConfig
+from pipeline.paths import cache_root, resolve_local_path
+from pipeline.recipe.layers import LayersConfig, VectorTraining
 from pipeline.recipe.schema import Recipe
+from pipeline.surgery.trained_vectors import train_vectors
+from pipeline.surgery.vectors import WordVectors, load_vectors
 from pipeline.tasks.registry import register_built_in_tasks, task_type
 from pipeline.training.features import cache_key
 
 DEFAULT = ("tfidf",)
+TRAINED = ("skipgram", "cbow", "fasttext")  # `static:METHOD`: vectors trained on the training texts
 MEAN_FILE = "mean.safetensors"
 
 
@@ -40,13 +43,17 @@ def parse_methods(value: str) -> tuple[str, ...]:
         name: needs for task in register_built_in_tasks().values() for name, needs in task.classical_methods.items()
     }
     for method in methods:
-        if method not in known:
+        name, colon, argument = method.partition(":")
+        if f"{name}:" in known and not argument:
+            raise PipelineError(f"'{method}' needs what follows the colon (see pipeline sweep --help)", "--classical")
+        key = f"{name}:" if colon else name  # a method that takes an argument is known as `NAME:`
+        if key not in known:
+            listed = ", ".join(f"{known_name}ARG" if known_name.endswith(":") else known_name for known_name in known)
             raise PipelineError(
-                f"unknown classical baseline '{method}'; {did_you_mean(method, known)}one of {', '.join(known)}, "
-                "or none",
+                f"unknown classical baseline '{method}'; {did_you_mean(key, known)}one of {listed}, or none",
                 field="--classical",
             )
-        needs = known[method]
+        needs = known[key]
         if needs is not None and importlib.util.find_spec(needs[0]) is None:
             raise PipelineError(
                 f"the {method} baseline needs {needs[0]}: pip install 'embedlab[{needs[1]}]'", field="--classical"
@@ -77,6 +84,19 @@ class FrozenEncoder:
         if self.built is None:
             self.built = build_experiment(frozen_recipe(self.recipe))
         return self.built
+
+    def word_vectors(self, source: str, train_texts: list[str]) -> WordVectors:
+        """The vectors of `static:SOURCE`: `skipgram`, `cbow` or `fasttext` trained with gensim on `train_texts`
+        (the defaults of `layers.token_embeddings.train`, seeded by `train.seed`), or a vector file read."""
+        try:
+            if source in TRAINED:
+                return train_vectors(VectorTraining(method=source), train_texts, self.recipe.train.seed).vectors
+            path = resolve_local_path(source)
+            if not path.is_file():
+                raise PipelineError(f"no vector file '{source}' (or one of {', '.join(TRAINED)} to train)")
+            return load_vectors(path, "auto", None)
+        except PipelineError as error:  # the message names a recipe field; here the vectors came from the command
+            raise PipelineError(f"static:{source}: {str(error).partition(': ')[2] or error}", "--classical") from None
 
     def scores(self) -> dict[str, dict[str, float]]:
         exp = self.experiment()

@@ -21,6 +21,7 @@ from pipeline.tasks.records import PredictionRecord, example_ids
 
 Scores = dict[str, float]
 Records = list[PredictionRecord]
+REFERENCE = "+reference"  # the name a task's reference rows (`Task.reference_split`) are encoded and cached under
 
 
 class Task(Protocol):
@@ -59,6 +60,9 @@ class Task(Protocol):
     def training_loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
     def write_model_extras(self, folder: Path, max_length: int) -> None: ...
     def prepare_model(self, model: torch.nn.Module) -> None: ...
+    def see_source(self, source: DatasetDict) -> None: ...
+    def reference_split(self) -> Dataset | None: ...
+    def use_reference(self, encoded: Dataset) -> None: ...
 
 
 class TaskDefaults:
@@ -103,6 +107,18 @@ class TaskDefaults:
 
     def prepare_model(self, model: torch.nn.Module) -> None:
         """Adjust the loaded model before surgery (nothing by default)."""
+
+    def see_source(self, source: DatasetDict) -> None:
+        """Every split of the data, before the run picks or limits its own (what an evaluation may score against
+        beyond one split, such as a retrieval collection); nothing by default."""
+
+    def reference_split(self) -> Dataset | None:
+        """Rows the task encodes beside the splits (cached with them, under `REFERENCE`) and reads while evaluating,
+        such as the documents a query searches; none by default."""
+        return None
+
+    def use_reference(self, encoded: Dataset) -> None:
+        """Take the encoded `reference_split` (only called where there is one)."""
 
 
 def require_columns(splits: DatasetDict, wanted: dict[str, str]) -> None:

@@ -28,6 +28,8 @@ from helpers import (
 )
 from safetensors.torch import load_file
 
+from pipeline.cli import main
+
 LAUNCHER = os.path.join(os.path.dirname(sys.executable), "accelerate")
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
 pytestmark = [
@@ -275,4 +277,9 @@ def test_sentence_embeddings_train_in_two_processes_and_score_each_query_once(tm
     assert result.returncode == 0, result.stderr[-3000:]
     predictions = (tmp_path / "run" / "predictions-validation.jsonl").read_text()
     records = [json.loads(line) for line in predictions.splitlines()]
-    assert len(records) == 20 and all(1 <= record["rank"] <= record["documents"] == 20 for record in records)
+    # each title searched the whole collection (32 + 20 documents), embedded half by each process
+    assert len(records) == 20 and all(1 <= record["rank"] <= record["documents"] == 52 for record in records)
+    assert main(["eval", str(tmp_path / "run"), "--output", str(tmp_path / "alone.json")]) == 0  # one process
+    alone = json.loads((tmp_path / "alone.json").read_text())["validation"]
+    together = json.loads((tmp_path / "run" / "metrics.json").read_text())["validation"]
+    assert alone["ndcg@10"] == pytest.approx(together["ndcg@10"], abs=1e-5)

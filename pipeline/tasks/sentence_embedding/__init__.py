@@ -34,5 +34,5 @@ TASK = TaskType(
     EmbeddingRecord,
     COMPARED,
     _classical,
-    {"tfidf": None, "bm25": ("bm25s", "retrieval"), "frozen": None, "static": None},
+    {"tfidf": None, "bm25": ("bm25s", "retrieval"), "frozen": None, "static": None, "static:": ("gensim", "vectors")},
 )

@@ -3,6 +3,10 @@ applied to it as in other tasks), a pooling and an optional normalisation give o
 with in-batch negatives and are scored by retrieval, scored pairs train with CoSENT and are scored by the
 correlation of cosine similarity and score.
 
+A query searches the whole collection (`documents: collection`: the distinct positives of every split of the data,
+encoded once beside the splits as the task's reference rows and embedded once per state of the weights) or its own
+split's positives.
+
 A batch holds each pair's texts in groups (anchors, positives, any hard negatives), each padded to its own longest
 text (a title is not padded to its article's length); the encoder runs once per group, and one backward pass
 follows (as sentence-transformers does, which DDP allows).
@@ -24,10 +28,10 @@ from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import LoadedMetric, compute_all
 from pipeline.families.base import NO_TOKEN_FEATURES, Family, TokenFeatures
 from pipeline.recipe.schema import EvalConfig
-from pipeline.tasks.base import Records, Scores, TaskDefaults, require_columns
+from pipeline.tasks.base import REFERENCE, Records, Scores, TaskDefaults, require_columns
 from pipeline.tasks.sentence_embedding.export import write_sentence_transformers_files
 from pipeline.tasks.sentence_embedding.losses import cosent_loss, in_batch_negatives_loss, pool
-from pipeline.tasks.sentence_embedding.pairs import distinct, pairs_of, ranks_from_scores
+from pipeline.tasks.sentence_embedding.pairs import collection_of, distinct, pairs_of, ranks_from_scores
 from pipeline.tasks.sentence_embedding.records import EmbeddingRecord
 from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
 
@@ -72,6 +76,13 @@ class SentenceEmbedding(TaskDefaults):
 
     def __init__(self, cfg: SentenceEmbeddingTask, family: Family, eval_cfg: EvalConfig):
         self.cfg, self.family = cfg, family
+        self.eval_batch_size = eval_cfg.batch_size
+        self.collection: list[str] = []  # the texts of `documents: collection`, from `see_source`
+        self.reference: Dataset | None = None  # the collection encoded (`use_reference`), longest first
+        self.pad_token_id = 0
+        self.embedded: tuple[tuple[int, float, float], torch.Tensor, list[int]] | None = (
+            None  # see `collection_vectors`
+        )
 
     # --- data ---------------------------------------------------------------------------------------------------
     def check_columns(self, splits: DatasetDict) -> None:
@@ -85,6 +96,18 @@ class SentenceEmbedding(TaskDefaults):
             if getattr(cfg, field) is not None:
                 wanted[f"task.{field}"] = getattr(cfg, field)
         require_columns(splits, wanted)
+
+    def see_source(self, source: DatasetDict) -> None:
+        """With `documents: collection`, keep the distinct positives of every split (`pairs.collection_of`)."""
+        if self.cfg.documents == "collection" and self.cfg.score_column is None:
+            self.collection = collection_of(self.cfg, source)
+
+    def reference_split(self) -> Dataset | None:
+        return Dataset.from_dict({"document": self.collection}) if self.collection else None
+
+    def use_reference(self, encoded: Dataset) -> None:
+        lengths = [len(ids) for ids in encoded["positive_input_ids"]]
+        self.reference = encoded.select(sorted(range(len(lengths)), key=lambda row: -lengths[row]))
 
     def pairs(self, split: Dataset) -> dict[str, list[Any]]:
         """The split's pairs (`pairs.pairs_of`)."""
@@ -129,6 +152,7 @@ class SentenceEmbedding(TaskDefaults):
                 "sentence-embedding does not take a family's extra per-token inputs (the bi-LSTM's characters) yet",
                 field="model.family",
             )
+        self.pad_token_id = pad_token_id  # the collection's loader pads alike
         return PairCollator(pad_token_id)
 
     def encode(
@@ -141,12 +165,13 @@ class SentenceEmbedding(TaskDefaults):
         for_training: bool = False,
     ) -> tuple[Dataset, dict[str, int]]:
         """Each pair's texts tokenized (truncated to `max_length`, unpadded) under the column prefixes of `GROUPS`,
-        with the keys of its anchor and positive and its score (`labels`) where there is one."""
-        pairs = self.pairs(split)
+        with the keys of its anchor and positive and its score (`labels`) where there is one. The reference rows
+        (the collection) are documents only: the positive group and `doc_key`."""
+        pairs = {"positive": list(split["document"])} if name == REFERENCE else self.pairs(split)
         columns: dict[str, list[Any]] = {}
         truncated, empty = 0, 0
         for group, texts in (
-            ("", pairs["anchor"]),
+            ("", pairs.get("anchor")),
             ("positive_", pairs["positive"]),
             ("negative_", pairs.get("negative")),
         ):
@@ -159,7 +184,8 @@ class SentenceEmbedding(TaskDefaults):
             for key in ("input_ids", "attention_mask", "token_type_ids"):
                 if key in encoded:
                     columns[f"{group}{key}"] = encoded[key]
-        columns["pair_key"] = [text_key(text) for text in pairs["anchor"]]
+        if "anchor" in pairs:
+            columns["pair_key"] = [text_key(text) for text in pairs["anchor"]]
         columns["doc_key"] = [text_key(text) for text in pairs["positive"]]
         if "score" in pairs:
             columns["labels"] = pairs["score"]
@@ -204,14 +230,37 @@ class SentenceEmbedding(TaskDefaults):
             doc_keys += gathered[2].tolist()
             labels += gathered[3].tolist() if extra else []
         queries, answers = torch.cat(anchors), torch.cat(positives)
+        if self.reference is not None and not labels:
+            extra, extra_keys = self.collection_vectors(accelerator, model)
+            answers, doc_keys = torch.cat([answers, extra]), doc_keys + extra_keys
         if labels:
             similarity = torch.nn.functional.cosine_similarity(queries, answers, dim=-1).tolist()
             records: Records = [EmbeddingRecord(i, similarity=round(s, 6), label=gold)
                                 for i, (s, gold) in enumerate(zip(similarity, labels, strict=True))]  # fmt: skip
             return compute_all(metrics, "values", similarity, labels), records
-        ranks, documents = retrieval_ranks(queries, answers, doc_keys)
+        ranks, documents = retrieval_ranks(queries, answers, doc_keys)  # the split's own positives come first
         records = [EmbeddingRecord(i, rank=rank, documents=documents) for i, rank in enumerate(ranks)]
         return compute_all(metrics, "ranks", ranks, [1] * len(ranks)), records
+
+    def collection_vectors(self, accelerator: Accelerator, model: torch.nn.Module) -> tuple[torch.Tensor, list[int]]:
+        """(documents, width) vectors of the collection and their keys, over all processes; embedded once per state
+        of the weights (the final evaluation scores several splits against the same collection)."""
+        with torch.no_grad():  # the weights' sum and sum of squares: any optimizer step changes them
+            weights = [parameter.detach().float() for parameter in model.parameters()]
+            sums = torch.stack([torch.stack([w.sum(), w.square().sum()]) for w in weights]).sum(0).tolist()
+            state = (id(model), *sums)
+        if self.embedded is not None and self.embedded[0] == state:
+            return self.embedded[1], self.embedded[2]
+        loader = DataLoader(self.reference, batch_size=self.eval_batch_size, collate_fn=PairCollator(self.pad_token_id))
+        vectors, keys = [], []
+        for batch in accelerator.prepare_data_loader(loader):
+            with torch.inference_mode(), accelerator.autocast():
+                embedded = self.embed(model, batch, "positive_").float()
+            gathered = accelerator.gather_for_metrics((embedded, batch["doc_key"]))
+            vectors.append(gathered[0].cpu())
+            keys += gathered[1].tolist()
+        self.embedded = state, torch.cat(vectors), keys
+        return self.embedded[1], self.embedded[2]
 
     def write_model_extras(self, folder: Path, max_length: int) -> None:
         """The files that make the saved model a sentence-transformers model (pooling and normalisation)."""
@@ -219,9 +268,10 @@ class SentenceEmbedding(TaskDefaults):
 
 
 def retrieval_ranks(queries: torch.Tensor, answers: torch.Tensor, doc_keys: list[int]) -> tuple[list[int], int]:
-    """queries (n, width), answers (n, width) with the key of each answer's text: the rank (1 = first) of each query's
-    own answer among the distinct answers by cosine similarity (ties counted against it), and how many there are."""
+    """queries (n, width); answers (m ≥ n, width), query i's own answer row i, the rest other documents (the
+    collection), with the key of each answer's text: the rank (1 = first) of each query's own answer among the
+    distinct answers by cosine similarity (ties counted against it), and how many there are."""
     rows, columns = distinct(doc_keys)
     documents = torch.nn.functional.normalize(answers[rows], dim=-1)  # (documents, width)
     scores = torch.nn.functional.normalize(queries, dim=-1) @ documents.T  # (n, documents)
-    return ranks_from_scores(scores.numpy(), columns), len(rows)
+    return ranks_from_scores(scores.numpy(), columns[: len(queries)]), len(rows)

@@ -1,5 +1,5 @@
 """Classical baselines for a sentence-embedding comparison, with no training: every query of an eval split searches
-that split's documents (its distinct positives) by
+the documents the runs' queries search (the collection, or its split's distinct positives: `task.documents`) by
 
 - `tfidf`: cosine similarity of TF-IDF vectors (word 1–2-grams, sub-linear counts; scikit-learn), the IDF fitted on
   the documents searched;
@@ -7,13 +7,17 @@ that split's documents (its distinct positives) by
 - `frozen`: the recipe's encoder as loaded (no policy, no training), pooled as the task section says: a published
   sentence encoder as shipped (the vectors come from the caller, which builds the model);
 - `static`: static vectors, no context: each text the mean of the model's own token-table rows over its tokens
-  (special tokens left out), compared by cosine similarity,
+  (special tokens left out), compared by cosine similarity; `static:VECTORS` the mean of word vectors over its words
+  instead: a vector file (GloVe or word2vec text, word2vec or fastText binary), or `skipgram`, `cbow` or `fasttext`
+  trained with gensim on the training split's texts (the settings of `layers.token_embeddings.train`'s defaults,
+  so the same cache entry as a run that trains them),
 
 scored with the recipe's retrieval measures from the rank of each query's own document, as the runs are. Each row
 has its wall time. If one of them retrieves as well as the trained encoders, the task is word matching."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +28,13 @@ from pipeline.data.sources import limit_splits, load_splits
 from pipeline.errors import PipelineError
 from pipeline.evaluation.metrics import KNOWN_METRICS, compute_all, load_metric
 from pipeline.recipe.schema import Recipe
-from pipeline.tasks.sentence_embedding.pairs import distinct, documents_of, pairs_of, ranks_from_scores
+from pipeline.tasks.sentence_embedding.pairs import (
+    collection_of,
+    distinct,
+    pairs_of,
+    ranks_from_scores,
+    searched_documents,
+)
 
 METHODS = {
     "tfidf": "TF-IDF cosine",
@@ -32,6 +42,7 @@ METHODS = {
     "frozen": "the encoder as loaded, untrained",
     "static": "mean of the model's token-table rows",
 }
+WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)  # words and punctuation marks, as vector files split text
 
 
 def tfidf_scores(queries: list[str], documents: list[str]) -> np.ndarray:
@@ -53,20 +64,47 @@ def bm25_scores(queries: list[str], documents: list[str]) -> np.ndarray:
 SCORERS = {"tfidf": tfidf_scores, "bm25": bm25_scores}
 
 
-def static_ranks(frozen: Any, split: str) -> list[int]:
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """(texts, width) → each row scaled to unit length (a zero row stays zero)."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def table_ranks(frozen: Any, split: str) -> list[int]:
     """Each query's rank when every text is the mean of the token-table rows of its tokens (no special tokens)."""
     exp = frozen.experiment()
     table = exp.model.get_input_embeddings().weight.detach().float().cpu().numpy()  # (vocabulary, width)
     special = set(exp.tokenizer.all_special_ids)
-    data = exp.data.splits[split]
+    data, reference = exp.data.splits[split], exp.task.reference
 
     def means(rows: list[list[int]]) -> np.ndarray:
-        vectors = np.stack([table[[i for i in ids if i not in special] or ids].mean(axis=0) for ids in rows])
-        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return unit_rows(np.stack([table[[i for i in ids if i not in special] or ids].mean(axis=0) for ids in rows]))
 
-    rows, columns = distinct(data["doc_key"])
-    documents = means([data["positive_input_ids"][row] for row in rows])
-    return ranks_from_scores(means(data["input_ids"]) @ documents.T, columns)
+    documents, keys = list(data["positive_input_ids"]), list(data["doc_key"])
+    if reference is not None:  # the collection (`documents: collection`): the split's own positives come first
+        documents, keys = documents + list(reference["positive_input_ids"]), keys + list(reference["doc_key"])
+    rows, columns = distinct(keys)
+    return ranks_from_scores(means(data["input_ids"]) @ means([documents[row] for row in rows]).T, columns[: len(data)])
+
+
+def word_vector_scores(vectors: Any) -> Any:
+    """A scorer of queries against documents by the cosine of their mean word vectors (`WordVectors`: a word found
+    as written or lower-cased, else from its character n-grams where the vectors have them, else left out)."""
+
+    def mean(text: str) -> np.ndarray:
+        rows = []
+        for word in WORD.findall(text):
+            row = vectors.index.get(word, vectors.index.get(word.lower()))
+            if row is not None:
+                rows.append(vectors.matrix[row])
+            elif vectors.oov is not None:
+                rows.append(vectors.oov(word))
+        return np.mean(rows, axis=0) if rows else np.zeros(vectors.dim, dtype=np.float32)
+
+    def scores(queries: list[str], documents: list[str]) -> np.ndarray:
+        embed = lambda texts: unit_rows(np.stack([mean(text) for text in texts]))  # noqa: E731
+        return embed(queries) @ embed(documents).T
+
+    return scores
 
 
 def classical_baselines(recipe: Recipe, methods: Sequence[str], frozen: Any = None) -> list[dict[str, Any]]:
@@ -74,7 +112,7 @@ def classical_baselines(recipe: Recipe, methods: Sequence[str], frozen: Any = No
     know, and only `frozen` for scored pairs (they have no documents to search). frozen: the caller's
     `FrozenEncoder`, whose `scores()` is the task's own scoring of the untrained encoder."""
     task, results = recipe.task, []
-    if {"frozen", "static"} & set(methods) and frozen is None:
+    if any(method.partition(":")[0] in ("frozen", "static") for method in methods) and frozen is None:
         raise PipelineError("the frozen and static baselines need the recipe's model; run them through a sweep")
     if "frozen" in methods:
         started = time.perf_counter()
@@ -83,19 +121,27 @@ def classical_baselines(recipe: Recipe, methods: Sequence[str], frozen: Any = No
         results.append({"method": "frozen", "name": METHODS["frozen"], "scores": scores, "wall_s": wall})
     if task.score_column is not None:
         return results
-    splits = limit_splits(recipe.data, load_splits(recipe.data, task, recipe.eval.splits)[0])
+    source = load_splits(recipe.data, task, recipe.eval.splits)[0]
+    splits = limit_splits(recipe.data, source)
+    collection = collection_of(task, source) if task.documents == "collection" else []
     names = [name for name in recipe.eval.metrics or task.retrieval_metrics if "ranks" in KNOWN_METRICS.get(name, {})]
     metrics = [load_metric(name, ("ranks",)) for name in names]
-    for method in (method for method in methods if method in SCORERS or method == "static"):
+    for method in (method for method in methods if method in SCORERS or method.partition(":")[0] == "static"):
         started, scores = time.perf_counter(), {}
+        scorer, name = SCORERS.get(method), METHODS.get(method, f"mean of {method.partition(':')[2]} word vectors")
+        if method.startswith("static:"):
+            train = pairs_of(task, splits[recipe.data.train_split])
+            scorer = word_vector_scores(
+                frozen.word_vectors(method.partition(":")[2], train["anchor"] + train["positive"])
+            )
         for split in recipe.eval.splits:
             if method == "static":
-                ranks = static_ranks(frozen, split)
+                ranks = table_ranks(frozen, split)
             else:
                 pairs = pairs_of(task, splits[split])
-                documents, relevant = documents_of(pairs["positive"])
-                ranks = ranks_from_scores(SCORERS[method](pairs["anchor"], documents), relevant)
+                documents, relevant = searched_documents(pairs["positive"], collection)
+                ranks = ranks_from_scores(scorer(pairs["anchor"], documents), relevant)
             scores[split] = compute_all(metrics, "ranks", ranks, [1] * len(ranks))
         wall = round(time.perf_counter() - started, 1)
-        results.append({"method": method, "name": METHODS[method], "scores": scores, "wall_s": wall})
+        results.append({"method": method, "name": name, "scores": scores, "wall_s": wall})
     return results

@@ -7,7 +7,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
-from datasets import Dataset
+from datasets import Dataset, DatasetDict
 
 from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
 
@@ -48,6 +48,25 @@ def documents_of(positives: list[str]) -> tuple[list[str], list[int]]:
     """The distinct positives (the documents a query searches, in first-seen order) and each pair's document."""
     rows, columns = distinct(positives)
     return [positives[row] for row in rows], columns
+
+
+def collection_of(cfg: SentenceEmbeddingTask, source: DatasetDict) -> list[str]:
+    """The distinct positives of every split of the data (splits by name, then rows): the documents the queries of
+    `documents: collection` search. A split without the task's columns adds nothing."""
+    positives = []
+    for name in sorted(source):
+        try:
+            positives += pairs_of(cfg, source[name])["positive"]
+        except KeyError:  # e.g. an unlabelled split the run never reads; `check_columns` vets those it does
+            continue
+    return documents_of(positives)[0]
+
+
+def searched_documents(positives: list[str], collection: list[str]) -> tuple[list[str], list[int]]:
+    """The documents a split's queries search: its distinct positives and the collection's (a document once), and
+    each query's own among them."""
+    documents, columns = documents_of(positives + collection)
+    return documents, columns[: len(positives)]
 
 
 def ranks_from_scores(scores: np.ndarray, relevant: list[int]) -> list[int]:

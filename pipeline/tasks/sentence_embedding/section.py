@@ -31,6 +31,12 @@ class SentenceEmbeddingTask(TaskSection):
         description="Make the pairs from one text column: its first line is the anchor (a title), the rest the "
         "positive (the article). Replaces `anchor_column` and `positive_column`.",
     )
+    documents: Literal["collection", "split"] = Field(
+        "collection",
+        description="What each query of an eval split searches: every distinct positive of the data's splits (the "
+        "`collection`, taken before any `data.max_*_samples` limit, so runs on fewer examples search the same "
+        "documents) or only its own split's (`split`).",
+    )
     pooling: Literal["mean", "cls", "max", "last"] = Field(
         "mean",
         description="One vector per text from the encoder's last hidden states: their `mean` over real tokens, the "
