@@ -44,7 +44,7 @@ def parse_methods(value: str) -> tuple[str, ...]:
     }
     for method in methods:
         name, colon, argument = method.partition(":")
-        if f"{name}:" in known and not argument:
+        if colon and not argument:
             raise PipelineError(f"'{method}' needs what follows the colon (see pipeline sweep --help)", "--classical")
         key = f"{name}:" if colon else name  # a method that takes an argument is known as `NAME:`
         if key not in known:

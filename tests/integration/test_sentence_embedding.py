@@ -213,6 +213,7 @@ def test_static_rows_average_word_vectors_from_a_file_or_trained(tmp_path, tiny_
 
     write_glove(tmp_path / "glove.txt", WORDS + FILLER, dim=16)
     recipe = validate_recipe(pair_recipe(tmp_path, tiny_bert))
+    assert parse_methods("static,frozen") == ("static", "frozen")
     methods = parse_methods(f"static:{tmp_path / 'glove.txt'},static:skipgram")
     glove, skipgram = classical_baselines(recipe, methods)
     assert glove["name"].startswith("mean of") and skipgram["method"] == "static:skipgram"
