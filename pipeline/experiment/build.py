@@ -33,13 +33,14 @@ from pipeline.experiment.modeling import (
 from pipeline.experiment.runtime import Runtime, start_runtime
 from pipeline.families.base import Family
 from pipeline.families.registry import family_named
-from pipeline.recipe.layers import FinetunedTable, ReplacedTable, VectorTable
+from pipeline.recipe.layers import FinetunedTable, FocusTransfer, OmpTransfer, ReplacedTable, VectorTable
 from pipeline.recipe.schema import Recipe
 from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies, apply_training_scope
 from pipeline.surgery.replace import SurgeryReport, apply_surgery, describe_output_embeddings
 from pipeline.surgery.rows import grow_table
 from pipeline.surgery.tables import check_per_position_start
 from pipeline.surgery.trained_vectors import TrainedVectors, train_vectors
+from pipeline.surgery.transplant import transplant_vectors
 from pipeline.surgery.vectors import coverage_report
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import build_task
@@ -213,6 +214,21 @@ def table_changes(recipe: Recipe) -> list[str]:
     return changes + ["model.add_tokens"] * (recipe.model.add_tokens is not None) + ["rows"] * by_rows
 
 
+def static_vectors(
+    recipe: Recipe, texts: list[str], original: PreTrainedTokenizerBase | None, tokenizer: PreTrainedTokenizerBase
+) -> TrainedVectors | None:
+    """Vectors the token-table policy trains on the corpus: word vectors (`init: vectors` with `train`), or token
+    vectors under both tokenizers (`transfer: focus`, and `omp` without a donor); none for the others."""
+    table, seed = recipe.layers.token_embeddings, recipe.train.seed
+    if isinstance(table, VectorTable) and table.train is not None:
+        return train_vectors(table.train, texts, seed)
+    if original is not None and (
+        isinstance(table, FocusTransfer) or (isinstance(table, OmpTransfer) and not table.donor)
+    ):
+        return transplant_vectors(table.train, texts, original, tokenizer, seed)
+    return None
+
+
 def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
     """Data, tokenizer, model (with layer surgery and policies) and metrics for training.
 
@@ -226,22 +242,22 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
     raw = limit_splits(recipe.data, raw)
     texts = task.texts(raw[train_split])
     tokenizer = load_tokenizer(recipe.model, family, texts, built_tokenizer)
-    original = original_tokenizer(recipe.model, family)
+    original = original_tokenizer(recipe, family)
     for each in (tokenizer, original):
         if each is not None:
             task.prepare_tokenizer(each)
     additions = add_recipe_tokens(recipe.model, tokenizer, texts)
-    model = build_model(recipe.model, family, task.auto_class, tokenizer, task.head_kwargs())
+    model = build_model(
+        recipe.model, family, task.auto_class, tokenizer, task.head_kwargs(), recipe.replaces_vocabulary()
+    )
     task.prepare_model(model)
     check_per_position_start(model, table_changes(recipe))
     added, grown = None, None
     if additions is not None:
         before, added = additions
-        new_rows = grow_table(model, added, recipe.model.add_tokens, before, recipe.train.seed)
+        new_rows = grow_table(model, added, recipe.model.add_tokens, before, recipe.train.seed, tokenizer, texts)
         grown = {"added": new_rows, "skipped": added.skipped, "special": added.special}
-    table = recipe.layers.token_embeddings
-    spec = table.train if isinstance(table, VectorTable) else None
-    trained = train_vectors(spec, texts, recipe.train.seed) if spec is not None else None
+    trained = static_vectors(recipe, texts, original, tokenizer)
     surgery, schedule = build_layers(
         recipe, family, runtime.accelerator, model, tokenizer, original, added, trained, grown
     )

@@ -23,6 +23,7 @@ from pipeline.families.base import Family
 from pipeline.families.registry import FAMILIES, family_named, family_of_model_type
 from pipeline.paths import is_gguf, resolve_model_path
 from pipeline.recipe.model import ModelConfig, TokenizerBuild
+from pipeline.recipe.schema import Recipe
 from pipeline.resources import require_memory
 from pipeline.surgery.tables import PER_POSITION_KEY, restore_per_position
 from pipeline.vocabulary.added import AddedTokens, add_tokens
@@ -112,32 +113,34 @@ def _check_config_keys(family: Family, settings: dict[str, Any]) -> None:
 
 
 def build_model(
-    cfg: ModelConfig, family: Family, auto_class: Any, tokenizer: PreTrainedTokenizerBase, head_kwargs: dict[str, Any]
+    cfg: ModelConfig,
+    family: Family,
+    auto_class: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    head_kwargs: dict[str, Any],
+    new_vocabulary: bool = False,
 ) -> PreTrainedModel:
     """A pretrained (or, with `model.config`, freshly initialised) model with the task's head.
 
-    auto_class: e.g. `AutoModelForSequenceClassification`; head_kwargs: e.g. num_labels, id2label, label2id.
+    auto_class: e.g. `AutoModelForSequenceClassification`; head_kwargs: e.g. num_labels, id2label, label2id;
+    new_vocabulary: the table will move to `tokenizer` (`Recipe.replaces_vocabulary`), whose special ids it takes.
     """
     if cfg.config is not None:
         model = _fresh_model(cfg, family, auto_class, tokenizer, head_kwargs)
     else:
         model = _pretrained_model(cfg, family, auto_class, head_kwargs)
     model.config.pad_token_id = tokenizer.pad_token_id
-    if new_vocabulary(cfg):  # the table is replaced to fit the new tokenizer; so are the special ids
+    if new_vocabulary:  # the table is replaced to fit the new tokenizer; so are the special ids
         model.config.bos_token_id, model.config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
     return model
 
 
-def new_vocabulary(cfg: ModelConfig) -> bool:
-    """Whether the recipe builds a new tokenizer for a pretrained model (whose table must then be replaced)."""
-    return isinstance(cfg.tokenizer, TokenizerBuild) and cfg.config is None
-
-
-def original_tokenizer(cfg: ModelConfig, family: Family) -> PreTrainedTokenizerBase | None:
-    """The tokenizer the pretrained table belongs to, when the recipe builds a new one (for vocabulary transfer)."""
-    if not new_vocabulary(cfg):
+def original_tokenizer(recipe: Recipe, family: Family) -> PreTrainedTokenizerBase | None:
+    """The tokenizer the pretrained table belongs to, when the recipe moves the table to another vocabulary (a
+    tokenizer built from the data, or another model's: `Recipe.replaces_vocabulary`)."""
+    if not recipe.replaces_vocabulary():
         return None
-    return load_tokenizer(cfg.model_copy(update={"tokenizer": None}), family)
+    return load_tokenizer(recipe.model.model_copy(update={"tokenizer": None}), family)
 
 
 def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:

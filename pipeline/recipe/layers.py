@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pipeline.paths import looks_like_hub_id
 from pipeline.recipe.base import MAX_SIZE, Strict, existing_path
 from pipeline.recipe.positions import FinetunedPositions, Positions
 from pipeline.recipe.variants import Frozen, LayerPolicy, ThenTrained, variant_union
@@ -155,24 +156,29 @@ class VectorTable(ReplacedTable, VectorFile):
         return self
 
 
-class MeanTransfer(ReplacedTable):
-    """`replace` × `transfer` × `mean`: the pretrained table moved to a new tokenizer; a new token is the mean of the
-    old rows of the pieces the old tokenizer splits it into."""
+class Transfer(ReplacedTable):
+    """`replace` × `transfer`: the pretrained table moved to another tokenizer (`model.tokenizer`: another model's
+    tokenizer, or `{build: ...}`); a token both vocabularies spell alike keeps its row, the others are made as
+    `transfer` says."""
+
+    init: Literal["transfer"] = Field(
+        description="Move the pretrained table to the recipe's tokenizer: shared tokens copied (matched by the text "
+        "they spell), the others made from the old rows."
+    )
+
+
+class MeanTransfer(Transfer):
+    """`transfer: mean`: a new token is the mean of the old rows of the pieces the old tokenizer splits it into."""
 
     tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "mean"}
-    init: Literal["transfer"] = Field(
-        description="Transfer the pretrained table to a new tokenizer (`model.tokenizer: {build: ...}`): shared "
-        "tokens copied, the others composed."
-    )
     transfer: Literal["mean"] = Field("mean", description="A new token is the mean of its old pieces' rows.")
 
 
-class WeightedTransfer(ReplacedTable, VectorFile):
-    """`replace` × `transfer` × `weighted`: as `mean`, but a new token is a similarity-weighted mix of the old tokens
-    whose static vectors are closest to its own (as FOCUS and WECHSEL do)."""
+class WeightedTransfer(Transfer, VectorFile):
+    """`transfer: weighted`: a new token is a similarity-weighted mix of the old tokens whose static vectors (a word
+    vector file) are closest to its own."""
 
     tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "weighted"}
-    init: Literal["transfer"] = Field(description="Transfer the pretrained table to a new tokenizer.")
     transfer: Literal["weighted"] = Field(description="A mix of the old tokens closest in the static vectors.")
     vectors: str = Field(description="The static vectors that weigh the mix (formats as for init: vectors).")  # type: ignore[assignment]
 
@@ -182,10 +188,65 @@ class WeightedTransfer(ReplacedTable, VectorFile):
         return existing_path(value, "file")
 
 
-TokenTable = FinetunedTable | FrozenTable | RandomTable | VectorTable | MeanTransfer | WeightedTransfer
+def token_vector_training() -> VectorTraining:
+    """The token vectors `focus` and `omp` train by default: fastText (any token gets a vector from its character
+    n-grams), 100-d, case kept (a token's case is part of what it is)."""
+    return VectorTraining(method="fasttext", lowercase=False, min_count=1)
+
+
+class FocusTransfer(Transfer):
+    """`transfer: focus` (FOCUS, Dobler & de Melo 2023): a new token is a sparse mix of the shared tokens, weighted by
+    the sparsemax of its cosine similarities to them in static token vectors trained on the training text."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "focus"}
+    transfer: Literal["focus"] = Field(description="A sparsemax-weighted mix of the shared tokens.")
+    train: VectorTraining = Field(
+        default_factory=token_vector_training,
+        description="The static token vectors that weigh the mix, trained with gensim on the training text "
+        "tokenized by both tokenizers (a token both spell alike is one word of both); default fastText, 100-d.",
+    )
+
+
+class OmpTransfer(Transfer):
+    """`transfer: omp` (as mergekit's tokensurgeon, Goddard & Fernandes Neto 2025): a new token's vector in a donor
+    space, approximated by orthogonal matching pursuit as a mix of `k` shared (anchor) tokens; the same mix of their
+    pretrained rows is its row."""
+
+    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "omp"}
+    transfer: Literal["omp"] = Field(description="A sparse mix of k anchor tokens fitted by OMP in a donor space.")
+    k: int = Field(32, ge=1, le=1024, description="Anchor tokens per new token (the mix's sparsity).")
+    donor: str | None = Field(
+        None,
+        description="A model (folder or Hub id) whose token table belongs to the new tokenizer: its rows are the "
+        "donor space. Null: static token vectors trained as `train` says.",
+    )
+    train: VectorTraining = Field(
+        default_factory=token_vector_training,
+        description="Without a donor: the static token vectors of the donor space, trained as for `focus`.",
+    )
+
+    @field_validator("donor")
+    @classmethod
+    def _donor_exists(cls, value: str | None) -> str | None:
+        return None if value is None or looks_like_hub_id(value) else existing_path(value)
+
+
+TRANSFERS = (MeanTransfer, WeightedTransfer, FocusTransfer, OmpTransfer)
+
+
+TokenTable = (
+    FinetunedTable
+    | FrozenTable
+    | RandomTable
+    | VectorTable
+    | MeanTransfer
+    | WeightedTransfer
+    | FocusTransfer
+    | OmpTransfer
+)
 TokenEmbeddings = variant_union(
     "layers.token_embeddings",
-    FinetunedTable, FrozenTable, RandomTable, VectorTable, MeanTransfer, WeightedTransfer,
+    FinetunedTable, FrozenTable, RandomTable, VectorTable, MeanTransfer, WeightedTransfer, FocusTransfer, OmpTransfer,
     defaults={"policy": "finetune", "transfer": "mean"},
 )  # fmt: skip
 

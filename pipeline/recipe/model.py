@@ -31,6 +31,19 @@ class CopyRow(Strict):
     )
 
 
+class Distillation(Strict):
+    """`init: distill`'s budget (Token Distillation, Dobler et al. 2025): each new row, started as `compose`, is
+    fitted so that the frozen model's last hidden states on snippets of the training text holding the token match
+    those on the same snippets tokenized without it."""
+
+    steps: int = Field(30, ge=1, le=10_000, description="Optimisation steps (Adam) over all new rows together.")
+    lr: float = Field(1e-3, gt=0, le=10, description="Adam's learning rate on the new rows.")
+    snippets: int = Field(8, ge=1, le=1000, description="Snippets of the training text per token (seeded draw).")
+    width: int = Field(
+        120, ge=10, le=10_000, description="Characters of text around the token in each snippet (each side)."
+    )
+
+
 class AddTokens(Strict):
     tokens: list[str] = Field(default_factory=list, description="Words or pieces to add (each becomes one token).")
     special: list[str] = Field(
@@ -44,11 +57,15 @@ class AddTokens(Strict):
         le=100_000,
         description="Add the N most frequent words of the training text that the tokenizer splits into several pieces.",
     )
-    init: Literal["mean", "compose", "random"] | CopyRow = Field(
+    init: Literal["mean", "compose", "random", "distill"] | CopyRow = Field(
         "mean",
         description="The new rows: `mean` (the table's mean, with noise of its covariance, as transformers' "
         "mean_resizing), `compose` (the mean of the rows of the pieces the old tokenizer splits the token's text "
-        "into), `random` (normal with the table's std), or `{copy: TOKEN}`.",
+        "into), `random` (normal with the table's std), `distill` (`compose`, then fitted so that the model's hidden "
+        "states with the token match those with its pieces: see `distill`), or `{copy: TOKEN}`.",
+    )
+    distill: Distillation = Field(
+        default_factory=Distillation, description="`init: distill`: the budget of the fit (steps, lr, snippets)."
     )
     describe: dict[str, str] = Field(
         default_factory=dict, description="compose: a text to compose a token from instead of its own (token → text)."
@@ -67,6 +84,12 @@ class AddTokens(Strict):
     def rows_from_the_mean(self) -> bool:
         """`init: mean`: new rows from the table's mean and covariance (transformers' mean resizing)."""
         return self.init == "mean"
+
+    @model_validator(mode="after")
+    def _distill_budget_only_for_distill(self) -> AddTokens:
+        if "distill" in self.model_fields_set and self.init != "distill":
+            raise ValueError("distill (the fit's budget) applies to init: distill")
+        return self
 
     @model_validator(mode="after")
     def _some_tokens(self) -> AddTokens:

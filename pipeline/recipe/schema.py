@@ -22,14 +22,7 @@ from pydantic import (
 )
 
 from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
-from pipeline.recipe.layers import (
-    FinetunedTable,
-    LayersConfig,
-    MeanTransfer,
-    RandomTable,
-    ReplacedTable,
-    WeightedTransfer,
-)
+from pipeline.recipe.layers import TRANSFERS, FinetunedTable, LayersConfig, RandomTable, ReplacedTable
 from pipeline.recipe.model import ModelConfig, TokenizerBuild
 from pipeline.recipe.tasks import TaskSection, section_for
 from pipeline.recipe.variants import SAVED
@@ -267,6 +260,13 @@ class Recipe(Strict):
             return handler(value)
         return section_for(value.get("type")).model_validate(value)
 
+    def replaces_vocabulary(self) -> bool:
+        """Whether the pretrained table moves to another vocabulary: a tokenizer built from the data, or another
+        model's tokenizer transplanted (`init: transfer`)."""
+        if self.model.config is not None or self.model.tokenizer is None:
+            return False
+        return isinstance(self.model.tokenizer, TokenizerBuild) or isinstance(self.layers.token_embeddings, TRANSFERS)
+
     @model_validator(mode="after")
     def _parts_fit_together(self) -> Recipe:
         table = self.layers.token_embeddings
@@ -276,10 +276,10 @@ class Recipe(Strict):
                 "model.tokenizer: a new tokenizer's ids mean nothing to a pretrained model's table; replace the table "
                 "(layers.token_embeddings: {policy: replace, init: transfer}, or init: random / vectors)"
             )
-        if isinstance(table, MeanTransfer | WeightedTransfer) and (self.model.config is not None or not new_vocabulary):
+        if isinstance(table, TRANSFERS) and (self.model.config is not None or self.model.tokenizer is None):
             raise ValueError(
-                "layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to a new "
-                "tokenizer (model.tokenizer: {build: wordpiece | bpe | word})"
+                "layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to another "
+                "tokenizer (model.tokenizer: another model's tokenizer, or {build: wordpiece | bpe | word})"
             )
         if isinstance(table, FinetunedTable) and table.rows == "new" and self.model.add_tokens is None:
             raise ValueError(
@@ -291,7 +291,7 @@ class Recipe(Strict):
                 "layers.token_embeddings.per_position needs model.max_length (one table per position) and a task "
                 "whose head does not read the token table (not language-modeling)"
             )
-        if self.model.add_tokens is not None and new_vocabulary:
+        if self.model.add_tokens is not None and self.replaces_vocabulary():
             raise ValueError("model.add_tokens: a new tokenizer is built from the data; add its tokens there, not here")
         if self.eval.metrics is None and self.task.default_metrics is not None:
             self.eval.metrics = list(self.task.default_metrics)  # the one place `eval.metrics: null` is resolved

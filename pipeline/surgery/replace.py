@@ -20,10 +20,11 @@ from pipeline.errors import PipelineError
 from pipeline.families.base import Family
 from pipeline.paths import resolve_local_path
 from pipeline.recipe.layers import (
+    TRANSFERS,
     LayersConfig,
-    MeanTransfer,
     RandomTable,
     ReplacedTable,
+    Transfer,
     VectorFile,
     VectorTable,
     WeightedTransfer,
@@ -39,6 +40,7 @@ from pipeline.surgery.tables import (
     table_of,
 )
 from pipeline.surgery.transfer import apply_plan, plan_transfer, route_counts
+from pipeline.surgery.transplant import refine_plans
 from pipeline.surgery.vectors import Alignment, WordVectors, align_vectors, load_vectors
 from pipeline.vocabulary.spelling import spelling_of
 
@@ -137,10 +139,12 @@ def random_rows(policy: RandomTable, slot: TableSlot) -> NewRows:
     return NewRows(table, f"random normal (std {std:.4f})")
 
 
-def transferred_rows(policy: MeanTransfer | WeightedTransfer, slot: TableSlot) -> NewRows:
-    """The pretrained table moved to the new tokenizer (`pipeline.surgery.transfer`); an untied LM head follows."""
+def transferred_rows(policy: Transfer, slot: TableSlot) -> NewRows:
+    """The pretrained table moved to the new tokenizer (`pipeline.surgery.transfer`, and for `focus` and `omp`
+    `pipeline.surgery.transplant`: `slot.trained` holds their token vectors); an untied LM head follows."""
     vectors = policy_vectors(policy) if isinstance(policy, WeightedTransfer) else None
     plans = plan_transfer(slot.original, slot.tokenizer, vectors)
+    refine_plans(policy, plans, slot.tokenizer, slot.trained)
     table = apply_plan(slot.old.weight.detach().cpu(), plans, slot.seed)
     transfer = {"old_vocabulary": slot.old.weight.shape[0], "new_vocabulary": slot.rows, "rows": route_counts(plans)}
     output = slot.model.get_output_embeddings()
@@ -169,8 +173,7 @@ def vector_rows(policy: VectorTable, slot: TableSlot) -> NewRows:
 TOKEN_TABLES: dict[type[ReplacedTable], Callable[[Any, TableSlot], NewRows]] = {
     RandomTable: random_rows,
     VectorTable: vector_rows,
-    MeanTransfer: transferred_rows,
-    WeightedTransfer: transferred_rows,
+    **dict.fromkeys(TRANSFERS, transferred_rows),
 }
 
 

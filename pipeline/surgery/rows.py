@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
 from pipeline.recipe.model import AddTokens, CopyRow
+from pipeline.surgery.distill import distill_rows, snippets_for
 from pipeline.vocabulary.added import AddedTokens, pieces
 
 FIELD = "layers.token_embeddings"
@@ -136,11 +138,18 @@ def new_row(
 
 
 def grow_table(
-    model: PreTrainedModel, added: AddedTokens, cfg: AddTokens, old: PreTrainedTokenizerBase, seed: int
+    model: PreTrainedModel,
+    added: AddedTokens,
+    cfg: AddTokens,
+    old: PreTrainedTokenizerBase,
+    seed: int,
+    new: PreTrainedTokenizerBase | None = None,
+    texts: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Give every added token a row (and a row of an untied LM head); returns one entry per token: token, id, init.
 
-    old: the tokenizer before the tokens were added (whose pieces `compose` averages)."""
+    old: the tokenizer before the tokens were added (whose pieces `compose` averages); new and texts: the tokenizer
+    with them and the training texts, which `init: distill` fits the rows on (`pipeline.surgery.distill`)."""
     table = model.get_input_embeddings()
     rows_before, needed = table.weight.shape[0], max(added.ids) + 1
     output = model.get_output_embeddings()
@@ -160,11 +169,42 @@ def grow_table(
     with torch.no_grad():
         for entry in report:
             text = cfg.describe.get(entry["token"], entry["token"])
-            row, entry["init"] = new_row(cfg.init, entry["token"], text, old_rows, old, generator)
+            start = "compose" if cfg.init == "distill" else cfg.init  # distill starts from the pieces' mean
+            row, entry["init"] = new_row(start, entry["token"], text, old_rows, old, generator)
             weight[entry["id"]] = row.to(weight.dtype)
             if head is not None:
-                head[entry["id"]] = new_row(cfg.init, entry["token"], text, old_head, old, generator)[0].to(head.dtype)
+                head[entry["id"]] = new_row(start, entry["token"], text, old_head, old, generator)[0].to(head.dtype)
+    if cfg.init == "distill":
+        distill_added_rows(model, report, cfg, (new, old), texts or [], seed)
     return report
+
+
+def distill_added_rows(
+    model: PreTrainedModel,
+    report: list[dict[str, Any]],
+    cfg: AddTokens,
+    tokenizers: tuple[PreTrainedTokenizerBase | None, PreTrainedTokenizerBase],
+    texts: list[str],
+    seed: int,
+) -> None:
+    """`init: distill`: fit the composed rows of the tokens the training text holds (the others keep theirs); each
+    report entry says which, and the gap before and after goes in the first entry's `distill`."""
+    new, old = tokenizers
+    if new is None:
+        raise PipelineError("init: distill needs the tokenizer with the added tokens", field="model.add_tokens.init")
+    rng = random.Random(seed)
+    snippets, fitted = [], []
+    for entry in report:
+        found = snippets_for(entry["id"], cfg.describe.get(entry["token"], entry["token"]), texts, (new, old),
+                             cfg.distill, rng)  # fmt: skip
+        if found:
+            snippets += found
+            fitted.append(entry["id"])
+            entry["init"] += f", distilled on {len(found)} snippets"
+    if not fitted:
+        raise PipelineError("init: distill found none of the added tokens in the training text", "model.add_tokens")
+    pad = new.pad_token_id if new.pad_token_id is not None else 0
+    report[0]["distill"] = distill_rows(model, fitted, snippets, cfg.distill, pad)
 
 
 def rows_to_train(

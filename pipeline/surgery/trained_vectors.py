@@ -88,7 +88,11 @@ def _train(spec: VectorTraining, sentences: list[list[str]], seed: int, folder: 
 
 def train_vectors(spec: VectorTraining, train_texts: list[str], seed: int) -> TrainedVectors:
     """Vectors for `spec`, from the cache or trained now (and cached: written aside, then renamed into place)."""
-    sentences = corpus_sentences(corpus_texts(spec, train_texts), spec.lowercase)
+    return vectors_of_sentences(spec, corpus_sentences(corpus_texts(spec, train_texts), spec.lowercase), seed)
+
+
+def vectors_of_sentences(spec: VectorTraining, sentences: list[list[str]], seed: int) -> TrainedVectors:
+    """Vectors for `spec` trained on `sentences` (lists of words or tokens), or read from the cache."""
     counts = Counter(word for words in sentences for word in words)
     kept = sum(count >= spec.min_count for count in counts.values())
     if kept < 2:

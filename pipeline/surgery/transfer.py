@@ -10,6 +10,8 @@ Each row of the new table is planned from the old one (`plan_transfer`), then bu
 - `weighted` (`transfer: weighted`, with static vectors): a similarity-weighted mix of the copied tokens whose static
   vectors are closest to its own (softmax of cosine / 0.1 over the 10 nearest; the idea of FOCUS, Dobler & de Melo
   2023, and WECHSEL, Minixhofer et al. 2022); a token without a static vector is composed instead;
+- `focus`, `omp` (`pipeline.surgery.transplant`): a sparse mix of the copied tokens, fitted in static token vectors
+  or a donor model's table;
 - `random`: what is left (its text is empty to the old tokenizer): normal with the old table's std.
 
 The same plan builds an untied LM output layer's new rows from its old ones.
@@ -23,11 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from pipeline.surgery.vectors import WordVectors
-from pipeline.vocabulary.spelling import spelling_of, token_style
+from pipeline.vocabulary.spelling import token_style
 
-ROUTES = ("special", "copied", "composed", "weighted", "random")
+BYTE_OF = {character: byte for byte, character in bytes_to_unicode().items()}  # byte-level BPE's alphabet → bytes
+ROUTES = ("special", "copied", "composed", "weighted", "focus", "omp", "random")  # `pipeline.surgery.transplant`
 NEIGHBOURS, TEMPERATURE = 10, 0.1
 SPECIAL_COUNTERPARTS = {  # a new special token's row: the first of these roles the old tokenizer has
     "cls_token": ("cls_token", "bos_token", "eos_token"),
@@ -50,11 +54,19 @@ class RowPlan:
 
 
 def canonical(token: str, style: str, tokenizer: PreTrainedTokenizerBase) -> tuple[bool, str]:
-    """(starts a word, the text it spells) of a vocabulary entry."""
+    """(starts a word, the text it spells) of a vocabulary entry. A byte-level token spells its bytes exactly (white
+    space kept: `Ċ` is a newline, `ĠĠ` a word-start space); bytes that are no whole UTF-8 text (part of a character)
+    are written `<bytes:hex>`, so two byte-level vocabularies still match them and nothing else does."""
     if style == "wordpiece":
         return (False, token[2:]) if token.startswith("##") and len(token) > 2 else (True, token)
     if style == "byte_level":
-        return token.startswith("Ġ"), spelling_of(token, tokenizer)
+        raw = bytes(BYTE_OF.get(character, 0) for character in token)
+        starts = raw.startswith(b" ") and len(raw) > 1
+        raw = raw[1:] if starts else raw
+        try:
+            return starts, raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return starts, f"<bytes:{raw.hex()}>"
     if style == "metaspace":
         return token.startswith("▁"), token.lstrip("▁")
     return True, token
@@ -63,6 +75,8 @@ def canonical(token: str, style: str, tokenizer: PreTrainedTokenizerBase) -> tup
 def _old_pieces(text: str, starts_word: bool, old: PreTrainedTokenizerBase, style: str) -> list[int]:
     """Old ids of the pieces the old tokenizer splits `text` into (as a word start or a continuation), unknowns left
     out."""
+    if text.startswith("<bytes:"):  # part of a character: no text to tokenize
+        return []
     prefix = " " if starts_word and style == "byte_level" else ""
     ids = old(prefix + text, add_special_tokens=False)["input_ids"] if text else []
     known = [i for i in ids if i != old.unk_token_id]

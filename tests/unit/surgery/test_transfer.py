@@ -30,7 +30,8 @@ def test_shared_rows_are_copied_and_the_others_composed_from_the_old_pieces(tmp_
     old, new = wordpiece(tmp_path, "old", OLD), wordpiece(tmp_path, "new", NEW)
     plans = plan_transfer(old, new)
     assert [plan.route for plan in plans] == ["special"] * 5 + ["copied", "composed", "composed", "copied", "random"]
-    assert route_counts(plans) == {"special": 5, "copied": 2, "composed": 2, "weighted": 0, "random": 1}
+    counts = {"special": 5, "copied": 2, "composed": 2, "weighted": 0, "focus": 0, "omp": 0, "random": 1}
+    assert route_counts(plans) == counts
     table = torch.randn(len(OLD), 6, generator=torch.Generator().manual_seed(0))
     moved = apply_plan(table, plans, seed=0)
     row = {token: i for i, token in enumerate(OLD)}
