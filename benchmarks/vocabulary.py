@@ -6,12 +6,15 @@
    on its test split), then `pipeline compare` with the original tokenizer's runs (`--original`: the
    `token_embeddings=finetune` runs of benchmarks/sweeps.py's BBC sweep, which use the same settings) as the
    baseline: test macro-F1 with paired intervals, training time, and the tokens per article under each tokenizer.
+   `methods`: the same new tokenizer and budget, its table made by each transfer method: `mean`, `focus`
+   (sparsemax over shared tokens in fastText token vectors), `omp` (k 32, in the same vectors), and `random`;
+   summary and plots copied into docs/benchmarks/sweeps/transplant-classification/.
 2. Diagnostics: the quickstart recipe as shipped (`pipeline train`, wall time and test macro-F1 recorded), then
    `pipeline diagnose` on it: wordsim353 Spearman and analogy accuracy before and after fine-tuning, drift by
    token frequency; diagnostics.md and its pictures are copied into docs/benchmarks/diagnostics/quickstart/.
 
 Usage:  .venv/bin/python benchmarks/vocabulary.py [--original /tmp/embedlab-sweeps/bbc] [--seeds 0,1,2] [--only
-transfer diagnose]
+transfer methods diagnose] [--parallel 2]
 Needs the `examples` extra, gensim (its test data holds wordsim353.tsv and questions-words.txt) and, for the
 baseline, a finished BBC sweep from benchmarks/sweeps.py.
 """
@@ -78,6 +81,29 @@ def transfer(args: argparse.Namespace) -> dict:
     return result
 
 
+def methods(args: argparse.Namespace) -> dict:
+    """The transfer methods side by side on the new tokenizer (the `transfer` part's settings)."""
+    output = args.scratch / "methods"
+    tokenizer = f"model.tokenizer={{build: wordpiece, vocab_size: {args.vocab_size}, lowercase: true}}"
+    tables = [f"{{policy: replace, init: transfer, transfer: {method}}}" for method in ("mean", "focus", "omp")]
+    grid = "layers.token_embeddings=" + ",".join([*tables, "{policy: replace, init: random}"])
+    limit = [f"data.max_train_samples={args.train_samples}"] if args.train_samples else []
+    wall = pipeline("sweep", "recipes/quickstart.yaml", *ONE_FINAL_EVALUATION, *limit, tokenizer, "--grid", grid,
+                    "--seeds", args.seeds, "--output", str(output), "--parallel", str(args.parallel))  # fmt: skip
+    runs = json.loads((output / "sweep.json").read_text())["runs"]
+    rows = {run["cell"]: json.loads((Path(run["output_dir"]) / "input_layers.json").read_text())["vocabulary"]["rows"]
+            for run in runs if run["seed"] == runs[0]["seed"]}  # fmt: skip
+    target = REPO / "docs" / "benchmarks" / "sweeps" / "transplant-classification"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in [output / "summary.md", output / "summary.csv", *output.glob("*.png")]:
+        shutil.copy(path, target / path.name)
+    print(f"transfer methods sweep: {wall:.0f} s", flush=True)
+    return {"vocab_size": args.vocab_size, "train_articles": args.train_samples or "all",
+            "sweep_wall_s": round(wall, 1), "rows": rows,
+            "summary": json.loads((output / "summary.json").read_text())}  # fmt: skip
+
+
 def diagnose(args: argparse.Namespace) -> dict:
     run = args.scratch / "quickstart"
     train_wall = pipeline("train", "recipes/quickstart.yaml", f"output_dir={run}", "--overwrite")
@@ -114,12 +140,14 @@ def main() -> None:
         "--train-samples", type=int, help="a seeded subset of the training articles (as the --original sweep used)"
     )
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--only", nargs="*", default=["transfer", "diagnose"])
+    parser.add_argument("--only", nargs="*", default=["transfer", "methods", "diagnose"])
+    parser.add_argument("--parallel", type=int, default=1, help="runs at once in the methods sweep")
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/embedlab-vocabulary"))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-vocabulary.json")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
-    run_parts(args.out, {"transfer": lambda: transfer(args), "diagnose": lambda: diagnose(args)}, args.only)
+    parts = {"transfer": lambda: transfer(args), "methods": lambda: methods(args), "diagnose": lambda: diagnose(args)}
+    run_parts(args.out, parts, args.only)
 
 
 if __name__ == "__main__":

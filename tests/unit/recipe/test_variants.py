@@ -116,3 +116,23 @@ def test_the_reference_shows_each_variant_with_its_own_fields():
         "`task.type` (default `eval.metrics`)" in reference
         and "`regression` (pearson, spearman, mse, mae)" in reference
     )
+
+
+def test_a_transplant_takes_another_model_s_tokenizer_and_a_method(base):
+    from pipeline.recipe.layers import FocusTransfer, OmpTransfer
+
+    def table(**fields):
+        return {"token_embeddings": {"policy": "replace", "init": "transfer", **fields}}
+
+    transplant = {**base, "model": {**base["model"], "tokenizer": "gpt2"}}
+    recipe = validate_recipe({**transplant, "layers": table(transfer="omp", k=8)})
+    assert type(recipe.layers.token_embeddings) is OmpTransfer and recipe.replaces_vocabulary()
+    focus = validate_recipe({**transplant, "layers": table(transfer="focus")}).layers.token_embeddings
+    assert type(focus) is FocusTransfer and focus.train.method == "fasttext" and not focus.train.lowercase
+    assert not validate_recipe(transplant).replaces_vocabulary()  # a tokenizer named alone is the model's own
+    with pytest.raises(PipelineError, match="to another tokenizer"):
+        validate_recipe({**base, "layers": table(transfer="focus")})  # no model.tokenizer to move to
+    with pytest.raises(PipelineError, match="k applies to .*transfer: omp"):
+        validate_recipe({**transplant, "layers": table(transfer="focus", k=8)})
+    with pytest.raises(PipelineError, match="distill .*applies to init: distill"):
+        validate_recipe({**base, "model": {**base["model"], "add_tokens": {"tokens": ["x"], "distill": {"steps": 2}}}})
