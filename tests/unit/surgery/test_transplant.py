@@ -166,3 +166,22 @@ def test_distilled_rows_lower_the_hidden_state_gap_they_fit(tmp_path, tiny_llama
     assert exp.model.get_output_embeddings().weight is exp.model.get_input_embeddings().weight  # tied head: the same
     again = build(raw).model.get_input_embeddings().weight.detach()
     assert torch.equal(table, again)  # the same snippets and rows for the same seed
+
+
+@pytest.mark.slow  # training a transplanted run end to end: the full suite (CI) runs it
+def test_a_transplanted_decoder_trains_saves_and_reports_bits_per_byte(tmp_path, tiny_llama):
+    pytest.importorskip("gensim")
+    import json
+
+    from helpers import train_fresh
+    from transformers import AutoModelForCausalLM
+
+    raw = transplant_recipe(tmp_path, tiny_llama, {"transfer": "omp", "k": 4})
+    raw["train"] |= {"max_steps": 2, "eval_every_steps": 2}
+    run = train_fresh(raw)
+    scores = json.loads((run / "metrics.json").read_text())["validation"]
+    assert scores["bits_per_byte"] > 0  # scored per byte: comparable with the model on its own tokenizer
+    saved = AutoModelForCausalLM.from_pretrained(run / "model")
+    assert saved.get_input_embeddings().num_embeddings == len(AutoTokenizer.from_pretrained(run / "model")) == 330
+    rows = json.loads((run / "input_layers.json").read_text())["vocabulary"]["rows"]
+    assert rows["omp"] > 0 and rows["copied"] > 0
