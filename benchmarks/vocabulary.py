@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from parts import ONE_FINAL_EVALUATION, run_parts
+from sweeps import keep_report
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,15 +40,6 @@ def pipeline(*arguments: str) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pipeline", *arguments], check=True, cwd=REPO)
     return time.perf_counter() - started
-
-
-def copy_report(folder: Path, name: str) -> None:
-    """A sweep's or comparison's summary and plots into docs/benchmarks/sweeps/NAME/ (replacing what was there)."""
-    target = REPO / "docs" / "benchmarks" / "sweeps" / name
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    for path in [folder / "summary.md", folder / "summary.csv", *folder.glob("*.png")]:
-        shutil.copy(path, target / path.name)
 
 
 def transfer(args: argparse.Namespace) -> dict:
@@ -81,7 +73,7 @@ def transfer(args: argparse.Namespace) -> dict:
         comparison = args.scratch / "transfer-compare"
         pipeline("compare", *originals, str(output), "--baseline", originals[0], "--output", str(comparison))
         result["against_original_tokenizer"] = json.loads((comparison / "summary.json").read_text())
-        copy_report(comparison, "vocabulary-transfer")
+        keep_report(comparison, "vocabulary-transfer")
     print(f"transfer sweep: {wall:.0f} s", flush=True)
     return result
 
@@ -98,7 +90,7 @@ def methods(args: argparse.Namespace) -> dict:
     runs = json.loads((output / "sweep.json").read_text())["runs"]
     rows = {run["cell"]: json.loads((Path(run["output_dir"]) / "input_layers.json").read_text())["vocabulary"]["rows"]
             for run in runs if run["seed"] == runs[0]["seed"]}  # fmt: skip
-    copy_report(output, "transplant-classification")
+    keep_report(output, "transplant-classification")
     print(f"transfer methods sweep: {wall:.0f} s", flush=True)
     return {"vocab_size": args.vocab_size, "train_articles": args.train_samples or "all",
             "sweep_wall_s": round(wall, 1), "rows": rows,
