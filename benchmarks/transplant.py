@@ -76,11 +76,11 @@ def run_cell(tokenizer: str, overrides: list[str], eval_samples: int) -> dict:
 
 
 def donor_model(folder: Path) -> Path:
-    """A GPT-2 checkpoint (1 layer, width 100) whose token table is the fastText token vectors `transfer: omp` trains
+    """A GPT-2 LM checkpoint (1 layer, width 100, tied head) whose token table is the fastText token vectors `transfer: omp` trains
     for GPT-2's tokenizer (every GPT-2 token: its vector, or its n-gram vector; zeros for the special token)."""
     import numpy as np
     import torch
-    from transformers import GPT2Config, GPT2Model
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     from pipeline.data.sources import limit_splits, load_splits
     from pipeline.experiment.modeling import load_tokenizer, original_tokenizer
@@ -101,8 +101,10 @@ def donor_model(folder: Path) -> Path:
     for i, key in enumerate(token_keys(new)):
         if key is not None:
             table[i] = vectors.matrix[vectors.index[key]] if key in vectors.index else vectors.oov(key)
-    model = GPT2Model(GPT2Config(vocab_size=len(new), n_embd=vectors.dim, n_layer=1, n_head=1, n_positions=64))
-    model.wte.weight = torch.nn.Parameter(torch.from_numpy(table))
+    # an LM head (tied): tokensurgeon reads a donor's architecture, and knows GPT2LMHeadModel's
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(new), n_embd=vectors.dim, n_layer=1, n_head=1, n_positions=64))
+    model.transformer.wte.weight = torch.nn.Parameter(torch.from_numpy(table))
+    model.tie_weights()
     model.save_pretrained(folder)
     new.save_pretrained(folder)
     return folder
