@@ -261,11 +261,13 @@ class Recipe(Strict):
         return section_for(value.get("type")).model_validate(value)
 
     def replaces_vocabulary(self) -> bool:
-        """Whether the pretrained table moves to another vocabulary: a tokenizer built from the data, or another
-        model's tokenizer transplanted (`init: transfer`)."""
+        """Whether the pretrained table moves to another vocabulary: a tokenizer built from the data, or one the
+        recipe names (another model's) with the table replaced (`init: transfer`, `random` or `vectors`: rows for
+        that tokenizer's vocabulary). A tokenizer named with the table kept is read as the model's own."""
         if self.model.config is not None or self.model.tokenizer is None:
             return False
-        return isinstance(self.model.tokenizer, TokenizerBuild) or isinstance(self.layers.token_embeddings, TRANSFERS)
+        replaced = isinstance(self.layers.token_embeddings, ReplacedTable)
+        return isinstance(self.model.tokenizer, TokenizerBuild) or replaced
 
     @model_validator(mode="after")
     def _parts_fit_together(self) -> Recipe:

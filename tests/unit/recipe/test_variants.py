@@ -130,6 +130,8 @@ def test_a_transplant_takes_another_model_s_tokenizer_and_a_method(base):
     focus = validate_recipe({**transplant, "layers": table(transfer="focus")}).layers.token_embeddings
     assert type(focus) is FocusTransfer and focus.train.method == "fasttext" and not focus.train.lowercase
     assert not validate_recipe(transplant).replaces_vocabulary()  # a tokenizer named alone is the model's own
+    random_rows = {"token_embeddings": {"policy": "replace", "init": "random"}}
+    assert validate_recipe({**transplant, "layers": random_rows}).replaces_vocabulary()  # rows for its vocabulary
     with pytest.raises(PipelineError, match="to another tokenizer"):
         validate_recipe({**base, "layers": table(transfer="focus")})  # no model.tokenizer to move to
     with pytest.raises(PipelineError, match="k applies to .*transfer: omp"):
