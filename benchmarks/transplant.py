@@ -76,8 +76,9 @@ def run_cell(tokenizer: str, overrides: list[str], eval_samples: int) -> dict:
 
 
 def donor_model(folder: Path) -> Path:
-    """A GPT-2 LM checkpoint (1 layer, width 100, tied head) whose token table is the fastText token vectors `transfer: omp` trains
-    for GPT-2's tokenizer (every GPT-2 token: its vector, or its n-gram vector; zeros for the special token)."""
+    """A GPT-2 LM checkpoint (1 layer, width 100, tied head) whose token table is the fastText token vectors that
+    `transfer: omp` trains for GPT-2's tokenizer (every GPT-2 token: its vector, or its n-gram vector; zeros for the
+    special token)."""
     import numpy as np
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -188,6 +189,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--skip-step0", action="store_true", help="reuse --out's step-0 cells (for --curves)")
+    parser.add_argument("--only", nargs="*", help="rerun the cells whose method starts so; keep --out's others")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-transplant.json")
     args = parser.parse_args()
     if args.cell:
@@ -196,7 +198,7 @@ def main() -> None:
         print("RESULT " + json.dumps(run_cell(tokenizer, overrides, args.eval_samples)))
         return
     SCRATCH.mkdir(exist_ok=True)
-    extra = json.loads(args.out.read_text()) if args.skip_step0 else {}
+    extra = json.loads(args.out.read_text()) if args.skip_step0 or args.only else {}
     extra = {key: value for key, value in extra.items() if key not in ("cells", "eval_samples", "curves")}
     cells = [
         (tokenizer, method, METHODS[method])
@@ -206,15 +208,20 @@ def main() -> None:
     ]  # one own-tokenizer row
     if args.mergekit and not args.skip_step0:
         donor = donor_model(SCRATCH / "donor-gpt2-fasttext")
-        surgeon, surgeon_s = tokensurgeon(args.mergekit, donor, SCRATCH / "tokensurgeon")
-        extra["tokensurgeon_s"] = round(surgeon_s, 1)
+        surgeon = SCRATCH / "tokensurgeon"
+        if not (args.only and (surgeon / "config.json").exists()):  # --only reruns our cells, not the tool
+            surgeon, surgeon_s = tokensurgeon(args.mergekit, donor, surgeon)
+            extra["tokensurgeon_s"] = round(surgeon_s, 1)
         cells += [
             ("gpt2", "omp, donor = the fastText table", [
                 f"layers.token_embeddings={{policy: replace, init: transfer, transfer: omp, k: 32, donor: {donor}}}"]),
             ("gpt2", "mergekit tokensurgeon (omp, k 32), same donor", [
                 f"model.name_or_path={surgeon}", "model.tokenizer=null", "layers.token_embeddings=finetune"]),
         ]  # fmt: skip
-    results = json.loads(args.out.read_text())["cells"] if args.skip_step0 else []
+    results = json.loads(args.out.read_text())["cells"] if args.skip_step0 or args.only else []
+    if args.only:
+        cells = [cell for cell in cells if cell[1].startswith(tuple(args.only))]
+        results = [row for row in results if (row["tokenizer"], row["method"]) not in {c[:2] for c in cells}]
     for tokenizer, method, overrides in [] if args.skip_step0 else cells:
         command = [sys.executable, __file__, "--cell", f"{tokenizer}:@{json.dumps(overrides)}",
                    "--eval-samples", str(args.eval_samples)]  # fmt: skip

@@ -80,14 +80,18 @@ def sparsemax(scores: torch.Tensor) -> torch.Tensor:
 
 def omp(dictionary: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Orthogonal matching pursuit of every target at once. dictionary (n, d) atoms, targets (b, d) → the chosen
-    atoms (b, k') and their least-squares coefficients (b, k'), k' = min(k, n): each step adds the atom whose unit
-    vector best matches the residual, then refits all chosen atoms to the target."""
-    unit = dictionary / dictionary.norm(dim=1, keepdim=True).clamp(min=1e-12)  # (n, d)
+    atoms (b, k') and their least-squares coefficients (b, k'), k' = min(k, n): each step adds the atom whose inner
+    product with the residual is largest in size, then refits all chosen atoms to the target.
+
+    The atoms are not scaled to unit length first (for unit atoms this is textbook OMP): token vectors differ in
+    length (a rare token's is short), and a short atom picked for its direction needs a large coefficient, which,
+    applied to a pretrained row of ordinary length, makes a row far longer than any other (a tied LM head then
+    gives it huge logits). Matching by inner product keeps the coefficients of the size of what they mix."""
     chosen = torch.empty(targets.shape[0], 0, dtype=torch.long)
     coefficients = torch.empty(targets.shape[0], 0, dtype=targets.dtype)
     residual = targets
     for _ in range(min(k, dictionary.shape[0])):
-        match = (residual @ unit.T).abs()  # (b, n)
+        match = (residual @ dictionary.T).abs()  # (b, n)
         match.scatter_(1, chosen, -1.0)  # an atom is chosen once
         chosen = torch.cat([chosen, match.argmax(dim=1, keepdim=True)], dim=1)
         atoms = dictionary[chosen]  # (b, s, d)

@@ -47,6 +47,14 @@ def test_omp_recovers_an_exact_sparse_mix_and_agrees_with_scikit_learn():
     assert np.allclose(ours, reference, atol=1e-8)
 
 
+def test_omp_prefers_a_long_atom_to_a_short_one_pointing_the_same_way():
+    # a rare token's short vector points almost exactly at the target: by direction alone (unit atoms) it wins with
+    # a coefficient near 1,000, which on a pretrained row would make a row 1,000 times too long
+    dictionary = torch.tensor([[1.0, 0.0], [0.001, 0.0001]], dtype=torch.float64)
+    chosen, coefficients = omp(dictionary, torch.tensor([[1.0, 0.1]], dtype=torch.float64), k=1)
+    assert chosen.tolist() == [[0]] and coefficients.abs().max() < 1.01
+
+
 def test_token_keys_name_word_starts_and_continuations_alike_across_tokenizers(tmp_path, tiny_gpt2):
     keys = token_keys(wordpiece(tmp_path, "new", NEW))
     assert keys[:5] == [None] * 5 and keys[NEW.index("goods")] == "▁goods" and keys[NEW.index("##s")] == "s"
@@ -62,7 +70,7 @@ def vectors_of(rows: dict[str, list[float]]) -> WordVectors:
 
 def test_omp_rows_are_the_same_mix_of_the_anchors_pretrained_rows(tmp_path):
     old, new = wordpiece(tmp_path, "old", OLD), wordpiece(tmp_path, "new", NEW)
-    space = {"▁good": [1, 0, 0], "s": [0, 1, 0], "▁film": [0, 0, 1], "▁the": [1, 1, 1]}
+    space = {"▁good": [1, 0, 0], "s": [0, 1, 0], "▁film": [0, 0, 1], "▁the": [-1, 0.5, 0.5]}
     space |= {"▁goods": [0.7, 0.3, 0.0], "▁badly": [0.0, -0.5, 2.0]}  # exact mixes of two anchors each
     plans = plan_transfer(old, new)
     omp_plans(plans, token_keys(new), vectors_of(space), k=2)
