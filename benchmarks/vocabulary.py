@@ -88,8 +88,9 @@ def methods(args: argparse.Namespace) -> dict:
     wall = pipeline("sweep", "recipes/quickstart.yaml", *ONE_FINAL_EVALUATION, *limit, tokenizer, "--grid", grid,
                     "--seeds", args.seeds, "--output", str(output), "--parallel", str(args.parallel))  # fmt: skip
     runs = json.loads((output / "sweep.json").read_text())["runs"]
-    rows = {run["cell"]: json.loads((Path(run["output_dir"]) / "input_layers.json").read_text())["vocabulary"]["rows"]
-            for run in runs if run["seed"] == runs[0]["seed"]}  # fmt: skip
+    reports = {run["cell"]: json.loads((Path(run["output_dir"]) / "input_layers.json").read_text())
+               for run in runs if run["seed"] == runs[0]["seed"]}  # fmt: skip
+    rows = {cell: report["vocabulary"].get("rows") for cell, report in reports.items()}  # none for random rows
     keep_report(output, "transplant-classification")
     print(f"transfer methods sweep: {wall:.0f} s", flush=True)
     return {"vocab_size": args.vocab_size, "train_articles": args.train_samples or "all",
