@@ -87,7 +87,8 @@ class AddTokens(Strict):
 
     @model_validator(mode="after")
     def _distill_budget_only_for_distill(self) -> AddTokens:
-        if "distill" in self.model_fields_set and self.init != "distill":
+        # a saved recipe lists the default budget: only a budget set for another init is refused
+        if self.distill != Distillation() and self.init != "distill":
             raise ValueError("distill (the fit's budget) applies to init: distill")
         return self
 

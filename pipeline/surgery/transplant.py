@@ -87,6 +87,9 @@ def omp(dictionary: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[torch.
     length (a rare token's is short), and a short atom picked for its direction needs a large coefficient, which,
     applied to a pretrained row of ordinary length, makes a row far longer than any other (a tied LM head then
     gives it huge logits). Matching by inner product keeps the coefficients of the size of what they mix."""
+    # LAPACK's batched least squares may differ in the last float32 bits from call to call (its blocking follows
+    # memory alignment): solved in float64 and rounded back, the rows are the same for the same inputs.
+    dtype, dictionary, targets = targets.dtype, dictionary.double(), targets.double()
     chosen = torch.empty(targets.shape[0], 0, dtype=torch.long)
     coefficients = torch.empty(targets.shape[0], 0, dtype=targets.dtype)
     residual = targets
@@ -97,7 +100,7 @@ def omp(dictionary: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[torch.
         atoms = dictionary[chosen]  # (b, s, d)
         coefficients = torch.linalg.lstsq(atoms.transpose(1, 2), targets.unsqueeze(-1)).solution.squeeze(-1)  # (b, s)
         residual = targets - (coefficients.unsqueeze(1) @ atoms).squeeze(1)
-    return chosen, coefficients
+    return chosen, coefficients.to(dtype)
 
 
 def _space_rows(
