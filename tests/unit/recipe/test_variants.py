@@ -134,7 +134,7 @@ def test_a_transplant_takes_another_model_s_tokenizer_and_a_method(base):
     assert validate_recipe({**transplant, "layers": random_rows}).replaces_vocabulary()  # rows for its vocabulary
     with pytest.raises(PipelineError, match="to another tokenizer"):
         validate_recipe({**base, "layers": table(transfer="focus")})  # no model.tokenizer to move to
-    with pytest.raises(PipelineError, match="k applies to .*transfer: omp"):
+    with pytest.raises(PipelineError, match=r"k applies to .*transfer: omp"):
         validate_recipe({**transplant, "layers": table(transfer="focus", k=8)})
-    with pytest.raises(PipelineError, match="distill .*applies to init: distill"):
+    with pytest.raises(PipelineError, match=r"distill .*applies to init: distill"):
         validate_recipe({**base, "model": {**base["model"], "add_tokens": {"tokens": ["x"], "distill": {"steps": 2}}}})
