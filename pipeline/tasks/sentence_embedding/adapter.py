@@ -80,9 +80,8 @@ class SentenceEmbedding(TaskDefaults):
         self.collection: list[str] = []  # the texts of `documents: collection`, from `see_source`
         self.reference: Dataset | None = None  # the collection encoded (`use_reference`), longest first
         self.pad_token_id = 0
-        self.embedded: tuple[tuple[int, float, float], torch.Tensor, list[int]] | None = (
-            None  # see `collection_vectors`
-        )
+        # the collection's vectors and keys, and the state of the weights they were embedded with (`collection_vectors`)
+        self.embedded: tuple[tuple[int, float, float], torch.Tensor, list[int]] | None = None
 
     # --- data ---------------------------------------------------------------------------------------------------
     def check_columns(self, splits: DatasetDict) -> None:
