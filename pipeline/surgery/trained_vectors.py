@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ from pipeline.extras import missing_extra
 from pipeline.paths import cache_root, resolve_local_path
 from pipeline.recipe.layers import VectorTraining
 from pipeline.surgery.vectors import WordVectors, load_vectors
+from pipeline.vocabulary.spelling import WORD
 
 log = logging.getLogger(__name__)
 FIELD = "layers.token_embeddings.train"
-WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)  # words and single punctuation marks, as most vector files split text
 WORD2VEC_FILE, FASTTEXT_FILE = "vectors.txt", "fasttext.bin"
 
 

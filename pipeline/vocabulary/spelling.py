@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from transformers import PreTrainedTokenizerBase
+
+# Words and single punctuation marks, as most static-vector files split text (what vectors are trained on and looked
+# up by).
+WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 def spelling_of(token: str, tokenizer: PreTrainedTokenizerBase) -> str:

@@ -17,7 +17,6 @@ has its wall time. If one of them retrieves as well as the trained encoders, the
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +34,7 @@ from pipeline.tasks.sentence_embedding.pairs import (
     ranks_from_scores,
     searched_documents,
 )
+from pipeline.vocabulary.spelling import WORD
 
 METHODS = {
     "tfidf": "TF-IDF cosine",
@@ -42,7 +42,6 @@ METHODS = {
     "frozen": "the encoder as loaded, untrained",
     "static": "mean of the model's token-table rows",
 }
-WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)  # words and punctuation marks, as vector files split text
 
 
 def tfidf_scores(queries: list[str], documents: list[str]) -> np.ndarray:
