@@ -33,7 +33,7 @@ from pipeline.experiment.modeling import (
 from pipeline.experiment.runtime import Runtime, start_runtime
 from pipeline.families.base import Family
 from pipeline.families.registry import family_named
-from pipeline.recipe.layers import FinetunedTable, FocusTransfer, OmpTransfer, ReplacedTable, VectorTable
+from pipeline.recipe.layers import FinetunedTable, ReplacedTable, Transfer, VectorTable
 from pipeline.recipe.schema import Recipe
 from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies, apply_training_scope
 from pipeline.surgery.replace import SurgeryReport, apply_surgery, describe_output_embeddings
@@ -222,10 +222,9 @@ def static_vectors(
     table, seed = recipe.layers.token_embeddings, recipe.train.seed
     if isinstance(table, VectorTable) and table.train is not None:
         return train_vectors(table.train, texts, seed)
-    if original is not None and (
-        isinstance(table, FocusTransfer) or (isinstance(table, OmpTransfer) and not table.donor)
-    ):
-        return transplant_vectors(table.train, texts, original, tokenizer, seed)
+    spec = table.token_vectors() if isinstance(table, Transfer) else None
+    if original is not None and spec is not None:
+        return transplant_vectors(spec, texts, original, tokenizer, seed)
     return None
 
 

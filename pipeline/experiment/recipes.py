@@ -18,7 +18,7 @@ from pipeline.families.registry import family_spec
 from pipeline.families.spec import FamilySpec
 from pipeline.paths import is_gguf
 from pipeline.recipe.io import parse_recipe, read_recipe
-from pipeline.recipe.layers import FocusTransfer, LoraBody, OmpTransfer, VectorFile, VectorTable, is_npy
+from pipeline.recipe.layers import LoraBody, Transfer, VectorFile, VectorTable, is_npy
 from pipeline.recipe.positions import FinetunedPositions, NewTable, NoPositions, Positions, ReplacedPositions
 from pipeline.recipe.schema import Recipe
 from pipeline.recipe.variants import either
@@ -119,7 +119,7 @@ def optional_libraries(recipe: Recipe) -> list[tuple[str, str, str]]:
     table = recipe.layers.token_embeddings
     if isinstance(table, VectorTable) and table.train is not None:
         needs.append(("gensim", "training vectors", "layers.token_embeddings.train"))
-    elif isinstance(table, FocusTransfer) or (isinstance(table, OmpTransfer) and table.donor is None):
+    elif isinstance(table, Transfer) and table.token_vectors() is not None:
         needs.append(("gensim", f"transfer: {table.transfer} (token vectors)", "layers.token_embeddings.transfer"))
     elif (
         isinstance(table, VectorFile) and table.vectors is not None and not is_npy(table.vectors, table.vectors_format)

@@ -166,6 +166,10 @@ class Transfer(ReplacedTable):
         "they spell), the others made from the old rows."
     )
 
+    def token_vectors(self) -> VectorTraining | None:
+        """The token vectors the method trains on the corpus under both tokenizers (none by default)."""
+        return None
+
 
 class MeanTransfer(Transfer):
     """`transfer: mean`: a new token is the mean of the old rows of the pieces the old tokenizer splits it into."""
@@ -206,6 +210,9 @@ class FocusTransfer(Transfer):
         "tokenized by both tokenizers (a token both spell alike is one word of both); default fastText, 100-d.",
     )
 
+    def token_vectors(self) -> VectorTraining:
+        return self.train
+
 
 class OmpTransfer(Transfer):
     """`transfer: omp` (as mergekit's tokensurgeon, Goddard & Fernandes Neto 2025): a new token's vector in a donor
@@ -229,6 +236,9 @@ class OmpTransfer(Transfer):
     @classmethod
     def _donor_exists(cls, value: str | None) -> str | None:
         return None if value is None or looks_like_hub_id(value) else existing_path(value)
+
+    def token_vectors(self) -> VectorTraining | None:
+        return self.train if self.donor is None else None  # a donor's table is the space
 
 
 TRANSFERS = (MeanTransfer, WeightedTransfer, FocusTransfer, OmpTransfer)
