@@ -195,8 +195,7 @@ def distill_added_rows(
     rng = random.Random(seed)
     snippets, fitted = [], []
     for entry in report:
-        found = snippets_for(entry["id"], cfg.describe.get(entry["token"], entry["token"]), texts, (new, old),
-                             cfg.distill, rng)  # fmt: skip
+        found = snippets_for(entry["id"], entry["token"], texts, (new, old), cfg.distill, rng)  # no describe here
         if found:
             snippets += found
             fitted.append(entry["id"])
