@@ -14,15 +14,17 @@ tokenizer), and our `omp` given that same donor, so the two OMP implementations 
 Each cell runs in its own process: builds the run (wall time: loading, training the token vectors when not cached,
 the transplant), then scores `--eval-samples` validation articles (256-token blocks, each article its own blocks).
 
-`--curves STEPS`: then continued pretraining of GPT-2's tokenizer cells (random, mean, focus, omp) for STEPS steps
-(batch 4 × 256 tokens, lr 1e-4, the recipe's 400 training articles) through `pipeline sweep` × `--seeds`, bits per
-byte of the same validation articles every `--every` steps; the curves (step 0 from the cells above, which no seed
-changes but `random`'s) are plotted to docs/benchmarks/transplant-curves.png.
+`--curves STEPS`: then continued pretraining of GPT-2's tokenizer cells (random, mean, weighted, focus, omp) for
+STEPS steps (batch 4 × 256 tokens, lr 1e-4, the recipe's 400 training articles) through `pipeline sweep` ×
+`--seeds`, bits per byte of the same validation articles every `--every` steps; the curves (step 0 from the cells
+above, which no seed changes but `random`'s) are plotted to docs/benchmarks/transplant-curves.png, and `pipeline
+compare` sets the last evaluations against `mean` (docs/benchmarks/sweeps/transplant-curves/).
 
 Writes `--out` (JSON). Usage:
     .venv/bin/python benchmarks/transplant.py [--eval-samples 16] [--mergekit /tmp/mk/bin/mergekit-tokensurgeon]
         [--curves 50 --every 25 --seeds 0,1,2 --parallel 2]
     .venv/bin/python benchmarks/transplant.py --cell gpt2:omp     (one cell, prints its JSON)
+    .venv/bin/python benchmarks/transplant.py --norms     (median norms of the rows each transfer makes)
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from sweeps import keep_report
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = {
@@ -125,34 +129,61 @@ def tokensurgeon(mergekit: str, donor: Path, output: Path) -> tuple[Path, float]
 
 
 def curves(args: argparse.Namespace, step0: list[dict]) -> dict:
-    """Continued pretraining of the GPT-2-tokenizer cells; per method, bits per byte by step (mean, min, max)."""
-    output = SCRATCH / "curves"
-    methods = ["random", "mean", "focus", "omp"]
+    """Continued pretraining of the GPT-2-tokenizer cells, and of SmolLM2 on its own tokenizer with the same
+    training (the target); per method, bits per byte by step (mean, min, max over seeds)."""
+    methods = ["random", "mean", "weighted", "focus", "omp"]
     grid = "layers.token_embeddings=" + ",".join(METHODS[method][0].partition("=")[2] for method in methods)
+    output, own_output = SCRATCH / "curves", SCRATCH / "curves-own"
+    wall = continued_pretraining(args, output, [], grid)
+    wall += continued_pretraining(args, own_output, ["model.tokenizer=null"], "layers.token_embeddings=finetune")
+    runs = json.loads((output / "sweep.json").read_text())["runs"]
+    own_runs = json.loads((own_output / "sweep.json").read_text())["runs"]
+    cells = cells_in_grid_order(sorted({run["cell"] for run in runs}), methods)
+    table = {}
+    for method, cell_runs in [
+        *((method, [run for run in runs if run["cell"] == cell]) for method, cell in zip(methods, cells, strict=True)),
+        ("own tokenizer", own_runs),
+    ]:
+        start = next(row["bits_per_byte"] for row in step0 if row["tokenizer"] == "gpt2" and row["method"] == method)
+        table[method] = bits_per_byte_by_step(cell_runs, start)
+    plot_curves(table, REPO / "docs" / "benchmarks" / "transplant-curves.png")
+    mean_run = next(run["output_dir"] for run in runs if run["cell"] == cells[methods.index("mean")])
+    return {"steps": args.curves, "every": args.every, "seeds": args.seeds, "sweeps_wall_s": round(wall, 1),
+            "bits_per_byte": table, "against_mean": compare_with_mean([output, own_output], mean_run)}  # fmt: skip
+
+
+def continued_pretraining(args: argparse.Namespace, output: Path, overrides: list[str], grid: str) -> float:
+    """One `pipeline sweep` of `--curves` steps × `--seeds` (finished runs are skipped); its wall time."""
     command = [sys.executable, "-m", "pipeline", "sweep", RECIPES["gpt2"], f"train.max_steps={args.curves}",
-               f"train.eval_every_steps={args.every}", f"data.max_eval_samples={args.eval_samples}",
+               f"train.eval_every_steps={args.every}", f"data.max_eval_samples={args.eval_samples}", *overrides,
                "--grid", grid, "--seeds", args.seeds, "--parallel", str(args.parallel), "--output", str(output),
                "--no-baseline"]  # fmt: skip
     started = time.perf_counter()
     subprocess.run(command, check=True, cwd=REPO)
-    wall = time.perf_counter() - started
-    runs = json.loads((output / "sweep.json").read_text())["runs"]
-    cells = sorted({run["cell"] for run in runs})
-    by_method: dict[str, dict[int, list[float]]] = {}
-    for method, cell in zip(methods, cells_in_grid_order(cells, methods), strict=True):
-        start = next(row["bits_per_byte"] for row in step0 if row["tokenizer"] == "gpt2" and row["method"] == method)
-        points = by_method.setdefault(method, {0: [start]})
-        for run in (run for run in runs if run["cell"] == cell):
-            for line in (Path(run["output_dir"]) / "log.jsonl").read_text().splitlines():
-                row = json.loads(line)
-                if "bits_per_byte" in row:
-                    points.setdefault(row["step"], []).append(row["bits_per_byte"])
-    table = {method: {step: {"mean": sum(v) / len(v), "min": min(v), "max": max(v), "runs": len(v)}
-                      for step, v in sorted(points.items())} for method, points in by_method.items()}  # fmt: skip
-    own = next(row["bits_per_byte"] for row in step0 if row["method"] == "own tokenizer")
-    plot_curves(table, own, REPO / "docs" / "benchmarks" / "transplant-curves.png")
-    return {"steps": args.curves, "every": args.every, "seeds": args.seeds, "sweep_wall_s": round(wall, 1),
-            "bits_per_byte": table}  # fmt: skip
+    return time.perf_counter() - started
+
+
+def bits_per_byte_by_step(runs: list[dict], start: float) -> dict[int, dict]:
+    """step → mean, min and max of the runs' validation bits per byte (step 0: the untrained cell's `start`)."""
+    points: dict[int, list[float]] = {0: [start]}
+    for run in runs:
+        for line in (Path(run["output_dir"]) / "log.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if "bits_per_byte" in row:
+                points.setdefault(row["step"], []).append(row["bits_per_byte"])
+    return {step: {"mean": sum(v) / len(v), "min": min(v), "max": max(v), "runs": len(v)}
+            for step, v in sorted(points.items())}  # fmt: skip
+
+
+def compare_with_mean(sweeps: list[Path], mean_run: str) -> dict:
+    """`pipeline compare` of the sweeps' last evaluations with `mean` as the baseline (paired by seed and article);
+    its report is kept in docs/benchmarks/sweeps/transplant-curves/."""
+    comparison = SCRATCH / "curves-compare"
+    command = [sys.executable, "-m", "pipeline", "compare", *map(str, sweeps), "--baseline", mean_run, "--output",
+               str(comparison), "--no-baseline"]  # fmt: skip
+    subprocess.run(command, check=True, cwd=REPO)
+    keep_report(comparison, "transplant-curves")
+    return json.loads((comparison / "summary.json").read_text())
 
 
 def cells_in_grid_order(cells: list[str], methods: list[str]) -> list[str]:
@@ -160,21 +191,42 @@ def cells_in_grid_order(cells: list[str], methods: list[str]) -> list[str]:
     return [next(cell for cell in cells if method in cell) for method in methods]
 
 
-def plot_curves(table: dict, own: float, path: Path) -> None:
+def row_norms() -> dict:
+    """Median L2 norm of the rows `mean`, `focus` and `omp` make on GPT-2's tokenizer, and of the copied rows."""
+    from pipeline.experiment.build import build_experiment
+    from pipeline.experiment.recipes import load_recipe
+
+    tables = {}
+    for method in ("mean", "focus", "omp"):
+        recipe = load_recipe(RECIPES["gpt2"], METHODS[method])
+        tables[method] = build_experiment(recipe).model.get_input_embeddings().weight.detach().float()
+    made = (tables["mean"] != tables["focus"]).any(dim=1)  # copied and special rows are equal in every table
+    norms = {method: table[made].norm(dim=1).median().item() for method, table in tables.items()}
+    return {"made_rows": int(made.sum()), "copied": tables["mean"][~made].norm(dim=1).median().item(), **norms}
+
+
+def plot_curves(table: dict, path: Path) -> None:
+    """Left: every method (log scale, random rows start near 10); right: the transfers and the target, linear."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for method, points in table.items():
-        steps = list(points)
-        axis.plot(steps, [points[s]["mean"] for s in steps], marker="o", label=method)
-        axis.fill_between(steps, [points[s]["min"] for s in steps], [points[s]["max"] for s in steps], alpha=0.2)
-    axis.axhline(own, color="black", linestyle="--", label="SmolLM2's own tokenizer (step 0)")
-    axis.set(xlabel="continued-pretraining step", ylabel="bits per byte (validation)", yscale="log",
-             title="SmolLM2-135M on GPT-2's tokenizer")  # fmt: skip
-    axis.legend()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, methods in zip(axes, [list(table), [m for m in table if m != "random"]], strict=True):
+        for method in methods:
+            points = table[method]
+            steps = list(points)
+            own = method == "own tokenizer"
+            style = {"color": "black", "linestyle": "--"} if own else {"color": f"C{list(table).index(method)}"}
+            label = "SmolLM2's own tokenizer, same training" if own else method
+            axis.plot(steps, [points[s]["mean"] for s in steps], marker="o", label=label, **style)
+            axis.fill_between(steps, [points[s]["min"] for s in steps], [points[s]["max"] for s in steps], alpha=0.2,
+                              color=style["color"])  # fmt: skip
+        axis.set(xlabel="continued-pretraining step", ylabel="bits per byte (validation)")
+    axes[0].set(yscale="log", title="SmolLM2-135M on GPT-2's tokenizer")
+    axes[1].set(title="without random rows")
+    axes[0].legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
 
@@ -190,12 +242,17 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1)
     parser.add_argument("--skip-step0", action="store_true", help="reuse --out's step-0 cells (for --curves)")
     parser.add_argument("--only", nargs="*", help="rerun the cells whose method starts so; keep --out's others")
+    parser.add_argument("--norms", action="store_true", help="only the made rows' median norms, into --out")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-transplant.json")
     args = parser.parse_args()
     if args.cell:
         tokenizer, _, method = args.cell.partition(":")
         overrides = json.loads(method[1:]) if method.startswith("@") else METHODS[method]
         print("RESULT " + json.dumps(run_cell(tokenizer, overrides, args.eval_samples)))
+        return
+    if args.norms:
+        results = json.loads(args.out.read_text())
+        args.out.write_text(json.dumps({**results, "row_norms": row_norms()}, indent=2) + "\n")
         return
     SCRATCH.mkdir(exist_ok=True)
     extra = json.loads(args.out.read_text()) if args.skip_step0 or args.only else {}

@@ -241,8 +241,9 @@ def _markdown(summary: dict[str, Any], metrics: list[str]) -> str:
         f"Scores on the `{split}` split: mean ± standard deviation over seeds. Δ: the cell minus the baseline, "
         "paired by "
         f"seed, its mean over seeds and, per seed, each pair's difference. The {level} interval counts both sources of "
-        "noise, which model a seed happened to train and which test examples happened to be drawn, so an interval that "
-        "excludes zero says the settings differ beyond what reseeding and another test sample would explain. "
+        f"noise, which model a seed happened to train and which `{split}` examples happened to be drawn, so an "
+        f"interval that excludes zero says the settings differ beyond what reseeding and another `{split}` sample "
+        "would explain. "
         "It does not say the difference is large, nor that it holds on other data or at other hyper-parameters; with "
         f"fewer than {MIN_PAIRED_SEEDS} paired seeds no interval is given.",
         "",
