@@ -195,7 +195,8 @@ def distill_added_rows(
     rng = random.Random(seed)
     snippets, fitted = [], []
     for entry in report:
-        found = snippets_for(entry["id"], entry["token"], texts, (new, old), cfg.distill, rng)  # no describe here
+        # the token's own text: `describe` is refused for every init but compose, so it never applies here
+        found = snippets_for(entry["id"], entry["token"], texts, (new, old), cfg.distill, rng)
         if found:
             snippets += found
             fitted.append(entry["id"])
