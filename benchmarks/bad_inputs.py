@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from bad_input_cases import CASES, THIRD_ROUND, Workspace
-from bad_input_fourth import FOURTH_ROUND
+from bad_input_policies_tokens_sweeps import POLICIES_TOKENS_SWEEPS
 from helpers import save_tiny_bert
 
 
@@ -54,7 +54,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=int, default=120, help="seconds a case may take before it counts as hung")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results-bad-inputs.json")
     args = parser.parse_args()
-    cases = THIRD_ROUND if args.third_round else FOURTH_ROUND if args.fourth_round else CASES + FOURTH_ROUND
+    cases = (
+        THIRD_ROUND
+        if args.third_round
+        else POLICIES_TOKENS_SWEEPS
+        if args.fourth_round
+        else CASES + POLICIES_TOKENS_SWEEPS
+    )
     env = {
         **os.environ,
         "PYTHONPATH": str(args.checkout.resolve()),

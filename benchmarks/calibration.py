@@ -165,8 +165,8 @@ def aa_calls(a: list[RunResult], b: list[RunResult]) -> dict[str, dict[str, bool
     comparison = paired_comparison(as_cell(a, "a"), as_cell(b, "b"), "test")
     return {
         metric: {
-            "current": entry["excludes_zero"],
-            "examples_only": entry["examples_ci_low"] > 0 or entry["examples_ci_high"] < 0,
+            "current": entry.excludes_zero,
+            "examples_only": entry.examples_ci_low > 0 or entry.examples_ci_high < 0,
         }
         for metric, entry in comparison.items()
     }
@@ -212,7 +212,7 @@ def replay_auto(cells: dict[str, list[RunResult]], base: str, plan: SeedPlan) ->
         entry = next(iter(paired_comparison(results[cell], results[base], "test", confidence).values()))
         verdicts[cell] = {
             "seeds": len(state.seeds_of[cell]),
-            "real": entry["excludes_zero"],
+            "real": entry.excludes_zero,
             "why": state.decisions[cell]["stopped_because"],
         }
     return {"runs": sum(len(seeds) for seeds in state.seeds_of.values()), "cells": verdicts}
@@ -225,9 +225,9 @@ def fixed_verdicts(cells: dict[str, list[RunResult]], base: str, seeds: int) -> 
             comparison = paired_comparison(cells[cell][:seeds], cells[base][:seeds], "test")
             verdicts[cell] = {
                 metric: {
-                    "mean": round(e["seed_difference_mean"], 4),
-                    "ci": [round(e["ci_low"], 4), round(e["ci_high"], 4)],
-                    "real": e["excludes_zero"],
+                    "mean": round(e.seed_difference_mean, 4),
+                    "ci": [round(e.ci_low, 4), round(e.ci_high, 4)],
+                    "real": e.excludes_zero,
                 }
                 for metric, e in comparison.items()
             }

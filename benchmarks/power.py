@@ -33,7 +33,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from calibration import as_cell, bilstm_genre_recipe, clopper_pearson, pool_runs, sweep
 
+from pipeline.sweeps.results import CellSummary, Spread
 from pipeline.sweeps.statistics import correct_for_many, paired_comparison
+
+
+def comparison_cell(versus: dict) -> CellSummary:
+    """A cell holding only its comparisons with the baseline (what Holm's correction reads)."""
+    nothing = Spread(None, None, [])
+    return CellSummary(0, [], {}, nothing, nothing, vs_baseline=versus)
+
 
 BASE_SEEDS, EFFECT_SEEDS = 64, 32
 EFFECTS = {"freeze": "token table frozen at random", "flip10": "10% labels flipped", "flip30": "30% labels flipped"}
@@ -75,14 +83,14 @@ def run(args: argparse.Namespace) -> None:
 def trial(base: list, aa: list, effects: dict[str, list]) -> dict[str, dict[str, dict[str, bool]]]:
     """One mini-sweep: every cell against the baseline, each score's raw and Holm-corrected verdict."""
     baseline = as_cell(base, "base")
-    cells = {"aa": {"vs_baseline": paired_comparison(as_cell(aa, "aa"), baseline, "test")}}
+    cells = {"aa": comparison_cell(paired_comparison(as_cell(aa, "aa"), baseline, "test"))}
     for name, runs in effects.items():
-        cells[name] = {"vs_baseline": paired_comparison(as_cell(runs, name), baseline, "test")}
+        cells[name] = comparison_cell(paired_comparison(as_cell(runs, name), baseline, "test"))
     correct_for_many(cells, 0.95)
     return {
         name: {
-            score: {"raw": entry["excludes_zero"], "corrected": entry.get("real_after_correction", False)}
-            for score, entry in cell["vs_baseline"].items()
+            score: {"raw": entry.excludes_zero, "corrected": bool(entry.real_after_correction)}
+            for score, entry in cell.vs_baseline.items()
         }
         for name, cell in cells.items()
     }

@@ -125,7 +125,7 @@ def _sweep(args: argparse.Namespace) -> int:
     summary = sweep(
         Path(args.recipe), args.overrides, args.grid or [], parse_seeds(args.seeds), Path(args.output), options
     )
-    print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
+    print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary.cells)} cells, split {summary.split})")
     return 0
 
 
@@ -138,7 +138,7 @@ def _compare(args: argparse.Namespace) -> int:
         Path(args.baseline) if args.baseline else None,
         classical=classical_methods(args),
     )
-    print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary['cells'])} cells, split {summary['split']})")
+    print(f"summary: {Path(args.output) / 'summary.md'} ({len(summary.cells)} cells, split {summary.split})")
     return 0
 
 
@@ -148,7 +148,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     words = [word.strip() for word in args.words.split(",") if word.strip()] if args.words else None
     similarity, analogies = (Path(p) if p else None for p in (args.similarity, args.analogies))
     result = diagnose(Path(args.run), args.against, words, similarity, analogies, args.split, args.trust_code)
-    print(f"diagnostics: {diagnostics_folder(Path(result['run']), Path(result['model'])) / 'diagnostics.md'}")
+    print(f"diagnostics: {diagnostics_folder(Path(result.run), Path(result.model)) / 'diagnostics.md'}")
     return 0
 
 

@@ -14,6 +14,7 @@ from transformers import AutoModelForSequenceClassification
 
 from pipeline.evaluation.loop import gathered_outputs
 from pipeline.evaluation.metrics import compute_all
+from pipeline.lazy import Lazy
 from pipeline.recipe.tasks import ColumnKind, TaskSection
 from pipeline.tasks.base import LabelledTask, require_columns
 from pipeline.tasks.registry import register_task
@@ -80,8 +81,13 @@ class KeywordSpotting(LabelledTask):
         return compute_all(metrics, "classes", predictions, references), records
 
 
-def _adapter() -> type:
-    return KeywordSpotting
-
-
-TASK = register_task(TaskType("keyword-spotting", KeywordSpottingTask, _adapter, ClassificationRecord, COMPARED))
+TASK = register_task(
+    TaskType(
+        "keyword-spotting",
+        KeywordSpottingTask,
+        Lazy("toy_task:KeywordSpotting"),
+        ClassificationRecord,
+        COMPARED,
+        pipeline_tag="text-classification",
+    )
+)

@@ -21,6 +21,8 @@ from pipeline.diagnostics.meaning import (
     word_similarity,
 )
 from pipeline.diagnostics.positions import plot_position_similarity, plot_rotary_frequencies
+from pipeline.diagnostics.render import markdown
+from pipeline.diagnostics.results import Diagnosis, Meaning
 from pipeline.diagnostics.snapshots import Snapshot, load_start, shared_rows, snapshot_of, start_source
 from pipeline.errors import PipelineError
 from pipeline.experiment.build import Experiment, build_evaluation
@@ -42,14 +44,14 @@ def _meaning(
     similarity: list[tuple[str, str, float]] | None,
     analogies: list[tuple[str, str, str, str]] | None,
     words: list[str],
-) -> dict[str, Any]:
+) -> Meaning:
     index = WordIndex(snapshot.tokenizer)
-    return {
-        "single_token_words": len(index.ids),
-        "similarity": word_similarity(snapshot.tokens, index, similarity) if similarity else None,
-        "analogies": analogy_accuracy(snapshot.tokens, index, analogies) if analogies else None,
-        "neighbours": neighbours(snapshot.tokens, index, words),
-    }
+    return Meaning(
+        single_token_words=len(index.ids),
+        similarity=word_similarity(snapshot.tokens, index, similarity) if similarity else None,
+        analogies=analogy_accuracy(snapshot.tokens, index, analogies) if analogies else None,
+        neighbours=neighbours(snapshot.tokens, index, words),
+    )
 
 
 def _lengths(exp: Experiment, run_dir: Path, raw: Any, split: str) -> dict[str, Any] | None:
@@ -81,7 +83,7 @@ def diagnose(
     analogies: Path | None = None,
     split: str | None = None,
     trust_code: bool = False,
-) -> dict[str, Any]:
+) -> Diagnosis:
     """Diagnose a finished run (or a saved model inside one) against its start; returns what diagnostics.json holds.
 
     trust_code: allow what the run folder asks to run (its recipe's trust flags, a model's own code)."""
@@ -100,7 +102,7 @@ def _diagnose(
     similarity: Path | None,
     analogies: Path | None,
     split: str | None,
-) -> dict[str, Any]:
+) -> Diagnosis:
     split = split or recipe.eval.splits[-1]
     similarity = similarity or gensim_test_file("wordsim353.tsv")
     analogies = analogies or gensim_test_file("questions-words.txt")
@@ -117,21 +119,18 @@ def _diagnose(
     )
     words = list(words or DEFAULT_WORDS)
 
-    result: dict[str, Any] = {
-        "run": str(run_dir),
-        "model": str(model_dir),
-        "start": source,
-        "no_start": no_start or None,
-        "split": split,
-        "similarity_file": str(similarity) if similarity else None,
-        "analogy_file": str(analogies) if analogies else None,
-    }
+    result = Diagnosis(
+        run=str(run_dir), model=str(model_dir), start=source, no_start=no_start or None, split=split,
+        similarity_file=str(similarity) if similarity else None, analogy_file=str(analogies) if analogies else None,
+        meaning={"start": _meaning(start, pairs, questions, words) if start else None,
+                 "end": _meaning(end, pairs, questions, words)},
+    )  # fmt: skip
     partial = run_dir / f".{diagnostics_folder(run_dir, model_dir).name}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     rows = shared_rows(start, end) if start else None
     if start and rows is None:
-        result["no_drift"] = (
+        result.no_drift = (
             "the run's vocabulary differs from the start's, so a token id is not the same token in both: "
             "give `--against` a checkpoint of this run to measure drift"
         )
@@ -141,31 +140,27 @@ def _diagnose(
             start.tokens[:rows], end.tokens[:rows], counts, end.tokenizer.convert_ids_to_tokens(list(range(rows)))
         )
         write_csv(per_token, partial / "token-drift.csv")
-        result["drift"] = summarise(per_token)
-        write_csv(result["drift"], partial / "token-drift-by-frequency.csv")
+        result.drift = summarise(per_token)
+        write_csv(result.drift, partial / "token-drift-by-frequency.csv")
         plot_drift(per_token, partial / "token-drift.png", f"token-table drift by training frequency ({rows:,} tokens)")
-        result["added_rows"] = added_rows(end, rows)
-    result["meaning"] = {
-        "start": _meaning(start, pairs, questions, words) if start else None,
-        "end": _meaning(end, pairs, questions, words),
-    }
+        result.added_rows = added_rows(end, rows)
     if end.frequencies is not None or (start and start.frequencies is not None):
         states = {f"start: {source}": start.frequencies if start else None, "end: this run": end.frequencies}
         plot_rotary_frequencies(states, partial / "rotary-frequencies.png")
-        result["rotary"] = {"start": rotary_details(start), "end": rotary_details(end)}
+        result.rotary = {"start": rotary_details(start), "end": rotary_details(end)}
     if (start and start.positions is not None) or end.positions is not None:
         plot_position_similarity(
             {f"start: {source}": start.positions if start else None, "end: this run": end.positions},
             partial / "position-similarity.png",
         )
-        result["positions"] = {
+        result.positions = {
             "start_rows": None if not start or start.positions is None else start.positions.shape[0],
             "end_rows": None if end.positions is None else end.positions.shape[0],
         }
     final = model_dir.resolve() == (run_dir / "model").resolve()
     # the run's predictions are the final model's: a checkpoint's scores by length would be someone else's
-    result["by_length"] = _lengths(exp, run_dir, raw, split) if final else None
-    (partial / "diagnostics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    result.by_length = _lengths(exp, run_dir, raw, split) if final else None
+    (partial / "diagnostics.json").write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
     (partial / "diagnostics.md").write_text(markdown(result), encoding="utf-8")
     replace_folder(partial, diagnostics_folder(run_dir, model_dir))
     return result
@@ -190,116 +185,3 @@ def diagnostics_folder(run_dir: Path, model_dir: Path) -> Path:
     if model_dir.resolve() == (run_dir / "model").resolve():
         return run_dir / "diagnostics"
     return run_dir / f"diagnostics-{(model_dir.parent if model_dir.name == 'model' else model_dir).name}"
-
-
-def _score(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
-def _meaning_lines(meaning: dict[str, Any]) -> list[str]:
-    states = [(name, meaning[name]) for name in ("start", "end") if meaning[name]]
-    lines = ["| | " + " | ".join(name for name, _ in states) + " |", "|---" * (len(states) + 1) + "|"]
-    for key, measure, count in (("similarity", "spearman", "pairs"), ("analogies", "accuracy", "questions")):
-        cells = []
-        for _, state in states:
-            part = state[key]
-            cells.append(
-                "–" if part is None else f"{_score(part[measure])} ({part['covered']:,} of {part[count]:,} covered)"
-            )
-        lines.append(
-            f"| {'word similarity, Spearman' if key == 'similarity' else 'analogy accuracy'} | "
-            + " | ".join(cells)
-            + " |"
-        )
-    if not states[-1][1]["single_token_words"]:
-        lines += ["", "The tokenizer has no token that is a whole word, so no word is scored or has neighbours."]
-    lines += [
-        "",
-        "Nearest single-token words:",
-        "",
-        "| word | " + " | ".join(name for name, _ in states) + " |",
-        "|---" * (len(states) + 1) + "|",
-    ]
-    for word in states[-1][1]["neighbours"]:
-        lines.append(
-            f"| {word} | "
-            + " | ".join(
-                ", ".join(state["neighbours"][word]) if state["neighbours"][word] else "(not one token)"
-                for _, state in states
-            )
-            + " |"
-        )
-    return lines
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """diagnostics.md: every table of diagnostics.json, and the pictures."""
-    lines = [
-        f"# Input-layer diagnostics of {result['run']}",
-        "",
-        f"Start: {result['start'] or '(none: ' + result['no_start'] + ')'}; end: {result['model']}.",
-        "",
-        "## Token-table drift, start → end",
-        "",
-    ]
-    if "drift" in result:
-        lines += [
-            "| training occurrences | tokens | mean cosine distance | median | mean relative norm change | rows "
-            "unchanged |",
-            "|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['bucket']} | {r['tokens']:,} | {r['mean_cosine_distance']:.2e} | "
-            f"{r['median_cosine_distance']:.2e} | "
-            f"{r['mean_relative_norm_change']:+.2e} | {r['share_unchanged']:.1%} |"
-            for r in result["drift"]
-        ]
-        lines += ["", "![drift](token-drift.png)", "", "Per token: [token-drift.csv](token-drift.csv)."]
-        added = result.get("added_rows")
-        if added:
-            lines += [
-                "",
-                f"The table above covers the start's {added['first_id']:,} rows. {added['rows']:,} more rows (ids "
-                f"{added['first_id']:,} on: {', '.join(added['tokens'][:5])}{' ...' if added['rows'] > 5 else ''}) are "
-                "tokens this run added, which the start does not have, so their drift is not measured (diagnose "
-                f"`--against` a checkpoint of this run for it); their mean norm is {added['mean_norm']:.3g}, against "
-                f"{added['mean_norm_of_the_others']:.3g} for the others.",
-            ]
-    else:
-        lines.append(result.get("no_drift") or "No start to compare with.")
-    lines += [
-        "",
-        "## Does the table still encode meaning?",
-        "",
-        f"Word similarity: {result['similarity_file'] or 'no file (install gensim, or give --similarity)'}; "
-        f"analogies: {result['analogy_file'] or 'no file (install gensim, or give --analogies)'}. Only words that "
-        "are one token count.",
-        "",
-    ]
-    lines += _meaning_lines(result["meaning"])
-    if "positions" in result:
-        lines += ["", "## Position table: cosine similarity of positions", "", "![positions](position-similarity.png)"]
-    if "rotary" in result:
-        lines += ["", "## Rotary positions", "", "| | start | end |", "|---|---|---|"]
-        for key in ("rope_type", "rope_theta", "scaling", "rotated_dimensions", "layers_without_rotation"):
-            start_value = (result["rotary"]["start"] or {}).get(key, "–")
-            lines.append(f"| {key} | {start_value} | {(result['rotary']['end'] or {}).get(key, '–')} |")
-        lines += ["", "![rotary frequencies](rotary-frequencies.png)"]
-    lengths = result["by_length"]
-    if lengths:
-        metric = lengths["metric"]
-        lines += [
-            "",
-            f"## {result['split']} {metric} by input length",
-            "",
-            f"{lengths['truncated']:,} of {lengths['examples']:,} inputs were cut at {lengths['max_length']} tokens.",
-            "",
-            f"| quartile | tokens | examples | {metric} | truncated |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {q['quartile']} | {q['tokens_from']}–{q['tokens_to']} | {q['examples']:,} | {_score(q[metric])} | "
-            f"{q['truncated']:,} |"
-            for q in lengths["quartiles"]
-        ]
-    return "\n".join(lines) + "\n"

@@ -25,23 +25,16 @@ from pipeline.experiment.data import EncodedData, encoded_data, raw_splits
 from pipeline.experiment.modeling import (
     add_recipe_tokens,
     build_model,
-    check_vocabulary,
     load_tokenizer,
     original_tokenizer,
     resolve_max_length,
 )
+from pipeline.experiment.report import InputLayerReport
 from pipeline.experiment.runtime import Runtime, start_runtime
 from pipeline.families.base import Family
 from pipeline.families.registry import family_named
-from pipeline.recipe.layers import FinetunedTable, ReplacedTable, Transfer, VectorTable
 from pipeline.recipe.schema import Recipe
-from pipeline.surgery.policies import UnfreezeSchedule, apply_layer_policies, apply_training_scope
-from pipeline.surgery.replace import SurgeryReport, apply_surgery, describe_output_embeddings
-from pipeline.surgery.rows import grow_table
-from pipeline.surgery.tables import check_per_position_start
-from pipeline.surgery.trained_vectors import TrainedVectors, train_vectors
-from pipeline.surgery.transplant import transplant_vectors
-from pipeline.surgery.vectors import coverage_report
+from pipeline.surgery.operate import SurgeryContext, SurgeryReport, UnfreezeSchedule, check_vocabulary, operate
 from pipeline.tasks.base import Task
 from pipeline.tasks.registry import build_task
 from pipeline.vocabulary.added import AddedTokens
@@ -68,7 +61,7 @@ class Experiment:
     data: EncodedData
     metrics: list[LoadedMetric]
     max_length: int
-    input_report: dict[str, Any]
+    input_report: InputLayerReport
     unfreeze_schedule: UnfreezeSchedule
     skips_unread_positions: bool
 
@@ -81,57 +74,21 @@ class Experiment:
         return [p for params in self.unfreeze_schedule.values() for p in params]
 
 
-def build_layers(
+def surgery_context(
     recipe: Recipe,
     family: Family,
     accelerator: Accelerator,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    original: PreTrainedTokenizerBase | None = None,
-    added: AddedTokens | None = None,
-    trained: TrainedVectors | None = None,
-    grown: dict[str, Any] | None = None,
-) -> tuple[SurgeryReport, UnfreezeSchedule]:
-    """Layer surgery, what trains inside a layer (tie, rows, LoRA), then the freeze / finetune policies; returns
-    what surgery did (its report, complete: nothing adds to it later) and the unfreeze schedule.
-
-    original: the pretrained table's tokenizer, when the recipe builds a new one; added: the tokens
-    `model.add_tokens` added, and grown: how the table grew for them; trained: static vectors trained on the corpus
-    (`train: {...}`)."""
-    fresh = recipe.model.config is not None
-    report = apply_surgery(
-        family, model, tokenizer, recipe.layers, recipe.train.seed, pretrained=not fresh, original=original,
-        trained=trained and trained.vectors, positions=recipe.model.max_length,
-    )  # fmt: skip
-    check_vocabulary(model, tokenizer)
-    if report.position_rows and report.position_rows > tokenizer.model_max_length:
-        # A longer position table: the tokenizer (saved with the model) must not truncate below it.
-        tokenizer.model_max_length = report.position_rows
-    report.scope = apply_training_scope(family, model, tokenizer, recipe.layers, added)
-    if trained is not None:
-        report.scope["trained_vectors"] = trained.report
-    if grown is not None:
-        report.scope["added_tokens"] = grown
-    report.sources["output_embeddings"] = describe_output_embeddings(model, recipe.layers.head.policy)
-    schedule = apply_layer_policies(family, model, recipe.layers)
-    if "rows" in report.scope and accelerator.distributed_type == DistributedType.FSDP:
-        raise PipelineError(
-            "rows trains a few rows beside a frozen table, which FSDP would shard apart; train the whole table "
-            "(drop rows) or run without FSDP (DDP keeps the rows whole)",
-            field="layers.token_embeddings.rows",
-        )
-    if schedule and accelerator.num_processes > 1:
-        raise PipelineError(
-            "gradual unfreezing (unfreeze_at_step / unfreeze_at_epoch) runs in a single process for now", field="layers"
-        )
+    texts: list[str],
+    original: PreTrainedTokenizerBase | None,
+    added: tuple[PreTrainedTokenizerBase, AddedTokens] | None,
+) -> SurgeryContext:
+    """What surgery needs of the recipe and the run besides the model and the tokenizer."""
     fsdp = accelerator.state.fsdp_plugin if accelerator.distributed_type == DistributedType.FSDP else None
-    mixed = len({p.requires_grad for p in model.parameters()}) > 1
-    if fsdp is not None and mixed and not getattr(fsdp, "use_orig_params", True):
-        raise PipelineError(
-            "FSDP with frozen and trainable parameters needs fsdp_use_orig_params: true in the accelerate config",
-            field="layers",
-        )
-    return report, schedule
+    return SurgeryContext(
+        family=family, seed=recipe.train.seed, pretrained=recipe.model.config is None,
+        max_length=recipe.model.max_length, texts=texts, original=original, add_tokens=recipe.model.add_tokens,
+        added=added, fsdp=fsdp, processes=accelerator.num_processes,
+    )  # fmt: skip
 
 
 def check_sizes(
@@ -189,43 +146,14 @@ def input_report(
     data: EncodedData,
     dropped: dict[str, int],
     vocabulary: dict[str, Any] | None,
-) -> dict[str, Any]:
+) -> InputLayerReport:
     """What `input_layers.json` holds: each input layer's source, the data counts, vector coverage, the vocabulary."""
     counts = {name: dict(values) for name, values in data.counts.items()}
     if recipe.data.drop_missing_labels:
         for name, count in dropped.items():
             counts[name]["dropped_missing_labels"] = count
-    report: dict[str, Any] = {"sources": surgery.sources, "data": counts}
-    if vocabulary is not None:
-        report["vocabulary"] = vocabulary
-    if surgery.rotary is not None:
-        report["rotary"] = surgery.rotary
-    report |= surgery.scope
-    if surgery.alignment is not None:
-        report["coverage"] = coverage_report(surgery.alignment, data.splits[recipe.data.train_split]["input_ids"])
-    return report
-
-
-def table_changes(recipe: Recipe) -> list[str]:
-    """What the recipe does to the shape of the token table: replace it, grow it, train it by rows."""
-    table = recipe.layers.token_embeddings
-    changes = ["layers.token_embeddings.policy: replace"] if isinstance(table, ReplacedTable) else []
-    by_rows = isinstance(table, FinetunedTable) and table.rows is not None
-    return changes + ["model.add_tokens"] * (recipe.model.add_tokens is not None) + ["rows"] * by_rows
-
-
-def static_vectors(
-    recipe: Recipe, texts: list[str], original: PreTrainedTokenizerBase | None, tokenizer: PreTrainedTokenizerBase
-) -> TrainedVectors | None:
-    """Vectors the token-table policy trains on the corpus: word vectors (`init: vectors` with `train`), or token
-    vectors under both tokenizers (`transfer: focus`, and `omp` without a donor); none for the others."""
-    table, seed = recipe.layers.token_embeddings, recipe.train.seed
-    if isinstance(table, VectorTable) and table.train is not None:
-        return train_vectors(table.train, texts, seed)
-    spec = table.token_vectors() if isinstance(table, Transfer) else None
-    if original is not None and spec is not None:
-        return transplant_vectors(spec, texts, original, tokenizer, seed)
-    return None
+    coverage = surgery.coverage(data.splits[recipe.data.train_split]["input_ids"])
+    return InputLayerReport(counts, surgery, vocabulary, coverage)
 
 
 def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Experiment:
@@ -250,16 +178,8 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
         recipe.model, family, task.auto_class, tokenizer, task.head_kwargs(), recipe.replaces_vocabulary()
     )
     task.prepare_model(model)
-    check_per_position_start(model, table_changes(recipe))
-    added, grown = None, None
-    if additions is not None:
-        before, added = additions
-        new_rows = grow_table(model, added, recipe.model.add_tokens, before, recipe.train.seed, tokenizer, texts)
-        grown = {"added": new_rows, "skipped": added.skipped, "special": added.special}
-    trained = static_vectors(recipe, texts, original, tokenizer)
-    surgery, schedule = build_layers(
-        recipe, family, runtime.accelerator, model, tokenizer, original, added, trained, grown
-    )
+    context = surgery_context(recipe, family, runtime.accelerator, texts, original, additions)
+    surgery = operate(model, tokenizer, recipe.layers, context)
     max_length = resolve_max_length(recipe.model, family.position_limit(model), tokenizer)
     check_lengths(recipe, family, model)
     data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)
@@ -267,14 +187,15 @@ def build_experiment(recipe: Recipe, built_tokenizer: Path | None = None) -> Exp
     vocabulary = None
     if original is not None:
         vocabulary = {
-            **(surgery.transfer or {"new_vocabulary": len(tokenizer), "old_vocabulary": len(original)}),
+            **(surgery.report.transfer or {"new_vocabulary": len(tokenizer), "old_vocabulary": len(original)}),
             "old_tokenizer": tokenization_stats(original, texts),
             "new_tokenizer": tokenization_stats(tokenizer, texts),
         }
     return Experiment(
         recipe=recipe, family=family, runtime=runtime, task=task, tokenizer=tokenizer, model=model, data=data,
         metrics=build_metrics(recipe, task), max_length=max_length,
-        input_report=input_report(recipe, surgery, data, dropped, vocabulary), unfreeze_schedule=schedule,
+        input_report=input_report(recipe, surgery.report, data, dropped, vocabulary),
+        unfreeze_schedule=surgery.schedule,
         skips_unread_positions=skip_unread_positions(recipe, family, model),
     )  # fmt: skip
 
@@ -301,7 +222,7 @@ def build_evaluation(recipe: Recipe, model_dir: Path) -> Experiment:
     data = encoded_data(recipe, task, raw, tokenizer, max_length, family.token_features(model), runtime.accelerator)
     return Experiment(
         recipe=recipe, family=family, runtime=runtime, task=task, tokenizer=tokenizer, model=model, data=data,
-        metrics=build_metrics(recipe, task), max_length=max_length, input_report={"sources": {}, "data": data.counts},
+        metrics=build_metrics(recipe, task), max_length=max_length, input_report=InputLayerReport(data.counts),
         unfreeze_schedule={}, skips_unread_positions=skip_unread_positions(recipe, family, model),
     )  # fmt: skip
 

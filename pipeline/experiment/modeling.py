@@ -143,16 +143,6 @@ def original_tokenizer(recipe: Recipe, family: Family) -> PreTrainedTokenizerBas
     return load_tokenizer(recipe.model.model_copy(update={"tokenizer": None}), family)
 
 
-def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-    """The model's table must have a row for every token id."""
-    if model.get_input_embeddings().num_embeddings < len(tokenizer):
-        raise PipelineError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model's table only "
-            f"{model.get_input_embeddings().num_embeddings} rows: they do not belong together",
-            field="model.tokenizer",
-        )
-
-
 def _fresh_model(
     cfg: ModelConfig, family: Family, auto_class: Any, tokenizer: PreTrainedTokenizerBase, head_kwargs: dict[str, Any]
 ) -> PreTrainedModel:

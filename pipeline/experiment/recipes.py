@@ -18,11 +18,11 @@ from pipeline.families.registry import family_spec
 from pipeline.families.spec import FamilySpec
 from pipeline.paths import is_gguf
 from pipeline.recipe.io import parse_recipe, read_recipe
-from pipeline.recipe.layers import LoraBody, Transfer, VectorFile, VectorTable, is_npy
-from pipeline.recipe.positions import FinetunedPositions, NewTable, NoPositions, Positions, ReplacedPositions
+from pipeline.recipe.layers import LayersConfig
+from pipeline.recipe.positions import FinetunedPositions, PositionPolicy
 from pipeline.recipe.schema import Recipe
-from pipeline.recipe.variants import either
-from pipeline.tasks.registry import register_built_in_tasks
+from pipeline.recipe.variants import either, union_members
+from pipeline.tasks.registry import register_built_in_tasks, task_type
 
 
 def check_metrics(recipe: Recipe) -> None:
@@ -73,38 +73,34 @@ def check_family(recipe: Recipe) -> None:
     check_positions(family, recipe.layers.positions)
 
 
-def check_positions(family: FamilySpec, policy: Positions) -> None:
-    """A position policy the family takes (its spec says which variants): a table's, a rotation's, or none."""
-    if family.no_position_table and not family.rotary and policy != FinetunedPositions():
+def check_positions(family: FamilySpec, policy: PositionPolicy) -> None:
+    """A position policy the family takes (each variant says which kinds of positions it applies to)."""
+    kind = family.position_kind
+    if kind == "none":
+        if policy != FinetunedPositions():
+            raise PipelineError(f"not applicable to family {family.name} ({family.no_position_table}); remove it",
+                                field="layers.positions")  # fmt: skip
+        return
+    described = "rotates queries and keys instead" if kind == "rotary" else "has a position table"
+    if kind not in policy.applies_to:
+        takes = either([v.tags["init"] for v in union_members(LayersConfig.model_fields["positions"])
+                        if kind in v.applies_to and "init" in v.tags])  # fmt: skip
+        what = "replaces a position table" if "table" in policy.applies_to else "applies to rotary decoders"
         raise PipelineError(
-            f"not applicable to family {family.name} ({family.no_position_table}); remove it", field="layers.positions"
-        )
-    accepted = family.position_variants()
-    kind = "rotates queries and keys instead" if family.rotary else "has a position table"
-    if isinstance(policy, ReplacedPositions) and not isinstance(policy, accepted):
-        takes = either([variant.tags["init"] for variant in accepted])
-        what = "replaces a position table" if isinstance(policy, NewTable) else "applies to rotary decoders"
-        raise PipelineError(
-            f"init: {policy.tags['init']} {what}; family {family.name} {kind} (its positions take init: {takes})",
+            f"init: {policy.tags['init']} {what}; family {family.name} {described} (its positions take init: {takes})",
             field="layers.positions.init",
         )
-    if isinstance(policy, NoPositions):  # `none` is a table of zeros, or no rotation: each reads its own fields
-        stray = ["layers"] * (policy.layers is not None and not family.rotary) + [
-            name
-            for name in ("max_positions", "combine")
-            if family.rotary and getattr(policy, name) != NoPositions.model_fields[name].default
-        ]
-        if stray:
-            raise PipelineError(f"{stray[0]} does not apply to init: none on family {family.name}, which {kind}",
-                                field=f"layers.positions.{stray[0]}")  # fmt: skip
+    stray = policy.fields_not_for(kind)
+    if stray:
+        raise PipelineError(
+            f"{stray[0]} does not apply to init: {policy.tags['init']} on family {family.name}, which {described}",
+            field=f"layers.positions.{stray[0]}",
+        )
 
 
 def check_body(recipe: Recipe) -> None:
     """`layers.encoder: lora` needs a family that names its linear layers (or targets given)."""
-    encoder = recipe.layers.encoder
-    if not isinstance(encoder, LoraBody) or encoder.target_modules is not None:
-        return
-    if not family_spec(recipe.model.family).lora_targets:
+    if recipe.layers.encoder.needs_default_targets() and not family_spec(recipe.model.family).lora_targets:
         raise PipelineError(
             f"family {recipe.model.family} has no default LoRA targets: name target_modules (its linear layers)",
             field="layers.encoder.target_modules",
@@ -112,19 +108,13 @@ def check_body(recipe: Recipe) -> None:
 
 
 def optional_libraries(recipe: Recipe) -> list[tuple[str, str, str]]:
-    """(module, feature, field) for every optional library the recipe's features import."""
-    needs = []
-    if isinstance(recipe.layers.encoder, LoraBody):
-        needs.append(("peft", "policy: lora", "layers.encoder"))
-    table = recipe.layers.token_embeddings
-    if isinstance(table, VectorTable) and table.train is not None:
-        needs.append(("gensim", "training vectors", "layers.token_embeddings.train"))
-    elif isinstance(table, Transfer) and table.token_vectors() is not None:
-        needs.append(("gensim", f"transfer: {table.transfer} (token vectors)", "layers.token_embeddings.transfer"))
-    elif (
-        isinstance(table, VectorFile) and table.vectors is not None and not is_npy(table.vectors, table.vectors_format)
-    ):
-        needs.append(("gensim", "reading GloVe, word2vec or fastText files", "layers.token_embeddings.vectors"))
+    """(module, feature, field) for every optional library the recipe's features import (each layer variant says
+    which it needs)."""
+    needs = [
+        (need.module, need.feature, ".".join(filter(None, ("layers", name, need.field))))
+        for name in LayersConfig.model_fields
+        for need in getattr(recipe.layers, name).needs()
+    ]
     if isinstance(recipe.model.name_or_path, str) and is_gguf(recipe.model.name_or_path):
         needs.append(("gguf", "a .gguf checkpoint", "model.name_or_path"))
     if "tensorboard" in recipe.train.report_to:
@@ -142,9 +132,21 @@ def check_optional_libraries(recipe: Recipe) -> None:
             raise PipelineError(f"{tracker} is not installed (pip install {packages[0]})", field="train.report_to")
 
 
+def check_task(recipe: Recipe) -> None:
+    """What the task type says of itself and the recipe must fit: a head that reads the token table needs one table
+    shared by every position."""
+    if recipe.layers.token_embeddings.per_position_tables() and task_type(recipe.task.type).reads_token_table:
+        raise PipelineError(
+            f"per_position gives every position a table of its own, and the {recipe.task.type} head reads the token "
+            "table: use a task whose head does not",
+            field="layers.token_embeddings.per_position",
+        )
+
+
 def check_recipe(recipe: Recipe) -> Recipe:
-    """The checks that need registries (families, metrics) or installed packages; returns the recipe."""
+    """The checks that need registries (families, task types, metrics) or installed packages; returns the recipe."""
     check_family(recipe)
+    check_task(recipe)
     check_metrics(recipe)
     check_body(recipe)
     check_optional_libraries(recipe)

@@ -160,8 +160,12 @@ class Family:
         return None
 
     # --- rotary positions (families with `rotary = True`) -------------------------------------------------------------
-    def replace_rotary_positions(self, model: PreTrainedModel, policy: Any) -> None:
-        """Apply a `layers.positions` replace policy (`init: rope` or `none`) to a rotary model."""
+    def new_rotation(self, model: PreTrainedModel, policy: Any) -> None:
+        """`init: rope`: rotate with a new base, scaling or share of each head (a `RopePositions`)."""
+        raise ValueError(f"family {self.name} has no rotary positions")
+
+    def stop_rotation(self, model: PreTrainedModel, layers: list[int] | None) -> None:
+        """`init: none`: no rotation in these layers (None: in every layer)."""
         raise ValueError(f"family {self.name} has no rotary positions")
 
     def rotary_positions(self, model: PreTrainedModel) -> dict[str, Any] | None:

@@ -8,18 +8,18 @@ run processes: from a module named in `EMBEDLAB_PLUGINS`, see `pipeline.plugins`
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from pipeline.errors import did_you_mean
 from pipeline.families import bert, bilstm, gpt2, llama
 from pipeline.families.spec import FamilySpec
+from pipeline.lazy import Lazy
 
 if TYPE_CHECKING:  # the implementations import torch; the registry itself stays light
     from pipeline.families.base import Family
 
 FAMILIES: dict[str, FamilySpec] = {}
-_IMPLEMENTATIONS: dict[str, Family | str] = {}  # the instance, or the module whose FAMILY it is (not yet imported)
+_IMPLEMENTATIONS: dict[str, Family | Lazy] = {}  # the instance, or a reference to it (its module not yet imported)
 
 
 def register_family(family: Family) -> Family:
@@ -40,8 +40,8 @@ def family_named(name: str) -> Family:
     """The implementation of the registered family called `name` (importing a built-in one on first use)."""
     family_spec(name)
     implementation = _IMPLEMENTATIONS[name]
-    if isinstance(implementation, str):
-        implementation = _IMPLEMENTATIONS[name] = importlib.import_module(implementation).FAMILY
+    if isinstance(implementation, Lazy):
+        implementation = _IMPLEMENTATIONS[name] = implementation()
     return implementation
 
 
@@ -52,4 +52,4 @@ def family_of_model_type(model_type: str) -> Family | None:
 
 for _package in (bert, gpt2, bilstm, llama):
     FAMILIES[_package.SPEC.name] = _package.SPEC
-    _IMPLEMENTATIONS[_package.SPEC.name] = f"{_package.__name__}.family"
+    _IMPLEMENTATIONS[_package.SPEC.name] = Lazy(f"{_package.__name__}.family:FAMILY")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.recipe.positions import ROTARY_POSITIONS, TABLE_POSITIONS, ReplacedPositions
-
 
 @dataclass(frozen=True)
 class FamilySpec:
@@ -16,9 +14,7 @@ class FamilySpec:
     no_position_table: why the family has no absolute position table (None when it has one);
     needs_max_length: the model states no length limit, so the recipe must set `model.max_length`;
     rotary: positions rotate queries and keys (position policies then mean a base, a scaling, partial or no rotation);
-    lora_targets: the linear layers `layers.encoder: lora` adapts by default (none: the recipe must name them);
-    positions: the `replace` variants of `layers.positions` it takes (default: those of its kind of positions: a
-    table's, a rotation's, or none for a family without either).
+    lora_targets: the linear layers `layers.encoder: lora` adapts by default (none: the recipe must name them).
     """
 
     name: str
@@ -28,12 +24,8 @@ class FamilySpec:
     needs_max_length: bool = False
     rotary: bool = False
     lora_targets: tuple[str, ...] = ()
-    positions: tuple[type[ReplacedPositions], ...] | None = None
 
-    def position_variants(self) -> tuple[type[ReplacedPositions], ...]:
-        """The `replace` variants of `layers.positions` this family takes."""
-        if self.positions is not None:
-            return self.positions
-        if self.rotary:
-            return ROTARY_POSITIONS
-        return () if self.no_position_table else TABLE_POSITIONS
+    @property
+    def position_kind(self) -> str:
+        """What its positions are: `rotary`, an absolute `table`, or `none` (the variants' `applies_to` names)."""
+        return "rotary" if self.rotary else "none" if self.no_position_table else "table"

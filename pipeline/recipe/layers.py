@@ -3,20 +3,21 @@
 Each policy is one of a few variants, each a model with only its own fields (`pipeline.recipe.variants`): the token
 table is frozen, fine-tuned, or replaced by random rows, static vectors or rows transferred from the pretrained
 table; positions are frozen, fine-tuned, or replaced by a sinusoidal, learned, extended or empty table, or for rotary
-decoders a new rotation. Surgery dispatches on the variant's class; the YAML spelling is `policy` (and `init`, and
-`transfer`) as before, and the short form `token_embeddings: freeze` too.
+decoders a new rotation. A variant says what it is in facts (`replaces_table`, `needs`...), read by the recipe checks
+without any model code; what it does to a model is its implementation, registered beside it in `pipeline.surgery`.
+The YAML spelling is `policy` (and `init`, and `transfer`), and the short form `token_embeddings: freeze` too.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.paths import looks_like_hub_id
 from pipeline.recipe.base import MAX_SIZE, Strict, existing_path
 from pipeline.recipe.positions import FinetunedPositions, Positions
-from pipeline.recipe.variants import Frozen, LayerPolicy, ThenTrained, variant_union
+from pipeline.recipe.variants import Frozen, LayerPolicy, Need, ThenTrained, variant_union
 
 
 # --- the token-embedding table ---------------------------------------------------------------------------------
@@ -68,6 +69,12 @@ class VectorFile(Strict):
             raise ValueError("a .npy matrix needs vectors_vocab (its words, one per row: text lines or parquet)")
         return self
 
+    def file_needs(self) -> list[Need]:
+        """gensim reads every vectors file but a .npy matrix."""
+        if self.vectors is None or is_npy(self.vectors, self.vectors_format):
+            return []
+        return [Need("gensim", "reading GloVe, word2vec or fastText files", "vectors")]
+
 
 def is_npy(path: str, vectors_format: str) -> bool:
     """Whether a vectors file is read as a NumPy matrix (its format says so, or `auto` and the name ends in .npy)."""
@@ -83,18 +90,32 @@ class TokenTablePolicy(LayerPolicy):
         "or `untie` it into a tensor of its own, which `layers.head.policy` trains or freezes.",
     )
 
+    def replaces_table(self) -> bool:
+        """Whether the pretrained table gives way to a new one (which a new tokenizer's ids can index)."""
+        return False
+
+    def moves_to_tokenizer(self) -> bool:
+        """Whether the pretrained table's rows are moved to another tokenizer (`init: transfer`)."""
+        return False
+
+    def trained_rows(self) -> Literal["new"] | list[str | int] | None:
+        """The only rows that train (None: the whole table, or none, as `is_frozen` says)."""
+        return None
+
+    def per_position_tables(self) -> bool:
+        """Whether every position gets a table of its own."""
+        return False
+
 
 class FrozenTable(Frozen, TokenTablePolicy):
     """`freeze`: the pretrained table as it is, no gradient, no optimizer state."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "freeze"}
     policy: Literal["freeze"] = Field("freeze", description="`freeze` the pretrained table.")
 
 
 class FinetunedTable(TokenTablePolicy):
     """`finetune`: the pretrained table trained, all of it or only some rows."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "finetune"}
     policy: Literal["finetune"] = Field("finetune", description="`finetune` the pretrained table.")
     rows: Literal["new"] | list[str | int] | None = Field(
         None,
@@ -110,17 +131,22 @@ class FinetunedTable(TokenTablePolicy):
             raise ValueError("rows lists no token")
         return value
 
+    def trained_rows(self) -> Literal["new"] | list[str | int] | None:
+        return self.rows
+
 
 class ReplacedTable(ThenTrained, TokenTablePolicy):
     """`replace`: a new table (then trained or frozen)."""
 
     policy: Literal["replace"] = Field("replace", description="`replace` the table; `init` says with what.")
 
+    def replaces_table(self) -> bool:
+        return True
+
 
 class RandomTable(ReplacedTable):
     """`replace` × `random`: fresh normal rows."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "random"}
     init: Literal["random"] = Field(description="A fresh random table.")
     std: float | None = Field(None, gt=0, description="The normal std (default: the old table's std).")
     per_position: bool = Field(
@@ -130,11 +156,13 @@ class RandomTable(ReplacedTable):
         "their training state would not fit in memory.",
     )
 
+    def per_position_tables(self) -> bool:
+        return self.per_position
+
 
 class VectorTable(ReplacedTable, VectorFile):
     """`replace` × `vectors`: static word vectors (a file, or trained on the corpus) aligned to the vocabulary."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "vectors"}
     init: Literal["vectors"] = Field(description="Static word vectors aligned to the vocabulary.")
     train: VectorTraining | None = Field(
         None,
@@ -155,6 +183,9 @@ class VectorTable(ReplacedTable, VectorFile):
                              "corpus), one of the two")  # fmt: skip
         return self
 
+    def needs(self) -> list[Need]:
+        return [Need("gensim", "training vectors", "train")] if self.train is not None else self.file_needs()
+
 
 class Transfer(ReplacedTable):
     """`replace` × `transfer`: the pretrained table moved to another tokenizer (`model.tokenizer`: another model's
@@ -170,11 +201,18 @@ class Transfer(ReplacedTable):
         """The token vectors the method trains on the corpus under both tokenizers (none by default)."""
         return None
 
+    def moves_to_tokenizer(self) -> bool:
+        return True
+
+    def needs(self) -> list[Need]:
+        if self.token_vectors() is None:
+            return []
+        return [Need("gensim", f"transfer: {self.tags['transfer']} (token vectors)", "transfer")]
+
 
 class MeanTransfer(Transfer):
     """`transfer: mean`: a new token is the mean of the old rows of the pieces the old tokenizer splits it into."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "mean"}
     transfer: Literal["mean"] = Field("mean", description="A new token is the mean of its old pieces' rows.")
 
 
@@ -182,7 +220,6 @@ class WeightedTransfer(Transfer, VectorFile):
     """`transfer: weighted`: a new token is a similarity-weighted mix of the old tokens whose static vectors (a word
     vector file) are closest to its own."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "weighted"}
     transfer: Literal["weighted"] = Field(description="A mix of the old tokens closest in the static vectors.")
     vectors: str = Field(description="The static vectors that weigh the mix (formats as for init: vectors).")  # type: ignore[assignment]
 
@@ -190,6 +227,9 @@ class WeightedTransfer(Transfer, VectorFile):
     @classmethod
     def _vectors_exist(cls, value: str) -> str:
         return existing_path(value, "file")
+
+    def needs(self) -> list[Need]:
+        return self.file_needs()
 
 
 def token_vector_training() -> VectorTraining:
@@ -202,7 +242,6 @@ class FocusTransfer(Transfer):
     """`transfer: focus` (FOCUS, Dobler & de Melo 2023): a new token is a sparse mix of the shared tokens, weighted by
     the sparsemax of its cosine similarities to them in static token vectors trained on the training text."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "focus"}
     transfer: Literal["focus"] = Field(description="A sparsemax-weighted mix of the shared tokens.")
     train: VectorTraining = Field(
         default_factory=token_vector_training,
@@ -219,7 +258,6 @@ class OmpTransfer(Transfer):
     space, approximated by orthogonal matching pursuit as a mix of `k` shared (anchor) tokens; the same mix of their
     pretrained rows is its row."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "replace", "init": "transfer", "transfer": "omp"}
     transfer: Literal["omp"] = Field(description="A sparse mix of k anchor tokens fitted by OMP in a donor space.")
     k: int = Field(32, ge=1, le=1024, description="Anchor tokens per new token (the mix's sparsity).")
     donor: str | None = Field(
@@ -241,19 +279,6 @@ class OmpTransfer(Transfer):
         return self.train if self.donor is None else None  # a donor's table is the space
 
 
-TRANSFERS = (MeanTransfer, WeightedTransfer, FocusTransfer, OmpTransfer)
-
-
-TokenTable = (
-    FinetunedTable
-    | FrozenTable
-    | RandomTable
-    | VectorTable
-    | MeanTransfer
-    | WeightedTransfer
-    | FocusTransfer
-    | OmpTransfer
-)
 TokenEmbeddings = variant_union(
     "layers.token_embeddings",
     FinetunedTable, FrozenTable, RandomTable, VectorTable, MeanTransfer, WeightedTransfer, FocusTransfer, OmpTransfer,
@@ -269,27 +294,35 @@ class BodyPolicy(LayerPolicy):
         1.0, gt=0, le=1, description="Layer l of L trains at lr × decay^(L−l); embeddings at decay^L."
     )
 
+    def frozen_blocks(self) -> int:
+        """How many of the lowest blocks stay frozen while the rest trains."""
+        return 0
+
+    def needs_default_targets(self) -> bool:
+        """Whether the variant adapts the family's default LoRA targets (the family must name some)."""
+        return False
+
 
 class FrozenBody(Frozen, BodyPolicy):
     """`freeze`: the pretrained body as it is."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "freeze"}
     policy: Literal["freeze"] = Field("freeze", description="`freeze` the body.")
 
 
 class FinetunedBody(BodyPolicy):
     """`finetune`: the body trained (its lowest blocks may stay frozen)."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "finetune"}
     policy: Literal["finetune"] = Field("finetune", description="`finetune` the body.")
     freeze_bottom: int = Field(0, ge=0, description="Keep the lowest N transformer layers frozen.")
+
+    def frozen_blocks(self) -> int:
+        return self.freeze_bottom
 
 
 class LoraBody(BodyPolicy):
     """`lora`: the body frozen, low-rank adapters (PEFT) trained beside its linear layers; the saved model has them
     merged, the adapter is kept beside it."""
 
-    tags: ClassVar[dict[str, str]] = {"policy": "lora"}
     policy: Literal["lora"] = Field("lora", description="Low-rank adapters beside the frozen body.")
     r: int = Field(8, gt=0, le=4096, description="The rank of each adapter.")
     alpha: float = Field(16.0, gt=0, description="The adapters' scaling is alpha / r.")
@@ -298,26 +331,38 @@ class LoraBody(BodyPolicy):
         None, min_length=1, description="The linear layers to adapt (names or suffixes); null: the family's default."
     )
 
+    def needs(self) -> list[Need]:
+        return [Need("peft", "policy: lora", "")]
+
+    def needs_default_targets(self) -> bool:
+        return self.target_modules is None
+
 
 Body = variant_union("layers.encoder", FinetunedBody, FrozenBody, LoraBody, defaults={"policy": "finetune"})
 
 
-class HeadPolicy(Strict):
-    policy: Literal["freeze", "finetune"] = Field(
-        "finetune", description="The task head (and an untied LM head): trained, or frozen."
-    )
+class HeadPolicy(LayerPolicy):
+    """What every head variant takes: the learning-rate multiplier (`LayerPolicy`)."""
+
     lr_multiplier: float = Field(1.0, gt=0, description="The task head's learning rate is `train.lr` times this.")
 
-    @model_validator(mode="before")
-    @classmethod
-    def _from_shorthand(cls, value: Any) -> Any:
-        return {"policy": value} if isinstance(value, str) else value
+
+class FinetunedHead(HeadPolicy):
+    """`finetune`: the task head (and an untied LM head) trained."""
+
+    policy: Literal["finetune"] = Field("finetune", description="`finetune` the task head (and an untied LM head).")
+
+
+class FrozenHead(HeadPolicy):
+    """`freeze`: the task head (and an untied LM head) kept as it starts."""
+
+    policy: Literal["freeze"] = Field("freeze", description="`freeze` the task head (and an untied LM head).")
 
     def is_frozen(self) -> bool:
-        return self.policy == "freeze"
+        return True
 
-    def unfreeze_when(self) -> tuple[str, int] | None:
-        return None
+
+Head = variant_union("layers.head", FinetunedHead, FrozenHead, defaults={"policy": "finetune"})
 
 
 class LayersConfig(Strict):
@@ -329,4 +374,4 @@ class LayersConfig(Strict):
         description="Policy for the positions: the absolute position table, or for rotary decoders the rotation.",
     )
     encoder: Body = Field(default_factory=FinetunedBody, description="Policy for the rest of the pretrained body.")
-    head: HeadPolicy = Field(default_factory=HeadPolicy, description="The task head.")
+    head: Head = Field(default_factory=FinetunedHead, description="The task head.")

@@ -85,6 +85,14 @@ class AddTokens(Strict):
         """`init: mean`: new rows from the table's mean and covariance (transformers' mean resizing)."""
         return self.init == "mean"
 
+    def fits_rows(self) -> bool:
+        """`init: distill`: the rows start as `compose` makes them, then are fitted on the training text."""
+        return self.init == "distill"
+
+    def row_start(self) -> str | CopyRow:
+        """How each new row starts (`distill` starts from the pieces' mean, as `compose`)."""
+        return "compose" if self.fits_rows() else self.init
+
     @model_validator(mode="after")
     def _distill_budget_only_for_distill(self) -> AddTokens:
         # a saved recipe lists the default budget: only a budget set for another init is refused

@@ -22,9 +22,10 @@ from pydantic import (
 )
 
 from pipeline.recipe.base import MAX_SEED, MAX_SIZE, Strict, existing_path
-from pipeline.recipe.layers import TRANSFERS, FinetunedTable, LayersConfig, RandomTable, ReplacedTable
+from pipeline.recipe.layers import LayersConfig
+from pipeline.recipe.migrate import migrate_saved
 from pipeline.recipe.model import ModelConfig, TokenizerBuild
-from pipeline.recipe.tasks import TaskSection, section_for
+from pipeline.recipe.tasks import SECTIONS, TaskSection, section_for
 from pipeline.recipe.variants import SAVED
 
 DATA_FORMATS = {
@@ -216,9 +217,9 @@ class EvalConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _moved_to_task_sections(cls, value: Any) -> Any:
-        moved = {"lengths": "language-modeling", "threshold": "multi-label"}
-        for key, task in moved.items():
+        for key in ("lengths", "threshold"):
             if isinstance(value, dict) and key in value:
+                task = next((name for name, section in SECTIONS.items() if key in section.model_fields), "task's")
                 raise ValueError(f"{key} moved to the {task} task section: write task.{key}, not eval.{key}")
         return value
 
@@ -240,15 +241,9 @@ class Recipe(Strict):
     @model_validator(mode="before")
     @classmethod
     def _older_run_folder(cls, value: Any, info: ValidationInfo) -> Any:
-        """A run folder saved before `task.lengths` and `task.threshold` moved to their task sections: moved there
-        (or dropped at their old defaults), so it can still be re-scored."""
-        if not (info.context and info.context.get(SAVED)) or not isinstance(value, dict):
-            return value
-        evaluation, task = dict(value.get("eval") or {}), dict(value.get("task") or {})
-        for key, default in (("lengths", None), ("threshold", 0.5)):
-            if key in evaluation and (setting := evaluation.pop(key)) != default:
-                task[key] = setting
-        return {**value, "eval": evaluation, "task": task} if "eval" in value else value
+        """A run folder's resolved recipe, saved by an older version, in today's form (`pipeline.recipe.migrate`)."""
+        saved = bool(info.context and info.context.get(SAVED))
+        return migrate_saved(value) if saved and isinstance(value, dict) else value
 
     @field_validator("task", mode="wrap")
     @classmethod
@@ -266,33 +261,28 @@ class Recipe(Strict):
         that tokenizer's vocabulary). A tokenizer named with the table kept is read as the model's own."""
         if self.model.config is not None or self.model.tokenizer is None:
             return False
-        replaced = isinstance(self.layers.token_embeddings, ReplacedTable)
-        return isinstance(self.model.tokenizer, TokenizerBuild) or replaced
+        return isinstance(self.model.tokenizer, TokenizerBuild) or self.layers.token_embeddings.replaces_table()
 
     @model_validator(mode="after")
     def _parts_fit_together(self) -> Recipe:
         table = self.layers.token_embeddings
         new_vocabulary = isinstance(self.model.tokenizer, TokenizerBuild)
-        if new_vocabulary and self.model.config is None and not isinstance(table, ReplacedTable):
+        if new_vocabulary and self.model.config is None and not table.replaces_table():
             raise ValueError(
                 "model.tokenizer: a new tokenizer's ids mean nothing to a pretrained model's table; replace the table "
                 "(layers.token_embeddings: {policy: replace, init: transfer}, or init: random / vectors)"
             )
-        if isinstance(table, TRANSFERS) and (self.model.config is not None or self.model.tokenizer is None):
+        if table.moves_to_tokenizer() and (self.model.config is not None or self.model.tokenizer is None):
             raise ValueError(
                 "layers.token_embeddings.init: transfer moves a pretrained table (model.name_or_path) to another "
                 "tokenizer (model.tokenizer: another model's tokenizer, or {build: wordpiece | bpe | word})"
             )
-        if isinstance(table, FinetunedTable) and table.rows == "new" and self.model.add_tokens is None:
+        if table.trained_rows() == "new" and self.model.add_tokens is None:
             raise ValueError(
                 "layers.token_embeddings.rows: new trains the rows of added tokens; model.add_tokens adds none"
             )
-        per_position = isinstance(table, RandomTable) and table.per_position
-        if per_position and (self.model.max_length is None or self.task.type == "language-modeling"):
-            raise ValueError(
-                "layers.token_embeddings.per_position needs model.max_length (one table per position) and a task "
-                "whose head does not read the token table (not language-modeling)"
-            )
+        if table.per_position_tables() and self.model.max_length is None:
+            raise ValueError("layers.token_embeddings.per_position needs model.max_length (one table per position)")
         if self.model.add_tokens is not None and self.replaces_vocabulary():
             raise ValueError("model.add_tokens: a new tokenizer is built from the data; add its tokens there, not here")
         if self.eval.metrics is None and self.task.default_metrics is not None:

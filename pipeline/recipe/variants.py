@@ -1,10 +1,13 @@
 """Policy variants: one pydantic model per variant of a layer's policy, with only its own fields, joined in a union
 picked by the variant's tags (`policy`, then `init`, then `transfer`...), as the YAML has always spelt them.
 
-A variant names its tags (`tags = {"policy": "replace", "init": "random"}`); `variant_union` joins the variants of
-one layer. Before pydantic validates the chosen variant, `VariantSet.pick` expands the short form (`freeze` is
-`{policy: freeze}`), finds the variant the tags name (one line naming what is missing or unknown otherwise), and
-refuses a field that belongs to another variant with one line naming the variant that has it.
+A variant's tags are its one-value `Literal` fields named in `TAG_KEYS` (`policy: Literal["replace"]` and
+`init: Literal["random"]` make `tags == {"policy": "replace", "init": "random"}`), derived once when the class is made;
+`variant_union` joins the variants of one layer, and that union is the one list of them. Before pydantic validates
+the chosen variant, `VariantSet.pick` expands the short form (`freeze` is `{policy: freeze}`), finds the variant the
+tags name (one line naming what is missing or unknown otherwise), and refuses a field that belongs to another variant
+with one line naming the variant that has it. Run folders saved before policies were variants are migrated when read
+(`pipeline.recipe.migrate`), not here.
 
 Below the machinery, what the variants of every layer share: `LayerPolicy` (the learning-rate multiplier), and the
 mixins `Frozen` (a layer kept as it is, maybe unfrozen later) and `ThenTrained` (a new layer, then trained or frozen).
@@ -13,21 +16,36 @@ mixins `Frozen` (a layer kept as it is, maybe unfrozen later) and `ThenTrained` 
 from __future__ import annotations
 
 import typing
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, ValidationInfo, model_serializer, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, model_serializer, model_validator
 from pydantic.fields import FieldInfo
 
 from pipeline.errors import did_you_mean
 from pipeline.recipe.base import Strict
 
-SAVED = "saved"  # validation context key: the recipe is a run folder's resolved recipe (see `VariantSet.pick`)
+SAVED = "saved"  # validation context key: the recipe is a run folder's resolved recipe (see `pipeline.recipe.migrate`)
+TAG_KEYS = ("policy", "init", "transfer", "type")  # the fields that pick a variant, in the order they are matched
+
+
+class Need(NamedTuple):
+    """An optional library a variant imports: its module, the feature in words, and the field (under the layer's
+    own path) that asks for it."""
+
+    module: str
+    feature: str
+    field: str
 
 
 class Variant(Strict):
     """Base of a policy variant: its tags, which the YAML spells as fields (`policy: replace`, `init: random`)."""
 
     tags: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.tags = tags_of(cls)
 
     @model_serializer(mode="wrap")
     def _tags_first(self, handler: Any) -> dict[str, Any]:
@@ -39,6 +57,17 @@ class Variant(Strict):
     def in_words(cls) -> str:
         """The variant as the YAML names it: `policy: replace, init: random`."""
         return ", ".join(f"{key}: {value}" for key, value in cls.tags.items())
+
+
+def tags_of(variant: type[Strict]) -> dict[str, str]:
+    """The tags a variant's fields spell: each field of `TAG_KEYS` typed as a `Literal` of one value."""
+    tags = {}
+    for key in TAG_KEYS:
+        field = variant.model_fields.get(key)
+        values = typing.get_args(field.annotation) if field is not None else ()
+        if field is not None and typing.get_origin(field.annotation) is Literal and len(values) == 1:
+            tags[key] = values[0]
+    return tags
 
 
 class VariantSet:
@@ -66,7 +95,7 @@ class VariantSet:
             said.append(f"{key}: {chosen}")
         return candidates[0]
 
-    def pick(self, value: Any, info: ValidationInfo) -> Any:
+    def pick(self, value: Any) -> Any:
         """A raw policy checked against its variant before pydantic validates it (see the module's docstring)."""
         if isinstance(value, Variant):
             return value
@@ -75,18 +104,11 @@ class VariantSet:
         if not isinstance(value, dict):
             raise ValueError(f"expected a policy name or a mapping, got {type(value).__name__}")
         variant = self.match(value)
-        saved = bool(info.context and info.context.get(SAVED))
-        kept = dict(value)
-        for key, setting in value.items():
-            if key in variant.model_fields:
-                continue
+        for key in value:
             owners = [v for v in self.variants if key in v.model_fields]
-            if saved and (setting is None or any(setting == v.model_fields[key].default for v in owners)):
-                # A run folder saved before policies were variants lists every field with its default: not a setting.
-                del kept[key]
-            elif owners:
+            if key not in variant.model_fields and owners:
                 raise ValueError(f"{key} applies to {self.owners_in_words(owners)}, not to {variant.in_words()}")
-        return kept
+        return value
 
     def owners_in_words(self, owners: list[type[Variant]]) -> str:
         """The variants that have a field, each said by the shortest run of its tags that only owners share
@@ -116,12 +138,7 @@ class VariantSet:
 
 def variant_tag_keys() -> set[str]:
     """The keys that pick a policy variant anywhere in the schema (`policy`, `init`, `transfer`, `type`)."""
-    found, pending = set(), list(Variant.__subclasses__())
-    while pending:
-        variant = pending.pop()
-        found |= set(variant.tags)
-        pending += variant.__subclasses__()
-    return found
+    return set(TAG_KEYS)
 
 
 def either(options: list[str]) -> str:
@@ -210,6 +227,10 @@ class LayerPolicy(Variant):
     def is_frozen(self) -> bool:
         """Whether the layer's parameters start without gradients."""
         return False
+
+    def needs(self) -> list[Need]:
+        """The optional libraries this variant imports (checked at load, before anything is created)."""
+        return []
 
     def unfreeze_when(self) -> tuple[str, int] | None:
         return None

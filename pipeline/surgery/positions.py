@@ -1,12 +1,11 @@
-"""Position-table surgery: a new absolute position table for the variant of `layers.positions` a recipe names
-(sinusoidal, learned, extended, or zeros), combined with the token vectors by addition or concatenation.
-
-Rotary decoders have no table; their position variants are applied by their family (`Family.replace_rotary_positions`).
+"""The position variants' implementations (`pipeline.surgery.registry`): a new absolute position table for the
+variant of `layers.positions` a recipe names (sinusoidal, learned, extended, or zeros), combined with the token vectors
+by addition or concatenation; for rotary decoders, which have no table, a new rotation or none, applied by their
+family (`Family.new_rotation`, `Family.stop_rotation`); `freeze` and `finetune` keep the positions as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -15,9 +14,23 @@ from transformers import PreTrainedModel
 
 from pipeline.errors import PipelineError
 from pipeline.families.base import Family
-from pipeline.recipe.positions import ExtendedPositions, LearnedPositions, NewTable, NoPositions, SinusoidalPositions
+from pipeline.recipe.positions import (
+    ExtendedPositions,
+    FinetunedPositions,
+    FrozenPositions,
+    LearnedPositions,
+    NewTable,
+    NoPositions,
+    PositionPolicy,
+    RopePositions,
+    SinusoidalPositions,
+)
 from pipeline.resources import require_memory
+from pipeline.surgery.job import SurgeryJob
+from pipeline.surgery.registry import PositionSurgery, implements
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
+
+NewPositionTable = Any  # (policy, old module, rows) → (new module, description)
 
 
 def sinusoidal_positions(policy: SinusoidalPositions, old: nn.Module, rows: int) -> tuple[nn.Module, str]:
@@ -53,17 +66,10 @@ def extended_positions(policy: ExtendedPositions, old: nn.Module, rows: int) -> 
     return new, f"extended {weight.shape[0]} → {rows} ({policy.extend_mode})"
 
 
-# A position-table variant → the function that makes its new table (policy, old module, rows) → (module, description).
-POSITION_TABLES: dict[type[NewTable], Callable[[Any, nn.Module, int], tuple[nn.Module, str]]] = {
-    SinusoidalPositions: sinusoidal_positions,
-    NoPositions: zero_positions,
-    LearnedPositions: learned_positions,
-    ExtendedPositions: extended_positions,
-}
-
-
-def replace_positions(family: Family, model: PreTrainedModel, policy: NewTable) -> tuple[str, int]:
-    """Swap the position table as the policy's variant says; returns a one-line description and the new row count."""
+def replace_positions(
+    family: Family, model: PreTrainedModel, policy: NewTable, make: NewPositionTable
+) -> tuple[str, int]:
+    """Swap the position table for the one `make` makes; returns a one-line description and the new row count."""
     slot = family.position_slot(model)
     if slot is None:
         raise PipelineError(
@@ -77,7 +83,7 @@ def replace_positions(family: Family, model: PreTrainedModel, policy: NewTable) 
     require_memory(
         rows * width * old.element_size(), f"a position table of {rows:,} rows", "layers.positions.max_positions"
     )
-    new, source = POSITION_TABLES[type(policy)](policy, current, rows)
+    new, source = make(policy, current, rows)
     expected = new.weight.detach().clone()
     if policy.combine == "concat":
         # [token; position] @ W.T == token @ W_t.T + position @ W_p.T: the position half of W lives here,
@@ -90,3 +96,95 @@ def replace_positions(family: Family, model: PreTrainedModel, policy: NewTable) 
     if not torch.equal(table_of(family.input_layers(model).positions).weight.detach().cpu(), expected.cpu()):
         raise PipelineError("the new position table did not survive in the model", field="layers.positions")
     return source, rows
+
+
+def rotation_in_words(family: Family, model: PreTrainedModel, policy: PositionPolicy, kept: bool) -> str:
+    """What a rotary family's positions now are (a line; the details go in the report's `rotary`)."""
+    details = family.rotary_positions(model)
+    if details is None:
+        return f"none ({family.no_position_table})"
+    return details["summary"] + (f" (policy {policy.tags['policy']}: the rotation has no parameters, nothing to train)"
+                                 if kept else "")  # fmt: skip
+
+
+def rotary_details(family: Family, model: PreTrainedModel) -> dict[str, Any] | None:
+    details = family.rotary_positions(model)
+    return None if details is None else {key: value for key, value in details.items() if key != "summary"}
+
+
+class DescribedPositions(PositionSurgery):
+    """Positions described after the variant's change: a rotary family's rotation, in words and details.
+
+    keeps: the variant changes nothing (freeze / finetune), which the description of a rotation says."""
+
+    keeps = True
+
+    def change(self, policy: Any, job: SurgeryJob) -> str | None:
+        """Change the positions; returns what they now are (None: kept, or a rotary family's rotation says)."""
+        return None
+
+    def replace(self, policy: Any, job: SurgeryJob) -> str | None:
+        changed = self.change(policy, job)
+        if not job.family.rotary:
+            return changed
+        job.report.rotary = rotary_details(job.family, job.model)
+        return rotation_in_words(job.family, job.model, policy, kept=self.keeps)
+
+
+@implements(FrozenPositions, FinetunedPositions)
+class KeptPositions(DescribedPositions):
+    """`freeze` / `finetune`: the positions as they are (a rotation has no parameters: nothing changes)."""
+
+    def needs_table(self, policy: PositionPolicy) -> bool:
+        return policy.is_frozen()  # finetuning positions a model does not have trains nothing, and asks nothing
+
+
+class NewTableSurgery(DescribedPositions):
+    """A new absolute position table, made by the variant's function (`make`)."""
+
+    keeps = False
+
+    def make(self, policy: Any, old: nn.Module, rows: int) -> tuple[nn.Module, str]:
+        raise NotImplementedError
+
+    def change(self, policy: NewTable, job: SurgeryJob) -> str:
+        source, job.report.position_rows = replace_positions(job.family, job.model, policy, self.make)
+        return source
+
+
+@implements(SinusoidalPositions)
+class SinusoidalSurgery(NewTableSurgery):
+    make = staticmethod(sinusoidal_positions)
+
+
+@implements(LearnedPositions)
+class LearnedSurgery(NewTableSurgery):
+    make = staticmethod(learned_positions)
+
+
+@implements(ExtendedPositions)
+class ExtendedSurgery(NewTableSurgery):
+    make = staticmethod(extended_positions)
+
+
+@implements(NoPositions)
+class NoPositionsSurgery(NewTableSurgery):
+    """`none`: a table of zeros, or for a rotary family no rotation (in every layer or `layers`)."""
+
+    make = staticmethod(zero_positions)
+
+    def change(self, policy: NoPositions, job: SurgeryJob) -> str | None:
+        if job.family.rotary:
+            job.family.stop_rotation(job.model, policy.layers)
+            return None
+        return super().change(policy, job)
+
+
+@implements(RopePositions)
+class RopeSurgery(DescribedPositions):
+    """`rope`: a rotary family's new base, scaling or partial rotation."""
+
+    keeps = False
+
+    def change(self, policy: RopePositions, job: SurgeryJob) -> None:
+        job.family.new_rotation(job.model, policy)

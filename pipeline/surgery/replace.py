@@ -1,14 +1,13 @@
-"""Layer surgery: replace the token-embedding table or the position table of a loaded model.
-
-Each `replace` variant of the token table has a small named function that makes its rows (`TOKEN_TABLES`, keyed by
-the variant's class), as each position-table variant has in `pipeline.surgery.positions`; where a family keeps its
-tables is asked of the `Family`. `apply_surgery` runs the recipe's `replace` policies and reports the result.
+"""The token-embedding table's variants: each one's implementation, registered beside the functions that make its
+rows (`pipeline.surgery.registry`). The kept tables (`freeze`, `finetune`) change nothing here (`finetune` may train
+only some rows); each `replace` variant makes a new table (random, static vectors, or transferred to another
+tokenizer: `mean` and `weighted` here, `focus` and `omp` in `pipeline.surgery.transplant`), put in the model by
+`ReplacedTableSurgery.replace`. Where a family keeps its tables is asked of the `Family`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,45 +16,27 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
-from pipeline.families.base import Family
 from pipeline.paths import resolve_local_path
 from pipeline.recipe.layers import (
-    TRANSFERS,
-    LayersConfig,
+    FinetunedTable,
+    FrozenTable,
+    MeanTransfer,
     RandomTable,
-    ReplacedTable,
     Transfer,
     VectorFile,
     VectorTable,
     WeightedTransfer,
 )
-from pipeline.recipe.positions import NewTable, Positions, ReplacedPositions
 from pipeline.resources import require_memory
-from pipeline.surgery.positions import replace_positions
-from pipeline.surgery.rows import TrainableRowsHead
-from pipeline.surgery.tables import (
-    PER_POSITION_KEY,
-    PerPositionTable,
-    ProjectedLookup,
-    table_of,
-)
-from pipeline.surgery.transfer import apply_plan, plan_transfer, route_counts
-from pipeline.surgery.transplant import refine_plans
+from pipeline.surgery.job import SurgeryJob
+from pipeline.surgery.registry import TokenTableSurgery, implements
+from pipeline.surgery.report import TrainedRows
+from pipeline.surgery.rows import TrainableRows, TrainableRowsHead, rows_to_train, train_rows
+from pipeline.surgery.tables import PER_POSITION_KEY, PerPositionTable, ProjectedLookup, table_of
+from pipeline.surgery.trained_vectors import TrainedVectors, train_vectors
+from pipeline.surgery.transfer import RowPlan, apply_plan, plan_transfer, route_counts
 from pipeline.surgery.vectors import Alignment, WordVectors, align_vectors, load_vectors
 from pipeline.vocabulary.spelling import spelling_of
-
-
-@dataclass
-class SurgeryReport:
-    """What surgery did: a description per input layer, the vector alignment (if any), and the new number of
-    positions when the position table was resized (None otherwise)."""
-
-    sources: dict[str, str] = field(default_factory=dict)
-    alignment: Alignment | None = None
-    position_rows: int | None = None
-    transfer: dict[str, Any] | None = None  # vocabulary transfer: old and new sizes, rows by route
-    rotary: dict[str, Any] | None = None  # rotary decoders: what rotates, base, scaling, dimensions, layers
-    scope: dict[str, Any] = field(default_factory=dict)  # added tokens, untied head, rows, LoRA (input_layers.json)
 
 
 def _tokenizer_lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -139,12 +120,11 @@ def random_rows(policy: RandomTable, slot: TableSlot) -> NewRows:
     return NewRows(table, f"random normal (std {std:.4f})")
 
 
-def transferred_rows(policy: Transfer, slot: TableSlot) -> NewRows:
-    """The pretrained table moved to the new tokenizer (`pipeline.surgery.transfer`, and for `focus` and `omp`
-    `pipeline.surgery.transplant`: `slot.trained` holds their token vectors); an untied LM head follows."""
-    vectors = policy_vectors(policy) if isinstance(policy, WeightedTransfer) else None
-    plans = plan_transfer(slot.original, slot.tokenizer, vectors)
-    refine_plans(policy, plans, slot.tokenizer, slot.trained)
+def transferred_rows(method: TransferSurgery, policy: Transfer, slot: TableSlot) -> NewRows:
+    """The pretrained table moved to the new tokenizer (`pipeline.surgery.transfer`, re-planned by the method: for
+    `focus` and `omp` `slot.trained` holds their token vectors); an untied LM head follows."""
+    plans = plan_transfer(slot.original, slot.tokenizer, method.plan_vectors(policy))
+    method.refine(policy, plans, slot)
     table = apply_plan(slot.old.weight.detach().cpu(), plans, slot.seed)
     transfer = {"old_vocabulary": slot.old.weight.shape[0], "new_vocabulary": slot.rows, "rows": route_counts(plans)}
     output = slot.model.get_output_embeddings()
@@ -169,48 +149,116 @@ def vector_rows(policy: VectorTable, slot: TableSlot) -> NewRows:
     return NewRows(table, f"vectors {source} ({fit})", alignment=alignment)
 
 
-# A token-table `replace` variant → the function that makes its rows.
-TOKEN_TABLES: dict[type[ReplacedTable], Callable[[Any, TableSlot], NewRows]] = {
-    RandomTable: random_rows,
-    VectorTable: vector_rows,
-    **dict.fromkeys(TRANSFERS, transferred_rows),
-}
+@implements(FrozenTable)
+class KeptTable(TokenTableSurgery):
+    """`freeze`: the pretrained table as it is."""
 
 
-def replace_token_embeddings(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    policy: ReplacedTable,
-    seed: int,
-    original: PreTrainedTokenizerBase | None = None,
-    trained: WordVectors | None = None,
-    positions: int | None = None,
-) -> tuple[str, Alignment | None, dict[str, Any] | None]:
-    """Swap the token-embedding table for the one the policy's variant makes: random, static vectors, or (`original`:
-    the tokenizer the pretrained table belongs to, replaced by `tokenizer`) transferred; returns a description, the
-    vector alignment (vectors) and the transfer's row counts (transfer). With a new tokenizer the table gets its
-    vocabulary's size.
+@implements(FinetunedTable)
+class FinetunedTableSurgery(TokenTableSurgery):
+    """`finetune`: the pretrained table trained; with `rows`, only those rows train beside the frozen table."""
 
-    trained: vectors trained on the corpus (`train: {...}`), used in place of a vectors file; positions: the tables
-    `per_position` gives (the recipe's `model.max_length`)."""
-    old = table_of(model.get_input_embeddings())
-    rows, width = (len(tokenizer) if original is not None else old.weight.shape[0]), old.weight.shape[1]
-    padding_idx = tokenizer.pad_token_id if original is not None else old.padding_idx
-    slot = TableSlot(model, tokenizer, old, rows, width, padding_idx, seed, original, trained)
-    made = TOKEN_TABLES[type(policy)](policy, slot)
-    if isinstance(policy, RandomTable) and policy.per_position:
-        model.set_input_embeddings(per_position_table(model, made.table.shape[0], width, positions, policy, seed))
+    def scope(self, policy: FinetunedTable, job: SurgeryJob) -> None:
+        if policy.rows is None:
+            return
+        table_rows = job.model.get_input_embeddings().num_embeddings
+        added = job.context.added[1] if job.context.added is not None else None
+        ids = rows_to_train(policy.rows, job.tokenizer, added, table_rows)
+        train_rows(job.model, ids)
+        job.report.rows = TrainedRows(len(ids), table_rows, job.tokenizer.convert_ids_to_tokens(ids[:100]))
+
+    def frozen(self, policy: FinetunedTable, job: SurgeryJob, parameters: dict[str, nn.Parameter]) -> list:
+        table = job.family.input_layers(job.model).token_embeddings
+        return [table_of(table).weight] if isinstance(table, TrainableRows) else []  # trained by rows: the rest stays
+
+
+class ReplacedTableSurgery(TokenTableSurgery):
+    """`replace`: a new table made by `rows` (the variant's), put where the old one was; a tied LM head follows."""
+
+    def rows(self, policy: Any, slot: TableSlot) -> NewRows:
+        raise NotImplementedError
+
+    def replace(self, policy: Any, job: SurgeryJob) -> str:
+        model, tokenizer, original = job.model, job.tokenizer, job.context.original
+        tied = output_tied_to_input(model)
+        old = table_of(model.get_input_embeddings())
+        rows, width = (len(tokenizer) if original is not None else old.weight.shape[0]), old.weight.shape[1]
+        padding_idx = tokenizer.pad_token_id if original is not None else old.padding_idx
+        trained = job.trained and job.trained.vectors
+        slot = TableSlot(model, tokenizer, old, rows, width, padding_idx, job.context.seed, original, trained)
+        made = self.rows(policy, slot)
+        job.report.alignment, job.report.transfer = made.alignment, made.transfer
+        how = self.install(policy, made, slot, job)
         model.config.vocab_size = rows
-        return made.how + f", one table per position ({positions} positions)", made.alignment, made.transfer
-    lookup = nn.Embedding.from_pretrained(made.table, freeze=False, padding_idx=padding_idx)
-    new_module: nn.Module = (
-        lookup
-        if made.table.shape[1] == width
-        else ProjectedLookup(lookup, nn.Linear(made.table.shape[1], width, bias=False))
-    )
-    model.set_input_embeddings(new_module.to(old.weight.device))
-    model.config.vocab_size = rows
-    return made.how, made.alignment, made.transfer
+        if tied:
+            retie_output_embeddings(model)
+        return how
+
+    def install(self, policy: Any, made: NewRows, slot: TableSlot, job: SurgeryJob) -> str:
+        """Put the new rows in the model: a lookup table, projected to the model's width where they are narrower."""
+        lookup = nn.Embedding.from_pretrained(made.table, freeze=False, padding_idx=slot.padding_idx)
+        new_module: nn.Module = (
+            lookup
+            if made.table.shape[1] == slot.width
+            else ProjectedLookup(lookup, nn.Linear(made.table.shape[1], slot.width, bias=False))
+        )
+        slot.model.set_input_embeddings(new_module.to(slot.old.weight.device))
+        return made.how
+
+
+@implements(RandomTable)
+class RandomTableSurgery(ReplacedTableSurgery):
+    """`replace` × `random`: fresh normal rows, one table or one per position."""
+
+    def rows(self, policy: RandomTable, slot: TableSlot) -> NewRows:
+        return random_rows(policy, slot)
+
+    def install(self, policy: RandomTable, made: NewRows, slot: TableSlot, job: SurgeryJob) -> str:
+        if not policy.per_position:
+            return super().install(policy, made, slot, job)
+        positions = job.context.max_length
+        table = per_position_table(slot.model, made.table.shape[0], slot.width, positions, policy, slot.seed)
+        slot.model.set_input_embeddings(table)
+        return made.how + f", one table per position ({positions} positions)"
+
+
+@implements(VectorTable)
+class VectorTableSurgery(ReplacedTableSurgery):
+    """`replace` × `vectors`: static vectors from a file, or trained on the corpus first."""
+
+    def vectors(self, policy: VectorTable, job: SurgeryJob) -> TrainedVectors | None:
+        return None if policy.train is None else train_vectors(policy.train, job.context.texts, job.context.seed)
+
+    def rows(self, policy: VectorTable, slot: TableSlot) -> NewRows:
+        return vector_rows(policy, slot)
+
+
+class TransferSurgery(ReplacedTableSurgery):
+    """`replace` × `transfer`: the pretrained rows moved to the new tokenizer by a plan per row; a method re-plans
+    the tokens to make (`refine`)."""
+
+    def plan_vectors(self, policy: Transfer) -> WordVectors | None:
+        """Word vectors the plan weighs neighbours by (`weighted`; none for the others)."""
+        return None
+
+    def refine(self, policy: Transfer, plans: list[RowPlan], slot: TableSlot) -> None:
+        """Re-plan the tokens to make (the plan of `pipeline.surgery.transfer` kept by default)."""
+
+    def rows(self, policy: Transfer, slot: TableSlot) -> NewRows:
+        return transferred_rows(self, policy, slot)
+
+
+@implements(MeanTransfer)
+class MeanTransferSurgery(TransferSurgery):
+    """`transfer: mean`: a new token is the mean of its old pieces' rows (the plan as it is)."""
+
+
+@implements(WeightedTransfer)
+class WeightedTransferSurgery(TransferSurgery):
+    """`transfer: weighted`: a new token mixes the old tokens closest to it in a word-vector file."""
+
+    def plan_vectors(self, policy: WeightedTransfer) -> WordVectors:
+        return policy_vectors(policy)
 
 
 def per_position_table(
@@ -253,7 +301,7 @@ def retie_output_embeddings(model: PreTrainedModel) -> None:
     model.get_output_embeddings().weight = table.weight
 
 
-def describe_output_embeddings(model: PreTrainedModel, head_policy: str = "finetune") -> str:
+def describe_output_embeddings(model: PreTrainedModel, head_frozen: bool = False) -> str:
     """What the LM output layer is, relative to the token-embedding table (for input_layers.json and inspect)."""
     output = model.get_output_embeddings()
     if output is None:
@@ -262,56 +310,4 @@ def describe_output_embeddings(model: PreTrainedModel, head_policy: str = "finet
         return "tied to the token-embedding table: the same rows train in both, the other rows stay as they are"
     if output_tied_to_input(model):
         return "tied to the token-embedding table: one tensor, so it is frozen, trained or replaced with it"
-    return f"untied: its own weights, {'frozen' if head_policy == 'freeze' else 'trained'} with the head (layers.head)"
-
-
-def apply_surgery(
-    family: Family,
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    cfg: LayersConfig,
-    seed: int,
-    pretrained: bool = True,
-    original: PreTrainedTokenizerBase | None = None,
-    trained: WordVectors | None = None,
-    positions: int | None = None,
-) -> SurgeryReport:
-    """Carry out the recipe's `replace` policies on `model`; returns what each input layer now is.
-
-    pretrained: False for a model built from `model.config`, whose layers start random; original: the tokenizer of
-    the pretrained table when the recipe builds a new one; trained: vectors trained on the corpus (`train: {...}`);
-    positions: the number of per-position tables (`per_position`).
-    """
-    start = "pretrained" if pretrained else "random (built from model.config)"
-    has_positions = family.input_layers(model).positions is not None
-    report = SurgeryReport(
-        {
-            "token_embeddings": start,
-            "positions": start if has_positions else f"none ({family.no_position_table or 'no absolute table'})",
-        }
-    )
-    if isinstance(cfg.token_embeddings, ReplacedTable):
-        tied = output_tied_to_input(model)
-        report.sources["token_embeddings"], report.alignment, report.transfer = replace_token_embeddings(
-            model, tokenizer, cfg.token_embeddings, seed, original, trained, positions
-        )
-        if tied:
-            retie_output_embeddings(model)
-    if family.rotary:
-        report.sources["positions"], report.rotary = rotary_positions(family, model, cfg.positions)
-    elif isinstance(cfg.positions, NewTable):
-        report.sources["positions"], report.position_rows = replace_positions(family, model, cfg.positions)
-    report.sources["output_embeddings"] = describe_output_embeddings(model)
-    return report
-
-
-def rotary_positions(family: Family, model: PreTrainedModel, policy: Positions) -> tuple[str, dict[str, Any] | None]:
-    """A rotary family's position policy applied; returns what rotates (a line, and the details)."""
-    replaced = isinstance(policy, ReplacedPositions)
-    if replaced:
-        family.replace_rotary_positions(model, policy)
-    details = family.rotary_positions(model)
-    if details is None:
-        return f"none ({family.no_position_table})", None
-    kept = "" if replaced else f" (policy {policy.policy}: the rotation has no parameters, nothing to train)"
-    return details["summary"] + kept, {key: value for key, value in details.items() if key != "summary"}
+    return f"untied: its own weights, {'frozen' if head_frozen else 'trained'} with the head (layers.head)"

@@ -169,12 +169,12 @@ def grow_table(
     with torch.no_grad():
         for entry in report:
             text = cfg.describe.get(entry["token"], entry["token"])
-            start = "compose" if cfg.init == "distill" else cfg.init  # distill starts from the pieces' mean
+            start = cfg.row_start()
             row, entry["init"] = new_row(start, entry["token"], text, old_rows, old, generator)
             weight[entry["id"]] = row.to(weight.dtype)
             if head is not None:
                 head[entry["id"]] = new_row(start, entry["token"], text, old_head, old, generator)[0].to(head.dtype)
-    if cfg.init == "distill":
+    if cfg.fits_rows():
         distill_added_rows(model, report, cfg, (new, old), texts or [], seed)
     return report
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from pipeline.errors import PipelineError
 from pipeline.surgery.lora import merged_state_dict
@@ -173,3 +174,13 @@ def standard_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -
         with torch.no_grad():
             folded[f"{name}.weight"] = projected[name].folded_table().detach().cpu().contiguous()
     return folded
+
+
+def check_vocabulary(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """The model's table must have a row for every token id."""
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise PipelineError(
+            f"the tokenizer has {len(tokenizer)} tokens but the model's table only "
+            f"{model.get_input_embeddings().num_embeddings} rows: they do not belong together",
+            field="model.tokenizer",
+        )

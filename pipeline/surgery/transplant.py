@@ -25,6 +25,9 @@ from transformers import PreTrainedTokenizerBase
 from pipeline.errors import PipelineError, unusable
 from pipeline.paths import resolve_model_path
 from pipeline.recipe.layers import FocusTransfer, OmpTransfer, Transfer, VectorTraining
+from pipeline.surgery.job import SurgeryJob
+from pipeline.surgery.registry import implements
+from pipeline.surgery.replace import TableSlot, TransferSurgery
 from pipeline.surgery.trained_vectors import TrainedVectors, corpus_texts, vectors_of_sentences
 from pipeline.surgery.transfer import RowPlan, canonical
 from pipeline.surgery.vectors import WordVectors
@@ -171,15 +174,34 @@ def donor_table(donor: str, new: PreTrainedTokenizerBase) -> torch.Tensor:
     return table
 
 
-def refine_plans(
-    policy: Transfer, plans: list[RowPlan], new: PreTrainedTokenizerBase, trained: WordVectors | None
-) -> None:
-    """Re-plan the tokens to make as the policy's method says (`focus`, `omp`; the others keep their plan).
-    trained: the token vectors of `transplant_vectors` (none where an `omp` donor gives the space)."""
-    if isinstance(policy, FocusTransfer) and trained is not None:
-        focus_plans(plans, new, trained)
-    elif isinstance(policy, OmpTransfer) and policy.donor is not None:
-        keys, space = donor_space(donor_table(policy.donor, new), new)
-        omp_plans(plans, keys, space, policy.k)
-    elif isinstance(policy, OmpTransfer) and trained is not None:
-        omp_plans(plans, token_keys(new), trained, policy.k)
+class TokenVectorTransfer(TransferSurgery):
+    """A transfer whose space is static token vectors trained on the corpus under both tokenizers (when the
+    variant's `token_vectors` names them)."""
+
+    def vectors(self, policy: Transfer, job: SurgeryJob) -> TrainedVectors | None:
+        spec, original = policy.token_vectors(), job.context.original
+        if spec is None or original is None:
+            return None
+        return transplant_vectors(spec, job.context.texts, original, job.tokenizer, job.context.seed)
+
+
+@implements(FocusTransfer)
+class FocusTransferSurgery(TokenVectorTransfer):
+    """`transfer: focus`: the tokens to make re-planned as sparsemax mixes of the shared tokens."""
+
+    def refine(self, policy: FocusTransfer, plans: list[RowPlan], slot: TableSlot) -> None:
+        if slot.trained is not None:
+            focus_plans(plans, slot.tokenizer, slot.trained)
+
+
+@implements(OmpTransfer)
+class OmpTransferSurgery(TokenVectorTransfer):
+    """`transfer: omp`: the tokens to make re-planned by orthogonal matching pursuit over `k` anchors, in a donor's
+    table or in token vectors trained on the corpus."""
+
+    def refine(self, policy: OmpTransfer, plans: list[RowPlan], slot: TableSlot) -> None:
+        if policy.donor is not None:
+            keys, space = donor_space(donor_table(policy.donor, slot.tokenizer), slot.tokenizer)
+            omp_plans(plans, keys, space, policy.k)
+        elif slot.trained is not None:
+            omp_plans(plans, token_keys(slot.tokenizer), slot.trained, policy.k)

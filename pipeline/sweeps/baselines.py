@@ -66,7 +66,7 @@ def classical_baselines(recipe: Recipe, methods: Sequence[str]) -> list[dict[str
     baseline = task_type(recipe.task.type).classical
     if baseline is None or not methods:
         return []
-    return baseline(recipe, methods, FrozenEncoder(recipe))
+    return baseline()(recipe, methods, FrozenEncoder(recipe))
 
 
 class FrozenEncoder:

@@ -5,23 +5,22 @@ evaluation metric against the step, one line per cell, the band spanning its see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pipeline.evaluation.plots import position_losses, pyplot, save_figure, save_loss_by_position
+from pipeline.sweeps.results import CellSummary
 from pipeline.sweeps.statistics import RunResult
 
 
-def bar_chart(
-    cells: dict[str, dict[str, Any]], metric: str, split: str, classical: dict[str, float], path: Path
-) -> Path:
+def bar_chart(cells: dict[str, CellSummary], metric: str, split: str, classical: dict[str, float], path: Path) -> Path:
     """Mean ± std over seeds of `metric` on `split`, one bar per cell; each classical baseline (name → score) a dashed
     line."""
     plt = pyplot()
     names = list(cells)
-    means = [cells[name]["scores"].get(metric, {}).get("mean") or 0.0 for name in names]
-    errors = [cells[name]["scores"].get(metric, {}).get("std") or 0.0 for name in names]
+    spreads = [cells[name].scores.get(metric) for name in names]
+    means = [(spread and spread.mean) or 0.0 for spread in spreads]
+    errors = [(spread and spread.std) or 0.0 for spread in spreads]
     figure, axes = plt.subplots(figsize=(max(5.0, 1.1 * len(names) + 2), 4.2))
     axes.bar(range(len(names)), means, yerr=errors, capsize=4, color="#4c78a8")
     for color, (name, score) in zip(["#e45756", "#54a24b", "#b279a2", "#f58518"] * 3, classical.items(), strict=False):

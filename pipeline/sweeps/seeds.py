@@ -15,10 +15,10 @@ real more often than the nominal 5%; so every look uses the stricter level `inte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pipeline.errors import PipelineError
 from pipeline.sweeps.intervals import MIN_PAIRED_SEEDS, Difference, sequential_confidence
+from pipeline.sweeps.results import PairedDifference
 
 DEFAULT_AUTO = (3, 8)
 
@@ -82,23 +82,23 @@ def parse_seeds(text: str) -> SeedPlan:
 
 
 def why_stop(
-    entry: dict[str, Any] | None, seeds: int, plan: SeedPlan, precision: float | None, confidence: float
+    entry: PairedDifference | None, seeds: int, plan: SeedPlan, precision: float | None, confidence: float
 ) -> str | None:
     """Why a cell needs no more seeds (its comparison `entry` for the deciding score, over `seeds` paired seeds),
     or None when another seed is worth running."""
     if seeds >= plan.most:
         return f"reached the most seeds ({plan.most})"
-    if not entry or entry.get("seed_difference_mean") is None:
+    if entry is None or entry.seed_difference_mean is None:
         return "no comparison with the baseline (its runs did not finish)"
-    if entry.get("ci_low") is None:
+    if entry.ci_low is None or entry.ci_high is None:
         return None
-    width = entry["ci_high"] - entry["ci_low"]
+    width = entry.ci_high - entry.ci_low
     if precision is not None:
         return f"interval width {width:.4f} <= precision {precision}" if width <= precision else None
-    if entry["excludes_zero"]:
+    if entry.excludes_zero:
         return "decided: the interval excludes zero"
     difference = Difference(
-        entry["seed_differences"], entry["seed_variance"], entry["example_variance"], (0.0, 0.0), entry["examples"]
+        entry.seed_differences, entry.seed_variance, entry.example_variance, (0.0, 0.0), entry.examples
     )
     if difference.half_width(plan.most, confidence) >= abs(difference.mean):
         return f"open, too small to resolve: with {plan.most} seeds the interval would still contain zero"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS, Difference, holm, paired_difference
+from pipeline.sweeps.results import CellSummary, PairedDifference, Spread
 from pipeline.tasks.records import PredictionRecord, read_records
 from pipeline.tasks.registry import task_type
 
@@ -50,25 +51,25 @@ class RunResult:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-def mean_std(values: list[float]) -> dict[str, Any]:
+def mean_std(values: list[float]) -> Spread:
     clean = [value for value in values if value is not None and value == value]
-    return {
-        "mean": stats.fmean(clean) if clean else None,
-        "std": stats.stdev(clean) if len(clean) > 1 else 0.0 if clean else None,
-        "values": values,
-    }
+    return Spread(
+        stats.fmean(clean) if clean else None,
+        stats.stdev(clean) if len(clean) > 1 else 0.0 if clean else None,
+        values,
+    )
 
 
-def cell_summary(runs: list[RunResult], split: str) -> dict[str, Any]:
+def cell_summary(runs: list[RunResult], split: str) -> CellSummary:
     """n, and mean ± std over seeds of every score of `split`, of the training wall time and trainable parameters."""
     names = list(dict.fromkeys(name for run in runs for name in run.scores.get(split, {})))
-    return {
-        "n": len(runs),
-        "seeds": [run.seed for run in runs],
-        "scores": {name: mean_std([run.scores.get(split, {}).get(name) for run in runs]) for name in names},
-        "train_wall_time_s": mean_std([run.train.get("train_wall_time_s") for run in runs]),
-        "trainable_parameters": mean_std([run.train.get("trainable_parameters") for run in runs]),
-    }
+    return CellSummary(
+        n=len(runs),
+        seeds=[run.seed for run in runs],
+        scores={name: mean_std([run.scores.get(split, {}).get(name) for run in runs]) for name in names},
+        train_wall_time_s=mean_std([run.train.get("train_wall_time_s") for run in runs]),
+        trainable_parameters=mean_std([run.train.get("trainable_parameters") for run in runs]),
+    )
 
 
 def shared_units(
@@ -87,7 +88,7 @@ def shared_units(
 
 def paired_comparison(
     cell: list[RunResult], baseline: list[RunResult], split: str, confidence: float = CONFIDENCE, seed: int = 0
-) -> dict[str, Any]:
+) -> dict[str, PairedDifference]:
     """Per compared score: the cell minus the baseline, seed by seed (`seed_differences`, their mean and std), and
     the `confidence` interval of the mean difference that counts seed and test-example noise (`ci_low`, `ci_high`;
     `excludes_zero` marks a difference the report calls real). With fewer than 3 paired seeds there is no such
@@ -114,7 +115,7 @@ def paired_comparison(
     reported = set(pairs[0][0].scores.get(split, {}))
     first = aligned[0][0]
     compared = [m for m in task_type(cell[0].task_type).compared_scores(reported) if m.applies_to(first)]
-    result: dict[str, Any] = {}
+    result: dict[str, PairedDifference] = {}
     for metric in compared:
         every = [records for mine, theirs in aligned for records in (mine, theirs)]
         classes = sorted(set().union(*(metric.labels(records) for records in every)))
@@ -122,51 +123,37 @@ def paired_comparison(
         theirs = [metric.of(records, classes) for _, records in aligned]
         diffs = [m.total_score() - t.total_score() for m, t in zip(mine, theirs, strict=True)]
         difference = paired_difference(mine, theirs, diffs, seed=seed)
-        result[metric.name] = difference_entry(difference, confidence) | {"unpaired": unpaired}
+        result[metric.name] = difference_entry(difference, confidence, unpaired)
     return result
 
 
-def difference_entry(difference: Difference, confidence: float) -> dict[str, Any]:
-    """A `Difference` as the report stores it."""
+def difference_entry(difference: Difference, confidence: float, unpaired: int = 0) -> PairedDifference:
+    """A `Difference` as the report holds it (unpaired: units some run scored and another did not)."""
     spread = mean_std(difference.seed_differences)
-    entry: dict[str, Any] = {
-        "seed_differences": difference.seed_differences,
-        "seed_difference_mean": spread["mean"],
-        "seed_difference_std": spread["std"],
-        "pairs": difference.pairs,
-        "confidence": confidence,
-        "seed_variance": difference.seed_variance,
-        "example_variance": difference.example_variance,
-        "examples": difference.examples,
-        "examples_ci_low": difference.examples_only[0],
-        "examples_ci_high": difference.examples_only[1],
-        "p_value": difference.p_value(),
-    }
     interval = difference.interval(confidence)
-    if interval is None:
-        entry |= {
-            "ci_low": None,
-            "ci_high": None,
-            "excludes_zero": False,
-            "no_interval": f"{difference.pairs} paired seed(s): at least {MIN_PAIRED_SEEDS} are needed to tell how "
-            "much a seed moves the score",
-        }
-    else:
-        entry |= {
-            "ci_low": interval[0],
-            "ci_high": interval[1],
-            "excludes_zero": bool(interval[0] > 0 or interval[1] < 0),
-            "df": None if math.isinf(difference.degrees_of_freedom()) else difference.degrees_of_freedom(),
-        }
-    return entry
+    no_interval = (
+        f"{difference.pairs} paired seed(s): at least {MIN_PAIRED_SEEDS} are needed to tell how much a seed moves "
+        "the score"
+    )
+    degrees = difference.degrees_of_freedom() if interval is not None else math.inf
+    return PairedDifference(
+        seed_differences=difference.seed_differences, seed_difference_mean=spread.mean,
+        seed_difference_std=spread.std, pairs=difference.pairs, confidence=confidence,
+        seed_variance=difference.seed_variance, example_variance=difference.example_variance,
+        examples=difference.examples, examples_ci_low=difference.examples_only[0],
+        examples_ci_high=difference.examples_only[1], p_value=difference.p_value(),
+        ci_low=None if interval is None else interval[0], ci_high=None if interval is None else interval[1],
+        excludes_zero=interval is not None and bool(interval[0] > 0 or interval[1] < 0), unpaired=unpaired,
+        no_interval=no_interval if interval is None else None, df=None if math.isinf(degrees) else degrees,
+    )  # fmt: skip
 
 
-def correct_for_many(cells: dict[str, dict[str, Any]], confidence: float) -> int:
+def correct_for_many(cells: dict[str, CellSummary], confidence: float) -> int:
     """Holm's correction over every comparison with the baseline in `cells` (each cell × each score with an
     interval): marks each entry `real_after_correction`, keeping the family-wise chance of calling any non-difference
     real at most 1 − `confidence`; returns how many comparisons it counted."""
-    entries = [entry for cell in cells.values() for entry in (cell.get("vs_baseline") or {}).values()]
-    tested = [entry for entry in entries if entry.get("p_value") is not None]
-    for entry, real in zip(tested, holm([entry["p_value"] for entry in tested], confidence), strict=True):
-        entry["real_after_correction"] = real
+    entries = [entry for cell in cells.values() for entry in (cell.vs_baseline or {}).values()]
+    tested = [entry for entry in entries if entry.p_value is not None]
+    for entry, real in zip(tested, holm([entry.p_value for entry in tested], confidence), strict=True):
+        entry.real_after_correction = real
     return len(tested)

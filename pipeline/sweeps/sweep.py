@@ -23,7 +23,7 @@ from pipeline.sweeps.runner import run_local
 from pipeline.sweeps.seeds import SeedPlan, why_stop
 from pipeline.sweeps.statistics import RunResult, paired_comparison
 from pipeline.sweeps.stopping import MedianStopping, StoppingRule, Watched
-from pipeline.sweeps.summary import load_run, write_summary
+from pipeline.sweeps.summary import cell_in_words, load_run, write_summary
 from pipeline.training.card import write_model_card
 from pipeline.training.run_folder import check_output_location
 
@@ -268,7 +268,6 @@ def report(
     """The summary of a sweep that ran (and `sweep.json` with each cell's seed decisions); failures raise after it."""
     if not results:
         raise PipelineError(f"no run of the sweep finished; see {manifest.path}")
-    notes: dict[str, dict[str, Any]] = {cell: {"seed_decision": decision} for cell, decision in state.decisions.items()}
     stopped = [
         {"cell": o.cell, "seed": o.seed, **(o.stopped_at or {})}
         for o in state.outcomes.values()
@@ -284,16 +283,15 @@ def report(
         manifest.path.parent,
         classical_baselines(reference, DEFAULT if options.classical is None else options.classical),
         confidence=seeds.confidence(CONFIDENCE),
-        cell_notes=notes,
+        seed_decisions=state.decisions,
         stopped_early=stopped,
     )
     for cell, members in results.items():  # each run's model card gets its cell's intervals
-        sweep = {"folder": str(manifest.path.parent), "name": cell, "split": summary["split"],
-                 "cell": summary["cells"][cell], "baseline": base.name}  # fmt: skip
+        lines = cell_in_words(cell, summary.cells[cell], summary, manifest.path.parent)
         for member in members:
-            write_model_card(member.folder, sweep)
+            write_model_card(member.folder, lines)
     failed = [outcome for outcome in state.outcomes.values() if outcome.status == "failed"]
-    summary["failed_runs"] = len(failed)
+    summary.failed_runs = len(failed)
     if failed:
         raise PipelineError(
             f"{len(failed)} of {len(state.outcomes)} runs failed (first: {failed[0].cell} seed={failed[0].seed}: "

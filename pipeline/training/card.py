@@ -18,16 +18,9 @@ from pipeline.recipe.io import read_yaml
 from pipeline.recipe.layers import LayersConfig
 from pipeline.recipe.variants import union_members
 from pipeline.storage import atomic_write_text
+from pipeline.tasks.registry import task_type
 
 CARD = "README.md"
-PIPELINE_TAGS = {
-    "sequence-classification": "text-classification",
-    "regression": "text-classification",
-    "multi-label": "text-classification",
-    "token-classification": "token-classification",
-    "language-modeling": "text-generation",
-    "sentence-embedding": "sentence-similarity",
-}
 
 
 def policy_in_words(name: str, policy: dict[str, Any]) -> str:
@@ -59,22 +52,9 @@ def _score_rows(metrics: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _sweep_rows(sweep: dict[str, Any]) -> list[str]:
-    """This run's cell in a sweep: each score's mean ± std over its seeds, and the difference with the baseline."""
-    lines = [f"In the sweep `{sweep['folder']}` this run is one of {sweep['cell']['n']} seeds of the cell "
-             f"`{sweep['name']}` (split {sweep['split']}):", ""]  # fmt: skip
-    for name, value in sweep["cell"]["scores"].items():
-        if isinstance(value, dict) and value.get("mean") is not None and "/" not in name:
-            lines.append(f"- {name}: {value['mean']:.4f} ± {value.get('std') or 0:.4f} (mean ± std over seeds)")
-    for name, entry in (sweep["cell"].get("vs_baseline") or {}).items():
-        if entry.get("ci_low") is not None:
-            lines.append(f"- Δ {name} against `{sweep['baseline']}`: {entry['seed_difference_mean']:+.4f} "
-                         f"[{entry['ci_low']:+.4f}, {entry['ci_high']:+.4f}]")  # fmt: skip
-    return lines
-
-
-def model_card(run_dir: Path, sweep: dict[str, Any] | None = None) -> ModelCard:
-    """The card of `run_dir/model`, from the run folder's resolved recipe, input-layer report and metrics."""
+def model_card(run_dir: Path, sweep: list[str] | None = None) -> ModelCard:
+    """The card of `run_dir/model`, from the run folder's resolved recipe, input-layer report and metrics; sweep:
+    Markdown lines on the run's cell in a sweep (its intervals), which the sweep writes."""
     recipe = read_yaml((run_dir / "recipe.yaml").read_text(encoding="utf-8"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model, task = recipe["model"], recipe["task"]["type"]
@@ -83,7 +63,7 @@ def model_card(run_dir: Path, sweep: dict[str, Any] | None = None) -> ModelCard:
     data = ModelCardData(
         library_name="transformers",
         base_model=source if hub_like else None,
-        pipeline_tag=PIPELINE_TAGS.get(task),
+        pipeline_tag=task_type(task).pipeline_tag,
         tags=["embedlab", task, f"family-{model['family']}"],
         datasets=[recipe["data"]["hub_id"]] if recipe["data"].get("hub_id") else None,
     )
@@ -104,7 +84,7 @@ def model_card(run_dir: Path, sweep: dict[str, Any] | None = None) -> ModelCard:
         "## Scores",
         "",
         *_score_rows(metrics),
-        *(["", *_sweep_rows(sweep)] if sweep else []),
+        *(["", *sweep] if sweep else []),
         "",
         f"Trained {train.get('steps')} steps ({train.get('epochs')} epochs) in {train.get('train_wall_time_s')} s; "
         f"{train.get('trainable_parameters')} trainable and {train.get('frozen_parameters')} frozen parameters.",
@@ -124,7 +104,7 @@ def model_card(run_dir: Path, sweep: dict[str, Any] | None = None) -> ModelCard:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
 
 
-def write_model_card(run_dir: Path, sweep: dict[str, Any] | None = None) -> Path:
+def write_model_card(run_dir: Path, sweep: list[str] | None = None) -> Path:
     """Write (or rewrite) `run_dir/model/README.md`; returns its path."""
     path = run_dir / "model" / CARD
     atomic_write_text(path, str(model_card(run_dir, sweep)))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
 
 from pipeline.experiment.build import Experiment
+from pipeline.surgery.report import SurgeryReport
 from pipeline.surgery.rows import TrainableRows
 from pipeline.surgery.tables import table_of
 from pipeline.training.optimizer import build_optimizer
@@ -16,20 +17,20 @@ def module_rows(module: object) -> object:
     return module.trained if isinstance(module, TrainableRows) else None
 
 
-def describe_scope(report: dict[str, Any]) -> list[str]:
+def describe_scope(report: SurgeryReport) -> list[str]:
     """Added tokens (with how each row began), the rows trained, and LoRA on the body."""
     lines = []
-    added = report.get("added_tokens")
+    added = report.added_tokens
     if added:
-        shown = ", ".join(f"{row['token']} ({row['id']}: {row['init']})" for row in added["added"][:20])
-        more = f" and {len(added['added']) - 20} more" if len(added["added"]) > 20 else ""
-        lines.append(f"added tokens: {len(added['added'])}: {shown}{more}")
-        if added["skipped"]:
-            lines.append(f"  not added (already one token): {', '.join(added['skipped'][:20])}")
-    rows = report.get("rows")
+        shown = ", ".join(f"{row['token']} ({row['id']}: {row['init']})" for row in added.added[:20])
+        more = f" and {len(added.added) - 20} more" if len(added.added) > 20 else ""
+        lines.append(f"added tokens: {len(added.added)}: {shown}{more}")
+        if added.skipped:
+            lines.append(f"  not added (already one token): {', '.join(added.skipped[:20])}")
+    rows = report.rows
     if rows:
-        lines.append(f"rows trained: {rows['trained']:,} of {rows['of']:,} ({', '.join(rows['tokens'][:20])})")
-    lora = report.get("lora")
+        lines.append(f"rows trained: {rows.trained:,} of {rows.of:,} ({', '.join(rows.tokens[:20])})")
+    lora = report.lora
     if lora:
         lines.append(
             f"encoder: LoRA r {lora['r']}, alpha {lora['alpha']:g} (scaling {lora['scaling']:g}), dropout "
@@ -42,7 +43,8 @@ def describe_scope(report: dict[str, Any]) -> list[str]:
 def describe_input_layers(exp: Experiment) -> str:
     """Each input table's shape, source and status, vector coverage, and parameter / optimizer-state counts."""
     layers = exp.family.input_layers(exp.model)
-    sources = exp.input_report["sources"]
+    report = exp.input_report
+    sources = asdict(report.surgery.sources) if report.surgery else {}
     lines = [
         f"model: {type(exp.model).__name__} (family {exp.family.name}), max_length {exp.max_length} tokens "
         "(truncation; block length for language modeling)",
@@ -67,8 +69,8 @@ def describe_input_layers(exp: Experiment) -> str:
             lines.append(f"  + linear projection: {sum(p.numel() for p in extra):,} parameters, trainable")
     if "output_embeddings" in sources:
         lines.append(f"output embeddings: {sources['output_embeddings']}")
-    lines += describe_scope(exp.input_report)
-    vocabulary = exp.input_report.get("vocabulary")
+    lines += describe_scope(report.surgery) if report.surgery else []
+    vocabulary = report.vocabulary
     if vocabulary:
         old, new = vocabulary["old_tokenizer"], vocabulary["new_tokenizer"]
         lines += [
@@ -83,7 +85,7 @@ def describe_input_layers(exp: Experiment) -> str:
             lines.append(
                 "  rows of the new table: " + ", ".join(f"{route} {n:,}" for route, n in vocabulary["rows"].items())
             )
-    coverage = exp.input_report.get("coverage")
+    coverage = report.coverage
     if coverage:
         lines += [
             "",

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.console import LIBRARY_LOG, write_library_log
 from pipeline.errors import PipelineError
+from pipeline.experiment.report import InputLayerReport
 from pipeline.locks import LOCK_NAME
 from pipeline.storage import atomic_write, atomic_write_text
 from pipeline.training.parameters import ParameterRow, format_parameter_tsv
@@ -144,11 +145,11 @@ class RunFolder:
     def write_jsonl(self, name: str, rows: list[dict[str, Any]]) -> None:
         self.write_text(name, "".join(to_json(row) + "\n" for row in rows))
 
-    def write_start_reports(self, rows: list[ParameterRow], input_report: dict[str, Any]) -> None:
+    def write_start_reports(self, rows: list[ParameterRow], input_report: InputLayerReport) -> None:
         """What the run starts from: the parameter table and what each input layer is (with data counts)."""
         self.write_text("parameters.tsv", format_parameter_tsv(rows))
-        self.write_json("input_layers.json", input_report)
-        trained = input_report.get("trained_vectors")
+        self.write_json("input_layers.json", input_report.to_json())
+        trained = input_report.surgery and input_report.surgery.trained_vectors
         if trained is not None and self.is_main:  # word2vec text format, for `diagnose` and other tools
             source = Path(trained["vectors_file"])
             atomic_write(self.path / "vectors.txt", lambda partial: shutil.copyfile(source, partial))

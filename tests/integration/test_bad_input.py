@@ -7,7 +7,7 @@ import json
 
 import pytest
 from bad_input_cases import CASES, Workspace
-from bad_input_fourth import FOURTH_ROUND
+from bad_input_policies_tokens_sweeps import POLICIES_TOKENS_SWEEPS
 from helpers import recipe_dict, write_recipe
 
 from pipeline.cli import main
@@ -87,7 +87,9 @@ def test_malformed_recipe(tmp_path, jsonl_data, tiny_bert, capsys, overrides, ex
     assert not output_dir.exists()
 
 
-@pytest.mark.parametrize("case", CASES + FOURTH_ROUND, ids=[case.name for case in CASES + FOURTH_ROUND])
+@pytest.mark.parametrize(
+    "case", CASES + POLICIES_TOKENS_SWEEPS, ids=[case.name for case in CASES + POLICIES_TOKENS_SWEEPS]
+)
 def test_bad_input_case(tmp_path, tiny_bert, capsys, case):
     """Each case of `bad_input_cases`: exit code 2, one `error:` line with the expected text, nothing written."""
     workspace = Workspace(tmp_path, tiny_bert)

@@ -94,7 +94,7 @@ def test_static_vectors_replace_the_bilstm_table(tmp_path, jsonl_data, width):
     np.testing.assert_allclose(row[:4], vectors["movie"], rtol=0, atol=1e-6)
     if width == "pad":
         assert lookup.weight.shape[1] == BILSTM["hidden_size"] and not row[4:].any()
-    assert exp.input_report["coverage"]["by_route"]["exact"] == len(vectors)
+    assert exp.input_report.coverage["by_route"]["exact"] == len(vectors)
     assert not lookup.weight.requires_grad
 
     run_dir = train_fresh(recipe)
@@ -125,4 +125,4 @@ def test_frozen_and_random_tables_on_the_bilstm(tmp_path, jsonl_data):
     )
     new_table = random.family.input_layers(random.model).token_embeddings.weight
     assert new_table.std().item() == pytest.approx(0.3, rel=0.15)
-    assert random.input_report["sources"]["token_embeddings"].startswith("random normal")
+    assert random.input_report.surgery.sources.token_embeddings.startswith("random normal")

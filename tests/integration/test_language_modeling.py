@@ -73,7 +73,7 @@ def test_blocks_hold_every_token_once_joined_by_eos(tmp_path, text_files):
     assert stream == expected
     chars = [row for rows in blocks["char_ids"] for row in rows]
     assert len(chars) == len(stream) and len(chars[0]) == 10
-    assert exp.input_report["data"]["train"]["tokens"] == len(stream)
+    assert exp.input_report.data["train"]["tokens"] == len(stream)
 
 
 def test_evaluation_perplexity_matches_the_models_own_loss(tmp_path, text_files):
@@ -110,7 +110,7 @@ def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jso
         tmp_path, {"train": text_files["train"]}, data={"files": text_files["train"], "holdout": {"validation": 0.25}}
     )
     exp = build_experiment(validate_recipe(single))
-    assert exp.input_report["data"]["validation"]["examples"] == 40  # a quarter of 160 lines, unstratified
+    assert exp.input_report.data["validation"]["examples"] == 40  # a quarter of 160 lines, unstratified
     # A language model on labelled data with stratify_by: label gets exactly the classifier's split.
     classifier = build_experiment(
         validate_recipe(
@@ -133,8 +133,7 @@ def test_holdout_without_labels_and_stratified_like_the_classifier(tmp_path, jso
     )
     assert classifier.tokenizer.get_vocab() == pretrain.tokenizer.get_vocab()  # built from the same train texts
     assert (
-        classifier.input_report["data"]["validation"]["examples"]
-        == pretrain.input_report["data"]["validation"]["examples"]
+        classifier.input_report.data["validation"]["examples"] == pretrain.input_report.data["validation"]["examples"]
     )
 
 
@@ -161,7 +160,7 @@ def test_continued_pretraining_starts_from_the_checkpoint(tmp_path, text_files, 
     prefix = "" if family == "gpt2" else "bilstm."  # GPT2Model's keys carry no prefix
     body = {name: tensor for name, tensor in exp.model.base_model.state_dict().items() if f"{prefix}{name}" in saved}
     assert len(body) >= 10 and all(torch.equal(tensor, saved[f"{prefix}{name}"]) for name, tensor in body.items())
-    assert exp.input_report["sources"]["token_embeddings"] == "pretrained"
+    assert exp.input_report.surgery.sources.token_embeddings == "pretrained"
     loader = torch.utils.data.DataLoader(exp.data.splits["validation"], batch_size=8, collate_fn=exp.data.collator)
     before, _ = exp.task.evaluate(exp.accelerator, exp.model, exp.accelerator.prepare_data_loader(loader), exp.metrics)
     run_dir = train_fresh(recipe)
@@ -205,7 +204,7 @@ def test_frozen_input_table_freezes_the_tied_output_layer(tmp_path, text_files, 
     exp = build_experiment(validate_recipe(recipe))
     table = exp.family.input_layers(exp.model).token_embeddings.weight
     assert exp.model.get_output_embeddings().weight is table and not table.requires_grad
-    assert "tied" in exp.input_report["sources"]["output_embeddings"]
+    assert "tied" in exp.input_report.surgery.sources.output_embeddings
     before = table.detach().clone()
     run_dir = train_fresh(recipe)
     saved = load_file(run_dir / "model" / "model.safetensors")

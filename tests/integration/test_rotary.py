@@ -32,9 +32,11 @@ def tiny(model_type: str = "llama", **settings):
 
 
 def apply(model, **policy):
-    LLAMA.replace_rotary_positions(
-        model, LayersConfig.model_validate({"positions": {"policy": "replace", **policy}}).positions
-    )
+    positions = LayersConfig.model_validate({"positions": {"policy": "replace", **policy}}).positions
+    if positions.tags["init"] == "rope":
+        LLAMA.new_rotation(model, positions)
+    else:
+        LLAMA.stop_rotation(model, positions.layers)
     return model
 
 
@@ -148,7 +150,7 @@ def test_freeze_and_finetune_say_the_rotation_has_nothing_to_train(tmp_path, tin
     from helpers import build
 
     exp = build(lm_recipe(tmp_path, tiny_llama, {"policy": "freeze"}))
-    assert "nothing to train" in exp.input_report["sources"]["positions"]
+    assert "nothing to train" in exp.input_report.surgery.sources.positions
 
 
 def test_the_loss_by_length_and_position(tmp_path, tiny_llama):

@@ -303,21 +303,17 @@ def test_the_paired_interval_on_a_hand_checkable_case(tmp_path):
     half = [fake_run(tmp_path / f"half{s}", s, [True] * 5 + [False] * 5) for s in (0, 1, 2)]
     right_vs_wrong = paired_comparison(always, never, "test")["accuracy"]
     # Every seed and every resample of 10 examples: all right against all wrong, a difference of exactly 1.
-    assert right_vs_wrong["ci_low"] == right_vs_wrong["ci_high"] == 1.0 and right_vs_wrong["excludes_zero"]
-    assert right_vs_wrong["examples_ci_low"] == right_vs_wrong["examples_ci_high"] == 1.0
-    assert right_vs_wrong["seed_differences"] == [1.0] * 3 and right_vs_wrong["seed_difference_std"] == 0.0
+    assert right_vs_wrong.ci_low == right_vs_wrong.ci_high == 1.0 and right_vs_wrong.excludes_zero
+    assert right_vs_wrong.examples_ci_low == right_vs_wrong.examples_ci_high == 1.0
+    assert right_vs_wrong.seed_differences == [1.0] * 3 and right_vs_wrong.seed_difference_std == 0.0
     same = paired_comparison(half, half, "test")["accuracy"]
-    assert same["ci_low"] == same["ci_high"] == 0.0 and not same["excludes_zero"]
+    assert same.ci_low == same.ci_high == 0.0 and not same.excludes_zero
     versus_half = paired_comparison(always, half, "test")["accuracy"]
     # Differences 0 on five examples and 1 on five, the same for every seed: only test noise, about ±1.96 × 0.16.
-    assert 0.0 < versus_half["ci_low"] < 0.5 < versus_half["ci_high"] <= 1.0 and versus_half["seed_variance"] == 0.0
+    assert 0.0 < versus_half.ci_low < 0.5 < versus_half.ci_high <= 1.0 and versus_half.seed_variance == 0.0
     two_seeds = paired_comparison(always[:2], never[:2], "test")["accuracy"]
-    assert (
-        two_seeds["ci_low"] is None
-        and not two_seeds["excludes_zero"]
-        and "2 paired seed(s)" in two_seeds["no_interval"]
-    )
-    assert two_seeds["examples_ci_low"] == 1.0  # the interval over examples alone is still given, labelled as such
+    assert two_seeds.ci_low is None and not two_seeds.excludes_zero and "2 paired seed(s)" in two_seeds.no_interval
+    assert two_seeds.examples_ci_low == 1.0  # the interval over examples alone is still given, labelled as such
 
 
 def test_parallel_runs_give_the_metrics_of_runs_one_at_a_time(sweep_recipe, tmp_path):

@@ -9,7 +9,6 @@ it). Like GPT-2, they pad with EOS and their sequence head pools the last non-pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -18,13 +17,6 @@ from transformers import PreTrainedModel
 from pipeline.errors import PipelineError
 from pipeline.families.base import CAUSAL_LM, Family
 from pipeline.families.llama import SPEC, rotary
-from pipeline.recipe.positions import NoPositions, RopePositions
-
-# A rotary position policy's variant → what applies it (the variants `SPEC.position_variants()` names).
-ROTARY_SURGERY: dict[type, Callable[[PreTrainedModel, Any, nn.ModuleList | None], None]] = {
-    RopePositions: rotary.apply_rope,
-    NoPositions: rotary.apply_no_rotation,
-}
 
 
 class LlamaFamily(Family):
@@ -52,12 +44,19 @@ class LlamaFamily(Family):
     lm_objective = CAUSAL_LM
     block_list_names = ("layers",)
 
-    def replace_rotary_positions(self, model: PreTrainedModel, policy: Any) -> None:
+    def new_rotation(self, model: PreTrainedModel, policy: Any) -> None:
+        rotary.apply_rope(model, policy, self.recognised_blocks(model))
+
+    def stop_rotation(self, model: PreTrainedModel, layers: list[int] | None) -> None:
+        rotary.apply_no_rotation(model, layers, self.recognised_blocks(model))
+
+    def recognised_blocks(self, model: PreTrainedModel) -> nn.ModuleList | None:
+        """The blocks, where the rotation in them is one this family knows how to change (one line otherwise)."""
         blocks = self.blocks(model)
         why_not = rotary.why_not_recognised(model, blocks)
         if why_not is not None:
             raise PipelineError(f"cannot apply a position policy: {why_not}", field="layers.positions")
-        ROTARY_SURGERY[type(policy)](model, policy, blocks)
+        return blocks
 
     def rotary_positions(self, model: PreTrainedModel) -> dict[str, Any] | None:
         blocks = self.blocks(model)

@@ -23,7 +23,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from pipeline.errors import PipelineError
-from pipeline.recipe.positions import Llama3Scaling, LongRopeScaling, NoPositions, RopePositions, Scaling, YarnScaling
+from pipeline.recipe.positions import RopePositions, Scaling
 
 ROTATION_KEY = "embedlab_rotation"  # {"no_rotation": [layers], "pad_partial": bool}
 NATIVE_PARTIAL = frozenset({"gpt_neox", "phi", "phi3", "stablelm", "persimmon"})
@@ -115,11 +115,8 @@ def rope_parameters(policy: RopePositions, current: dict[str, Any], max_position
             updated.pop(stale, None)
         settings = scaling.model_dump(exclude_none=True, exclude={"type"})
         updated |= {"rope_type": rope_type(scaling), **settings}
-        if isinstance(scaling, YarnScaling | Llama3Scaling | LongRopeScaling):
-            updated.setdefault("original_max_position_embeddings", max_positions)
-        if isinstance(scaling, Llama3Scaling):
-            updated.setdefault("low_freq_factor", 1.0)
-            updated.setdefault("high_freq_factor", 4.0)
+        for key, value in scaling.config_defaults(max_positions).items():
+            updated.setdefault(key, value)
     return updated
 
 
@@ -135,16 +132,14 @@ def check_rotated_dimensions(policy: RopePositions, config: Any) -> None:
             f"(partial >= {2 / head:.3g})",
             field=f"{FIELD}.partial",
         )
-    scaling = policy.scaling
-    if isinstance(scaling, LongRopeScaling):
-        for name in ("short_factor", "long_factor"):
-            factors = getattr(scaling, name)
-            if len(factors) != rotated // 2:
-                raise PipelineError(
-                    f"{len(factors)} factors for {rotated // 2} rotated frequencies (head of {head} dimensions, "
-                    f"{rotated} rotated): give one per frequency",
-                    field=f"{FIELD}.scaling.{name}",
-                )
+    per_frequency = policy.scaling.factors_per_frequency() if policy.scaling is not None else {}
+    for name, factors in per_frequency.items():
+        if len(factors) != rotated // 2:
+            raise PipelineError(
+                f"{len(factors)} factors for {rotated // 2} rotated frequencies (head of {head} dimensions, "
+                f"{rotated} rotated): give one per frequency",
+                field=f"{FIELD}.scaling.{name}",
+            )
 
 
 def apply_rope(model: PreTrainedModel, policy: RopePositions, blocks: nn.ModuleList | None) -> None:
@@ -173,10 +168,10 @@ def apply_rope(model: PreTrainedModel, policy: RopePositions, blocks: nn.ModuleL
         restore_rotation(model, blocks)
 
 
-def apply_no_rotation(model: PreTrainedModel, policy: NoPositions, blocks: nn.ModuleList | None) -> None:
-    """`init: none`: no rotation in every layer, or in `policy.layers`."""
+def apply_no_rotation(model: PreTrainedModel, layers: list[int] | None, blocks: nn.ModuleList | None) -> None:
+    """`init: none`: no rotation in every layer, or in `layers`."""
     attentions = attention_modules(model, blocks)
-    layers = list(range(len(attentions))) if policy.layers is None else policy.layers
+    layers = list(range(len(attentions))) if layers is None else layers
     outside = [index for index in layers if index >= len(attentions)]
     if outside:
         raise PipelineError(

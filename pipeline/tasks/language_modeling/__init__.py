@@ -5,15 +5,17 @@ Its recipe section (`section`), prediction record and compared scores (`records`
 
 from __future__ import annotations
 
+from pipeline.lazy import Lazy
 from pipeline.tasks.language_modeling.records import BlockRecord, compared
 from pipeline.tasks.language_modeling.section import LanguageModelingTask
 from pipeline.tasks.task_type import TaskType
 
-
-def _adapter() -> type:
-    from pipeline.tasks.language_modeling.adapter import LanguageModeling
-
-    return LanguageModeling
-
-
-TASK = TaskType("language-modeling", LanguageModelingTask, _adapter, BlockRecord, compared)
+TASK = TaskType(
+    "language-modeling",
+    LanguageModelingTask,
+    Lazy("pipeline.tasks.language_modeling.adapter:LanguageModeling"),
+    BlockRecord,
+    compared,
+    pipeline_tag="text-generation",
+    reads_token_table=True,
+)

@@ -5,15 +5,16 @@ Its recipe section (`section`), prediction record and compared scores (`records`
 
 from __future__ import annotations
 
+from pipeline.lazy import Lazy
 from pipeline.tasks.multi_label.records import COMPARED, MultiLabelRecord
 from pipeline.tasks.multi_label.section import MultiLabelTask
 from pipeline.tasks.task_type import TaskType
 
-
-def _adapter() -> type:
-    from pipeline.tasks.multi_label.adapter import MultiLabel
-
-    return MultiLabel
-
-
-TASK = TaskType("multi-label", MultiLabelTask, _adapter, MultiLabelRecord, COMPARED)
+TASK = TaskType(
+    "multi-label",
+    MultiLabelTask,
+    Lazy("pipeline.tasks.multi_label.adapter:MultiLabel"),
+    MultiLabelRecord,
+    COMPARED,
+    pipeline_tag="text-classification",
+)

@@ -5,15 +5,16 @@ Its recipe section (`section`), prediction record and compared scores (`records`
 
 from __future__ import annotations
 
+from pipeline.lazy import Lazy
 from pipeline.tasks.regression.records import COMPARED, RegressionRecord
 from pipeline.tasks.regression.section import RegressionTask
 from pipeline.tasks.task_type import TaskType
 
-
-def _adapter() -> type:
-    from pipeline.tasks.regression.adapter import Regression
-
-    return Regression
-
-
-TASK = TaskType("regression", RegressionTask, _adapter, RegressionRecord, COMPARED)
+TASK = TaskType(
+    "regression",
+    RegressionTask,
+    Lazy("pipeline.tasks.regression.adapter:Regression"),
+    RegressionRecord,
+    COMPARED,
+    pipeline_tag="text-classification",
+)

@@ -7,32 +7,18 @@ and BM25 retrieval, the untrained encoder, the mean of its token-table rows)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
+from pipeline.lazy import Lazy
 from pipeline.tasks.sentence_embedding.records import COMPARED, EmbeddingRecord
 from pipeline.tasks.sentence_embedding.section import SentenceEmbeddingTask
 from pipeline.tasks.task_type import TaskType
 
-
-def _adapter() -> type:
-    from pipeline.tasks.sentence_embedding.adapter import SentenceEmbedding
-
-    return SentenceEmbedding
-
-
-def _classical(recipe: Any, methods: Sequence[str], frozen_features: Any = None) -> list[dict[str, Any]]:
-    from pipeline.tasks.sentence_embedding.classical import classical_baselines
-
-    return classical_baselines(recipe, methods, frozen_features)
-
-
 TASK = TaskType(
     "sentence-embedding",
     SentenceEmbeddingTask,
-    _adapter,
+    Lazy("pipeline.tasks.sentence_embedding.adapter:SentenceEmbedding"),
     EmbeddingRecord,
     COMPARED,
-    _classical,
+    Lazy("pipeline.tasks.sentence_embedding.classical:classical_baselines"),
     {"tfidf": None, "bm25": ("bm25s", "retrieval"), "frozen": None, "static": None, "static:": ("gensim", "vectors")},
+    pipeline_tag="sentence-similarity",
 )

@@ -6,32 +6,18 @@ classical baselines (`classical`: TF-IDF, Doc2Vec, a frozen encoder's mean vecto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
+from pipeline.lazy import Lazy
 from pipeline.tasks.sequence_classification.records import COMPARED, ClassificationRecord
 from pipeline.tasks.sequence_classification.section import SequenceClassificationTask
 from pipeline.tasks.task_type import TaskType
 
-
-def _adapter() -> type:
-    from pipeline.tasks.sequence_classification.adapter import SequenceClassification
-
-    return SequenceClassification
-
-
-def _classical(recipe: Any, methods: Sequence[str], frozen_features: Any = None) -> list[dict[str, Any]]:
-    from pipeline.tasks.sequence_classification.classical import classical_baselines
-
-    return classical_baselines(recipe, methods, frozen_features)
-
-
 TASK = TaskType(
     "sequence-classification",
     SequenceClassificationTask,
-    _adapter,
+    Lazy("pipeline.tasks.sequence_classification.adapter:SequenceClassification"),
     ClassificationRecord,
     COMPARED,
-    _classical,
+    Lazy("pipeline.tasks.sequence_classification.classical:classical_baselines"),
     {"tfidf": None, "doc2vec": ("gensim", "vectors"), "frozen-mean": None},
+    pipeline_tag="text-classification",
 )

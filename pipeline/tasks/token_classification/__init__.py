@@ -5,15 +5,16 @@ Its recipe section (`section`), prediction record and compared scores (`records`
 
 from __future__ import annotations
 
+from pipeline.lazy import Lazy
 from pipeline.tasks.task_type import TaskType
 from pipeline.tasks.token_classification.records import COMPARED, TaggingRecord
 from pipeline.tasks.token_classification.section import TokenClassificationTask
 
-
-def _adapter() -> type:
-    from pipeline.tasks.token_classification.adapter import TokenClassification
-
-    return TokenClassification
-
-
-TASK = TaskType("token-classification", TokenClassificationTask, _adapter, TaggingRecord, COMPARED)
+TASK = TaskType(
+    "token-classification",
+    TokenClassificationTask,
+    Lazy("pipeline.tasks.token_classification.adapter:TokenClassification"),
+    TaggingRecord,
+    COMPARED,
+    pipeline_tag="token-classification",
+)

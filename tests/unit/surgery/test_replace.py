@@ -19,7 +19,7 @@ from pipeline.errors import PipelineError
 from pipeline.experiment.build import build_experiment
 from pipeline.experiment.recipes import validate_recipe
 from pipeline.recipe.positions import SinusoidalPositions
-from pipeline.surgery.positions import replace_positions
+from pipeline.surgery.positions import replace_positions, sinusoidal_positions
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, sinusoidal_table, table_of
 from pipeline.training.optimizer import build_optimizer
 
@@ -62,7 +62,7 @@ def test_sinusoidal_positions_match_the_formula(tmp_path, jsonl_data, tiny_bert,
     for pos, i in [(0, 0), (5, 2), (17, 7), (63, 15)]:
         assert table[pos, 2 * i].item() == pytest.approx(math.sin(pos / 10000 ** (2 * i / d)), abs=1e-6)
         assert table[pos, 2 * i + 1].item() == pytest.approx(math.cos(pos / 10000 ** (2 * i / d)), abs=1e-6)
-    assert exp.input_report["sources"]["positions"] == "sinusoidal (fixed, ×1)"
+    assert exp.input_report.surgery.sources.positions == "sinusoidal (fixed, ×1)"
 
 
 def test_sinusoidal_table_is_scaled_to_the_pretrained_table_by_default(tmp_path, jsonl_data, tiny_bert):
@@ -205,7 +205,7 @@ def test_glove_vectors_are_aligned_to_wordpiece_ids(tmp_path, jsonl_data, tiny_b
         assert torch.all(table[vocab[word], 4:] == 0)  # zero-padded from 4 to 32
     mean = np.mean(list(vectors.values()), axis=0)
     assert np.allclose(table[vocab["awful"], :4].numpy(), mean, atol=1e-5)
-    coverage = exp.input_report["coverage"]
+    coverage = exp.input_report.coverage
     assert coverage["from_vectors"] == 4 and coverage["by_route"]["special"] == 5
     assert coverage["by_route"]["mean"] == len(vocab) - 4 - 5
     missed = {row["token"] for row in coverage["top_missed_in_train"]}
@@ -233,7 +233,7 @@ def test_fasttext_builds_vectors_for_words_it_lacks(tmp_path, jsonl_data, tiny_b
     known = load_facebook_vectors(path)
     layers = {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": path, "width": "pad"}}
     exp = build(tiny_bert, jsonl_data, tmp_path, layers=layers)
-    routes = exp.input_report["coverage"]["by_route"]
+    routes = exp.input_report.coverage["by_route"]
     assert routes["fasttext_ngrams"] > 0 and routes["random"] == 0
     vocab = exp.tokenizer.get_vocab()
     unseen = next(word for word in FILLER + POSITIVE + NEGATIVE if word not in known.key_to_index)
@@ -322,4 +322,4 @@ def test_rotary_models_say_positions_cannot_be_replaced(tmp_path, jsonl_data, ti
     exp = build(folder, jsonl_data, tmp_path, "llama")
     assert table_of(exp.family.input_layers(exp.model).token_embeddings).weight.shape[0] == 50257
     with pytest.raises(PipelineError, match="no absolute position table"):
-        replace_positions(exp.family, exp.model, SinusoidalPositions(init="sinusoidal"))
+        replace_positions(exp.family, exp.model, SinusoidalPositions(init="sinusoidal"), sinusoidal_positions)

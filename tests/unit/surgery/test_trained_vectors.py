@@ -90,10 +90,10 @@ def test_a_run_with_trained_vectors_saves_them_as_word2vec_text(tmp_path, jsonl_
     layers = {"token_embeddings": {"policy": "replace", "init": "vectors", "width": "pad", "train": training}}
     raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers=layers, train={"max_steps": 2, "batch_size": 8})
     exp = build_experiment(validate_recipe(raw))
-    assert exp.input_report["trained_vectors"]["method"] == "fasttext"
-    by_route = exp.input_report["coverage"]["by_route"]
+    assert exp.input_report.surgery.trained_vectors["method"] == "fasttext"
+    by_route = exp.input_report.coverage["by_route"]
     assert by_route["lowercase"] > 0 and by_route["random"] == 0  # fastText gives every non-special token a row
-    assert "fasttext vectors trained on train" in exp.input_report["sources"]["token_embeddings"]
+    assert "fasttext vectors trained on train" in exp.input_report.surgery.sources.token_embeddings
     run = train_fresh(raw)
     saved = KeyedVectors.load_word2vec_format(str(run / "vectors.txt"))
     assert saved.vector_size == 16 and "movie" in saved.key_to_index

@@ -83,7 +83,7 @@ def test_a_recipe_transfers_minilm_style_tables_and_reloads(tmp_path, tiny_bert,
     model = {"tokenizer": {"build": "wordpiece", "vocab_size": 100, "min_frequency": 1, "lowercase": True}}
     raw = recipe_dict(tiny_bert, jsonl_data, tmp_path / "run", layers=layers, model=model, train={"max_steps": 2})
     exp = build(raw)
-    report = exp.input_report["vocabulary"]
+    report = exp.input_report.vocabulary
     assert report["new_vocabulary"] == len(exp.tokenizer) and report["old_vocabulary"] == 23
     assert report["rows"]["copied"] >= 15 and report["rows"]["special"] == 5  # the toy words are in both vocabularies
     assert set(report["old_tokenizer"]) == {"pieces_per_word", "tokens_per_text", "texts"}

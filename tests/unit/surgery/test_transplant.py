@@ -123,7 +123,7 @@ def transplant_recipe(tmp_path, checkpoint, transfer: dict) -> dict:
 def test_another_tokenizer_transplanted_onto_a_decoder(tmp_path, tiny_llama, transfer):
     pytest.importorskip("gensim")
     exp = build(transplant_recipe(tmp_path, tiny_llama, transfer))
-    report = exp.input_report["vocabulary"]
+    report = exp.input_report.vocabulary
     method = transfer["transfer"]
     assert report["new_vocabulary"] == len(exp.tokenizer) and report["rows"][method] > 0, report["rows"]
     table = exp.model.get_input_embeddings().weight
@@ -134,7 +134,7 @@ def test_another_tokenizer_transplanted_onto_a_decoder(tmp_path, tiny_llama, tra
         assert torch.equal(table[exp.tokenizer.convert_tokens_to_ids(token)].detach(), old[old_vocab[token]])
     again = build(transplant_recipe(tmp_path, tiny_llama, transfer)).model.get_input_embeddings().weight
     assert torch.equal(table, again)  # the same rows for the same seed
-    assert exp.input_report["trained_vectors"]["method"] == "fasttext"
+    assert exp.input_report.surgery.trained_vectors["method"] == "fasttext"
 
 
 def test_omp_with_a_donor_table_anchors_every_shared_token(tmp_path, tiny_llama):
@@ -147,9 +147,9 @@ def test_omp_with_a_donor_table_anchors_every_shared_token(tmp_path, tiny_llama)
     torch.manual_seed(1)
     LlamaModel(config).save_pretrained(tmp_path / "donor")
     exp = build(raw)
-    rows = exp.input_report["vocabulary"]["rows"]
+    rows = exp.input_report.vocabulary["rows"]
     assert rows["omp"] > 0 and rows["composed"] == rows["random"] == 0  # every token has a donor vector
-    assert "trained_vectors" not in exp.input_report  # the donor is the space: nothing trained
+    assert exp.input_report.surgery.trained_vectors is None  # the donor is the space: nothing trained
 
 
 def test_distilled_rows_lower_the_hidden_state_gap_they_fit(tmp_path, tiny_llama):
@@ -164,7 +164,7 @@ def test_distilled_rows_lower_the_hidden_state_gap_they_fit(tmp_path, tiny_llama
     budget = {"steps": 25, "lr": 0.05, "snippets": 4, "width": 40}
     raw["model"]["add_tokens"] = {"tokens": ["zorblat", "quixxle"], "init": "distill", "distill": budget}
     exp = build(raw)
-    added = exp.input_report["added_tokens"]["added"]
+    added = exp.input_report.surgery.added_tokens.added
     gap = added[0]["distill"]
     assert gap["gap_after"] < 0.5 * gap["gap_before"] and gap["snippets"] == 8, gap  # 4 snippets per token
     assert all("compose:" in entry["init"] and "distilled on 4 snippets" in entry["init"] for entry in added)

@@ -56,16 +56,16 @@ def cells(root: Path, reorder: bool = False, drop: int | None = None) -> tuple[l
 def test_reordered_prediction_files_give_identical_intervals(tmp_path):
     plain = paired_comparison(*cells(tmp_path / "plain"), "test")
     shuffled = paired_comparison(*cells(tmp_path / "shuffled", reorder=True), "test")
-    assert plain["accuracy"]["ci_low"] is not None
+    assert plain["accuracy"].ci_low is not None
     for score in ("accuracy", "f1_macro"):
         for key in ("seed_differences", "ci_low", "ci_high", "examples_ci_low", "examples_ci_high", "p_value"):
-            assert shuffled[score][key] == plain[score][key]
+            assert getattr(shuffled[score], key) == getattr(plain[score], key)
 
 
 def test_an_example_one_run_missed_is_counted_said_and_left_out(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         result = paired_comparison(*cells(tmp_path, drop=7), "test")
-    assert result["accuracy"]["examples"] == 39 and result["accuracy"]["unpaired"] == 1
+    assert result["accuracy"].examples == 39 and result["accuracy"].unpaired == 1
     assert "compared on the 39 examples every run scored; 1 scored by only some" in caplog.text
 
 
@@ -111,8 +111,8 @@ def test_two_tokenizers_are_paired_on_the_same_documents(tmp_path):
         sum(len(text.encode()) for text in TEXTS)
     )
     result = paired_comparison(cell, baseline, "test")
-    assert result["bits_per_byte"]["examples"] == 40 and result["bits_per_byte"]["unpaired"] == 0
+    assert result["bits_per_byte"].examples == 40 and result["bits_per_byte"].unpaired == 0
     # every predicted "token" (a character, or the separator) costs 2.0 + seed/10 nats against 2.5, on the same text
     tokens_per_byte = sum(len(text) + 1 for text in TEXTS) / sum(len(text) for text in TEXTS)
     expected = [(2.0 + seed / 10 - 2.5) * tokens_per_byte / math.log(2) for seed in range(3)]
-    assert result["bits_per_byte"]["seed_differences"] == pytest.approx(expected)
+    assert result["bits_per_byte"].seed_differences == pytest.approx(expected)

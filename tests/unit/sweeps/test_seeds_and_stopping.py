@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pipeline.errors import PipelineError
+from pipeline.sweeps.results import PairedDifference
 from pipeline.sweeps.seeds import SeedPlan, parse_seeds, why_stop
 from pipeline.sweeps.stopping import EvalScores, MedianStopping, Watched
 
@@ -21,17 +22,13 @@ def test_seed_plans_parse():
 
 def entry(
     diffs: list[float], seed_variance: float, low: float | None, high: float | None, example_variance: float = 0.0
-) -> dict:
-    return {
-        "seed_differences": diffs,
-        "seed_difference_mean": sum(diffs) / len(diffs),
-        "seed_variance": seed_variance,
-        "example_variance": example_variance,
-        "examples": 1000,
-        "ci_low": low,
-        "ci_high": high,
-        "excludes_zero": low is not None and (low > 0 or high < 0),
-    }
+) -> PairedDifference:
+    return PairedDifference(
+        seed_differences=diffs, seed_difference_mean=sum(diffs) / len(diffs), seed_difference_std=None,
+        pairs=len(diffs), confidence=0.95, seed_variance=seed_variance, example_variance=example_variance,
+        examples=1000, examples_ci_low=None, examples_ci_high=None, p_value=None, ci_low=low, ci_high=high,
+        excludes_zero=low is not None and (low > 0 or high < 0),
+    )  # fmt: skip
 
 
 def test_a_cell_stops_when_decided_out_of_reach_or_at_the_most_seeds():

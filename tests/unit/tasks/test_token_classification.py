@@ -37,8 +37,8 @@ def test_first_token_of_each_word_carries_its_tag(tmp_path, pos_files):
     unseen = len(exp.task.labels)
     assert row["labels"] == [tag["DET"], tag["NOUN"], tag["VERB"], tag["ADP"], unseen, IGNORED_LABEL, tag["NOUN"]]
     assert row["char_ids"][1] == character_ids("zyxwv", 10)  # the unknown word keeps its spelling
-    assert exp.input_report["data"]["validation"]["words_with_unseen_tags"] == 1
-    assert exp.input_report["data"]["validation"]["scored_words"] == 12 * 6
+    assert exp.input_report.data["validation"]["words_with_unseen_tags"] == 1
+    assert exp.input_report.data["validation"]["scored_words"] == 12 * 6
 
 
 @pytest.mark.slow
@@ -68,7 +68,7 @@ def test_a_sentence_of_over_ten_thousand_words_is_truncated_and_counted(tmp_path
     conll = tmp_path / "long.conll"
     conll.write_text("\n".join(lines) + "\n\n" + "the\tDET\ndog\tNOUN\n")
     exp = build_experiment(validate_recipe(tagging_recipe(tmp_path, {**pos_files, "validation": str(conll)})))
-    report = exp.input_report["data"]["validation"]
+    report = exp.input_report.data["validation"]
     assert report["examples"] == 2 and report["truncated"] == 1
     first = exp.data.splits["validation"][0]
     assert len(first["input_ids"]) == 16  # model.max_length: the words past it are not scored

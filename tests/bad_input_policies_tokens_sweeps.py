@@ -1,5 +1,5 @@
-"""Bad inputs of the fourth round, aimed at what the third added: rotary policies and GGUF files, added tokens,
-locks, adaptive seeds, comparisons, regression targets. Each ends as one `error:` line with exit code 2 and nothing
+"""Bad inputs of rotary policies and GGUF files, added tokens, locks, adaptive seeds, comparisons and regression
+targets (the fourth round of reliability work). Each ends as one `error:` line with exit code 2 and nothing
 written, as the cases of `bad_input_cases.py` do; run by `integration/test_bad_input.py` and by
 `benchmarks/bad_inputs.py --groups fourth-round`."""
 
@@ -61,7 +61,7 @@ def sweep_folder_with_linked_lock(ws: Workspace) -> list[str]:
 DIGITS = rows(*[{"text": "12 34", "label": "pos"}, {"text": "56 78", "label": "neg"}] * 8)
 
 
-def fourth_round_cases() -> list[Case]:
+def policies_tokens_sweeps_cases() -> list[Case]:
     lm = ["task={type: language-modeling, objective: causal}", "model.family=gpt2", "model.name_or_path=null",
           "model.config={n_layer: 1, n_embd: 16, n_head: 2}", "model.tokenizer=pkg://pipeline/assets/gpt2-tokenizer",
           "eval.metrics=null", "model.max_length=32"]  # fmt: skip
@@ -104,4 +104,4 @@ def fourth_round_cases() -> list[Case]:
     ]  # fmt: skip
 
 
-FOURTH_ROUND = fourth_round_cases()
+POLICIES_TOKENS_SWEEPS = policies_tokens_sweeps_cases()

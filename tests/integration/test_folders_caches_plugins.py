@@ -1,5 +1,5 @@
-"""Reliability, fourth round: what the one-line cases of `bad_input_fourth.py` cannot show, because the right answer
-is that it works (runs never import from the working folder, a damaged cache is made again) or that it writes in
+"""What the one-line cases of `bad_input_policies_tokens_sweeps.py` cannot show, because the right answer is that it
+works (runs never import from the working folder, a damaged cache is made again) or that it writes in
 the right place (a checkpoint's diagnosis, an added row's report)."""
 
 from __future__ import annotations
