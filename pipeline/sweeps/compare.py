@@ -16,6 +16,7 @@ from pipeline.recipe.variants import variant_tag_keys
 from pipeline.sweeps.baselines import DEFAULT, classical_baselines
 from pipeline.sweeps.comparable import check_comparable, distinct_runs
 from pipeline.sweeps.plan import slug
+from pipeline.sweeps.results import SweepSummary
 from pipeline.sweeps.statistics import RunResult
 from pipeline.sweeps.summary import load_run, write_summary
 from pipeline.sweeps.sweep import check_sweep_output
@@ -54,7 +55,7 @@ def setting_name(key: str) -> str:
 
 def compare(
     paths: list[Path], output: Path, baseline: Path | None = None, classical: Sequence[str] | None = None
-) -> dict[str, Any]:
+) -> SweepSummary:
     """The summary and plots of any finished runs: runs whose recipes differ only in seed and folder form one cell,
     named by the settings in which the cells differ."""
     check_sweep_output(output, ("summary.json", "sweep.json"))

@@ -19,6 +19,7 @@ from pipeline.sweeps.intervals import CONFIDENCE
 from pipeline.sweeps.plan import Cell, PlannedRun, baseline_cell, cells_of, parse_grid, plan_runs
 from pipeline.sweeps.processes import Launch, Outcome, check_address
 from pipeline.sweeps.progress import Manifest, Progress
+from pipeline.sweeps.results import SweepSummary
 from pipeline.sweeps.runner import run_local
 from pipeline.sweeps.seeds import SeedPlan, why_stop
 from pipeline.sweeps.statistics import RunResult, paired_comparison
@@ -207,7 +208,7 @@ def sweep(
     seeds: SeedPlan,
     output: Path,
     options: SweepOptions = SweepOptions(),
-) -> dict[str, Any]:
+) -> SweepSummary:
     """Run every cell × seed (skipping finished runs, resuming interrupted ones; with auto seeds, adding seeds where
     the answer is open), then write the summary and plots into `output`; returns the summary. A run that fails is
     recorded in `sweep.json` and the others go on."""
@@ -264,7 +265,7 @@ def report(
     manifest: Manifest,
     options: SweepOptions,
     seeds: SeedPlan,
-) -> dict[str, Any]:
+) -> SweepSummary:
     """The summary of a sweep that ran (and `sweep.json` with each cell's seed decisions); failures raise after it."""
     if not results:
         raise PipelineError(f"no run of the sweep finished; see {manifest.path}")

@@ -13,33 +13,38 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 
 from pipeline.errors import PipelineError, unusable
+from pipeline.experiment.recipes import load_recipe
 from pipeline.experiment.runs import locate_run
-from pipeline.recipe.io import read_yaml
 from pipeline.recipe.layers import LayersConfig
-from pipeline.recipe.variants import union_members
+from pipeline.recipe.schema import DataConfig
+from pipeline.recipe.variants import LayerPolicy
 from pipeline.storage import atomic_write_text
 from pipeline.tasks.registry import task_type
 
 CARD = "README.md"
 
 
-def policy_in_words(name: str, policy: dict[str, Any]) -> str:
-    """A layer's policy and every setting of it that differs from the default (`replace: init vectors, width
-    project, then freeze`), as the recipe says it."""
-    layer = LayersConfig.model_fields[name]
-    default = {key: setting.default for variant in union_members(layer) or (layer.annotation,)
-               for key, setting in variant.model_fields.items() if not setting.is_required()}  # fmt: skip
-    settings = [f"{key} {json.dumps(value) if isinstance(value, dict | list) else value}"
-                for key, value in policy.items() if key != "policy" and value != default.get(key)]  # fmt: skip
-    return f"{policy.get('policy')}" + (f": {', '.join(settings)}" if settings else "")
+def policy_in_words(policy: LayerPolicy) -> str:
+    """A layer's policy and every setting of it that differs from the variant's default (`replace: init vectors,
+    width project, then freeze`), as the recipe says it."""
+    fields = type(policy).model_fields
+    settings = [
+        f"{key} {json.dumps(value) if isinstance(value, dict | list) else value}"
+        for key, value in policy.model_dump().items()
+        if key != "policy" and (fields[key].is_required() or value != fields[key].default)
+    ]
+    return f"{policy.tags['policy']}" + (f": {', '.join(settings)}" if settings else "")
 
 
-def _data_in_words(data: dict[str, Any]) -> str:
-    if data.get("hub_id"):
-        return f"the Hub dataset `{data['hub_id']}`" + (f" ({data['hub_config']})" if data.get("hub_config") else "")
-    if data.get("folder"):
-        return f"the folder `{data['folder']}`"
-    return ", ".join(f"{split}: `{path}`" for split, path in (data.get("files") or {}).items())
+def _data_in_words(data: DataConfig) -> str:
+    """Where the data came from: a Hub data set, a folder per class, or files (one, or one per split)."""
+    if data.hub_id:
+        return f"the Hub dataset `{data.hub_id}`" + (f" ({data.hub_config})" if data.hub_config else "")
+    if data.folder:
+        return f"the folder `{data.folder}`"
+    if isinstance(data.files, str):
+        return f"`{data.files}`"
+    return ", ".join(f"{split}: `{path}`" for split, path in (data.files or {}).items())
 
 
 def _score_rows(metrics: dict[str, Any]) -> list[str]:
@@ -55,31 +60,30 @@ def _score_rows(metrics: dict[str, Any]) -> list[str]:
 def model_card(run_dir: Path, sweep: list[str] | None = None) -> ModelCard:
     """The card of `run_dir/model`, from the run folder's resolved recipe, input-layer report and metrics; sweep:
     Markdown lines on the run's cell in a sweep (its intervals), which the sweep writes."""
-    recipe = read_yaml((run_dir / "recipe.yaml").read_text(encoding="utf-8"))
+    recipe = load_recipe(run_dir / "recipe.yaml", saved=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    model, task = recipe["model"], recipe["task"]["type"]
-    source = model.get("name_or_path") or "a model built from `model.config` (no pretrained weights)"
-    hub_like = isinstance(model.get("name_or_path"), str) and "://" not in source and not Path(source).exists()
+    model, task = recipe.model, recipe.task.type
+    source = model.name_or_path or "a model built from `model.config` (no pretrained weights)"
+    hub_like = isinstance(model.name_or_path, str) and "://" not in source and not Path(source).exists()
     data = ModelCardData(
         library_name="transformers",
         base_model=source if hub_like else None,
         pipeline_tag=task_type(task).pipeline_tag,
-        tags=["embedlab", task, f"family-{model['family']}"],
-        datasets=[recipe["data"]["hub_id"]] if recipe["data"].get("hub_id") else None,
+        tags=["embedlab", task, f"family-{model.family}"],
+        datasets=[recipe.data.hub_id] if recipe.data.hub_id else None,
     )
-    layers = recipe.get("layers") or {}
     train = metrics.get("train", {})
     lines = [
         f"# {run_dir.name}",
         "",
-        f"Fine-tuned with embedlab from `{source}` (family {model['family']}) for {task}, on "
-        f"{_data_in_words(recipe['data'])}.",
+        f"Fine-tuned with embedlab from `{source}` (family {model.family}) for {task}, on "
+        f"{_data_in_words(recipe.data)}.",
         "",
         "## Input layers",
         "",
         "| layer | policy |",
         "|---|---|",
-        *(f"| {name} | {policy_in_words(name, layers.get(name) or {})} |" for name in LayersConfig.model_fields),
+        *(f"| {name} | {policy_in_words(getattr(recipe.layers, name))} |" for name in LayersConfig.model_fields),
         "",
         "## Scores",
         "",
