@@ -153,9 +153,9 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from pipeline.training.card import push_model
+    from pipeline.training.push import push_model
 
-    files = push_model(Path(args.run), args.repo_id, private=args.private, dry_run=args.dry_run)
+    files = push_model(Path(args.run), args.repo_id, private=args.private, dry_run=args.dry_run, hidden=args.hidden)
     verb = "would upload" if args.dry_run else "uploaded"
     print(f"{verb} {len(files)} files to {args.repo_id}: {', '.join(files)}")
     return 0
@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("run", help="finished run folder (or a saved model inside one)")
     push.add_argument("--repo-id", required=True, help="the Hub repository, e.g. you/minilm-glove-bbc (made if new)")
     push.add_argument("--private", action="store_true", help="make a new repository private")
-    push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; send nothing")
+    push.add_argument("--dry-run", action="store_true", help="list what would be uploaded; write and send nothing")
+    push.add_argument("--hidden", action="store_true", help="upload hidden files (.NAME) of the model folder too")
     push.set_defaults(handler=_push)
     schema = commands.add_parser("schema", help="print every recipe field with its type, default and meaning")
     schema.set_defaults(handler=_schema)

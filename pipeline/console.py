@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import IO
+
+from pipeline.storage import open_to_append
 
 LIBRARY_LOG = "library.log"
 # The loggers of the libraries a run imports; each library adds its own console handler on first import.
@@ -46,10 +49,13 @@ class ConsoleHandler(logging.StreamHandler):
 
 class QuietFileHandler(logging.FileHandler):
     """A log file whose failures (its folder removed, a full disk) cost the record, never a printed traceback: a
-    library's chatter is no reason to disturb a run."""
+    library's chatter is no reason to disturb a run. Opened without following a link (see `open_to_append`)."""
 
     def handleError(self, record: logging.LogRecord) -> None:
         pass
+
+    def _open(self) -> IO[str]:
+        return open_to_append(Path(self.baseFilename))
 
 
 class LibraryLog(logging.Handler):

@@ -8,6 +8,9 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
+
+from pipeline.errors import PipelineError
 
 
 def partial_path(target: Path) -> Path:
@@ -29,6 +32,24 @@ def atomic_write(target: Path, write: Callable[[Path], object]) -> Path:
 
 def atomic_write_text(target: Path, text: str) -> Path:
     return atomic_write(target, lambda path: path.write_text(text, encoding="utf-8"))
+
+
+def open_to_append(path: Path) -> IO[str]:
+    """`path` opened to append text, never through a link (a received run folder's `library.log` or `log.jsonl`
+    that links to a file elsewhere must not be written): an `OSError` (ELOOP) where it is one."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+def refuse_links(folder: Path, names: tuple[str, ...], field: str | None = None) -> None:
+    """One line where a file the product appends to in `folder` is a link (appending would write through it)."""
+    for name in names:
+        if (folder / name).is_symlink():
+            raise PipelineError(
+                f"'{folder / name}' is a link; a run appends to this file and will not write through a link "
+                "(remove the link)",
+                field=field,
+            )
 
 
 def replace_folder(partial: Path, final: Path) -> None:

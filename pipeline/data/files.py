@@ -23,6 +23,8 @@ from pipeline.errors import PipelineError, first_line
 FIELD = "data.files"
 FIELD_SEPARATOR = re.compile(r"[ \t]+")
 MAX_LINE_BYTES = 16 << 20  # 16 MiB: a text, sentence or JSON row longer than this is a wrong file, not data
+# pyarrow reads in blocks (1 MiB by default) and refuses a row longer than one: every row up to the limit must fit.
+BLOCK_BYTES = MAX_LINE_BYTES + (1 << 20)
 SNIFF_BYTES = 1 << 20
 
 
@@ -54,7 +56,8 @@ def _read_json_array(path: Path) -> pa.Table:
     rows = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise ValueError("a .json file must hold JSON Lines or one array of objects")
-    return pa_json.read_json(pa.BufferReader("".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")))
+    lines = "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
+    return pa_json.read_json(pa.BufferReader(lines), read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES))
 
 
 def _read_text_lines(path: Path) -> pa.Table:
@@ -109,14 +112,14 @@ def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table
         elif suffix == ".parquet":
             table = pa_parquet.read_table(path)
         elif suffix == ".csv":
-            table = pa_csv.read_csv(path)
+            table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES))
         elif suffix == ".txt":
             table = _read_text_lines(path)
         elif suffix == ".json" and path.read_bytes().lstrip()[:1] == b"[":
             table = _read_json_array(path)
         else:
             path.read_text(encoding="utf-8")  # pyarrow reads invalid UTF-8 into strings without a word
-            table = pa_json.read_json(path)
+            table = pa_json.read_json(path, read_options=pa_json.ReadOptions(block_size=BLOCK_BYTES))
     except UnicodeDecodeError as error:
         raise PipelineError(f"'{path}' is not UTF-8 text (byte {error.start}: {error.reason})", field=FIELD) from None
     except (OSError, ValueError, pa.ArrowException) as error:

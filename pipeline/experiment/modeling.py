@@ -59,7 +59,7 @@ def load_tokenizer(
             tokenizer = AutoTokenizer.from_pretrained(
                 checkpoint_path(source), revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
             )
-        except (OSError, ValueError) as error:
+        except Exception as error:  # a tokenizer.json of another shape raises KeyError, the Rust reader its own types
             raise _load_error(field, source, error) from None
         _check_has_vocabulary(tokenizer, source, field)
     if tokenizer.pad_token is None:

@@ -273,7 +273,7 @@ class OmpTransfer(Transfer):
     @field_validator("donor")
     @classmethod
     def _donor_exists(cls, value: str | None) -> str | None:
-        return None if value is None or looks_like_hub_id(value) else existing_path(value)
+        return value if value is None or looks_like_hub_id(value) else existing_path(value)
 
     def token_vectors(self) -> VectorTraining | None:
         return self.train if self.donor is None else None  # a donor's table is the space

@@ -283,6 +283,7 @@ class Recipe(Strict):
             )
         if table.per_position_tables() and self.model.max_length is None:
             raise ValueError("layers.token_embeddings.per_position needs model.max_length (one table per position)")
+        self.task.check_training(self.train)
         if self.model.add_tokens is not None and self.replaces_vocabulary():
             raise ValueError("model.add_tokens: a new tokenizer is built from the data; add its tokens there, not here")
         if self.eval.metrics is None and self.task.default_metrics is not None:

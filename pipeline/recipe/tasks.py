@@ -7,7 +7,7 @@ section its `type` names. The recipe stays data: it imports no task code.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -40,6 +40,10 @@ class TaskSection(Strict):
     def stratify_column(self) -> str | None:
         """The column a holdout is stratified by: the label, where each row has one (None otherwise)."""
         return None
+
+    def check_training(self, train: Any) -> None:
+        """Refuse (ValueError, naming the field) training settings this task cannot learn from (`train`: the
+        recipe's `TrainConfig`); none by default."""
 
     @model_validator(mode="after")
     def _distinct_columns(self) -> TaskSection:

@@ -7,6 +7,7 @@ tokenizer: `mean` and `weighted` here, `focus` and `omp` in `pipeline.surgery.tr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ from pipeline.surgery.trained_vectors import TrainedVectors, train_vectors
 from pipeline.surgery.transfer import RowPlan, apply_plan, plan_transfer, route_counts
 from pipeline.surgery.vectors import Alignment, WordVectors, align_vectors, load_vectors
 from pipeline.vocabulary.spelling import spelling_of
+
+log = logging.getLogger(__name__)
 
 
 def _tokenizer_lowercases(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -124,6 +127,11 @@ def transferred_rows(method: TransferSurgery, policy: Transfer, slot: TableSlot)
     """The pretrained table moved to the new tokenizer (`pipeline.surgery.transfer`, re-planned by the method: for
     `focus` and `omp` `slot.trained` holds their token vectors); an untied LM head follows."""
     plans = plan_transfer(slot.original, slot.tokenizer, method.plan_vectors(policy))
+    if not any(plan.route == "copied" for plan in plans):
+        log.warning(
+            "the new tokenizer shares no token with the pretrained one: no row is copied, every row is made from the "
+            "old rows (is model.tokenizer the tokenizer meant?)"
+        )
     method.refine(policy, plans, slot)
     table = apply_plan(slot.old.weight.detach().cpu(), plans, slot.seed)
     transfer = {"old_vocabulary": slot.old.weight.shape[0], "new_vocabulary": slot.rows, "rows": route_counts(plans)}

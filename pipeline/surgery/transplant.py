@@ -163,7 +163,7 @@ def donor_table(donor: str, new: PreTrainedTokenizerBase) -> torch.Tensor:
 
     try:
         table = AutoModel.from_pretrained(resolve_model_path(donor)).get_input_embeddings().weight
-    except (OSError, ValueError) as error:
+    except Exception as error:  # a pickle torch refuses to load (nothing of it runs), a folder of another shape...
         raise unusable(f"cannot load the donor model '{donor}'", error, "layers.token_embeddings.donor") from None
     if table.shape[0] < len(new):
         raise PipelineError(

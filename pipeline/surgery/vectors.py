@@ -125,20 +125,36 @@ def load_vectors(path: Path, fmt: str, vocabulary: Path | None) -> WordVectors:
             index = {}
             for row, word in enumerate(words):
                 index.setdefault(word, row)
-            return WordVectors(index, matrix)
+            return finite(WordVectors(index, matrix), path)
         keyed_vectors, load_facebook_vectors = _gensim()
         if fmt == "fasttext":
             vectors = load_facebook_vectors(str(path))
-            return WordVectors(dict(vectors.key_to_index), vectors.vectors, oov=lambda word: vectors.get_vector(word))
+            oov = lambda word: vectors.get_vector(word)  # noqa: E731  (fastText's n-gram vector of any string)
+            return finite(WordVectors(dict(vectors.key_to_index), vectors.vectors, oov=oov), path)
         header = fmt != "text" or _has_header(path)
         if fmt == "text":
             _check_text_rows(path, header)
         vectors = keyed_vectors.load_word2vec_format(str(path), binary=fmt == "word2vec_binary", no_header=not header)
-        return WordVectors(dict(vectors.key_to_index), vectors.vectors)
+        return finite(WordVectors(dict(vectors.key_to_index), vectors.vectors), path)
     except PipelineError:
         raise
     except Exception as error:  # gensim and NumPy raise many types on a truncated or foreign file: all "unreadable"
         raise unusable(f"cannot read '{path}' as {fmt} vectors", error, field=FIELD) from None
+
+
+def finite(vectors: WordVectors, path: Path) -> WordVectors:
+    """`vectors`, refused in one line where a row holds NaN or an infinity (a file, or a cache entry resealed by
+    hand): such a row would turn every vector mixed from it, and then the loss, into NaN."""
+    bad = np.flatnonzero(~np.isfinite(np.asarray(vectors.matrix)).all(axis=1))
+    if len(bad):
+        first = int(bad[0])
+        word = next((word for word, row in vectors.index.items() if row == first), "?")
+        raise PipelineError(
+            f"'{path}' holds {len(bad):,} vector(s) that are not finite numbers (NaN or infinite; the first is row "
+            f"{first}, '{word}')",
+            field=FIELD,
+        )
+    return vectors
 
 
 def _segment(word: str, vectors: WordVectors) -> list[int]:

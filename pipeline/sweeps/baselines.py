@@ -61,6 +61,27 @@ def parse_methods(value: str) -> tuple[str, ...]:
     return methods
 
 
+def check_methods_fit(recipe: Recipe, methods: Sequence[str]) -> None:
+    """Every classical row asked for by name is one the recipe's task type has, and a `static:FILE` names a file:
+    refused before a sweep folder is made or a run trains, not after."""
+    known = task_type(recipe.task.type).classical_methods
+    for method in methods:
+        name, colon, argument = method.partition(":")
+        if (f"{name}:" if colon else name) not in known:
+            rows = ", ".join(key + ("ARG" if key.endswith(":") else "") for key in known) or "none"
+            raise PipelineError(
+                f"the {method} baseline does not apply to {recipe.task.type} (its classical rows: {rows})",
+                field="--classical",
+            )
+        if colon and argument not in TRAINED:
+            try:
+                found = resolve_local_path(argument).is_file()
+            except (OSError, ValueError, PipelineError):
+                found = False
+            if not found:
+                raise PipelineError(f"{method}: '{argument}' is not a vectors file", field="--classical")
+
+
 def classical_baselines(recipe: Recipe, methods: Sequence[str]) -> list[dict[str, Any]]:
     """The task type's classical baselines on the recipe's data (an empty list where the task has none)."""
     baseline = task_type(recipe.task.type).classical

@@ -13,7 +13,7 @@ from pipeline.errors import PipelineError
 from pipeline.experiment.recipes import load_recipe
 from pipeline.recipe.io import flatten, read_yaml
 from pipeline.recipe.variants import variant_tag_keys
-from pipeline.sweeps.baselines import DEFAULT, classical_baselines
+from pipeline.sweeps.baselines import DEFAULT, check_methods_fit, classical_baselines
 from pipeline.sweeps.comparable import check_comparable, distinct_runs
 from pipeline.sweeps.plan import slug
 from pipeline.sweeps.results import SweepSummary
@@ -119,4 +119,5 @@ def compared_baselines(folder: Path, classical: Sequence[str] | None) -> list[di
             raise
         log.warning("classical rows left out (--no-baseline to say so): %s", error)
         return []
+    check_methods_fit(recipe, classical or ())
     return classical_baselines(recipe, DEFAULT if classical is None else classical)

@@ -124,8 +124,10 @@ class RunProcess:
         # is a function of the scores, the timing is not, and the report must not depend on the timing.
         if self.stopped_at is not None:
             return Outcome(status="stopped", stopped_at=self.stopped_at, **base)
-        if code == 0:
+        if code == 0 and (run.output_dir / "metrics.json").is_file():
             return Outcome(status="finished", **base)
+        if code == 0:  # a run's last write is metrics.json: exit 0 without it is a run that did not end
+            return Outcome(status="failed", error="exited 0 without writing metrics.json (the run did not end)", **base)
         errors = [line for line in lines if line.startswith("error: ")]
         return Outcome(status="failed", error=(errors or lines or [f"exit code {code}"])[-1][:500], **base)
 

@@ -14,7 +14,7 @@ from pipeline.errors import PipelineError
 from pipeline.extras import require
 from pipeline.locks import LOCK_NAME, folder_lock
 from pipeline.recipe.schema import Recipe
-from pipeline.sweeps.baselines import DEFAULT, classical_baselines
+from pipeline.sweeps.baselines import DEFAULT, check_methods_fit, classical_baselines
 from pipeline.sweeps.intervals import CONFIDENCE
 from pipeline.sweeps.plan import Cell, PlannedRun, baseline_cell, cells_of, parse_grid, plan_runs
 from pipeline.sweeps.processes import Launch, Outcome, check_address
@@ -222,6 +222,7 @@ def sweep(
     reference = next(iter(planned.values())).recipe
     stopping = stopping_rule(options.early_stop, seeds, reference)
     deciding = decision_split(reference, "--seeds") if seeds.auto else ""  # refused before anything is written
+    check_methods_fit(reference, options.classical or ())
     plan = {
         "recipe": str(recipe),
         "overrides": overrides,

@@ -19,7 +19,7 @@ from pipeline.console import LIBRARY_LOG, write_library_log
 from pipeline.errors import PipelineError
 from pipeline.experiment.report import InputLayerReport
 from pipeline.locks import LOCK_NAME
-from pipeline.storage import atomic_write, atomic_write_text
+from pipeline.storage import atomic_write, atomic_write_text, open_to_append, refuse_links
 from pipeline.training.parameters import ParameterRow, format_parameter_tsv
 
 # What a run folder of ours holds; --overwrite deletes a folder only when it holds nothing else.
@@ -111,6 +111,9 @@ def to_json(value: Any, indent: int | None = None) -> str:
     return json.dumps(json_ready(value), indent=indent, allow_nan=False)
 
 
+APPENDED = ("log.jsonl", LIBRARY_LOG)  # the run folder's files a resumed run appends to
+
+
 class RunFolder:
     """Writes the files of one run; a no-op on every process but the main one."""
 
@@ -131,6 +134,7 @@ class RunFolder:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise PipelineError(f"cannot create '{path}' ({error.strerror or error})", field="output_dir") from None
+            refuse_links(path, APPENDED, field="output_dir")  # a received folder: nothing appended outside it
             write_library_log(path)  # what the libraries said while the run was built, and from now on
         return cls(path, is_main)
 
@@ -157,7 +161,7 @@ class RunFolder:
     def log(self, record: dict[str, Any]) -> None:
         """Append one line to `log.jsonl` (flushed at once, so a crash keeps every line written before)."""
         if self.is_main:
-            with open(self.path / "log.jsonl", "a", encoding="utf-8") as handle:
+            with open_to_append(self.path / "log.jsonl") as handle:
                 handle.write(to_json(record) + "\n")
             self.log_lines += 1
 

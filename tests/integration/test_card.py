@@ -4,6 +4,7 @@ and the scores, and holds the recipe that reproduces it; `pipeline push` uploads
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from helpers import make_examples, recipe_dict, train_fresh, write_jsonl
 from huggingface_hub import ModelCard
@@ -45,13 +46,16 @@ def test_push_sends_the_model_folder_with_its_card(tmp_path, tiny_bert, monkeypa
         def create_repo(self, repo_id, **options):
             calls.append(("create_repo", repo_id, options))
 
-        def upload_folder(self, **options):
-            calls.append(("upload_folder", options["repo_id"], sorted(p.name for p in tmp_path.glob("run/model/*"))))
+        def upload_folder(self, **options):  # what it was given: the folder, and the files of it that go
+            folder, allowed = Path(options["folder_path"]), set(options["allow_patterns"])
+            sent = sorted(p.name for p in folder.iterdir() if p.name in allowed)
+            calls.append(("upload_folder", options["repo_id"], sent, folder))
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     assert main(["push", str(run), "--repo-id", "someone/tiny", "--private"]) == 0
     assert calls[0] == ("create_repo", "someone/tiny", {"private": True, "exist_ok": True})
     assert calls[1][0] == "upload_folder" and "README.md" in calls[1][2] and "config.json" in calls[1][2]
+    assert calls[1][3] == run / "model"
 
 
 def test_a_push_the_hub_refuses_is_one_line(tmp_path, tiny_bert, monkeypatch, capsys):

@@ -124,7 +124,15 @@ class SentenceEmbedding(TaskDefaults):
                 for anchor, positive in zip(pairs["anchor"], pairs["positive"], strict=True)]  # fmt: skip
 
     def fit_labels(self, train: Dataset) -> None:
-        """Nothing to learn: no labels."""
+        """No labels to learn; scored pairs must not all hold one score (CoSENT learns from their order: one score
+        gives loss 0 at every step)."""
+        scores = set(self.pairs(train).get("score", []))
+        if self.cfg.score_column is not None and len(scores) == 1:
+            raise PipelineError(
+                f"column '{self.cfg.score_column}' holds the same score ({scores.pop():g}) in every training pair: "
+                "CoSENT learns from the order of the scores, so it would learn nothing",
+                field="task.score_column",
+            )
 
     def use_labels(self, id2label: dict[int, str]) -> None:
         """Nothing to reuse."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -55,6 +55,17 @@ class SentenceEmbeddingTask(TaskSection):
         if self.score_column is not None and self.negative_column is not None:
             raise ValueError("task.negative_column applies to pairs trained with in-batch negatives, not scored pairs")
         return self
+
+    def check_training(self, train: Any) -> None:
+        """In-batch negatives need two pairs in a forward pass: with one, the only candidate is the positive itself,
+        and the loss and its gradient are 0 at every step."""
+        together = train.micro_batch_size or train.batch_size
+        if self.score_column is None and together < 2:
+            field = "train.micro_batch_size" if train.micro_batch_size else "train.batch_size"
+            raise ValueError(
+                f"{field}: 1 pair per forward pass leaves in-batch negatives nothing to contrast (loss 0): use 2 or "
+                "more, or scored pairs (task.score_column, CoSENT)"
+            )
 
     def pair_columns(self) -> tuple[str, str]:
         """The anchor and positive columns the encoded data holds (made from the first line where asked)."""
