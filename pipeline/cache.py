@@ -5,7 +5,9 @@ Each entry is a folder keyed by a hash of what it was made from. It is written a
 with `entry.json` (every file's size and SHA-256), and renamed into place, so a reader sees a whole entry or none.
 It is read only when every file still matches its seal, checked before any library parses it: an entry cut short or
 edited is removed with one warning and made again, never trusted as it is (a flipped bit in a cached fastText model
-would otherwise hang gensim); one from an older version, without a seal, is made again with an info line. A
+would otherwise hang gensim); one from an older version, without a seal, is made again with an info line. The seal
+names its entry's key, so an entry moved (or copied) under another key is damage too, as is a garbled seal or a link
+inside the entry; an entry that is itself a link is refused in one line, and nothing behind it is touched. A
 partial left by a process that died (SIGKILL while writing) is removed the next time that cache is written to.
 """
 
@@ -33,23 +35,33 @@ def _files(folder: Path) -> dict[str, Path]:
     return {
         path.relative_to(folder).as_posix(): path
         for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != SEAL
+        if path.is_file() and not path.is_symlink() and path.name != SEAL
     }
 
 
-def seal(folder: Path) -> None:
-    """Write the entry's seal: every file's size and SHA-256."""
+def seal(folder: Path, key: str) -> None:
+    """Write the entry's seal: its key (the folder name it is renamed to), every file's size and SHA-256."""
     files = {name: {"size": path.stat().st_size, "sha256": file_digest(path)} for name, path in _files(folder).items()}
-    (folder / SEAL).write_text(json.dumps({"files": files}, indent=1) + "\n")
+    (folder / SEAL).write_text(json.dumps({"key": key, "files": files}, indent=1) + "\n")
 
 
 def damage(folder: Path) -> str | None:
-    """What is wrong with a sealed entry (None: every file as it was written); sizes first, so a truncated file is
-    found without reading it."""
-    try:
-        sealed = json.loads((folder / SEAL).read_text())["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+    """What is wrong with a sealed entry (None: every file as it was written, under its own key); sizes first, so a
+    truncated file is found without reading it."""
+    if not (folder / SEAL).is_file() and not (folder / SEAL).is_symlink():
         return UNSEALED
+    try:
+        record = json.loads((folder / SEAL).read_text())
+        sealed, key = record["files"], record["key"]
+        if not isinstance(sealed, dict) or not all(isinstance(entry, dict) for entry in sealed.values()):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"{SEAL} is not a seal this version wrote"
+    if key != folder.name:
+        return f"sealed as entry {str(key)[:16]}..., found under {folder.name[:16]}..."
+    links = [path.name for path in folder.rglob("*") if path.is_symlink()]
+    if links:
+        return f"holds a link ({links[0]})"
     present = _files(folder)
     if set(present) != set(sealed):
         odd = sorted(set(present) ^ set(sealed))
@@ -87,6 +99,11 @@ def clean_stale_partials(parent: Path) -> None:
 def usable(folder: Path, what: str) -> bool:
     """True when `folder` holds an intact entry. A damaged one is removed, with one warning, so that the caller
     makes it again."""
+    if folder.is_symlink():
+        raise PipelineError(
+            f"cache entry {folder} is a link; the cache reads only folders it wrote: remove the link (or set "
+            "EMBEDLAB_CACHE to another folder)"
+        )
     if not folder.is_dir():
         return False
     problem = damage(folder)
@@ -115,7 +132,7 @@ def write_entry(folder: Path, write: Callable[[Path], object], what: str) -> Non
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         write(partial)
-        seal(partial)
+        seal(partial, folder.name)
         try:
             os.replace(partial, folder)
         except OSError as error:

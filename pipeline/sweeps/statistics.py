@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PipelineError
 from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS, Difference, holm, paired_difference
 from pipeline.sweeps.results import CellSummary, PairedDifference, Spread
 from pipeline.tasks.records import PredictionRecord, read_records
@@ -107,6 +108,7 @@ def paired_comparison(
             "%s: the runs share %d scored example(s) of %s; nothing to pair", cell[0].cell, len(aligned[0][0]), split
         )
         return {}
+    check_same_settings(aligned, cell[0], baseline[0], split)
     if unpaired:
         log.warning(
             "%s against %s on %s: compared on the %d examples every run scored; %d scored by only some are left out",
@@ -125,6 +127,24 @@ def paired_comparison(
         difference = paired_difference(mine, theirs, diffs, seed=seed)
         result[metric.name] = difference_entry(difference, confidence, unpaired)
     return result
+
+
+def check_same_settings(
+    aligned: list[tuple[list[PredictionRecord], list[PredictionRecord]]],
+    cell: RunResult,
+    baseline: RunResult,
+    split: str,
+) -> None:
+    """Paired records must have been scored alike (`PredictionRecord.setting`: e.g. the number of documents a query
+    searched): a difference between runs that searched different collections is not an effect of their settings."""
+    for mine, theirs in aligned:
+        ours, others = sorted({r.setting() or "" for r in mine}), sorted({r.setting() or "" for r in theirs})
+        if ours != others:
+            raise PipelineError(
+                f"{cell.cell} and {baseline.cell} were not scored alike on {split} ({', '.join(ours)} against "
+                f"{', '.join(others)}: different collections or evaluation data), so their difference is no effect "
+                "of their settings; compare runs evaluated alike"
+            )
 
 
 def difference_entry(difference: Difference, confidence: float, unpaired: int = 0) -> PairedDifference:

@@ -223,6 +223,8 @@ def sweep(
     stopping = stopping_rule(options.early_stop, seeds, reference)
     deciding = decision_split(reference, "--seeds") if seeds.auto else ""  # refused before anything is written
     check_methods_fit(reference, options.classical or ())
+    # The classical rows first: they need no run, and one that cannot be computed is refused before any run trains.
+    classical = classical_baselines(reference, DEFAULT if options.classical is None else options.classical)
     plan = {
         "recipe": str(recipe),
         "overrides": overrides,
@@ -254,17 +256,15 @@ def sweep(
             results = finished_results(planned, state)
             if not seeds.auto or not add_seeds(state, results, base.name, seeds, options.precision, deciding):
                 break
-        return report(state, results, cells, base, planned, manifest, options, seeds)
+        return report(state, results, base, manifest, classical, seeds)
 
 
 def report(
     state: SweepState,
     results: dict[str, list[RunResult]],
-    cells: list[Cell],
     base: Cell,
-    planned: dict[tuple[str, int], PlannedRun],
     manifest: Manifest,
-    options: SweepOptions,
+    classical: list[dict[str, Any]],
     seeds: SeedPlan,
 ) -> SweepSummary:
     """The summary of a sweep that ran (and `sweep.json` with each cell's seed decisions); failures raise after it."""
@@ -278,12 +278,11 @@ def report(
     if state.decisions:
         manifest.plan["seed_decisions"] = state.decisions
         manifest.write()
-    reference = next(iter(planned.values())).recipe
     summary = write_summary(
         results,
         base.name,
         manifest.path.parent,
-        classical_baselines(reference, DEFAULT if options.classical is None else options.classical),
+        classical,
         confidence=seeds.confidence(CONFIDENCE),
         seed_decisions=state.decisions,
         stopped_early=stopped,

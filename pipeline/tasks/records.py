@@ -60,6 +60,11 @@ class PredictionRecord:
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in line.items() if key in names})
 
+    def setting(self) -> str | None:
+        """What this record's score depends on beyond its example and the model (e.g. how many documents a retrieval
+        query searched): records compared across runs must agree on it. None: nothing."""
+        return None
+
     def example_score(self) -> tuple[str, float, int] | None:
         """(score name, sum over the example's scored units, how many units), for scores by input length; None for a
         record that is no example (a block of packed text)."""

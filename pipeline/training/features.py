@@ -29,10 +29,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.hooks import RemovableHandle
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import ModelOutput
 
 from pipeline.cache import usable, write_entry
 from pipeline.data.collate import PadCollator, without_labels
 from pipeline.data.sampling import LengthSortedSampler, example_lengths
+from pipeline.errors import PipelineError
 from pipeline.experiment.build import Experiment, with_splits
 from pipeline.experiment.data import EncodedData
 from pipeline.paths import cache_root
@@ -165,11 +167,20 @@ class FeatureCache:
         from safetensors import safe_open
 
         with safe_open(str(path), "pt") as handle:
-            metadata = handle.metadata()
-        module, _, name = metadata["output_class"].partition(":")
-        if not module.startswith(("transformers.", "pipeline.")):  # an output class, never arbitrary code
-            raise ValueError(f"unexpected output class {metadata['output_class']}")
-        output_class = getattr(importlib.import_module(module), name)
+            metadata = handle.metadata() or {}
+        named = str(metadata.get("output_class"))
+        module, _, name = named.partition(":")
+        output_class = None
+        if module.startswith(("transformers.", "pipeline.")):  # an output class, never arbitrary code
+            try:
+                output_class = getattr(importlib.import_module(module), name, None)
+            except ImportError:
+                output_class = None
+        if not (isinstance(output_class, type) and issubclass(output_class, ModelOutput)):
+            raise PipelineError(
+                f"the frozen-body features in {path.parent} name {named!r}, which is not a model output class: "
+                "remove that cache entry (it is made again)"
+            )
         tensors, per_token = load_file(str(path)), set(json.loads(metadata["per_token"]))
         fields = {}
         for key in (k for k in tensors if not k.endswith("#lengths")):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -25,7 +24,13 @@ from pipeline.training.checkpointing import Progress, latest_checkpoint, save_mo
 from pipeline.training.final import write_final_evaluation
 from pipeline.training.loop import fit
 from pipeline.training.parameters import format_group_table
-from pipeline.training.run_folder import RunFolder, check_output_dir, check_output_location, foreign_entries
+from pipeline.training.run_folder import (
+    RunFolder,
+    changed_splits,
+    check_output_dir,
+    check_output_location,
+    foreign_entries,
+)
 from pipeline.training.state import TrainingState, prepare_training, resume_training
 
 log = logging.getLogger(__name__)
@@ -70,12 +75,10 @@ def _check_resumable(recipe: Recipe, output_dir: Path, fingerprints: dict[str, s
         raise PipelineError(
             f"the run in {output_dir} already finished; use --overwrite to train it again", field="output_dir"
         )
-    saved = output_dir / FINGERPRINTS
-    if not saved.is_file():
+    changed = changed_splits(output_dir, fingerprints)
+    if changed is None:
         log.warning("%s records no data fingerprints: cannot check that the data is unchanged", output_dir)
         return
-    recorded = json.loads(saved.read_text())
-    changed = sorted(name for name in set(recorded) | set(fingerprints) if recorded.get(name) != fingerprints.get(name))
     if changed:
         raise PipelineError(
             f"the data changed since {output_dir} was started (split {', '.join(changed)}); resume needs the same data",

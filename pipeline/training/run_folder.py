@@ -96,6 +96,15 @@ def check_output_dir(path: Path, overwrite: bool) -> None:
         )
 
 
+def changed_splits(run_dir: Path, fingerprints: dict[str, str]) -> list[str] | None:
+    """The splits whose data differs from what the run recorded in `fingerprints.json` (None: it recorded none)."""
+    saved = run_dir / "fingerprints.json"
+    if not saved.is_file():
+        return None
+    recorded = json.loads(saved.read_text())
+    return sorted(name for name in set(recorded) | set(fingerprints) if recorded.get(name) != fingerprints.get(name))
+
+
 def json_ready(value: Any) -> Any:
     """`value` with every non-finite float (nan, inf) as None: JSON has no such numbers."""
     if isinstance(value, float) and not math.isfinite(value):

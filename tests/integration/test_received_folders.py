@@ -143,3 +143,12 @@ def test_every_documented_data_form_trains_to_a_card(tmp_path, tiny_bert, data, 
     assert shown[form] in card.text
     assert json.loads((run / "metrics.json").read_text())["validation"]["accuracy"] >= 0
     shutil.rmtree(run)
+
+
+def test_eval_of_a_run_whose_data_changed_says_so(tmp_path, finished, data, caplog):
+    assert main(["eval", str(finished)]) == 0
+    assert "the data changed since" not in caplog.text
+    rows = make_examples(16, 7)
+    write_jsonl(Path(data["validation"]), rows)
+    assert main(["eval", str(finished)]) == 0
+    assert "the data changed since" in caplog.text and "(split validation)" in caplog.text

@@ -48,3 +48,19 @@ def test_a_run_that_exits_0_without_its_scores_counts_as_failed(tmp_path, recipe
     assert main([*command, "--no-baseline"]) == 2
     [run] = json.loads((output / "sweep.json").read_text())["runs"]
     assert run["status"] == "failed" and "exited 0 without writing metrics.json" in run["error"]
+
+
+def test_a_classical_row_that_cannot_be_computed_stops_the_sweep_before_any_run(tmp_path, tiny_bert, capsys):
+    pytest.importorskip("gensim")
+    rows = [{"text": f"{i} {i * 7} !!", "label": "pos" if i % 2 else "neg"} for i in range(32)]  # no word
+    files = {
+        "train": write_jsonl(tmp_path / "train.jsonl", rows),
+        "validation": write_jsonl(tmp_path / "v.jsonl", rows),
+    }
+    recipe = write_recipe(tmp_path / "r.yaml", recipe_dict(tiny_bert, files, tmp_path / "run", train={"max_steps": 2}))
+    output = tmp_path / "sweep"
+    command = ["sweep", str(recipe), "--grid", "train.lr=1e-3", "--seeds", "0", "--output", str(output)]
+    assert main([*command, "--classical", "doc2vec"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "doc2vec baseline: no word of the training texts" in errors[0]
+    assert not output.exists() and not (tmp_path / "run").exists()

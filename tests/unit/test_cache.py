@@ -65,3 +65,46 @@ def test_another_writer_s_entry_is_kept(tmp_path):
     make(tmp_path / "key", b"first")
     make(tmp_path / "key", b"second")  # a second process that computed the same entry
     assert (tmp_path / "key" / "data.bin").read_bytes() == b"first" and usable(tmp_path / "key", "test")
+
+
+def test_an_entry_moved_under_another_key_is_damage(tmp_path, caplog):
+    make(tmp_path / "short", b"max_length 4")
+    make(tmp_path / "long", b"max_length 16")
+    (tmp_path / "short").rename(tmp_path / "held")  # the two entries swapped between their keys
+    (tmp_path / "long").rename(tmp_path / "short")
+    (tmp_path / "held").rename(tmp_path / "long")
+    with caplog.at_level(logging.WARNING):
+        assert not usable(tmp_path / "short", "encoded splits") and not usable(tmp_path / "long", "encoded splits")
+    assert caplog.text.count("sealed as entry") == 2
+
+
+@pytest.mark.parametrize("garbled", ['{"files": [1, 2]}', "not json", '{"key": "key"}'])
+def test_a_garbled_seal_is_damage_not_an_older_version(tmp_path, caplog, garbled):
+    make(tmp_path / "key")
+    (tmp_path / "key" / SEAL).write_text(garbled)
+    with caplog.at_level(logging.INFO):
+        assert not usable(tmp_path / "key", "test")
+    assert "is damaged (entry.json is not a seal this version wrote)" in caplog.text
+
+
+def test_a_link_inside_an_entry_is_damage_and_is_not_read(tmp_path, caplog):
+    make(tmp_path / "key")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\x00\x01" * 500)  # the same bytes as the entry's file: only the link gives it away
+    (tmp_path / "key" / "data.bin").unlink()
+    (tmp_path / "key" / "data.bin").symlink_to(secret)
+    with caplog.at_level(logging.WARNING):
+        assert not usable(tmp_path / "key", "test")
+    assert "holds a link (data.bin)" in caplog.text and secret.read_bytes() == b"\x00\x01" * 500
+
+
+def test_an_entry_that_is_a_link_is_one_line_and_nothing_is_moved(tmp_path):
+    mine = tmp_path / "my-folder"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "key").symlink_to(mine)
+    with pytest.raises(PipelineError, match=r"cache entry .*key is a link"):
+        usable(tmp_path / "cache" / "key", "test")
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["key"]  # no .partial left beside it

@@ -185,12 +185,15 @@ class SentenceEmbedding(TaskDefaults):
             if texts is None:
                 continue
             encoded = tokenizer(texts, truncation=True, max_length=max_length)
+            check_some_tokens(encoded["input_ids"], name, group, self.cfg)
             full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
             truncated += sum(len(ids) > max_length for ids in full)
             empty += sum(not text.strip() for text in texts)
             for key in ("input_ids", "attention_mask", "token_type_ids"):
                 if key in encoded:
                     columns[f"{group}{key}"] = encoded[key]
+        if name != REFERENCE and not for_training and "score" not in pairs:
+            check_enough_documents(pairs["positive"], self.collection, name)
         if "anchor" in pairs:
             columns["pair_key"] = [text_key(text) for text in pairs["anchor"]]
         columns["doc_key"] = [text_key(text) for text in pairs["positive"]]
@@ -226,16 +229,17 @@ class SentenceEmbedding(TaskDefaults):
         """Retrieval: every anchor a query over the split's distinct positives (its own the relevant one); one record
         per query. Scored pairs: the correlation of cosine similarity and score; one record per pair."""
         model.eval()
-        anchors, positives, doc_keys, labels = [], [], [], []
+        anchors, positives, doc_keys, anchor_keys, labels = [], [], [], [], []
         for batch in loader:
             with torch.inference_mode(), accelerator.autocast():
                 queries, answers = self.embed(model, batch).float(), self.embed(model, batch, "positive_").float()
             extra = (batch["labels"].float(),) if "labels" in batch else ()
-            gathered = accelerator.gather_for_metrics((queries, answers, batch["doc_key"], *extra))
+            gathered = accelerator.gather_for_metrics((queries, answers, batch["doc_key"], batch["pair_key"], *extra))
             anchors.append(gathered[0].cpu())
             positives.append(gathered[1].cpu())
             doc_keys += gathered[2].tolist()
-            labels += gathered[3].tolist() if extra else []
+            anchor_keys += gathered[3].tolist()
+            labels += gathered[4].tolist() if extra else []
         queries, answers = torch.cat(anchors), torch.cat(positives)
         if self.reference is not None and not labels:
             extra, extra_keys = self.collection_vectors(accelerator, model)
@@ -245,7 +249,8 @@ class SentenceEmbedding(TaskDefaults):
             records: Records = [EmbeddingRecord(i, similarity=round(s, 6), label=gold)
                                 for i, (s, gold) in enumerate(zip(similarity, labels, strict=True))]  # fmt: skip
             return compute_all(metrics, "values", similarity, labels), records
-        ranks, documents = retrieval_ranks(queries, answers, doc_keys)  # the split's own positives come first
+        # the split's own positives come first
+        ranks, documents = retrieval_ranks(queries, answers, doc_keys, anchor_keys)
         records = [EmbeddingRecord(i, rank=rank, documents=documents) for i, rank in enumerate(ranks)]
         return compute_all(metrics, "ranks", ranks, [1] * len(ranks)), records
 
@@ -274,11 +279,39 @@ class SentenceEmbedding(TaskDefaults):
         write_sentence_transformers_files(folder, self.cfg.pooling, self.cfg.normalize, max_length)
 
 
-def retrieval_ranks(queries: torch.Tensor, answers: torch.Tensor, doc_keys: list[int]) -> tuple[list[int], int]:
+def check_some_tokens(ids: list[list[int]], split: str, group: str, cfg: SentenceEmbeddingTask) -> None:
+    """Every text must become at least one token: an empty text has no vector (a decoder, which adds no special
+    token, would pool nothing and fail after the whole training run)."""
+    empty = [row for row, tokens in enumerate(ids) if not tokens]
+    if empty:
+        column = {"": "anchor", "positive_": "positive", "negative_": "negative"}[group]
+        field = "task.pairs_from_first_line" if cfg.pairs_from_first_line else f"task.{column}_column"
+        raise PipelineError(
+            f"split '{split}': {len(empty)} {column} text(s) become no token (first: row {empty[0]}); an empty text "
+            "has no vector to compare: fill or drop those rows",
+            field=field,
+        )
+
+
+def check_enough_documents(positives: list[str], collection: list[str], split: str) -> None:
+    """A query must have something to be ranked against: one document to search makes every rank 1."""
+    documents = len(set(positives) | set(collection))
+    if documents < 2:
+        raise PipelineError(
+            f"split '{split}': its queries would search {documents} document(s), so every one ranks first and the "
+            "scores mean nothing; give pairs with different positives (or documents: collection)",
+            field="task.positive_column",
+        )
+
+
+def retrieval_ranks(
+    queries: torch.Tensor, answers: torch.Tensor, doc_keys: list[int], anchor_keys: list[int] | None = None
+) -> tuple[list[int], int]:
     """queries (n, width); answers (m ≥ n, width), query i's own answer row i, the rest other documents (the
     collection), with the key of each answer's text: the rank (1 = first) of each query's own answer among the
-    distinct answers by cosine similarity (ties counted against it), and how many there are."""
+    distinct answers by cosine similarity (ties counted against it; the other positives of the same anchor, by
+    `anchor_keys`, not: see `ranks_from_scores`), and how many there are."""
     rows, columns = distinct(doc_keys)
     documents = torch.nn.functional.normalize(answers[rows], dim=-1)  # (documents, width)
     scores = torch.nn.functional.normalize(queries, dim=-1) @ documents.T  # (n, documents)
-    return ranks_from_scores(scores.numpy(), columns[: len(queries)]), len(rows)
+    return ranks_from_scores(scores.numpy(), columns[: len(queries)], anchor_keys), len(rows)

@@ -82,7 +82,8 @@ def table_ranks(frozen: Any, split: str) -> list[int]:
     if reference is not None:  # the collection (`documents: collection`): the split's own positives come first
         documents, keys = documents + list(reference["positive_input_ids"]), keys + list(reference["doc_key"])
     rows, columns = distinct(keys)
-    return ranks_from_scores(means(data["input_ids"]) @ means([documents[row] for row in rows]).T, columns[: len(data)])
+    scores = means(data["input_ids"]) @ means([documents[row] for row in rows]).T
+    return ranks_from_scores(scores, columns[: len(data)], list(data["pair_key"]))
 
 
 def word_vector_scores(vectors: Any) -> Any:
@@ -139,7 +140,7 @@ def classical_baselines(recipe: Recipe, methods: Sequence[str], frozen: Any = No
             else:
                 pairs = pairs_of(task, splits[split])
                 documents, relevant = searched_documents(pairs["positive"], collection)
-                ranks = ranks_from_scores(scorer(pairs["anchor"], documents), relevant)
+                ranks = ranks_from_scores(scorer(pairs["anchor"], documents), relevant, pairs["anchor"])
             scores[split] = compute_all(metrics, "ranks", ranks, [1] * len(ranks))
         wall = round(time.perf_counter() - started, 1)
         results.append({"method": method, "name": name, "scores": scores, "wall_s": wall})

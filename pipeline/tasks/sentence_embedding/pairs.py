@@ -69,7 +69,21 @@ def searched_documents(positives: list[str], collection: list[str]) -> tuple[lis
     return documents, columns[: len(positives)]
 
 
-def ranks_from_scores(scores: np.ndarray, relevant: list[int]) -> list[int]:
-    """(queries, documents) scores and each query's relevant document: its rank (1 = first; ties count against it)."""
+def ranks_from_scores(scores: np.ndarray, relevant: list[int], anchors: Sequence[Hashable] | None = None) -> list[int]:
+    """(queries, documents) scores and each query's relevant document: its rank (1 = first; ties count against it).
+
+    anchors: each query's anchor (text or key). An anchor with several positives is several queries, each ranking
+    its own positive; the other positives of the same anchor are relevant too, so they are not counted against it
+    (the filtered rank: without it such a query could never rank first, and recall@1 of an anchor with two
+    positives would be at most 0.5)."""
     own = scores[np.arange(len(relevant)), relevant]
-    return (scores >= own[:, None]).sum(axis=1).astype(int).tolist()
+    ranks = (scores >= own[:, None]).sum(axis=1).astype(int)
+    if anchors is not None:
+        positives: dict[Hashable, set[int]] = {}
+        for anchor, document in zip(anchors, relevant, strict=True):
+            positives.setdefault(anchor, set()).add(document)
+        for query, (anchor, document) in enumerate(zip(anchors, relevant, strict=True)):
+            others = sorted(positives[anchor] - {document})
+            if others:
+                ranks[query] -= int((scores[query, others] >= own[query]).sum())
+    return ranks.tolist()

@@ -20,6 +20,9 @@ class EmbeddingRecord(PredictionRecord):
     similarity: float | None = None
     label: float | None = None
 
+    def setting(self) -> str | None:
+        return None if self.rank is None else f"{self.documents} documents"
+
     def example_score(self) -> tuple[str, float, int]:
         if self.rank is None:
             return "absolute difference of similarity and score", abs(float(self.similarity) - float(self.label)), 1

@@ -68,3 +68,18 @@ def test_a_body_that_trains_gets_no_cache(tmp_path, tiny_bert, jsonl_data):
         recipe_dict(tiny_bert, jsonl_data, tmp_path / "x", layers={"encoder": "freeze"}), True, "partly", tmp_path
     )
     assert "feature_cache" not in metrics["train"]  # the token and position tables train: nothing to cache
+
+
+@pytest.mark.parametrize("named", ["transformers.trainer:Trainer", "os:system", "transformers.nothing:Here"])
+def test_a_feature_entry_naming_another_class_is_one_line(tmp_path, named):
+    from safetensors.torch import save_file
+
+    from pipeline.errors import PipelineError
+    from pipeline.training.features import FeatureCache
+
+    path = tmp_path / "entry" / "features.safetensors"
+    path.parent.mkdir()
+    metadata = {"output_class": named, "per_token": "[]", "tuples": "{}"}
+    save_file({"pooler_output": torch.zeros(2, 4)}, str(path), metadata=metadata)
+    with pytest.raises(PipelineError, match="which is not a model output class: remove that cache entry"):
+        FeatureCache.load(path)
