@@ -29,6 +29,7 @@ from helpers import (  # noqa: E402
     reset_accelerate_state,
     save_tiny_bert,
     save_tiny_decoder,
+    save_tiny_llama,
     write_glove,
     write_jsonl,
 )
@@ -79,28 +80,13 @@ def trained(raw: dict[str, Any]) -> dict[str, Any]:
 
 def tiny_variants(work: Path) -> dict[str, dict[str, Any]]:
     """Raw recipes on tiny models, one per layer-policy variant (and a few settings of each)."""
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import GPT2Config, GPT2LMHeadModel
 
     bert = save_tiny_bert(work / "bert")
     gpt2 = save_tiny_decoder(
         work / "gpt2", GPT2LMHeadModel, GPT2Config(vocab_size=50257, n_embd=32, n_layer=2, n_head=2, n_positions=64)
     )
-    llama = save_tiny_decoder(
-        work / "llama",
-        LlamaForCausalLM,
-        LlamaConfig(
-            vocab_size=50257,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            max_position_embeddings=64,
-            bos_token_id=50256,
-            eos_token_id=50256,
-            tie_word_embeddings=True,
-        ),
-    )
+    llama = save_tiny_llama(work / "llama")
     files = {
         split: write_jsonl(work / f"{split}.jsonl", make_examples(n, seed))
         for split, n, seed in (("train", 48, 0), ("validation", 16, 1))

@@ -10,7 +10,14 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import make_examples, reset_accelerate_state, save_tiny_bert, save_tiny_decoder, write_jsonl
+from helpers import (
+    make_examples,
+    reset_accelerate_state,
+    save_tiny_bert,
+    save_tiny_decoder,
+    save_tiny_llama,
+    write_jsonl,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -60,21 +67,7 @@ def tiny_gpt2(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide Llama causal LM (rotary positions, tied LM head, as SmolLM2) with the GPT-2 tokenizer."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=50257,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-        bos_token_id=50256,
-        eos_token_id=50256,
-        tie_word_embeddings=True,
-    )
-    return save_tiny_decoder(tmp_path_factory.mktemp("tiny-llama"), LlamaForCausalLM, config)
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 @pytest.fixture

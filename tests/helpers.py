@@ -113,6 +113,25 @@ def save_tiny_decoder(folder: Path, model_class: Any, config: Any) -> Path:
     return folder
 
 
+def save_tiny_llama(folder: Path) -> Path:
+    """A 2-layer, 32-wide Llama causal LM (rotary positions, tied LM head, as SmolLM2) with the GPT-2 tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=50257,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+        bos_token_id=50256,
+        eos_token_id=50256,
+        tie_word_embeddings=True,
+    )
+    return save_tiny_decoder(folder, LlamaForCausalLM, config)
+
+
 def recipe_dict(
     model_dir: Path | None, data_files: dict[str, str], output_dir: Path, family: str = "bert", **sections: Any
 ) -> dict[str, Any]:

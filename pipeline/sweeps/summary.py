@@ -16,6 +16,7 @@ from pipeline.sweeps.intervals import CONFIDENCE, MIN_PAIRED_SEEDS
 from pipeline.sweeps.plots import bar_chart, learning_curves, position_curves
 from pipeline.sweeps.results import CellSummary, ClassicalRow, PairedDifference, Spread, SweepSummary
 from pipeline.sweeps.statistics import RunResult, cell_summary, correct_for_many, paired_comparison
+from pipeline.training.card import text
 
 
 def load_run(folder: Path, cell: str) -> RunResult | None:
@@ -72,14 +73,14 @@ def _per_seed(entry: PairedDifference | None) -> str:
 def cell_in_words(name: str, cell: CellSummary, summary: SweepSummary, folder: Path) -> list[str]:
     """A cell of a sweep in Markdown lines, for each of its runs' model cards: each score's mean ± std over its seeds,
     and each compared score's difference with the baseline."""
-    lines = [f"In the sweep `{folder}` this run is one of {cell.n} seeds of the cell `{name}` (split "
-             f"{summary.split}):", ""]  # fmt: skip
+    lines = [f"In the sweep {text(folder)} this run is one of {cell.n} seeds of the cell {text(name)} (split "
+             f"{text(summary.split)}):", ""]  # fmt: skip
     for score, spread in cell.scores.items():
         if spread.mean is not None and "/" not in score:
             lines.append(f"- {score}: {spread.mean:.4f} ± {spread.std or 0:.4f} (mean ± std over seeds)")
     for score, entry in (cell.vs_baseline or {}).items():
         if entry.ci_low is not None:
-            lines.append(f"- Δ {score} against `{summary.baseline}`: {entry.seed_difference_mean:+.4f} "
+            lines.append(f"- Δ {score} against {text(summary.baseline)}: {entry.seed_difference_mean:+.4f} "
                          f"[{entry.ci_low:+.4f}, {entry.ci_high:+.4f}]")  # fmt: skip
     return lines
 

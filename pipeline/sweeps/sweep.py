@@ -149,6 +149,8 @@ def add_seeds(
                 "seeds": len(own),
                 "stopped_because": why,
                 "deciding_score": next(iter(comparison), None),
+                "deciding_split": split,
+                "interval": None if entry is None else [entry.ci_low, entry.ci_high],
             }
             continue
         own.append(len(own))

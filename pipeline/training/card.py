@@ -54,7 +54,7 @@ def fenced(body: str, language: str) -> list[str]:
     return [fence + language, body, fence]
 
 
-def _data_in_words(data: DataConfig) -> str:
+def data_in_words(data: DataConfig) -> str:
     """Where the data came from: a Hub data set, a folder per class, or files (one, or one per split)."""
     if data.hub_id:
         return f"the Hub dataset {text(data.hub_id)}" + (f" ({text(data.hub_config)})" if data.hub_config else "")
@@ -120,7 +120,7 @@ def model_card(run_dir: Path, sweep: list[str] | None = None, model_dir: Path | 
         f"# {text(run_dir.name)}" + (f" ({text(step)})" if step else ""),
         "",
         f"Fine-tuned with embedlab from {text(source)} (family {text(model.family)}) for {task}, on "
-        f"{_data_in_words(recipe.data)}.",
+        f"{data_in_words(recipe.data)}.",
         "",
         "## Input layers",
         "",

