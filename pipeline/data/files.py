@@ -7,7 +7,9 @@ empty, truncated or non-UTF-8 file is an error naming the file.
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -19,6 +21,9 @@ from datasets import Dataset, DatasetDict
 from datasets.table import InMemoryTable
 
 from pipeline.errors import PipelineError, first_line
+from pipeline.recipe.schema import CsvLayout
+
+log = logging.getLogger(__name__)
 
 FIELD = "data.files"
 FIELD_SEPARATOR = re.compile(r"[ \t]+")
@@ -99,7 +104,48 @@ def read_conll(path: Path, word_column: int = 0, tag_column: int = -1) -> pa.Tab
     )
 
 
-def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table:
+def _column(values: list[str]) -> pa.Array:
+    """A column of text fields as numbers where every non-empty field is one (integers, else floats), else text."""
+    if any(value != "" for value in values):
+        for kind, parse in ((pa.int64(), int), (pa.float64(), float)):
+            try:
+                return pa.array([parse(value) if value != "" else None for value in values], type=kind)
+            except ValueError:
+                continue
+    return pa.array(values, type=pa.string())
+
+
+def read_named_fields(path: Path, layout: CsvLayout) -> pa.Table:
+    """A delimited file without a header row, its fields named by `layout.columns` (fields past them left out and
+    counted; a row with fewer is an error naming it)."""
+    names = layout.columns or []
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.reader(
+            handle, delimiter=layout.delimiter, quoting=csv.QUOTE_MINIMAL if layout.quoting else csv.QUOTE_NONE
+        )
+        columns: list[list[str]] = [[] for _ in names]
+        longer = 0
+        for number, row in enumerate(reader, 1):
+            if len(row) < len(names):
+                raise ValueError(f"row {number} has {len(row)} field(s) for the {len(names)} named (data.csv.columns)")
+            longer += len(row) > len(names)
+            for column, value in zip(columns, row, strict=False):
+                column.append(value)
+    if longer:
+        log.info("%d row(s) of %s hold fields past data.csv.columns: those fields are left out", longer, path)
+    return pa.table({name: _column(values) for name, values in zip(names, columns, strict=True)})
+
+
+def _read_csv(path: Path, layout: CsvLayout | None) -> pa.Table:
+    if layout is not None and layout.columns:
+        return read_named_fields(path, layout)
+    parse = pa_csv.ParseOptions(
+        delimiter=layout.delimiter if layout else ",", quote_char='"' if layout is None or layout.quoting else False
+    )
+    return pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES), parse_options=parse)
+
+
+def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1), layout: CsvLayout | None = None) -> pa.Table:
     """One local file as an Arrow table; every problem becomes a one-line `PipelineError` naming the file."""
     suffix = path.suffix.lower()
     try:
@@ -112,7 +158,7 @@ def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table
         elif suffix == ".parquet":
             table = pa_parquet.read_table(path)
         elif suffix == ".csv":
-            table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=BLOCK_BYTES))
+            table = _read_csv(path, layout)
         elif suffix == ".txt":
             table = _read_text_lines(path)
         elif suffix == ".json" and path.read_bytes().lstrip()[:1] == b"[":
@@ -134,8 +180,10 @@ def read_table(path: Path, conll_columns: tuple[int, int] = (0, -1)) -> pa.Table
     return table
 
 
-def read_files(paths: dict[str, Path], conll_columns: tuple[int, int] = (0, -1)) -> DatasetDict:
-    """Each split's file as a `Dataset`."""
+def read_files(
+    paths: dict[str, Path], conll_columns: tuple[int, int] = (0, -1), layout: CsvLayout | None = None
+) -> DatasetDict:
+    """Each split's file as a `Dataset` (`layout`: how `.csv` files are laid out)."""
     return DatasetDict(
-        {split: Dataset(InMemoryTable(read_table(path, conll_columns))) for split, path in paths.items()}
+        {split: Dataset(InMemoryTable(read_table(path, conll_columns, layout))) for split, path in paths.items()}
     )

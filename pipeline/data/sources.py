@@ -83,7 +83,7 @@ def _load_source(cfg: DataConfig) -> tuple[DatasetDict, dict[str, str]]:
     if cfg.files is not None:
         mapping = {cfg.train_split: cfg.files} if isinstance(cfg.files, str) else cfg.files
         return read_files(
-            {split: resolve_local_path(path) for split, path in mapping.items()}, cfg.conll_columns
+            {split: resolve_local_path(path) for split, path in mapping.items()}, cfg.conll_columns, cfg.csv
         ), dict(mapping)
     folder_data, undecodable = read_class_folders(resolve_local_path(cfg.folder))
     if undecodable:

@@ -40,6 +40,7 @@ class CountedMetric:
     score: Score
     labels: Callable[[Sequence[Any]], set[str]] = lambda records: set()
     needs: str | None = None  # a record field the score needs (None where every record has it)
+    per_token: bool = False  # its value depends on how a tokenizer cuts text: not compared across tokenizers
 
     def of(self, records: Sequence[Any], classes: list[str]) -> ExampleCounts:
         return ExampleCounts(self.counts(records, classes), self.score)

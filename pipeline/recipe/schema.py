@@ -41,6 +41,28 @@ DATA_FORMATS = {
 DEFAULT_HOLDOUT = 0.2  # the share of the train split a `validation` split takes where a run reads one and lacks it
 
 
+class CsvLayout(Strict):
+    """How `.csv` files are laid out, where not as comma-separated values with a header row."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1, description="The field separator (`\\t`: tabs).")
+    quoting: bool = Field(
+        True, description='Fields may be quoted with `"`; false: a quote is an ordinary character (as in STS-B).'
+    )
+    columns: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Names of the fields of a file without a header row, in order. A row with fewer fields is an "
+        "error naming it; fields past the named ones are left out (and counted in a line).",
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _distinct_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("columns must be distinct names")
+        return value
+
+
 class DataConfig(Strict):
     hub_id: str | None = Field(None, description="Hub data set id, e.g. `glue` (needs the network).")
     hub_config: str | None = Field(None, description="Hub data set configuration, e.g. `sst2`.")
@@ -71,6 +93,9 @@ class DataConfig(Strict):
     max_train_samples: int | None = Field(None, gt=0, le=10**12, description="Use only this many training examples.")
     max_eval_samples: int | None = Field(
         None, gt=0, le=10**12, description="Use only this many examples per eval split."
+    )
+    csv: CsvLayout | None = Field(
+        None, description="How `.csv` files are laid out (delimiter, quoting, names for a file without a header row)."
     )
     conll_columns: tuple[int, int] = Field(
         (0, -1),

@@ -6,6 +6,7 @@ non-difference real.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -47,9 +48,43 @@ class RunResult:
     def _records(self) -> dict[str, list[PredictionRecord]]:
         return {}
 
+    @cached_property
+    def tokenizer(self) -> str | None:
+        """A digest of the tokenizer the run saved with its model (None where the folder holds none)."""
+        return tokenizer_identity(self.folder / "model")
+
     def log(self) -> list[dict[str, Any]]:
         path = self.folder / "log.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "tokenizer.model")
+CUTTING = ("model", "added_tokens", "normalizer", "pre_tokenizer")  # what of tokenizer.json decides the tokens
+
+
+def tokenizer_identity(model_dir: Path) -> str | None:
+    """A digest of how a saved tokenizer cuts text (its vocabulary and rules; not its truncation or padding
+    settings), None where `model_dir` holds no tokenizer file."""
+    digest, found = hashlib.sha256(), False
+    for name in TOKENIZER_FILES:
+        path = model_dir / name
+        if not path.is_file():
+            continue
+        found, data = True, path.read_bytes()
+        if name == "tokenizer.json":
+            try:
+                parsed = json.loads(data)
+                data = json.dumps({key: parsed.get(key) for key in CUTTING}, sort_keys=True).encode()
+            except (ValueError, AttributeError):
+                pass
+        digest.update(name.encode() + b"\0" + data + b"\0")
+    return digest.hexdigest() if found else None
+
+
+def tokenizers_differ(pairs: list[tuple[RunResult, RunResult]]) -> bool:
+    """Whether the runs compared cut text with different tokenizers (unknown where a run saved none: not assumed)."""
+    known = {run.tokenizer for pair in pairs for run in pair}
+    return len(known - {None}) > 1
 
 
 def mean_std(values: list[float]) -> Spread:
@@ -103,6 +138,13 @@ def paired_comparison(
     if not pairs or not all(c.records(split) and b.records(split) for c, b in pairs):
         return {}
     aligned, unpaired = shared_units(pairs, split)
+    crossing = tokenizers_differ(pairs)
+    if crossing and any(record.cut_by_tokenizer() for mine, theirs in aligned for record in (*mine, *theirs)):
+        raise PipelineError(
+            f"{cell[0].cell} and {baseline[0].cell} cut text with different tokenizers, and their {split} blocks "
+            "hold text of no one document (packed), so a block of one is no block of the other: compare them on "
+            "blocks of whole documents, or at their own model.max_length"
+        )
     if len(aligned[0][0]) < 2:
         log.warning(
             "%s: the runs share %d scored example(s) of %s; nothing to pair", cell[0].cell, len(aligned[0][0]), split
@@ -117,6 +159,12 @@ def paired_comparison(
     reported = set(pairs[0][0].scores.get(split, {}))
     first = aligned[0][0]
     compared = [m for m in task_type(cell[0].task_type).compared_scores(reported) if m.applies_to(first)]
+    if crossing and any(metric.per_token for metric in compared):
+        log.info(
+            "%s against %s: the tokenizers differ, so per-token scores (%s) are not compared",
+            cell[0].cell, baseline[0].cell, ", ".join(metric.name for metric in compared if metric.per_token),
+        )  # fmt: skip
+        compared = [metric for metric in compared if not metric.per_token]
     result: dict[str, PairedDifference] = {}
     for metric in compared:
         every = [records for mine, theirs in aligned for records in (mine, theirs)]

@@ -60,6 +60,11 @@ class PredictionRecord:
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in line.items() if key in names})
 
+    def cut_by_tokenizer(self) -> bool:
+        """Whether what the record scores was cut by the tokenizer (a block of packed text): such records of two
+        tokenizers hold different text and cannot be paired."""
+        return False
+
     def setting(self) -> str | None:
         """What this record's score depends on beyond its example and the model (e.g. how many documents a retrieval
         query searched): records compared across runs must agree on it. None: nothing."""

@@ -31,6 +31,9 @@ class BlockRecord(PredictionRecord):
     def source_row(self) -> int | None:
         return self.document
 
+    def cut_by_tokenizer(self) -> bool:
+        return self.example is None  # packed from several texts: which text a block holds depends on the tokenizer
+
     @classmethod
     def units(cls, records: Sequence[Self]) -> dict[str, Self]:
         """One unit per document (and block length): its blocks summed, so that two tokenizers, which cut a text
@@ -62,7 +65,7 @@ def loss_at(length: int | None) -> CountedMetric:
     def counts(records: Sequence[BlockRecord], classes: list[str]) -> np.ndarray:
         return ratio_counts([(x.nll, x.predicted_tokens) for x in records if x.length == length])
 
-    return CountedMetric("loss" if length is None else f"loss@{length}", counts, ratio)
+    return CountedMetric("loss" if length is None else f"loss@{length}", counts, ratio, per_token=True)
 
 
 def word_loss() -> CountedMetric:
@@ -84,11 +87,12 @@ def bits_per_byte() -> CountedMetric:
 
 
 def compared(reported: set[str]) -> tuple[CountedMetric, ...]:
-    """`loss`, `loss@L` for every length a run was scored at, `word_loss` when it was scored per word and
-    `bits_per_byte` when it was scored per byte."""
+    """`bits_per_byte` when a run was scored per byte and `word_loss` when per word (first: they compare across
+    tokenizers, so an adaptive sweep decides by them), then `loss` and `loss@L` for every length a run was scored
+    at (per token: left out of a comparison of runs whose tokenizers differ)."""
     lengths = sorted(
         int(name.removeprefix("loss@")) for name in reported if name.startswith("loss@") and "/" not in name
     )
     per_word = (word_loss(),) if "word_loss" in reported else ()
     per_byte = (bits_per_byte(),) if "bits_per_byte" in reported else ()
-    return (loss_at(None), *(loss_at(length) for length in lengths), *per_word, *per_byte)
+    return (*per_byte, *per_word, loss_at(None), *(loss_at(length) for length in lengths))

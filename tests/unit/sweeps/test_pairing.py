@@ -116,3 +116,54 @@ def test_two_tokenizers_are_paired_on_the_same_documents(tmp_path):
     tokens_per_byte = sum(len(text) + 1 for text in TEXTS) / sum(len(text) for text in TEXTS)
     expected = [(2.0 + seed / 10 - 2.5) * tokens_per_byte / math.log(2) for seed in range(3)]
     assert result["bits_per_byte"].seed_differences == pytest.approx(expected)
+
+
+def with_tokenizer(run: RunResult, vocabulary: list[str], truncation: int | None = None) -> RunResult:
+    """Give a fake run a saved tokenizer (its vocabulary; `truncation`, a setting that does not cut text)."""
+    (run.folder / "model").mkdir(exist_ok=True)
+    tokenizer = {"model": {"type": "WordLevel", "vocab": {w: i for i, w in enumerate(vocabulary)}},
+                 "truncation": None if truncation is None else {"max_length": truncation}}  # fmt: skip
+    (run.folder / "model" / "tokenizer.json").write_text(json.dumps(tokenizer))
+    return run
+
+
+def lm_cells(root: Path, cell_vocabulary: list[str], packed: bool = False) -> tuple[list, list]:
+    cell, baseline = [], []
+    for seed in range(3):
+        mine, theirs = lm_lines(TEXTS, 7, 2.0 + seed / 10), lm_lines(TEXTS, 5, 2.5)
+        if packed:  # blocks of no one document: pairable only by position
+            mine, theirs = ([line | {"example": None, "document": None} for line in lines] for lines in (mine, theirs))
+        cell.append(with_tokenizer(run_folder(root, "cell", seed, mine, "language-modeling"), cell_vocabulary, 64))
+        baseline.append(with_tokenizer(run_folder(root, "base", seed, theirs, "language-modeling"), ["a", "b"], 32))
+        for run in (cell[-1], baseline[-1]):
+            run.scores["test"] = {"loss": 0.0, "word_loss": 0.0, "bits_per_byte": 0.0}
+    return cell, baseline
+
+
+def test_per_token_scores_are_compared_only_under_one_tokenizer(tmp_path, caplog):
+    same = paired_comparison(*lm_cells(tmp_path / "same", ["a", "b"]), "test")  # truncation settings differ only
+    assert list(same) == ["bits_per_byte", "word_loss", "loss"]  # the tokenizer-free scores first: they decide
+    with caplog.at_level(logging.INFO):
+        crossing = paired_comparison(*lm_cells(tmp_path / "crossing", ["a", "b", "c"]), "test")
+    assert (
+        list(crossing) == ["bits_per_byte", "word_loss"] and "per-token scores (loss) are not compared" in caplog.text
+    )
+    assert crossing["bits_per_byte"].seed_differences == same["bits_per_byte"].seed_differences
+
+
+def test_packed_blocks_of_two_tokenizers_are_refused(tmp_path):
+    from pipeline.errors import PipelineError
+
+    assert "loss" in paired_comparison(*lm_cells(tmp_path / "same", ["a", "b"], packed=True), "test")
+    with pytest.raises(PipelineError, match="cut text with different tokenizers, and their test blocks hold text"):
+        paired_comparison(*lm_cells(tmp_path / "crossing", ["x"], packed=True), "test")
+
+
+def test_an_adaptive_sweep_across_tokenizers_decides_on_bits_per_byte(tmp_path):
+    from pipeline.sweeps.seeds import SeedPlan
+    from pipeline.sweeps.sweep import SweepState, add_seeds
+
+    cell, baseline = lm_cells(tmp_path, ["a", "b", "c"])
+    state = SweepState({"cell": [0, 1, 2], "base": [0, 1, 2]})
+    add_seeds(state, {"cell": cell, "base": baseline}, "base", SeedPlan(first=3, most=3), None, "test")
+    assert state.decisions["cell"]["deciding_score"] == "bits_per_byte"
