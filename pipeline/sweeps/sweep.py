@@ -151,6 +151,7 @@ def add_seeds(
                 "deciding_score": next(iter(comparison), None),
                 "deciding_split": split,
                 "interval": None if entry is None else [entry.ci_low, entry.ci_high],
+                "examples": None if entry is None else entry.examples,
             }
             continue
         own.append(len(own))

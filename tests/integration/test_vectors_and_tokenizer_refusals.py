@@ -113,3 +113,21 @@ def test_a_three_megabyte_json_row_is_read(tmp_path):
     write_jsonl(path, [{"text": "word " * 600_000, "label": "pos"}, {"text": "short", "label": "neg"}])
     table = read_table(path)
     assert table.num_rows == 2 and len(table.column("text")[0].as_py()) == 3_000_000
+
+
+def test_a_cached_vectors_entry_resealed_with_nan_is_refused(tmp_path, monkeypatch):
+    """An entry whose seal matches (resealed by hand) but whose vectors are NaN: refused when read, not trained on."""
+    from pipeline.cache import seal
+    from pipeline.errors import PipelineError
+    from pipeline.recipe.layers import VectorTraining
+    from pipeline.surgery import trained_vectors
+
+    monkeypatch.setenv("EMBEDLAB_CACHE", str(tmp_path / "cache"))
+    spec, sentences = VectorTraining(method="skipgram", dim=4, min_count=1), [["good", "movie"], ["bad", "plot"]]
+    folder = tmp_path / "cache" / "vectors" / trained_vectors._cache_key(spec, sentences, 0)
+    folder.mkdir(parents=True)
+    (folder / trained_vectors.WORD2VEC_FILE).write_text("4 4\n" + "".join(f"{w} nan nan nan nan\n" for w in
+                                                                         ("good", "movie", "bad", "plot")))  # fmt: skip
+    seal(folder, folder.name)
+    with pytest.raises(PipelineError, match="holds 4 vector\\(s\\) that are not finite numbers"):
+        trained_vectors.vectors_of_sentences(spec, sentences, 0)
