@@ -6,6 +6,7 @@ family (`Family.new_rotation`, `Family.stop_rotation`); `freeze` and `finetune` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -30,7 +31,8 @@ from pipeline.surgery.job import SurgeryJob
 from pipeline.surgery.registry import PositionSurgery, implements
 from pipeline.surgery.tables import FixedTable, ProjectedLookup, extended_table, sinusoidal_table, table_of
 
-NewPositionTable = Any  # (policy, old module, rows) → (new module, description)
+# A variant's table maker: (policy, the old module, rows) → (the new module, what it is in words).
+NewPositionTable = Callable[[Any, nn.Module, int], tuple[nn.Module, str]]
 
 
 def sinusoidal_positions(policy: SinusoidalPositions, old: nn.Module, rows: int) -> tuple[nn.Module, str]:
@@ -98,18 +100,15 @@ def replace_positions(
     return source, rows
 
 
-def rotation_in_words(family: Family, model: PreTrainedModel, policy: PositionPolicy, kept: bool) -> str:
-    """What a rotary family's positions now are (a line; the details go in the report's `rotary`)."""
+def describe_rotation(
+    family: Family, model: PreTrainedModel, policy: PositionPolicy, kept: bool
+) -> tuple[str, dict[str, Any] | None]:
+    """What a rotary family's positions now are: a line, and the details for the report (asked of the family once)."""
     details = family.rotary_positions(model)
     if details is None:
-        return f"none ({family.no_position_table})"
-    return details["summary"] + (f" (policy {policy.tags['policy']}: the rotation has no parameters, nothing to train)"
-                                 if kept else "")  # fmt: skip
-
-
-def rotary_details(family: Family, model: PreTrainedModel) -> dict[str, Any] | None:
-    details = family.rotary_positions(model)
-    return None if details is None else {key: value for key, value in details.items() if key != "summary"}
+        return f"none ({family.no_position_table})", None
+    kept_words = f" (policy {policy.tags['policy']}: the rotation has no parameters, nothing to train)" if kept else ""
+    return details["summary"] + kept_words, {key: value for key, value in details.items() if key != "summary"}
 
 
 class DescribedPositions(PositionSurgery):
@@ -127,8 +126,8 @@ class DescribedPositions(PositionSurgery):
         changed = self.change(policy, job)
         if not job.family.rotary:
             return changed
-        job.report.rotary = rotary_details(job.family, job.model)
-        return rotation_in_words(job.family, job.model, policy, kept=self.keeps)
+        words, job.report.rotary = describe_rotation(job.family, job.model, policy, kept=self.keeps)
+        return words
 
 
 @implements(FrozenPositions, FinetunedPositions)
