@@ -52,11 +52,13 @@ def damage(folder: Path) -> str | None:
         return UNSEALED
     try:
         record = json.loads((folder / SEAL).read_text())
-        sealed, key = record["files"], record["key"]
+        sealed, key = record["files"], record.get("key")
         if not isinstance(sealed, dict) or not all(isinstance(entry, dict) for entry in sealed.values()):
             raise TypeError
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"{SEAL} is not a seal this version wrote"
+    if key is None:  # a whole seal of the version before seals named their key: older, not damaged
+        return UNSEALED
     if key != folder.name:
         return f"sealed as entry {str(key)[:16]}..., found under {folder.name[:16]}..."
     links = [path.name for path in folder.rglob("*") if path.is_symlink()]

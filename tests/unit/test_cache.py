@@ -3,6 +3,7 @@ warning, a dead writer's partial is removed, and a cache folder that cannot be w
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -76,6 +77,15 @@ def test_an_entry_moved_under_another_key_is_damage(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert not usable(tmp_path / "short", "encoded splits") and not usable(tmp_path / "long", "encoded splits")
     assert caplog.text.count("sealed as entry") == 2
+
+
+def test_a_seal_from_before_seals_named_their_key_is_an_older_version(tmp_path, caplog):
+    make(tmp_path / "key")
+    record = json.loads((tmp_path / "key" / SEAL).read_text())
+    (tmp_path / "key" / SEAL).write_text(json.dumps({"files": record["files"]}))
+    with caplog.at_level(logging.INFO):
+        assert not usable(tmp_path / "key", "test")
+    assert "is from an older version: making it again" in caplog.text and "damaged" not in caplog.text
 
 
 @pytest.mark.parametrize("garbled", ['{"files": [1, 2]}', "not json", '{"key": "key"}'])
